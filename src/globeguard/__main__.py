@@ -1,0 +1,3 @@
+from globeguard.cli import main
+
+main()

@@ -1,0 +1,65 @@
+"""Start-up and shutdown of a process: migrate, seed what must exist, load keys, run the
+background loops. Shared by `serve` and the CLI commands."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from globeguard.db.migrate import startup_lock, upgrade
+from globeguard.identity.bootstrap import ensure_bootstrap_admin
+from globeguard.wiring import Container
+
+log = logging.getLogger(__name__)
+# Keys rotated by another process (`globeguard keys rotate`) are picked up this often, and
+# at once when a token names a kid we have not loaded.
+KEY_RELOAD_INTERVAL_S = 60.0
+
+
+async def prepare(app: Container) -> None:
+    if app.settings.db.migrate_on_start:
+        await upgrade(app.db.engine)
+    async with startup_lock(app.db.engine):
+        async with app.db.transaction() as session:
+            await app.roles.ensure_builtin(session)
+            await app.signing_keys.ensure(session)
+            boot = app.settings.bootstrap
+            password = boot.admin_password.get_secret_value() if boot.admin_password else None
+            await ensure_bootstrap_admin(
+                app.users, session, boot.admin_username, password, boot.admin_email
+            )
+    await reload_keys(app)
+
+
+async def reload_keys(app: Container) -> None:
+    async with app.db.read() as session:
+        await app.signing_keys.load(session, app.ring)
+
+
+async def _key_reloader(app: Container) -> None:
+    while True:
+        await asyncio.sleep(KEY_RELOAD_INTERVAL_S)
+        try:
+            await reload_keys(app)
+        except Exception:  # a DB hiccup must not kill the loop; next round retries
+            log.exception("reloading signing keys failed")
+
+
+@asynccontextmanager
+async def running(app: Container) -> AsyncIterator[None]:
+    await prepare(app)
+    tasks = [asyncio.create_task(_key_reloader(app), name="key-reloader")]
+    if app.revocation_listener is not None:
+        tasks.append(asyncio.create_task(app.revocation_listener.run(), name="revocations"))
+    try:
+        yield
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await app.db.dispose()

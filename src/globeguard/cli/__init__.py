@@ -1,0 +1,18 @@
+"""`globeguard` command line: one module per command group."""
+
+from __future__ import annotations
+
+import typer
+
+from globeguard.cli import admin, db, keys, serve
+
+app = typer.Typer(help="Globeguard: self-hosted identity with login intelligence.",
+                  no_args_is_help=True, add_completion=False)
+app.command("serve")(serve.serve)
+app.add_typer(db.app, name="db")
+app.add_typer(admin.app, name="admin")
+app.add_typer(keys.app, name="keys")
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+import typer
+import uvicorn
+
+from globeguard.settings import Settings
+
+
+def serve(
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    workers: int = typer.Option(1, help="Processes (PostgreSQL only; SQLite is single-process)."),
+) -> None:
+    """Run the API (and, when embedded, its background loops)."""
+    settings = Settings()
+    if workers > 1 and settings.db.is_sqlite:
+        raise typer.BadParameter("SQLite supports one process; use PostgreSQL for --workers > 1")
+    uvicorn.run(
+        "globeguard.app:create_app", factory=True, host=host, port=port, workers=workers,
+        log_level=settings.log_level, proxy_headers=False, server_header=False,
+    )

@@ -1,0 +1,75 @@
+"""Engines: SQLite with WAL, foreign keys and a busy timeout; PostgreSQL pooled via asyncpg."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+
+from globeguard.settings import DatabaseSettings
+
+
+def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+    url = make_url(settings.url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(settings, url)
+    if url.drivername == "postgresql":
+        url = url.set(drivername="postgresql+asyncpg")
+    return create_async_engine(
+        url,
+        echo=settings.echo,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_recycle=int(settings.pool_recycle.total_seconds()),
+        pool_pre_ping=True,
+    )
+
+
+def _sqlite_engine(settings: DatabaseSettings, url: Any) -> AsyncEngine:
+    if url.database and url.database != ":memory:":
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    busy_ms = int(settings.sqlite_busy_timeout.total_seconds() * 1000)
+    # One connection: the process is SQLite's only writer, and queueing on the pool (an asyncio
+    # wait) is far cheaper than SQLite's busy handler, which sleeps in millisecond steps and
+    # fails read-then-write transactions whose snapshot went stale. Never hold a session
+    # across slow work such as password hashing (see Database.read()).
+    engine = create_async_engine(
+        url,
+        echo=settings.echo,
+        connect_args={"timeout": busy_ms / 1000},
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=30,
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        # pysqlite's own BEGIN handling defers the transaction start and breaks SAVEPOINT;
+        # we emit BEGIN ourselves (SQLAlchemy's documented SQLite recipe).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(conn: Any) -> None:
+        # IMMEDIATE takes the write lock up front: when another process (a worker) shares the
+        # file, we wait on busy_timeout instead of failing a read-then-write upgrade.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def create_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    # A Session subclass per engine, so commit hooks (cache eviction) stay with their app.
+    session_class = type("GlobeguardSession", (Session,), {})
+    return async_sessionmaker(
+        engine, expire_on_commit=False, autoflush=True, sync_session_class=session_class
+    )

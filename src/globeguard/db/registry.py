@@ -1,0 +1,7 @@
+"""Imports every models module so Base.metadata is complete (Alembic, tests)."""
+
+from globeguard.db.base import Base
+from globeguard.events import models as _events  # noqa: F401
+from globeguard.identity import models as _identity  # noqa: F401
+
+metadata = Base.metadata

@@ -1,0 +1,31 @@
+"""The closed catalogue of event types written to the outbox."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class EventType(StrEnum):
+    USER_CREATED = "user.created"
+    USER_UPDATED = "user.updated"
+    USER_DELETED = "user.deleted"
+    USER_RESTORED = "user.restored"
+    USER_ERASED = "user.erased"
+    USER_BLOCKED = "user.blocked"
+    USER_UNBLOCKED = "user.unblocked"
+    SIGNIN_SUCCEEDED = "user.signin.succeeded"
+    SIGNIN_FAILED = "user.signin.failed"
+    LOGOUT = "user.logout"
+    LOGOUT_ALL = "user.logout_all"
+    REFRESH_REUSE_DETECTED = "user.refresh_token.reused"
+    PASSWORD_CHANGED = "user.password_changed"
+    API_KEY_CREATED = "api_key.created"
+    API_KEY_REVOKED = "api_key.revoked"
+    ROLE_ASSIGNED = "role.assigned"
+    ROLE_REMOVED = "role.removed"
+    ROLE_CREATED = "role.created"
+    ROLE_UPDATED = "role.updated"
+    ROLE_DELETED = "role.deleted"
+    CLIENT_CREATED = "client.created"
+    CLIENT_REVOKED = "client.revoked"
+    SIGNING_KEY_ROTATED = "signing_key.rotated"

@@ -1,0 +1,55 @@
+"""/audit: the outbox read as an audit trail."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+from pydantic import BaseModel, ConfigDict
+
+from globeguard.events.catalog import EventType
+from globeguard.events.repository import OutboxRepository
+from globeguard.identity.dependencies import ContainerDep, DbSession, require
+from globeguard.identity.permissions import Permission
+from globeguard.identity.principal import Principal
+
+router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+
+
+class AuditEvent(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+    seq: int
+    event_id: str
+    type: str
+    occurred_at: datetime
+    actor: str
+    user_id: uuid.UUID | None
+    aggregate_type: str
+    aggregate_id: str | None
+    aggregate_version: int | None
+    payload: dict[str, Any]
+
+
+class AuditPage(BaseModel):
+    items: list[AuditEvent]
+    next_after: int | None
+
+
+@router.get("", response_model=AuditPage)
+async def read_audit(
+    app: ContainerDep,
+    session: DbSession,
+    _: Annotated[Principal, Depends(require(Permission.AUDIT_READ))],
+    user_id: uuid.UUID | None = None,
+    type: Annotated[list[EventType] | None, Query()] = None,  # noqa: A002 - public name
+    after: Annotated[int, Query(ge=0, description="Return events after this seq.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+):
+    """Security-relevant changes, oldest first. Page on with `after=next_after`."""
+    rows = await OutboxRepository(session).page(
+        user_id=user_id, types=[t.value for t in type or []], after=after, limit=limit
+    )
+    next_after = rows[-1].seq if len(rows) == limit else None
+    return AuditPage(items=[AuditEvent.model_validate(r) for r in rows], next_after=next_after)

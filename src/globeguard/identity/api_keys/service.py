@@ -1,0 +1,121 @@
+"""API keys: `ggk_<key id>_<secret>`; the key id is public, the secret (32 random bytes) is
+kept only as SHA-256 and compared in constant time."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from globeguard.events.catalog import EventType
+from globeguard.events.outbox import record
+from globeguard.identity.api_keys.repository import ApiKeyRepository
+from globeguard.identity.models import ApiKey
+from globeguard.identity.grants import grants_of
+from globeguard.kit.clock import as_utc, utcnow
+from globeguard.kit.crypto import random_token, same_digest, sha256_hex
+from globeguard.kit.errors import Forbidden, NotFound, Unauthorized, Unprocessable
+
+PREFIX = "ggk_"
+KEY_PATTERN = re.compile(r"^ggk_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$")
+
+
+def new_key_id() -> str:
+    return base64.b32encode(os.urandom(10)).decode().lower()
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedKey:
+    key_id: str
+    user_id: uuid.UUID
+    scopes: frozenset[str]
+    roles: tuple[str, ...]
+
+
+class ApiKeyService:
+    async def create(
+        self, session: AsyncSession, owner_id: uuid.UUID, name: str,
+        scopes: Iterable[str], expires_at: datetime | None, actor: str,
+    ) -> tuple[ApiKey, str]:
+        requested = sorted(set(scopes))
+        allowed = (await grants_of(session, owner_id)).scopes
+        beyond = [s for s in requested if s not in allowed]
+        if beyond:
+            raise Forbidden(
+                f"cannot grant scopes the owner does not hold: {', '.join(beyond)}",
+                code="scope_not_allowed", scopes=beyond,
+            )
+        if expires_at is not None and as_utc(expires_at) <= utcnow():
+            raise Unprocessable("expires_at must be in the future", code="invalid_expiry")
+        secret = random_token(32)
+        key = ApiKey(
+            key_id=new_key_id(), secret_hash=sha256_hex(secret), user_id=owner_id,
+            name=name, scopes=requested, expires_at=expires_at,
+        )
+        ApiKeyRepository(session).add(key)
+        await session.flush()
+        record(
+            session, EventType.API_KEY_CREATED, actor=actor, aggregate_type="api_key",
+            aggregate_id=key.key_id, user_id=owner_id,
+            payload={"key_id": key.key_id, "name": name, "scopes": requested},
+        )
+        return key, f"{PREFIX}{key.key_id}_{secret}"
+
+    async def revoke(
+        self, session: AsyncSession, key_uuid: uuid.UUID, owner_id: uuid.UUID | None, actor: str
+    ) -> ApiKey:
+        """`owner_id` None means an admin acting on anyone's key."""
+        key = await ApiKeyRepository(session).get(key_uuid)
+        if key is None or (owner_id is not None and key.user_id != owner_id):
+            raise NotFound("no such API key", code="api_key_not_found")
+        if key.revoked_at is None:
+            key.revoked_at = utcnow()
+            record(
+                session, EventType.API_KEY_REVOKED, actor=actor, aggregate_type="api_key",
+                aggregate_id=key.key_id, user_id=key.user_id, payload={"key_id": key.key_id},
+            )
+        return key
+
+
+class ApiKeyAuthenticator:
+    def __init__(self, last_used_resolution: timedelta) -> None:
+        self.resolution = last_used_resolution
+        # Per-process memo of the last write, so a hot key costs no UPDATE most of the time.
+        self._touched: dict[str, float] = {}
+
+    async def authenticate(self, session: AsyncSession, presented: str) -> AuthenticatedKey:
+        match = KEY_PATTERN.match(presented.strip())
+        if match is None:
+            raise Unauthorized("malformed API key", code="invalid_api_key")
+        key_id, secret = match.groups()
+        found = await ApiKeyRepository(session).with_owner(key_id)
+        if found is None or not same_digest(secret, found[0].secret_hash):
+            raise Unauthorized("invalid API key", code="invalid_api_key")
+        key, owner = found
+        now = utcnow()
+        if key.revoked_at is not None:
+            raise Unauthorized("API key revoked", code="invalid_api_key")
+        if key.expires_at is not None and key.expires_at <= now:
+            raise Unauthorized("API key expired", code="invalid_api_key")
+        if owner.status != "active":
+            raise Unauthorized("account is not active", code="invalid_api_key")
+        grants = await grants_of(session, owner.id)
+        await self._touch(session, key, now)
+        return AuthenticatedKey(
+            key.key_id, owner.id, frozenset(grants.scopes.intersection(key.scopes)),
+            tuple(grants.roles),
+        )
+
+    async def _touch(self, session: AsyncSession, key: ApiKey, now: datetime) -> None:
+        memo = self._touched.get(key.key_id, 0.0)
+        if time.monotonic() - memo < self.resolution.total_seconds():
+            return
+        self._touched[key.key_id] = time.monotonic()
+        await ApiKeyRepository(session).touch(key.id, now, now - self.resolution)

@@ -1,0 +1,264 @@
+"""Sign-up, sign-in, OAuth2 token endpoint, logout, introspection, discovery documents."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request, status
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+
+from globeguard.identity.auth.service import SignedIn
+from globeguard.identity.auth.tokens_service import IssuedTokens, OAuthError
+from globeguard.identity.dependencies import (
+    TOKEN_URL,
+    ClientCtx,
+    ContainerDep,
+    CurrentPrincipal,
+    CurrentUser,
+    DbSession,
+)
+from globeguard.identity.permissions import Permission
+from globeguard.identity.tokens import InvalidToken
+from globeguard.identity.users.schemas import UserCreate, UserRead
+from globeguard.identity.users.views import user_read
+from globeguard.kit.errors import AppError, BadRequest
+
+router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+well_known = APIRouter(tags=["discovery"])
+
+
+class SigninRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    username: str = Field(
+        min_length=1, max_length=320,
+        validation_alias=AliasChoices("username", "user_name", "email"),
+        description="Username or email address.",
+    )
+    password: str = Field(min_length=1, max_length=1024)
+    scope: str | None = Field(default=None, max_length=2048)
+
+
+class TokenResponse(BaseModel):
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+
+
+class SessionResponse(TokenResponse):
+    user: UserRead
+    user_id: str = Field(description="Same as user.id.")
+    username: str
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    refresh_token: str = Field(min_length=1, max_length=256)
+
+
+class LogoutRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    refresh_token: str | None = Field(default=None, max_length=256)
+
+
+class LogoutAllRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_api_keys: bool = Field(
+        default=False, description="Also revoke every API key of the account."
+    )
+
+
+class LogoutResponse(BaseModel):
+    message: str
+    sessions_revoked: int
+    api_keys_revoked: int = 0
+
+
+def _token_body(tokens: IssuedTokens) -> dict[str, Any]:
+    return {
+        "access_token": tokens.access_token, "token_type": tokens.token_type,
+        "expires_in": tokens.expires_in, "scope": tokens.scope,
+        "refresh_token": tokens.refresh_token,
+    }
+
+
+def _session_body(signed: SignedIn) -> SessionResponse:
+    return SessionResponse(
+        **_token_body(signed.tokens), user=user_read(signed.user, signed.roles),
+        user_id=str(signed.user.id), username=signed.user.username,
+    )
+
+
+@router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=SessionResponse)
+async def signup(body: UserCreate, app: ContainerDep, session: DbSession, ctx: ClientCtx):
+    signed = await app.auth.signup(session, body.model_dump(exclude_unset=False), ctx)
+    return _session_body(signed)
+
+
+@router.post("/signin", response_model=SessionResponse)
+async def signin(body: SigninRequest, app: ContainerDep, session: DbSession, ctx: ClientCtx):
+    signed = await app.auth.signin(session, body.username, body.password, body.scope, ctx)
+    return _session_body(signed)
+
+
+def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    header = request.headers.get("authorization", "")
+    if not header.lower().startswith("basic "):
+        return None
+    try:
+        decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
+        client_id, _, secret = decoded.partition(":")
+    except (binascii.Error, UnicodeDecodeError) as exc:
+        raise OAuthError("invalid_client", "malformed Basic credentials", status=401) from exc
+    return client_id, secret
+
+
+@router.post("/token", response_model=TokenResponse, response_model_exclude_none=True)
+async def token(
+    request: Request,
+    app: ContainerDep,
+    session: DbSession,
+    ctx: ClientCtx,
+    grant_type: Annotated[str, Form()],
+    username: Annotated[str | None, Form()] = None,
+    password: Annotated[str | None, Form()] = None,
+    refresh_token: Annotated[str | None, Form()] = None,
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
+    scope: Annotated[str | None, Form()] = None,
+):
+    """OAuth 2.0 token endpoint (form-encoded): `password`, `refresh_token` and
+    `client_credentials` grants. Client credentials go in HTTP Basic or the form."""
+    if grant_type == "password":
+        if not username or not password:
+            raise OAuthError("invalid_request", "username and password are required")
+        issued = await app.auth.password_grant(session, username, password, scope, ctx)
+    elif grant_type == "refresh_token":
+        if not refresh_token:
+            raise OAuthError("invalid_request", "refresh_token is required")
+        issued = await app.auth.issuer.rotate(session, refresh_token)
+    elif grant_type == "client_credentials":
+        basic = _basic_credentials(request)
+        cid, secret = basic if basic else (client_id, client_secret)
+        if not cid or not secret:
+            raise OAuthError("invalid_client", "client authentication is required", status=401)
+        issued = await app.auth.client_credentials(session, cid, secret, scope)
+    else:
+        raise OAuthError("unsupported_grant_type", f"grant_type '{grant_type}' is not supported")
+    return _token_body(issued)
+
+
+@router.post("/refresh", response_model=TokenResponse)
+async def refresh(body: RefreshRequest, app: ContainerDep, session: DbSession):
+    """Trade a refresh token for a new pair. The presented token is used up."""
+    return _token_body(await app.auth.issuer.rotate(session, body.refresh_token))
+
+
+@router.post("/logout", response_model=LogoutResponse)
+async def logout(
+    principal: CurrentUser, app: ContainerDep, session: DbSession,
+    body: LogoutRequest | None = None,
+):
+    """End this session: its refresh tokens and its access tokens stop working."""
+    if body and body.refresh_token:
+        ended = await app.auth.logout_by_refresh(session, body.refresh_token)
+    elif principal.session_id is not None and principal.user_id is not None:
+        ended = await app.auth.logout(session, principal.user_id, principal.session_id)
+    else:
+        raise BadRequest(
+            "an API key has no session; revoke the key or use logout-all", code="no_session"
+        )
+    count = 1 if ended else 0
+    return LogoutResponse(message=f"logged out, {count} session ended", sessions_revoked=count)
+
+
+@router.post("/logout-all", response_model=LogoutResponse)
+async def logout_all(
+    principal: CurrentUser, app: ContainerDep, session: DbSession,
+    body: LogoutAllRequest | None = None,
+):
+    """End every session of the account; every access token already issued fails at once."""
+    assert principal.user_id is not None
+    include_keys = bool(body and body.include_api_keys)
+    sessions, keys = await app.auth.logout_all(
+        session, principal.user_id, include_api_keys=include_keys, actor=principal.actor
+    )
+    return LogoutResponse(
+        message=f"logged out, {sessions} sessions ended", sessions_revoked=sessions,
+        api_keys_revoked=keys,
+    )
+
+
+@router.post("/introspect")
+async def introspect(
+    request: Request,
+    app: ContainerDep,
+    session: DbSession,
+    token: Annotated[str, Form()],
+    token_type_hint: Annotated[str | None, Form()] = None,
+    client_id: Annotated[str | None, Form()] = None,
+    client_secret: Annotated[str | None, Form()] = None,
+) -> dict[str, Any]:
+    """RFC 7662. The caller authenticates as a machine client (Basic or form) or with a
+    credential holding `users:read`. Anything not valid right now is `{"active": false}`."""
+    await _authorize_introspection(request, app, session, client_id, client_secret)
+    try:
+        principal = await app.authenticator.from_bearer(session, token)
+    except (AppError, InvalidToken):
+        return {"active": False}
+    claims = app.ring.verify(token).raw
+    return {
+        "active": True, "token_type": "access_token", "scope": claims.get("scope", ""),
+        "sub": principal.subject, "client_id": claims.get("client_id"),
+        "username": claims.get("preferred_username"), "exp": claims["exp"], "iat": claims["iat"],
+        "iss": claims["iss"], "aud": claims["aud"], "jti": claims["jti"], "sid": claims.get("sid"),
+    }
+
+
+async def _authorize_introspection(
+    request: Request, app: ContainerDep, session: DbSession,
+    client_id: str | None, client_secret: str | None,
+) -> None:
+    basic = _basic_credentials(request)
+    cid, secret = basic if basic else (client_id, client_secret)
+    if cid and secret:
+        await app.auth.client_credentials(session, cid, secret, None)
+        return
+    token = request.headers.get("authorization", "")
+    if token.lower().startswith("bearer "):
+        caller = await app.authenticator.from_bearer(session, token[7:].strip())
+    elif api_key := request.headers.get("x-api-key"):
+        caller = await app.authenticator.from_api_key(session, api_key)
+    else:
+        raise OAuthError("invalid_client", "authenticate to introspect tokens", status=401)
+    caller.require(Permission.USERS_READ)
+
+
+@well_known.get("/.well-known/jwks.json")
+async def jwks(app: ContainerDep) -> dict[str, Any]:
+    return app.ring.jwks()
+
+
+@well_known.get("/.well-known/openid-configuration")
+async def openid_configuration(app: ContainerDep) -> dict[str, Any]:
+    issuer = app.settings.auth.issuer.rstrip("/")
+    return {
+        "issuer": app.settings.auth.issuer,
+        "jwks_uri": f"{issuer}/.well-known/jwks.json",
+        "token_endpoint": f"{issuer}{TOKEN_URL}",
+        "introspection_endpoint": f"{issuer}/api/v1/auth/introspect",
+        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic", "client_secret_post", "bearer",
+        ],
+        "id_token_signing_alg_values_supported": ["ES256"],
+        "scopes_supported": sorted(["profile", *Permission]),
+        "claims_supported": ["sub", "sid", "scope", "roles", "ver", "preferred_username"],
+        "response_types_supported": ["token"],
+        "subject_types_supported": ["public"],
+    }

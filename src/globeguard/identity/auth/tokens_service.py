@@ -1,0 +1,173 @@
+"""Minting sessions, access tokens and rotating refresh tokens."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from globeguard.events.catalog import EventType
+from globeguard.events.outbox import record
+from globeguard.identity.auth.repository import SessionRepository
+from globeguard.identity.grants import grants_of
+from globeguard.identity.models import AuthSession, MachineClient, RefreshToken, User
+from globeguard.identity.revocation import announce
+from globeguard.identity.tokens import KeyRing
+from globeguard.identity.users.repository import UserRepository
+from globeguard.kit.clock import utcnow
+from globeguard.kit.crypto import random_token, sha256_hex
+from globeguard.kit.errors import AppError
+from globeguard.settings import AuthSettings
+
+REFRESH_PREFIX = "ggr_"
+
+
+class OAuthError(AppError):
+    """RFC 6749 §5.2 errors; `error` and `error_description` ride along the problem body."""
+
+    status, code, title = 400, "invalid_grant", "Invalid grant"
+
+    def __init__(self, error: str, description: str, *, status: int = 400, keep_changes: bool = False):
+        super().__init__(
+            description, code=error, keep_changes=keep_changes,
+            error=error, error_description=description,
+        )
+        self.status = status
+        if status == 401:
+            self.headers["WWW-Authenticate"] = 'Basic realm="globeguard"'
+
+
+@dataclass(frozen=True, slots=True)
+class ClientContext:
+    ip: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedTokens:
+    access_token: str
+    expires_in: int
+    scope: str
+    refresh_token: str | None = None
+    session_id: uuid.UUID | None = None
+    token_type: str = "Bearer"
+
+
+class TokenIssuer:
+    def __init__(self, ring: KeyRing, settings: AuthSettings) -> None:
+        self.ring = ring
+        self.settings = settings
+
+    def access_token_for_user(
+        self, user: User, roles: list[str], scopes: list[str], session_id: uuid.UUID
+    ) -> tuple[str, int]:
+        claims = {
+            "sub": str(user.id),
+            "sid": str(session_id),
+            "scope": " ".join(scopes),
+            "roles": roles,
+            "ver": user.token_version,
+            "gty": "password",
+            "preferred_username": user.username,
+        }
+        token, _ = self.ring.sign(claims, self.settings.access_token_ttl)
+        return token, int(self.settings.access_token_ttl.total_seconds())
+
+    def access_token_for_client(self, client: MachineClient, scopes: list[str]) -> tuple[str, int]:
+        claims = {
+            "sub": client.client_id,
+            "client_id": client.client_id,
+            "scope": " ".join(scopes),
+            "roles": [],
+            "ver": client.token_version,
+            "gty": "client_credentials",
+        }
+        token, _ = self.ring.sign(claims, self.settings.access_token_ttl)
+        return token, int(self.settings.access_token_ttl.total_seconds())
+
+    async def start_session(
+        self, session: AsyncSession, user: User, roles: list[str], scopes: list[str],
+        ctx: ClientContext,
+    ) -> IssuedTokens:
+        now = utcnow()
+        auth_session = AuthSession(
+            id=uuid.uuid4(), user_id=user.id, created_at=now, last_seen_at=now,
+            expires_at=now + self.settings.refresh_token_ttl, ip=ctx.ip,
+            user_agent=(ctx.user_agent or "")[:512] or None, scope=" ".join(scopes),
+        )
+        repo = SessionRepository(session)
+        repo.add(auth_session)
+        await session.flush()
+        refresh = self._new_refresh(repo, auth_session.id, parent_id=None, now=now)
+        access, expires_in = self.access_token_for_user(user, roles, scopes, auth_session.id)
+        return IssuedTokens(access, expires_in, " ".join(scopes), refresh, auth_session.id)
+
+    def _new_refresh(
+        self, repo: SessionRepository, session_id: uuid.UUID, parent_id: uuid.UUID | None,
+        now: datetime,
+    ) -> str:
+        secret = REFRESH_PREFIX + random_token(32)
+        repo.add(
+            RefreshToken(
+                session_id=session_id, parent_id=parent_id, token_hash=sha256_hex(secret),
+                issued_at=now, expires_at=now + self.settings.refresh_idle_ttl,
+            )
+        )
+        return secret
+
+    async def rotate(
+        self, session: AsyncSession, presented: str
+    ) -> IssuedTokens:
+        repo = SessionRepository(session)
+        found = await repo.refresh_by_hash(sha256_hex(presented.strip()))
+        if found is None:
+            raise OAuthError("invalid_grant", "unknown refresh token")
+        token, auth_session = found
+        now = utcnow()
+        self._check_alive(token, auth_session, now)
+        if token.used_at is not None or not await repo.claim_refresh(token.id, now):
+            await self._reuse(session, repo, token, auth_session, now)
+        user = await UserRepository(session).get(auth_session.user_id)
+        if user is None or user.status != "active":
+            raise OAuthError("invalid_grant", "account is not active")
+        grants = await grants_of(session, user.id)
+        # A refreshed token never gains scopes the session did not have, and loses any the
+        # user no longer holds.
+        scopes = [s for s in auth_session.scope.split() if s in grants.scopes]
+        roles = grants.roles
+        await repo.touch(auth_session.id, now)
+        refresh = self._new_refresh(repo, auth_session.id, parent_id=token.id, now=now)
+        access, expires_in = self.access_token_for_user(user, roles, scopes, auth_session.id)
+        return IssuedTokens(access, expires_in, " ".join(scopes), refresh, auth_session.id)
+
+    @staticmethod
+    def _check_alive(token: RefreshToken, auth_session: AuthSession, now: datetime) -> None:
+        if auth_session.revoked_at is not None:
+            raise OAuthError("invalid_grant", "session has ended")
+        if auth_session.expires_at <= now or token.expires_at <= now:
+            raise OAuthError("invalid_grant", "refresh token expired")
+
+    async def _reuse(
+        self, session: AsyncSession, repo: SessionRepository, token: RefreshToken,
+        auth_session: AuthSession, now: datetime,
+    ) -> None:
+        """A used token again: fine once more within the grace window if nothing after it was
+        used (two tabs racing); otherwise someone holds a stolen copy, so end the family."""
+        used_at = token.used_at or now
+        in_grace = now - used_at <= self.settings.refresh_reuse_grace
+        if in_grace and not await repo.has_used_child(token.id):
+            return
+        await repo.revoke(auth_session.id, now, "refresh_reuse")
+        await announce(session, f"session:{auth_session.id}")
+        record(
+            session, EventType.REFRESH_REUSE_DETECTED, actor=f"user:{auth_session.user_id}",
+            aggregate_type="user", aggregate_id=str(auth_session.user_id),
+            user_id=auth_session.user_id, payload={"session_id": str(auth_session.id)},
+        )
+        raise OAuthError(
+            "invalid_grant", "refresh token reuse detected; the session has been ended",
+            keep_changes=True,
+        )
+

@@ -1,0 +1,72 @@
+"""Password hashing: argon2id (OWASP m=19 MiB, t=2, p=1) with bcrypt accepted for imports.
+
+Hashing is CPU-bound (~17 ms per verify here), so it runs in worker threads, at most
+`concurrency` at a time: each argon2 verify holds 19 MiB, and more threads than cores only
+queue inside the CPU.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import anyio
+import bcrypt
+from argon2 import PasswordHasher as Argon2Hasher
+from argon2 import Type
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+# bcrypt only ever looked at the first 72 bytes; legacy hashes were made that way.
+BCRYPT_MAX_BYTES = 72
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    ok: bool
+    # A new hash to store: set when the stored one is bcrypt or outdated argon2 parameters.
+    upgraded_hash: str | None = None
+
+
+class PasswordHasher:
+    def __init__(self, concurrency: int, *, memory_kib: int = 19 * 1024, time_cost: int = 2):
+        self._argon2 = Argon2Hasher(
+            time_cost=time_cost, memory_cost=memory_kib, parallelism=1, type=Type.ID
+        )
+        self._limiter = anyio.CapacityLimiter(concurrency)
+        # Unknown users are verified against this, so they cost as long as known ones and
+        # response time does not reveal which usernames exist.
+        self._dummy_hash = self._argon2.hash("globeguard-timing-equaliser")
+
+    async def hash(self, password: str) -> str:
+        return await anyio.to_thread.run_sync(self._argon2.hash, password, limiter=self._limiter)
+
+    async def verify(self, stored_hash: str | None, password: str) -> Verification:
+        return await anyio.to_thread.run_sync(
+            self.verify_sync, stored_hash, password, limiter=self._limiter
+        )
+
+    def verify_sync(self, stored_hash: str | None, password: str) -> Verification:
+        if stored_hash is None:
+            self._verify_argon2(self._dummy_hash, password)
+            return Verification(ok=False)
+        if stored_hash.startswith(BCRYPT_PREFIXES):
+            ok = self._verify_bcrypt(stored_hash, password)
+            return Verification(ok=ok, upgraded_hash=self._argon2.hash(password) if ok else None)
+        if not self._verify_argon2(stored_hash, password):
+            return Verification(ok=False)
+        upgraded = self._argon2.hash(password) if self._argon2.check_needs_rehash(stored_hash) else None
+        return Verification(ok=True, upgraded_hash=upgraded)
+
+    def _verify_argon2(self, stored_hash: str, password: str) -> bool:
+        try:
+            return self._argon2.verify(stored_hash, password)
+        except (VerifyMismatchError, VerificationError, InvalidHashError):
+            return False
+
+    @staticmethod
+    def _verify_bcrypt(stored_hash: str, password: str) -> bool:
+        candidate = password.encode()[:BCRYPT_MAX_BYTES]
+        try:
+            return bcrypt.checkpw(candidate, stored_hash.encode())
+        except ValueError:
+            return False

@@ -1,0 +1,38 @@
+"""The closed list of permissions. Roles grant permissions; tokens and API keys carry scopes,
+which are permissions plus `profile` (act on one's own account)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Permission(StrEnum):
+    USERS_READ = "users:read"
+    USERS_WRITE = "users:write"
+    USERS_DELETE = "users:delete"
+    ROLES_MANAGE = "roles:manage"
+    CLIENTS_MANAGE = "clients:manage"
+    AUDIT_READ = "audit:read"
+    LOGIN_EVENTS_WRITE = "login_events:write"
+    ANALYTICS_READ = "analytics:read"
+    INGEST = "ingest"
+    EVENTS_MANAGE = "events:manage"
+    JOBS_MANAGE = "jobs:manage"
+
+
+# Every signed-in user may read and change their own account.
+PROFILE_SCOPE = "profile"
+
+ADMIN_ROLE = "admin"
+USER_ROLE = "user"
+BUILTIN_ROLES: dict[str, tuple[str, frozenset[Permission]]] = {
+    ADMIN_ROLE: ("Full access to every account and setting", frozenset(Permission)),
+    USER_ROLE: ("Self-service on one's own account", frozenset()),
+}
+
+ALL_SCOPES: frozenset[str] = frozenset({PROFILE_SCOPE, *Permission})
+
+
+def scopes_for_permissions(permissions: set[str] | frozenset[str]) -> list[str]:
+    """The scope list a user's session token carries: profile plus each granted permission."""
+    return [PROFILE_SCOPE, *sorted(p for p in permissions if p in ALL_SCOPES)]

@@ -1,0 +1,121 @@
+"""Who is calling: a Bearer access token or an `X-API-KEY`, resolved to a Principal."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from globeguard.identity.api_keys.service import ApiKeyAuthenticator
+from globeguard.identity.clients.repository import ClientRepository
+from globeguard.identity.keys import SigningKeyService
+from globeguard.identity.revocation import RevocationCache, SubjectState
+from globeguard.identity.tokens import InvalidToken, KeyRing, TokenClaims
+from globeguard.identity.users.repository import UserRepository
+from globeguard.kit.errors import Forbidden, Unauthorized
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    kind: str  # "user" or "client"
+    subject: str
+    scopes: frozenset[str]
+    roles: tuple[str, ...] = ()
+    session_id: uuid.UUID | None = None
+    api_key_id: str | None = None
+    token_id: str | None = field(default=None, repr=False)
+
+    @property
+    def user_id(self) -> uuid.UUID | None:
+        return uuid.UUID(self.subject) if self.kind == "user" else None
+
+    @property
+    def actor(self) -> str:
+        return f"{self.kind}:{self.subject}"
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    def require(self, scope: str) -> None:
+        if scope not in self.scopes:
+            raise Forbidden(f"this credential lacks the '{scope}' permission", code="forbidden")
+
+
+# A token naming an unknown kid makes us re-read the keys (a rotation in another process),
+# but at most this often, so garbage kids cannot turn into a query per request.
+KEY_RELOAD_MIN_INTERVAL_S = 1.0
+
+
+class Authenticator:
+    def __init__(
+        self, ring: KeyRing, cache: RevocationCache, api_keys: ApiKeyAuthenticator,
+        signing_keys: SigningKeyService,
+    ):
+        self.ring = ring
+        self.cache = cache
+        self.api_keys = api_keys
+        self.signing_keys = signing_keys
+        self._last_reload = 0.0
+
+    async def from_bearer(self, session: AsyncSession, token: str) -> Principal:
+        if not self.ring.knows(token):
+            await self._reload_keys(session)
+        try:
+            claims = self.ring.verify(token)
+        except InvalidToken as exc:
+            raise Unauthorized(str(exc), code="invalid_token") from exc
+        state = await self._state(session, claims)
+        if state is None or not state.active or state.session_revoked:
+            raise Unauthorized("token has been revoked", code="invalid_token")
+        if state.token_version != claims.version:
+            raise Unauthorized("token has been revoked", code="invalid_token")
+        kind = "client" if claims.grant == "client_credentials" else "user"
+        return Principal(
+            kind=kind,
+            subject=claims.sub,
+            scopes=claims.scope,
+            roles=claims.roles,
+            session_id=uuid.UUID(claims.session_id) if claims.session_id else None,
+            token_id=claims.jti,
+        )
+
+    async def _reload_keys(self, session: AsyncSession) -> None:
+        if time.monotonic() - self._last_reload < KEY_RELOAD_MIN_INTERVAL_S:
+            return
+        self._last_reload = time.monotonic()
+        await self.signing_keys.load(session, self.ring)
+
+    async def from_api_key(self, session: AsyncSession, presented: str) -> Principal:
+        key = await self.api_keys.authenticate(session, presented)
+        return Principal(
+            kind="user", subject=str(key.user_id), scopes=key.scopes,
+            roles=key.roles, api_key_id=key.key_id,
+        )
+
+    async def _state(self, session: AsyncSession, claims: TokenClaims) -> SubjectState | None:
+        cached = self.cache.get(claims.sub, claims.session_id)
+        if cached is not None:
+            return cached
+        state = await self._load_state(session, claims)
+        if state is not None:
+            self.cache.put(claims.sub, claims.session_id, state)
+        return state
+
+    async def _load_state(self, session: AsyncSession, claims: TokenClaims) -> SubjectState | None:
+        if claims.grant == "client_credentials":
+            client = await ClientRepository(session).by_client_id(claims.sub)
+            if client is None:
+                return None
+            return SubjectState(client.token_version, client.revoked_at is None, False)
+        try:
+            user_id = uuid.UUID(claims.sub)
+            sid = uuid.UUID(claims.session_id) if claims.session_id else None
+        except ValueError:
+            return None
+        row = await UserRepository(session).subject_state(user_id, sid)
+        if row is None:
+            return None
+        version, status, session_revoked = row
+        return SubjectState(version, status == "active", session_revoked)

@@ -1,0 +1,130 @@
+"""Roles over the closed permission list. Any change to what a user may do bumps their token
+version, so access tokens minted with the old roles stop working at once."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from globeguard.events.catalog import EventType
+from globeguard.events.outbox import record
+from globeguard.identity.models import Role, User
+from globeguard.identity.permissions import ADMIN_ROLE, BUILTIN_ROLES, Permission
+from globeguard.identity.revocation import announce
+from globeguard.identity.users.repository import RoleRepository, UserRepository
+from globeguard.kit.errors import Conflict, NotFound, Unprocessable
+
+
+def _checked_permissions(permissions: Sequence[str]) -> list[str]:
+    known = {p.value for p in Permission}
+    unknown = sorted(set(permissions) - known)
+    if unknown:
+        raise Unprocessable(
+            f"unknown permissions: {', '.join(unknown)}", code="unknown_permission",
+            allowed=sorted(known),
+        )
+    return sorted(set(permissions))
+
+
+class RoleService:
+    async def ensure_builtin(self, session: AsyncSession) -> None:
+        repo = RoleRepository(session)
+        for name, (description, permissions) in BUILTIN_ROLES.items():
+            role = await repo.by_name(name)
+            if role is None:
+                repo.add(Role(name=name, description=description, builtin=True,
+                              permissions=sorted(permissions)))
+            elif set(role.permissions) != set(permissions):
+                # New releases may add permissions; the built-in roles follow the code.
+                role.permissions = sorted(permissions)
+        await session.flush()
+
+    async def get(self, session: AsyncSession, role_id: uuid.UUID) -> Role:
+        role = await RoleRepository(session).get(role_id)
+        if role is None:
+            raise NotFound("no such role", code="role_not_found")
+        return role
+
+    async def by_name(self, session: AsyncSession, name: str) -> Role:
+        role = await RoleRepository(session).by_name(name)
+        if role is None:
+            raise NotFound(f"no role named '{name}'", code="role_not_found")
+        return role
+
+    async def create(
+        self, session: AsyncSession, name: str, description: str | None,
+        permissions: Sequence[str], actor: str,
+    ) -> Role:
+        repo = RoleRepository(session)
+        if await repo.by_name(name) is not None:
+            raise Conflict("a role with that name exists", code="role_exists")
+        role = Role(name=name, description=description, permissions=_checked_permissions(permissions))
+        repo.add(role)
+        await session.flush()
+        self._event(session, EventType.ROLE_CREATED, role, actor, None)
+        return role
+
+    async def update(
+        self, session: AsyncSession, role: Role, description: str | None,
+        permissions: Sequence[str] | None, actor: str,
+    ) -> Role:
+        if role.builtin:
+            raise Conflict("built-in roles cannot be changed", code="role_builtin")
+        if description is not None:
+            role.description = description
+        if permissions is not None:
+            role.permissions = _checked_permissions(permissions)
+            await self._revoke_members(session, role)
+        self._event(session, EventType.ROLE_UPDATED, role, actor, None)
+        return role
+
+    async def delete(self, session: AsyncSession, role: Role, actor: str) -> None:
+        if role.builtin:
+            raise Conflict("built-in roles cannot be deleted", code="role_builtin")
+        await self._revoke_members(session, role)
+        self._event(session, EventType.ROLE_DELETED, role, actor, None)
+        await RoleRepository(session).remove(role)
+
+    async def assign(self, session: AsyncSession, user: User, role: Role, actor: str) -> bool:
+        repo = RoleRepository(session)
+        if await repo.has_assignment(user.id, role.id):
+            return False
+        repo.assign(user.id, role.id)
+        await self._revoke_user(session, user.id)
+        self._event(session, EventType.ROLE_ASSIGNED, role, actor, user.id)
+        return True
+
+    async def unassign(self, session: AsyncSession, user: User, role: Role, actor: str) -> bool:
+        repo = RoleRepository(session)
+        if not await repo.has_assignment(user.id, role.id):
+            return False
+        if role.name == ADMIN_ROLE and user.status == "active":
+            if await repo.count_active_admins(role.id) <= 1:
+                raise Conflict("cannot remove the last active admin", code="last_admin")
+        await repo.unassign(user.id, role.id)
+        await self._revoke_user(session, user.id)
+        self._event(session, EventType.ROLE_REMOVED, role, actor, user.id)
+        return True
+
+    async def _revoke_members(self, session: AsyncSession, role: Role) -> None:
+        for user_id in await RoleRepository(session).member_ids(role.id):
+            await self._revoke_user(session, user_id)
+
+    @staticmethod
+    async def _revoke_user(session: AsyncSession, user_id: uuid.UUID) -> None:
+        await UserRepository(session).bump_token_version(user_id)
+        await announce(session, str(user_id))
+
+    @staticmethod
+    def _event(
+        session: AsyncSession, type_: EventType, role: Role, actor: str, user_id: uuid.UUID | None
+    ) -> None:
+        payload = {"role_id": str(role.id), "role": role.name, "permissions": role.permissions}
+        if user_id is not None:
+            payload["user_id"] = str(user_id)
+        record(
+            session, type_, actor=actor, aggregate_type="role", aggregate_id=str(role.id),
+            user_id=user_id, payload=payload,
+        )

@@ -1,0 +1,510 @@
+"""The user search language: Lucene-like text (as in Auth0's user search) to a small AST.
+
+    query    := or_expr
+    or_expr  := and_expr ("OR" and_expr)*
+    and_expr := unary (["AND"] unary)*          adjacent terms are ANDed
+    unary    := ("NOT" | "-") unary | primary
+    primary  := term | "(" or_expr ")"
+    term     := field ":" (value | value* | "quoted" | "quoted"* | range) | "_exists_:" field
+    range    := ("[" | "{") bound "TO" bound ("]" | "}")     bound: number, ISO 8601 date, *
+
+Pure on purpose (no I/O, no database types): the HTTP layer can reject a bad query before it
+opens a session, and the compiler is the only place that knows about SQL.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal, NoReturn
+
+MAX_QUERY_LENGTH = 2048
+MAX_DEPTH = 32
+MAX_TERMS = 64
+EXISTS_FIELD = "_exists_"
+KEYWORDS = frozenset({"AND", "OR", "NOT"})
+
+# A leading "-" would read as negation, so a field may not start with one.
+_FIELD_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.\-]*")
+_NUMBER_RE = re.compile(r"-?\d+(?:\.\d+)?")
+_DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_DATETIME_RE = re.compile(
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?"
+)
+# Characters that end an unquoted field name or value.
+_WORD_STOP = frozenset('()":')
+_VALUE_STOP = frozenset('()"')
+_RANGE_STOP = frozenset("[]{}()\"")
+
+
+class QueryError(ValueError):
+    """A query the service cannot run; `position` is the 0-based offset of the offending text."""
+
+    def __init__(self, message: str, position: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.position = position
+
+    def __str__(self) -> str:
+        return f"{self.message} (at position {self.position})"
+
+
+class QuerySyntaxError(QueryError):
+    """The text is not a well-formed query."""
+
+
+# --- AST -----------------------------------------------------------------------------------
+# `position` (offset of the term's field) is excluded from equality so that a re-parsed
+# rendering compares equal to the original tree.
+
+def _position() -> int:
+    return dataclasses.field(default=0, compare=False, kw_only=True)
+
+
+@dataclass(frozen=True)
+class Match:
+    """`field:value`. `quoted` matters: unquoted 42 or true may also match a JSON number/bool."""
+
+    field: str
+    value: str
+    quoted: bool = False
+    position: int = _position()
+
+
+@dataclass(frozen=True)
+class Prefix:
+    """`field:value*`: values starting with `prefix`."""
+
+    field: str
+    prefix: str
+    position: int = _position()
+
+
+@dataclass(frozen=True)
+class Range:
+    """`field:[low TO high]`; a `None` end is open (`*`). Ends are number or ISO 8601 text."""
+
+    field: str
+    low: str | None
+    high: str | None
+    include_low: bool = True
+    include_high: bool = True
+    position: int = _position()
+
+    @property
+    def kind(self) -> Literal["number", "datetime"]:
+        end = self.low if self.low is not None else self.high
+        kind = scalar_kind(end or "")
+        return "number" if kind == "number" else "datetime"
+
+
+@dataclass(frozen=True)
+class Exists:
+    """`_exists_:field`: the field is present and not null."""
+
+    field: str
+    position: int = _position()
+
+
+@dataclass(frozen=True)
+class Not:
+    operand: Node
+
+
+@dataclass(frozen=True)
+class And:
+    operands: tuple[Node, ...]
+
+
+@dataclass(frozen=True)
+class Or:
+    operands: tuple[Node, ...]
+
+
+Term = Match | Prefix | Range | Exists
+Node = Term | Not | And | Or
+
+
+def scalar_kind(text: str) -> Literal["number", "date", "datetime"] | None:
+    """Classify a bare value: a number, a calendar date, a date with a time, or neither."""
+    if _NUMBER_RE.fullmatch(text):
+        return "number"
+    if _DATE_RE.fullmatch(text) and _valid_datetime(text):
+        return "date"
+    if _DATETIME_RE.fullmatch(text) and _valid_datetime(text):
+        return "datetime"
+    return None
+
+
+def _valid_datetime(text: str) -> bool:
+    try:
+        datetime.fromisoformat(text)
+    except ValueError:  # the shape matched but e.g. month 13 or Feb 30
+        return False
+    return True
+
+
+# --- Lexer ---------------------------------------------------------------------------------
+# Terms are lexed whole (field, colon, value or range), so the parser only sees operators,
+# parentheses and finished leaves.
+
+TokenKind = Literal["(", ")", "AND", "OR", "NOT", "TERM", "END"]
+
+
+@dataclass(frozen=True)
+class _Token:
+    kind: TokenKind
+    position: int
+    text: str
+    term: Term | None = None
+
+
+class _Lexer:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.pos = 0
+        self.term_count = 0
+
+    def tokens(self) -> list[_Token]:
+        tokens: list[_Token] = []
+        while True:
+            self._skip_space()
+            if self._at_end():
+                tokens.append(_Token("END", self.pos, ""))
+                return tokens
+            tokens.append(self._next_token())
+
+    def _at_end(self) -> bool:
+        return self.pos >= len(self.text)
+
+    def _peek(self) -> str:
+        return "" if self._at_end() else self.text[self.pos]
+
+    def _skip_space(self) -> None:
+        while not self._at_end() and self.text[self.pos].isspace():
+            self.pos += 1
+
+    def _scan(self, stop: frozenset[str]) -> str:
+        start = self.pos
+        while not self._at_end() and not self._ends_word(self.text[self.pos], stop):
+            self.pos += 1
+        return self.text[start : self.pos]
+
+    @staticmethod
+    def _ends_word(char: str, stop: frozenset[str]) -> bool:
+        return char.isspace() or char in stop
+
+    def _next_token(self) -> _Token:
+        start, char = self.pos, self._peek()
+        if char in "()":
+            self.pos += 1
+            return _Token(char, start, char)  # type: ignore[arg-type]
+        if char == "-":
+            return self._minus()
+        word = self._scan(_WORD_STOP)
+        if self._peek() == ":":
+            return self._term(word, start)
+        if word in KEYWORDS:
+            return _Token(word, start, word)  # type: ignore[arg-type]
+        if not word:
+            raise QuerySyntaxError("expected field:value, found a quoted value", start)
+        hint = " (operators are uppercase)" if word.upper() in KEYWORDS else ""
+        raise QuerySyntaxError(f"expected field:value, found {word!r}{hint}", start)
+
+    def _minus(self) -> _Token:
+        start = self.pos
+        self.pos += 1
+        if self._at_end() or self._ends_word(self._peek(), frozenset(")")):
+            raise QuerySyntaxError("'-' must be directly followed by a term", start)
+        return _Token("NOT", start, "-")
+
+    def _term(self, field: str, start: int) -> _Token:
+        if not field:
+            raise QuerySyntaxError("missing field name before ':'", start)
+        if not _FIELD_RE.fullmatch(field):
+            raise QuerySyntaxError(f"invalid field name {field!r}", start)
+        self.term_count += 1
+        if self.term_count > MAX_TERMS:
+            raise QuerySyntaxError(f"a query may have at most {MAX_TERMS} terms", start)
+        self.pos += 1  # the colon
+        term = self._value(field, start)
+        self._expect_boundary()
+        return _Token("TERM", start, self.text[start : self.pos], term)
+
+    def _expect_boundary(self) -> None:
+        char = self._peek()
+        if char and not self._ends_word(char, frozenset("()")):
+            raise QuerySyntaxError(f"unexpected {char!r} after the value", self.pos)
+
+    def _value(self, field: str, start: int) -> Term:
+        char = self._peek()
+        if not char or self._ends_word(char, frozenset("()")):
+            raise QuerySyntaxError(f"missing value after '{field}:'", self.pos)
+        if field == EXISTS_FIELD:
+            return self._exists_path(start)
+        if char == '"':
+            return self._quoted(field, start)
+        if char in "[{":
+            return self._range(field, start)
+        return self._unquoted(field, start)
+
+    def _exists_path(self, start: int) -> Exists:
+        value_pos = self.pos
+        path = self._scan(_VALUE_STOP)
+        if not _FIELD_RE.fullmatch(path):
+            raise QuerySyntaxError(f"{EXISTS_FIELD} needs a field name, found {path!r}", value_pos)
+        return Exists(path, position=start)
+
+    def _unquoted(self, field: str, start: int) -> Match | Prefix:
+        value_pos = self.pos
+        value = self._scan(_VALUE_STOP)
+        for offset, char in enumerate(value):
+            if char == "\\":
+                raise QuerySyntaxError("'\\' is only allowed inside quotes", value_pos + offset)
+            if char == "*" and offset != len(value) - 1:
+                raise QuerySyntaxError("'*' is only allowed at the end", value_pos + offset)
+        if not value.endswith("*"):
+            return Match(field, value, quoted=False, position=start)
+        if value == "*":
+            raise QuerySyntaxError(f"'*' needs a prefix; use {EXISTS_FIELD}:{field}", value_pos)
+        return Prefix(field, value[:-1], position=start)
+
+    def _quoted(self, field: str, start: int) -> Match | Prefix:
+        value = self._read_quoted()
+        if self._peek() != "*":
+            return Match(field, value, quoted=True, position=start)
+        if not value:
+            raise QuerySyntaxError(f"'*' needs a prefix; use {EXISTS_FIELD}:{field}", self.pos)
+        self.pos += 1
+        return Prefix(field, value, position=start)
+
+    def _read_quoted(self) -> str:
+        open_pos = self.pos
+        self.pos += 1
+        chars: list[str] = []
+        while not self._at_end():
+            char = self.text[self.pos]
+            if char == '"':
+                self.pos += 1
+                return "".join(chars)
+            if char == "\\":
+                escaped = self.text[self.pos + 1 : self.pos + 2]
+                if escaped not in ('"', "\\"):
+                    raise QuerySyntaxError('only \\" and \\\\ may be escaped', self.pos)
+                char = escaped
+                self.pos += 1
+            chars.append(char)
+            self.pos += 1
+        raise QuerySyntaxError("unterminated quoted value", open_pos)
+
+    def _range(self, field: str, start: int) -> Range:
+        open_pos = self.pos
+        include_low = self.text[open_pos] == "["
+        self.pos += 1
+        low_pos, low_text = self._range_word(open_pos, "a lower bound")
+        to_pos, to = self._range_word(open_pos, "'TO'")
+        if to != "TO":
+            raise QuerySyntaxError(f"expected 'TO' in the range, found {to!r}", to_pos)
+        high_pos, high_text = self._range_word(open_pos, "an upper bound")
+        self._skip_space()
+        close = self._peek()
+        if close not in ("]", "}"):
+            self._unterminated_or(open_pos, "expected ']' or '}' to close the range")
+        self.pos += 1
+        low = self._range_bound(low_text, low_pos)
+        high = self._range_bound(high_text, high_pos)
+        self._check_range_kinds(low, high, open_pos, high_pos)
+        return Range(
+            field, low, high, include_low=include_low, include_high=close == "]", position=start
+        )
+
+    def _range_word(self, open_pos: int, expected: str) -> tuple[int, str]:
+        self._skip_space()
+        position = self.pos
+        word = self._scan(_RANGE_STOP)
+        if not word:
+            self._unterminated_or(open_pos, f"expected {expected} in the range")
+        return position, word
+
+    def _unterminated_or(self, open_pos: int, message: str) -> NoReturn:
+        if self._at_end():
+            raise QuerySyntaxError("unterminated range", open_pos)
+        raise QuerySyntaxError(message, self.pos)
+
+    @staticmethod
+    def _range_bound(text: str, position: int) -> str | None:
+        if text == "*":
+            return None
+        if scalar_kind(text) is None:
+            raise QuerySyntaxError(
+                f"range bound {text!r} is not a number, an ISO 8601 date or *", position
+            )
+        return text
+
+    @staticmethod
+    def _check_range_kinds(low: str | None, high: str | None, open_pos: int, high_pos: int) -> None:
+        if low is None and high is None:
+            raise QuerySyntaxError("a range needs at least one bound", open_pos)
+        if low is None or high is None:
+            return
+        if (scalar_kind(low) == "number") != (scalar_kind(high) == "number"):
+            raise QuerySyntaxError("both range bounds must be numbers or both dates", high_pos)
+
+
+# --- Parser --------------------------------------------------------------------------------
+
+
+class _Parser:
+    def __init__(self, tokens: list[_Token]) -> None:
+        self.tokens = tokens
+        self.index = 0
+        self.depth = 0
+
+    def parse(self) -> Node:
+        node = self._or_expr(after=None)
+        token = self._peek()
+        if token.kind == ")":
+            raise QuerySyntaxError("unbalanced ')'", token.position)
+        if token.kind != "END":  # every other token starts an operand, which _and_expr takes
+            raise QuerySyntaxError(f"unexpected {token.text!r}", token.position)
+        return node
+
+    def _peek(self) -> _Token:
+        return self.tokens[self.index]
+
+    def _advance(self) -> _Token:
+        token = self.tokens[self.index]
+        self.index += 1
+        return token
+
+    def _or_expr(self, after: _Token | None) -> Node:
+        operands = [self._and_expr(after)]
+        while self._peek().kind == "OR":
+            operator = self._advance()
+            operands.append(self._and_expr(operator))
+        return _combine(Or, operands)
+
+    def _and_expr(self, after: _Token | None) -> Node:
+        operands = [self._unary(after)]
+        while True:
+            token = self._peek()
+            if token.kind == "AND":
+                operands.append(self._unary(self._advance()))
+            elif token.kind in ("TERM", "(", "NOT"):
+                operands.append(self._unary(None))
+            else:
+                return _combine(And, operands)
+
+    def _unary(self, after: _Token | None) -> Node:
+        token = self._peek()
+        if token.kind != "NOT":
+            return self._primary(after)
+        self._advance()
+        self._enter(token)
+        operand = self._unary(token)
+        self.depth -= 1
+        return Not(operand)
+
+    def _primary(self, after: _Token | None) -> Node:
+        token = self._advance()
+        if token.kind == "TERM":
+            assert token.term is not None
+            return token.term
+        if token.kind == "(":
+            self._enter(token)
+            node = self._or_expr(token)
+            if self._advance().kind != ")":
+                raise QuerySyntaxError("unclosed '('", token.position)
+            self.depth -= 1
+            return node
+        raise self._missing_term(token, after)
+
+    def _enter(self, token: _Token) -> None:
+        self.depth += 1
+        if self.depth > MAX_DEPTH:
+            raise QuerySyntaxError(f"a query may nest at most {MAX_DEPTH} levels", token.position)
+
+    @staticmethod
+    def _missing_term(found: _Token, after: _Token | None) -> QuerySyntaxError:
+        if found.kind != "END":
+            return QuerySyntaxError(f"expected a term, found {found.text!r}", found.position)
+        if after is not None and after.kind == "(":
+            return QuerySyntaxError("unclosed '('", after.position)
+        if after is not None:
+            return QuerySyntaxError(f"{after.text!r} must be followed by a term", after.position)
+        return QuerySyntaxError("expected a term", found.position)
+
+
+def _combine(kind: type[And] | type[Or], operands: list[Node]) -> Node:
+    if len(operands) == 1:
+        return operands[0]
+    # Grouping does not change AND/OR, so `(a AND b) AND c` gets the same tree as `a AND b AND c`.
+    flat: list[Node] = []
+    for operand in operands:
+        flat.extend(operand.operands if isinstance(operand, kind) else (operand,))
+    return kind(tuple(flat))
+
+
+def parse(text: str) -> Node | None:
+    """Parse a search query. Blank text means "no filter" and returns None."""
+    if len(text) > MAX_QUERY_LENGTH:
+        raise QuerySyntaxError(
+            f"a query may be at most {MAX_QUERY_LENGTH} characters", MAX_QUERY_LENGTH
+        )
+    if not text.strip():
+        return None
+    return _Parser(_Lexer(text).tokens()).parse()
+
+
+# --- Rendering -----------------------------------------------------------------------------
+
+_BINDING = {Or: 1, And: 2, Not: 3}  # terms bind tightest (4)
+
+
+def to_text(node: Node | None) -> str:
+    """Canonical query text for a tree: `parse(to_text(node)) == node` for canonical trees
+    (AND/OR with two or more operands, none directly nested in its own kind)."""
+    if node is None:
+        return ""
+    if isinstance(node, Or):
+        return " OR ".join(_operand_text(operand, 1) for operand in node.operands)
+    if isinstance(node, And):
+        return " AND ".join(_operand_text(operand, 2) for operand in node.operands)
+    if isinstance(node, Not):
+        return "NOT " + _operand_text(node.operand, 2)
+    return _term_text(node)
+
+
+def _operand_text(node: Node, parent_binding: int) -> str:
+    text = to_text(node)
+    return f"({text})" if _BINDING.get(type(node), 4) <= parent_binding else text
+
+
+def _term_text(term: Term) -> str:
+    if isinstance(term, Exists):
+        return f"{EXISTS_FIELD}:{term.field}"
+    if isinstance(term, Match):
+        value = _quote(term.value) if term.quoted else term.value
+        return f"{term.field}:{value}"
+    if isinstance(term, Prefix):
+        prefix = term.prefix if is_plain_value(term.prefix) else _quote(term.prefix)
+        return f"{term.field}:{prefix}*"
+    opening = "[" if term.include_low else "{"
+    closing = "]" if term.include_high else "}"
+    return f"{term.field}:{opening}{term.low or '*'} TO {term.high or '*'}{closing}"
+
+
+def is_plain_value(value: str) -> bool:
+    """Whether `value` reads back as itself without quotes (and is not a prefix or a range)."""
+    return (
+        bool(value)
+        and value[0] not in "[{"
+        and not any(char.isspace() or char in '()"\\*' for char in value)
+    )
+
+
+def _quote(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

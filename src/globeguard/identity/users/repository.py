@@ -1,0 +1,195 @@
+"""Every SQL statement about users and their roles."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from globeguard.identity.models import ApiKey, AuthSession, Role, User, UserRole
+
+
+class UserRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: uuid.UUID) -> User | None:
+        return await self.session.get(User, user_id)
+
+    async def by_identifier(self, identifier: str) -> User | None:
+        """Sign-in lookup: usernames cannot contain '@', so the two never collide."""
+        key = identifier.strip().lower()
+        column = User.email_key if "@" in key else User.username_key
+        return await self.session.scalar(select(User).where(column == key))
+
+    async def username_taken(self, username_key: str) -> bool:
+        found = await self.session.scalar(select(User.id).where(User.username_key == username_key))
+        return found is not None
+
+    async def email_taken(self, email_key: str, *, except_user: uuid.UUID | None = None) -> bool:
+        query = select(User.id).where(User.email_key == email_key)
+        if except_user is not None:
+            query = query.where(User.id != except_user)
+        return await self.session.scalar(query) is not None
+
+    def add(self, user: User) -> None:
+        self.session.add(user)
+
+    async def flush(self) -> None:
+        await self.session.flush()
+
+    async def delete_row(self, user: User) -> None:
+        await self.session.delete(user)
+
+    async def page(
+        self,
+        where: ColumnElement[bool] | None,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> Sequence[User]:
+        """Keyset page ordered by (created_at, id): stable under inserts, no offset scans."""
+        query = select(User).order_by(User.created_at, User.id).limit(limit)
+        if where is not None:
+            query = query.where(where)
+        if after is not None:
+            created, last_id = after
+            query = query.where(
+                or_(User.created_at > created, and_(User.created_at == created, User.id > last_id))
+            )
+        return (await self.session.scalars(query)).all()
+
+    async def subject_state(
+        self, user_id: uuid.UUID, session_id: uuid.UUID | None
+    ) -> tuple[int, str, bool] | None:
+        """(token_version, status, session revoked) in one round trip."""
+        revoked: Any = False
+        if session_id is not None:
+            revoked = (
+                select(AuthSession.revoked_at.is_not(None))
+                .where(AuthSession.id == session_id, AuthSession.user_id == user_id)
+                .scalar_subquery()
+            )
+        row = (
+            await self.session.execute(
+                select(User.token_version, User.status, revoked).where(User.id == user_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        # A session id that matches no session of this user counts as revoked.
+        session_revoked = bool(row[2]) if row[2] is not None else session_id is not None
+        return int(row[0]), str(row[1]), session_revoked
+
+    async def bump_token_version(self, user_id: uuid.UUID) -> None:
+        await self.session.execute(
+            update(User).where(User.id == user_id).values(token_version=User.token_version + 1)
+        )
+
+    async def record_signin(
+        self, user_id: uuid.UUID, at: datetime, ip: str | None, new_hash: str | None
+    ) -> None:
+        values: dict[str, Any] = {
+            "logins_count": User.logins_count + 1,
+            "last_login_at": at,
+            "last_login_ip": ip,
+        }
+        if new_hash is not None:
+            values["password_hash"] = new_hash
+        await self.session.execute(update(User).where(User.id == user_id).values(**values))
+
+
+class RoleRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def by_name(self, name: str) -> Role | None:
+        return await self.session.scalar(select(Role).where(func.lower(Role.name) == name.lower()))
+
+    async def get(self, role_id: uuid.UUID) -> Role | None:
+        return await self.session.get(Role, role_id)
+
+    async def all(self) -> Sequence[Role]:
+        return (await self.session.scalars(select(Role).order_by(Role.name))).all()
+
+    def add(self, role: Role) -> None:
+        self.session.add(role)
+
+    async def remove(self, role: Role) -> None:
+        await self.session.delete(role)
+
+    async def roles_of(self, user_id: uuid.UUID) -> Sequence[Role]:
+        query = (
+            select(Role)
+            .join(UserRole, UserRole.role_id == Role.id)
+            .where(UserRole.user_id == user_id)
+            .order_by(Role.name)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def role_names_of_many(self, user_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[str]]:
+        if not user_ids:
+            return {}
+        query = (
+            select(UserRole.user_id, Role.name)
+            .join(Role, Role.id == UserRole.role_id)
+            .where(UserRole.user_id.in_(user_ids))
+            .order_by(Role.name)
+        )
+        names: dict[uuid.UUID, list[str]] = {uid: [] for uid in user_ids}
+        for user_id, name in await self.session.execute(query):
+            names[user_id].append(name)
+        return names
+
+    async def has_assignment(self, user_id: uuid.UUID, role_id: uuid.UUID) -> bool:
+        query = select(UserRole.user_id).where(
+            UserRole.user_id == user_id, UserRole.role_id == role_id
+        )
+        return await self.session.scalar(query) is not None
+
+    def assign(self, user_id: uuid.UUID, role_id: uuid.UUID) -> None:
+        self.session.add(UserRole(user_id=user_id, role_id=role_id))
+
+    async def unassign(self, user_id: uuid.UUID, role_id: uuid.UUID) -> None:
+        await self.session.execute(
+            delete(UserRole).where(UserRole.user_id == user_id, UserRole.role_id == role_id)
+        )
+
+    async def member_ids(self, role_id: uuid.UUID) -> Sequence[uuid.UUID]:
+        query = select(UserRole.user_id).where(UserRole.role_id == role_id)
+        return (await self.session.scalars(query)).all()
+
+    async def count_active_admins(self, admin_role_id: uuid.UUID) -> int:
+        query = (
+            select(func.count())
+            .select_from(UserRole)
+            .join(User, User.id == UserRole.user_id)
+            .where(UserRole.role_id == admin_role_id, User.status == "active")
+        )
+        return int(await self.session.scalar(query) or 0)
+
+
+class CredentialRepository:
+    """Sessions and API keys of a user, for bulk revocation."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def revoke_sessions(self, user_id: uuid.UUID, at: datetime, reason: str) -> int:
+        result = await self.session.execute(
+            update(AuthSession)
+            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+            .values(revoked_at=at, revoked_reason=reason)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    async def revoke_api_keys(self, user_id: uuid.UUID, at: datetime) -> int:
+        result = await self.session.execute(
+            update(ApiKey)
+            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,241 @@
+"""/users: self-service on `me`, and administration of everyone (permission-checked)."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Response, status
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from globeguard.identity.auth.repository import SessionRepository
+from globeguard.identity.dependencies import (
+    ContainerDep,
+    CurrentPrincipal,
+    CurrentUser,
+    DbSession,
+    require,
+)
+from globeguard.identity.models import User
+from globeguard.identity.permissions import Permission
+from globeguard.identity.principal import Principal
+from globeguard.identity.search import QueryError, compile_user_filter, parse
+from globeguard.identity.users.repository import RoleRepository
+from globeguard.identity.users.schemas import UserAdminUpdate, UserPage, UserRead, UserSelfUpdate
+from globeguard.identity.users.views import user_read
+from globeguard.kit.clock import utcnow
+from globeguard.kit.errors import BadRequest, Forbidden
+from globeguard.wiring import Container
+
+router = APIRouter(prefix="/api/v1/users", tags=["users"])
+
+
+class SessionRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    created_at: object
+    last_seen_at: object
+    expires_at: object
+    ip: str | None
+    user_agent: str | None
+    current: bool = False
+
+
+class RoleAssignment(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    role: str = Field(min_length=1, max_length=64)
+
+
+async def _read(session: AsyncSession, user: User) -> UserRead:
+    roles = await RoleRepository(session).roles_of(user.id)
+    return user_read(user, [r.name for r in roles])
+
+
+async def _me(app: Container, session: AsyncSession, principal: Principal) -> User:
+    assert principal.user_id is not None
+    return await app.users.get(session, principal.user_id, include_deleted=False)
+
+
+def _acting_on(principal: Principal, user_id: uuid.UUID, permission: Permission) -> None:
+    """Self is always allowed; anyone else needs the permission."""
+    if principal.user_id != user_id and not principal.has(permission):
+        raise Forbidden(f"only the account itself or a holder of '{permission}' may do this")
+
+
+@router.get("/me", response_model=UserRead)
+async def read_me(principal: CurrentUser, app: ContainerDep, session: DbSession):
+    return await _read(session, await _me(app, session, principal))
+
+
+@router.patch("/me", response_model=UserRead)
+async def update_me(
+    body: UserSelfUpdate, principal: CurrentUser, app: ContainerDep, session: DbSession
+):
+    user = await _me(app, session, principal)
+    changes = body.model_dump(exclude_unset=True)
+    await app.users.update(session, user, changes, principal.actor)
+    return await _read(session, user)
+
+
+@router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_me(principal: CurrentUser, app: ContainerDep, session: DbSession):
+    """Soft delete: sign-in and every credential stop working at once; the username stays
+    reserved. An admin can restore the account."""
+    await app.users.soft_delete(session, await _me(app, session, principal), principal.actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/me/sessions", response_model=list[SessionRead])
+async def my_sessions(principal: CurrentUser, session: DbSession):
+    assert principal.user_id is not None
+    return await _sessions(session, principal.user_id, principal.session_id)
+
+
+async def _sessions(
+    session: AsyncSession, user_id: uuid.UUID, current: uuid.UUID | None
+) -> list[SessionRead]:
+    rows = await SessionRepository(session).of_user(user_id, live_only=True, now=utcnow())
+    return [
+        SessionRead.model_validate(r).model_copy(update={"current": r.id == current}) for r in rows
+    ]
+
+
+@router.get("", response_model=UserPage)
+async def list_users(
+    app: ContainerDep,
+    session: DbSession,
+    _: Annotated[Principal, Depends(require(Permission.USERS_READ))],
+    q: Annotated[str | None, Query(max_length=2048, description="Search, e.g. "
+                 "`user_metadata.subscription_tier:free AND NOT status:blocked`")] = None,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+    include_deleted: bool = False,
+):
+    """Users in creation order, one page at a time, with no cap on how far you can page.
+    Deleted users are left out unless `include_deleted` or the query names `status`."""
+    size = min(limit or app.settings.limits.page_size_default, app.settings.limits.page_size_max)
+    where = _search_filter(q, session.bind.dialect.name)
+    if not include_deleted and not (q and "status" in q):
+        deleted_hidden = User.status != "deleted"
+        where = deleted_hidden if where is None else (where & deleted_hidden)
+    rows, next_cursor = await app.users.page(session, where, cursor, size)
+    names = await RoleRepository(session).role_names_of_many([u.id for u in rows])
+    return UserPage(items=[user_read(u, names[u.id]) for u in rows], next_cursor=next_cursor)
+
+
+def _search_filter(q: str | None, dialect: str):
+    try:
+        tree = parse(q or "")
+        return None if tree is None else compile_user_filter(tree, dialect)
+    except QueryError as exc:
+        raise BadRequest(
+            f"{exc.message} (at position {exc.position})", code="invalid_query",
+            position=exc.position, query=q,
+        ) from exc
+
+
+@router.get("/{user_id}", response_model=UserRead)
+async def read_user(
+    user_id: uuid.UUID, principal: CurrentPrincipal, app: ContainerDep, session: DbSession
+):
+    _acting_on(principal, user_id, Permission.USERS_READ)
+    include_deleted = principal.has(Permission.USERS_READ)
+    return await _read(session, await app.users.get(session, user_id, include_deleted=include_deleted))
+
+
+@router.patch("/{user_id}", response_model=UserRead)
+async def update_user(
+    user_id: uuid.UUID, body: UserAdminUpdate, principal: CurrentPrincipal,
+    app: ContainerDep, session: DbSession,
+):
+    """Owners may change their names, email and user_metadata; `app_metadata` and
+    `email_verified` need `users:write`."""
+    _acting_on(principal, user_id, Permission.USERS_WRITE)
+    changes = body.model_dump(exclude_unset=True)
+    admin_only = {"app_metadata", "email_verified"} & changes.keys()
+    if admin_only and not principal.has(Permission.USERS_WRITE):
+        raise Forbidden(f"changing {', '.join(sorted(admin_only))} needs 'users:write'")
+    user = await app.users.get(session, user_id, include_deleted=False)
+    await app.users.update(session, user, changes, principal.actor)
+    return await _read(session, user)
+
+
+@router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_user(
+    user_id: uuid.UUID, principal: CurrentPrincipal, app: ContainerDep, session: DbSession
+):
+    _acting_on(principal, user_id, Permission.USERS_DELETE)
+    user = await app.users.get(session, user_id, include_deleted=False)
+    await app.users.soft_delete(session, user, principal.actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+Admin = Annotated[Principal, Depends(require(Permission.USERS_WRITE))]
+
+
+@router.post("/{user_id}/restore", response_model=UserRead)
+async def restore_user(user_id: uuid.UUID, principal: Admin, app: ContainerDep, session: DbSession):
+    user = await app.users.get(session, user_id, include_deleted=True)
+    await app.users.restore(session, user, principal.actor)
+    return await _read(session, user)
+
+
+@router.post("/{user_id}/block", response_model=UserRead)
+async def block_user(user_id: uuid.UUID, principal: Admin, app: ContainerDep, session: DbSession):
+    user = await app.users.get(session, user_id, include_deleted=False)
+    await app.users.block(session, user, principal.actor)
+    return await _read(session, user)
+
+
+@router.post("/{user_id}/unblock", response_model=UserRead)
+async def unblock_user(user_id: uuid.UUID, principal: Admin, app: ContainerDep, session: DbSession):
+    user = await app.users.get(session, user_id, include_deleted=False)
+    await app.users.unblock(session, user, principal.actor)
+    return await _read(session, user)
+
+
+@router.post("/{user_id}/erase", status_code=status.HTTP_204_NO_CONTENT)
+async def erase_user(
+    user_id: uuid.UUID, app: ContainerDep, session: DbSession,
+    principal: Annotated[Principal, Depends(require(Permission.USERS_DELETE))],
+):
+    """Hard delete (right to erasure): the account and its credentials are removed for good and
+    the username becomes free. The audit trail keeps only the id."""
+    user = await app.users.get(session, user_id, include_deleted=True)
+    await app.users.erase(session, user, principal.actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/{user_id}/sessions", response_model=list[SessionRead])
+async def user_sessions(
+    user_id: uuid.UUID, principal: CurrentPrincipal, app: ContainerDep, session: DbSession
+):
+    _acting_on(principal, user_id, Permission.USERS_READ)
+    await app.users.get(session, user_id, include_deleted=True)
+    return await _sessions(session, user_id, principal.session_id)
+
+
+RoleAdmin = Annotated[Principal, Depends(require(Permission.ROLES_MANAGE))]
+
+
+@router.post("/{user_id}/roles", response_model=UserRead)
+async def assign_role(
+    user_id: uuid.UUID, body: RoleAssignment, principal: RoleAdmin,
+    app: ContainerDep, session: DbSession,
+):
+    user = await app.users.get(session, user_id, include_deleted=False)
+    role = await app.roles.by_name(session, body.role)
+    await app.roles.assign(session, user, role, principal.actor)
+    return await _read(session, user)
+
+
+@router.delete("/{user_id}/roles/{role_name}", response_model=UserRead)
+async def remove_role(
+    user_id: uuid.UUID, role_name: str, principal: RoleAdmin, app: ContainerDep, session: DbSession
+):
+    user = await app.users.get(session, user_id, include_deleted=True)
+    role = await app.roles.by_name(session, role_name)
+    await app.roles.unassign(session, user, role, principal.actor)
+    return await _read(session, user)

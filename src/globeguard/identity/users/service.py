@@ -1,0 +1,235 @@
+"""User lifecycle rules: create, update, soft delete, restore, block, erase, search."""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import anyio
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+from zxcvbn import zxcvbn
+
+from globeguard.events.catalog import EventType
+from globeguard.events.outbox import record
+from globeguard.identity.models import User
+from globeguard.identity.passwords import PasswordHasher
+from globeguard.identity.permissions import USER_ROLE
+from globeguard.identity.revocation import announce
+from globeguard.identity.users.repository import CredentialRepository, RoleRepository, UserRepository
+from globeguard.kit.clock import utcnow
+from globeguard.kit.errors import BadRequest, Conflict, NotFound, Unprocessable
+from globeguard.settings import AuthSettings, LimitsSettings
+
+# zxcvbn's cost grows with length; its authors advise scoring only a prefix.
+STRENGTH_PREFIX = 100
+
+
+class UserService:
+    def __init__(self, hasher: PasswordHasher, auth: AuthSettings, limits: LimitsSettings):
+        self.hasher = hasher
+        self.auth = auth
+        self.limits = limits
+
+    async def create(
+        self, session: AsyncSession, data: dict[str, Any], *, actor: str | None,
+        roles: Sequence[str] | None,
+    ) -> User:
+        repo = UserRepository(session)
+        username = data["username"]
+        email = data.get("email")
+        await self.check_password(data["password"], username, email)
+        self.check_metadata("user_metadata", data.get("user_metadata") or {})
+        self.check_metadata("app_metadata", data.get("app_metadata") or {})
+        await self._ensure_unique(repo, username.lower(), email.lower() if email else None, None)
+        user = User(
+            id=uuid.uuid4(), username=username, username_key=username.lower(),
+            email=email, email_key=email.lower() if email else None,
+            password_hash=await self.hasher.hash(data["password"]),
+            given_name=data.get("given_name"), family_name=data.get("family_name"),
+            user_metadata=data.get("user_metadata") or {},
+            app_metadata=data.get("app_metadata") or {},
+        )
+        repo.add(user)
+        await repo.flush()
+        await self._assign_roles(session, user.id, roles or [USER_ROLE])
+        record(
+            session, EventType.USER_CREATED, actor=actor or f"user:{user.id}",
+            aggregate_type="user", aggregate_id=str(user.id), user_id=user.id,
+            aggregate_version=user.revision,
+            payload={"user_id": str(user.id), "username": user.username},
+        )
+        return user
+
+    async def _assign_roles(self, session: AsyncSession, user_id: uuid.UUID, names: Sequence[str]) -> None:
+        roles = RoleRepository(session)
+        for name in dict.fromkeys(names):
+            role = await roles.by_name(name)
+            if role is None:
+                raise Unprocessable(f"no role named '{name}'", code="role_not_found")
+            roles.assign(user_id, role.id)
+        await session.flush()
+
+    async def _ensure_unique(
+        self, repo: UserRepository, username_key: str | None, email_key: str | None,
+        user_id: uuid.UUID | None,
+    ) -> None:
+        if username_key and await repo.username_taken(username_key):
+            raise Conflict("that username is taken", code="username_taken")
+        if email_key and await repo.email_taken(email_key, except_user=user_id):
+            raise Conflict("that email is already registered", code="email_taken")
+
+    async def check_password(self, password: str, username: str, email: str | None) -> None:
+        if password.lower() == username.lower():
+            raise Unprocessable("password must differ from the username", code="weak_password")
+        if self.auth.min_password_score == 0:
+            return
+        hints = [username] + ([email] if email else [])
+        result = await anyio.to_thread.run_sync(zxcvbn, password[:STRENGTH_PREFIX], hints)
+        if result["score"] < self.auth.min_password_score:
+            feedback = result.get("feedback") or {}
+            advice = feedback.get("warning") or "add more words or characters"
+            raise Unprocessable(
+                f"password is too easy to guess: {advice}", code="weak_password",
+                score=result["score"], suggestions=feedback.get("suggestions", []),
+            )
+
+    def check_metadata(self, field: str, value: dict[str, Any]) -> None:
+        size = len(orjson.dumps(value))
+        if size > self.limits.metadata_max_bytes:
+            raise Unprocessable(
+                f"{field} is {size} bytes; the limit is {self.limits.metadata_max_bytes}",
+                code="metadata_too_large",
+            )
+
+    async def get(self, session: AsyncSession, user_id: uuid.UUID, *, include_deleted: bool) -> User:
+        user = await UserRepository(session).get(user_id)
+        if user is None or (user.status == "deleted" and not include_deleted):
+            raise NotFound("no such user", code="user_not_found")
+        return user
+
+    async def update(
+        self, session: AsyncSession, user: User, changes: dict[str, Any], actor: str
+    ) -> User:
+        if "email" in changes:
+            email = changes["email"]
+            await self._ensure_unique(UserRepository(session), None, email.lower() if email else None, user.id)
+            user.email, user.email_key = email, email.lower() if email else None
+            if email is not None:
+                user.email_verified = False
+        for field in ("given_name", "family_name", "email_verified"):
+            if field in changes:
+                setattr(user, field, changes[field])
+        for field in ("user_metadata", "app_metadata"):
+            if changes.get(field) is not None:
+                merged = merge_metadata(getattr(user, field), changes[field])
+                self.check_metadata(field, merged)
+                setattr(user, field, merged)
+        self._changed(session, user, EventType.USER_UPDATED, actor, sorted(changes))
+        return user
+
+    def _changed(
+        self, session: AsyncSession, user: User, type_: EventType, actor: str,
+        fields: list[str] | None = None,
+    ) -> None:
+        user.revision += 1
+        user.updated_at = utcnow()
+        payload: dict[str, Any] = {"user_id": str(user.id)}
+        if fields is not None:
+            payload["changed"] = fields
+        record(
+            session, type_, actor=actor, aggregate_type="user", aggregate_id=str(user.id),
+            user_id=user.id, aggregate_version=user.revision, payload=payload,
+        )
+
+    async def _cut_credentials(
+        self, session: AsyncSession, user: User, reason: str, *, revoke_api_keys: bool
+    ) -> None:
+        """Every session, refresh token and live access token stops working at once. API keys
+        stop with the account's status; deletion revokes them so a restore does not revive them."""
+        now = utcnow()
+        creds = CredentialRepository(session)
+        await creds.revoke_sessions(user.id, now, reason)
+        if revoke_api_keys:
+            await creds.revoke_api_keys(user.id, now)
+        user.token_version += 1
+        await announce(session, str(user.id))
+
+    async def soft_delete(self, session: AsyncSession, user: User, actor: str) -> User:
+        if user.status == "deleted":
+            raise Conflict("user is already deleted", code="user_deleted")
+        user.status, user.deleted_at = "deleted", utcnow()
+        await self._cut_credentials(session, user, "deleted", revoke_api_keys=True)
+        self._changed(session, user, EventType.USER_DELETED, actor)
+        return user
+
+    async def restore(self, session: AsyncSession, user: User, actor: str) -> User:
+        if user.status != "deleted":
+            raise Conflict("only deleted users can be restored", code="user_not_deleted")
+        user.status, user.deleted_at = "active", None
+        self._changed(session, user, EventType.USER_RESTORED, actor)
+        return user
+
+    async def block(self, session: AsyncSession, user: User, actor: str) -> User:
+        if user.status != "active":
+            raise Conflict(f"user is {user.status}", code=f"user_{user.status}")
+        user.status, user.blocked_at = "blocked", utcnow()
+        await self._cut_credentials(session, user, "blocked", revoke_api_keys=False)
+        self._changed(session, user, EventType.USER_BLOCKED, actor)
+        return user
+
+    async def unblock(self, session: AsyncSession, user: User, actor: str) -> User:
+        if user.status != "blocked":
+            raise Conflict("user is not blocked", code="user_not_blocked")
+        user.status, user.blocked_at = "active", None
+        self._changed(session, user, EventType.USER_UNBLOCKED, actor)
+        return user
+
+    async def erase(self, session: AsyncSession, user: User, actor: str) -> None:
+        """Hard delete: the row and everything hanging off it go; the username is freed.
+        The audit event keeps only the id."""
+        user_id = user.id
+        await announce(session, str(user_id))
+        await UserRepository(session).delete_row(user)
+        await session.flush()
+        record(
+            session, EventType.USER_ERASED, actor=actor, aggregate_type="user",
+            aggregate_id=str(user_id), user_id=user_id, payload={"user_id": str(user_id)},
+        )
+
+    async def page(
+        self, session: AsyncSession, where: Any, cursor: str | None, limit: int
+    ) -> tuple[Sequence[User], str | None]:
+        after = decode_cursor(cursor) if cursor else None
+        rows = await UserRepository(session).page(where, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+        return rows, next_cursor
+
+
+def merge_metadata(current: dict[str, Any], patch: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(current)
+    for key, value in patch.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = value
+    return merged
+
+
+def encode_cursor(created_at: datetime, user_id: uuid.UUID) -> str:
+    raw = f"{created_at.isoformat()}|{user_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        created, user_id = raw.split("|")
+        return datetime.fromisoformat(created), uuid.UUID(user_id)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest("cursor is not one this API issued", code="invalid_cursor") from exc

@@ -1,0 +1,1 @@
+"""Domain-free helpers. Nothing here imports from the rest of globeguard."""

@@ -1,0 +1,107 @@
+"""Typed settings. Every field has a default, so `globeguard serve` boots with no environment.
+
+Environment variables use the prefix ``GLOBEGUARD_`` and ``__`` between nested groups, e.g.
+``GLOBEGUARD_DB__URL`` or ``GLOBEGUARD_AUTH__ACCESS_TOKEN_TTL=PT5M``. A ``.env`` file in the
+working directory is read too.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from functools import cached_property
+from ipaddress import IPv4Network, IPv6Network, ip_network
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite+aiosqlite:///./var/globeguard.db"
+    # Pool sizes for PostgreSQL; SQLite uses one connection per session.
+    pool_size: int = 10
+    max_overflow: int = 20
+    pool_recycle: timedelta = timedelta(minutes=30)
+    # SQLite waits this long for the single writer lock before raising "database is locked".
+    sqlite_busy_timeout: timedelta = timedelta(seconds=5)
+    migrate_on_start: bool = True
+    echo: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class AuthSettings(BaseModel):
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str = "globeguard"
+    access_token_ttl: timedelta = timedelta(minutes=15)
+    refresh_token_ttl: timedelta = timedelta(days=30)
+    refresh_idle_ttl: timedelta = timedelta(days=14)
+    # Two tabs refreshing at once both present the same token; the later one must not be
+    # taken for theft. 30 s is the window Auth0 and Ory settled on (Cognito allows 60 s).
+    refresh_reuse_grace: timedelta = timedelta(seconds=30)
+    # Tokens verify with a few seconds of clock skew between processes.
+    leeway: timedelta = timedelta(seconds=5)
+    # How long a process trusts its cached copy of a user's token version. PostgreSQL
+    # deployments are told of revocations at once (LISTEN/NOTIFY); this bounds the delay
+    # if that channel is down. SQLite runs in one process, which updates its own cache.
+    revocation_cache_ttl: timedelta = timedelta(seconds=2)
+    # zxcvbn score a new password must reach (0 = any, 4 = strongest). 2 rejects
+    # "password123"-grade passwords while allowing most passphrases.
+    min_password_score: int = Field(default=2, ge=0, le=4)
+    # Hashing runs in threads; each argon2 verify holds 19 MiB, so cap the parallelism at the
+    # core count instead of the 40 threads of the default pool.
+    hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
+    api_key_last_used_resolution: timedelta = timedelta(minutes=1)
+
+
+class BootstrapSettings(BaseModel):
+    admin_username: str | None = None
+    admin_password: SecretStr | None = None
+    admin_email: str | None = None
+
+
+class HttpSettings(BaseModel):
+    # Only peers in these networks may set the client address through X-Forwarded-For.
+    trusted_proxies: list[str] = Field(default_factory=list)
+    cors_origins: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ip_network(item, strict=False)
+        return value
+
+    @cached_property
+    def trusted_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(ip_network(item, strict=False) for item in self.trusted_proxies)
+
+
+class LimitsSettings(BaseModel):
+    metadata_max_bytes: int = 16 * 1024
+    page_size_default: int = 50
+    page_size_max: int = 500
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="GLOBEGUARD_",
+        env_nested_delimiter="__",
+        env_file=".env",
+        extra="ignore",
+    )
+
+    data_dir: Path = Path("./var")
+    # Seals private signing keys and other secrets at rest. When unset, a random key is
+    # generated once into data_dir/secret.key; set it explicitly when several processes share
+    # one database.
+    secret_key: SecretStr | None = None
+    log_level: str = "info"
+    db: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)

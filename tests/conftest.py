@@ -1,0 +1,117 @@
+"""Shared fixtures. Every test that uses `client` (or `app`) runs once per database backend:
+SQLite always, PostgreSQL when GLOBEGUARD_TEST_POSTGRES_URL is set (`make test` sets it; in CI
+a missing PostgreSQL fails the run instead of skipping)."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import delete, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from globeguard.app import create_app
+from globeguard.db.registry import metadata
+from globeguard.settings import Settings
+from globeguard.wiring import Container, build
+
+PG_ENV = "GLOBEGUARD_TEST_POSTGRES_URL"
+
+
+def _backends() -> list[str]:
+    backends = ["sqlite"]
+    if os.environ.get(PG_ENV):
+        backends.append("postgresql")
+    elif os.environ.get("CI") == "true":
+        raise pytest.UsageError(f"CI=true but {PG_ENV} is not set: PostgreSQL tests cannot run")
+    return backends
+
+
+async def _create_pg_database(admin_url: str) -> tuple[str, str]:
+    name = f"gg_test_{secrets.token_hex(4)}"
+    engine = create_async_engine(make_url(admin_url).set(drivername="postgresql+asyncpg"),
+                                 isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        await engine.dispose()
+    url = make_url(admin_url).set(drivername="postgresql+asyncpg", database=name)
+    return url.render_as_string(hide_password=False), name
+
+
+async def _drop_pg_database(admin_url: str, name: str) -> None:
+    engine = create_async_engine(make_url(admin_url).set(drivername="postgresql+asyncpg"),
+                                 isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(scope="session", params=_backends())
+async def database_url(request: pytest.FixtureRequest, tmp_path_factory) -> AsyncIterator[str]:
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("db") / "globeguard.db"
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    admin_url = os.environ[PG_ENV]
+    url, name = await _create_pg_database(admin_url)
+    try:
+        yield url
+    finally:
+        await _drop_pg_database(admin_url, name)
+
+
+@pytest.fixture
+def backend(database_url: str) -> str:
+    return "postgresql" if database_url.startswith("postgresql") else "sqlite"
+
+
+def make_settings(database_url: str, data_dir: Path, **overrides) -> Settings:
+    values = {
+        "db": {"url": database_url},
+        "data_dir": data_dir,
+        "secret_key": "test-secret-key-not-for-production",
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return make_settings(database_url, tmp_path)
+
+
+async def wipe(container: Container) -> None:
+    async with container.db.transaction() as session:
+        for table in reversed(metadata.sorted_tables):
+            await session.execute(delete(table))
+
+
+@pytest.fixture
+async def container(settings: Settings) -> AsyncIterator[Container]:
+    yield build(settings)
+
+
+@pytest.fixture
+async def app(container: Container, settings: Settings):
+    application = create_app(settings, container)
+    async with application.router.lifespan_context(application):
+        try:
+            yield application
+        finally:
+            await wipe(container)
+
+
+@pytest.fixture
+async def client(app) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http
