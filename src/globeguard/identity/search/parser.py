@@ -33,10 +33,6 @@ _DATE_RE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _DATETIME_RE = re.compile(
     r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?(?:Z|[+-]\d{2}:\d{2})?"
 )
-# Characters that end an unquoted field name or value.
-_WORD_STOP = frozenset('()":')
-_VALUE_STOP = frozenset('()"')
-_RANGE_STOP = frozenset("[]{}()\"")
 
 
 class QueryError(ValueError):
@@ -171,54 +167,47 @@ class _Lexer:
         tokens: list[_Token] = []
         while True:
             self._skip_space()
-            if self._at_end():
+            if self.pos >= len(self.text):
                 tokens.append(_Token("END", self.pos, ""))
                 return tokens
             tokens.append(self._next_token())
 
-    def _at_end(self) -> bool:
-        return self.pos >= len(self.text)
-
     def _peek(self) -> str:
-        return "" if self._at_end() else self.text[self.pos]
+        return self.text[self.pos : self.pos + 1]
 
     def _skip_space(self) -> None:
-        while not self._at_end() and self.text[self.pos].isspace():
+        while self._peek().isspace():
             self.pos += 1
 
-    def _scan(self, stop: frozenset[str]) -> str:
+    def _scan(self, stop: str) -> str:
+        """Consume a run of characters up to whitespace, the end, or one of `stop`."""
         start = self.pos
-        while not self._at_end() and not self._ends_word(self.text[self.pos], stop):
+        while (char := self._peek()) and not char.isspace() and char not in stop:
             self.pos += 1
         return self.text[start : self.pos]
 
-    @staticmethod
-    def _ends_word(char: str, stop: frozenset[str]) -> bool:
-        return char.isspace() or char in stop
+    def _at_boundary(self, *, also: str = "") -> bool:
+        char = self._peek()
+        return not char or char.isspace() or char in "()" or char in also
 
     def _next_token(self) -> _Token:
         start, char = self.pos, self._peek()
-        if char in "()":
+        if char in ("(", ")"):
             self.pos += 1
             return _Token(char, start, char)  # type: ignore[arg-type]
         if char == "-":
-            return self._minus()
-        word = self._scan(_WORD_STOP)
+            self.pos += 1
+            if self._at_boundary() and self._peek() != "(":
+                raise QuerySyntaxError("'-' must be directly followed by a term", start)
+            return _Token("NOT", start, "-")
+        word = self._scan('()":')
         if self._peek() == ":":
             return self._term(word, start)
         if word in KEYWORDS:
             return _Token(word, start, word)  # type: ignore[arg-type]
-        if not word:
-            raise QuerySyntaxError("expected field:value, found a quoted value", start)
+        found = repr(word) if word else "a quoted value"
         hint = " (operators are uppercase)" if word.upper() in KEYWORDS else ""
-        raise QuerySyntaxError(f"expected field:value, found {word!r}{hint}", start)
-
-    def _minus(self) -> _Token:
-        start = self.pos
-        self.pos += 1
-        if self._at_end() or self._ends_word(self._peek(), frozenset(")")):
-            raise QuerySyntaxError("'-' must be directly followed by a term", start)
-        return _Token("NOT", start, "-")
+        raise QuerySyntaxError(f"expected field:value, found {found}{hint}", start)
 
     def _term(self, field: str, start: int) -> _Token:
         if not field:
@@ -230,70 +219,55 @@ class _Lexer:
             raise QuerySyntaxError(f"a query may have at most {MAX_TERMS} terms", start)
         self.pos += 1  # the colon
         term = self._value(field, start)
-        self._expect_boundary()
+        if not self._at_boundary():
+            raise QuerySyntaxError(f"unexpected {self._peek()!r} after the value", self.pos)
         return _Token("TERM", start, self.text[start : self.pos], term)
 
-    def _expect_boundary(self) -> None:
-        char = self._peek()
-        if char and not self._ends_word(char, frozenset("()")):
-            raise QuerySyntaxError(f"unexpected {char!r} after the value", self.pos)
-
     def _value(self, field: str, start: int) -> Term:
-        char = self._peek()
-        if not char or self._ends_word(char, frozenset("()")):
-            raise QuerySyntaxError(f"missing value after '{field}:'", self.pos)
+        value_pos, char = self.pos, self._peek()
+        if self._at_boundary():
+            raise QuerySyntaxError(f"missing value after '{field}:'", value_pos)
         if field == EXISTS_FIELD:
-            return self._exists_path(start)
-        if char == '"':
-            return self._quoted(field, start)
+            path = self._scan('()"')
+            if not _FIELD_RE.fullmatch(path):
+                raise QuerySyntaxError(f"{EXISTS_FIELD} needs a field name", value_pos)
+            return Exists(path, position=start)
         if char in "[{":
             return self._range(field, start)
-        return self._unquoted(field, start)
+        quoted = char == '"'
+        value = self._read_quoted() if quoted else self._read_unquoted()
+        if not quoted and not value.endswith("*"):
+            return Match(field, value, quoted=False, position=start)
+        if quoted and self._peek() != "*":
+            return Match(field, value, quoted=True, position=start)
+        star_pos = self.pos if quoted else self.pos - 1
+        self.pos = star_pos + 1
+        if not (prefix := value if quoted else value[:-1]):
+            raise QuerySyntaxError(f"'*' needs a prefix; use {EXISTS_FIELD}:{field}", star_pos)
+        return Prefix(field, prefix, position=start)
 
-    def _exists_path(self, start: int) -> Exists:
+    def _read_unquoted(self) -> str:
         value_pos = self.pos
-        path = self._scan(_VALUE_STOP)
-        if not _FIELD_RE.fullmatch(path):
-            raise QuerySyntaxError(f"{EXISTS_FIELD} needs a field name, found {path!r}", value_pos)
-        return Exists(path, position=start)
-
-    def _unquoted(self, field: str, start: int) -> Match | Prefix:
-        value_pos = self.pos
-        value = self._scan(_VALUE_STOP)
+        value = self._scan('()"')
         for offset, char in enumerate(value):
             if char == "\\":
                 raise QuerySyntaxError("'\\' is only allowed inside quotes", value_pos + offset)
             if char == "*" and offset != len(value) - 1:
                 raise QuerySyntaxError("'*' is only allowed at the end", value_pos + offset)
-        if not value.endswith("*"):
-            return Match(field, value, quoted=False, position=start)
-        if value == "*":
-            raise QuerySyntaxError(f"'*' needs a prefix; use {EXISTS_FIELD}:{field}", value_pos)
-        return Prefix(field, value[:-1], position=start)
-
-    def _quoted(self, field: str, start: int) -> Match | Prefix:
-        value = self._read_quoted()
-        if self._peek() != "*":
-            return Match(field, value, quoted=True, position=start)
-        if not value:
-            raise QuerySyntaxError(f"'*' needs a prefix; use {EXISTS_FIELD}:{field}", self.pos)
-        self.pos += 1
-        return Prefix(field, value, position=start)
+        return value
 
     def _read_quoted(self) -> str:
         open_pos = self.pos
         self.pos += 1
         chars: list[str] = []
-        while not self._at_end():
-            char = self.text[self.pos]
+        while char := self._peek():
             if char == '"':
                 self.pos += 1
                 return "".join(chars)
             if char == "\\":
-                escaped = self.text[self.pos + 1 : self.pos + 2]
-                if escaped not in ('"', "\\"):
+                char = self.text[self.pos + 1 : self.pos + 2]
+                if char not in ('"', "\\"):
                     raise QuerySyntaxError('only \\" and \\\\ may be escaped', self.pos)
-                char = escaped
                 self.pos += 1
             chars.append(char)
             self.pos += 1
@@ -301,56 +275,48 @@ class _Lexer:
 
     def _range(self, field: str, start: int) -> Range:
         open_pos = self.pos
-        include_low = self.text[open_pos] == "["
         self.pos += 1
-        low_pos, low_text = self._range_word(open_pos, "a lower bound")
+        low_pos, low = self._range_word(open_pos, "a lower bound")
         to_pos, to = self._range_word(open_pos, "'TO'")
         if to != "TO":
             raise QuerySyntaxError(f"expected 'TO' in the range, found {to!r}", to_pos)
-        high_pos, high_text = self._range_word(open_pos, "an upper bound")
+        high_pos, high = self._range_word(open_pos, "an upper bound")
         self._skip_space()
-        close = self._peek()
-        if close not in ("]", "}"):
+        if (close := self._peek()) not in ("]", "}"):
             self._unterminated_or(open_pos, "expected ']' or '}' to close the range")
         self.pos += 1
-        low = self._range_bound(low_text, low_pos)
-        high = self._range_bound(high_text, high_pos)
-        self._check_range_kinds(low, high, open_pos, high_pos)
+        if low == high == "*":
+            raise QuerySyntaxError("a range needs at least one bound", open_pos)
+        kinds = {"number" if _range_bound_kind(end, pos) == "number" else "datetime"
+                 for end, pos in ((low, low_pos), (high, high_pos)) if end != "*"}
+        if len(kinds) > 1:
+            raise QuerySyntaxError("both range bounds must be numbers or both dates", high_pos)
         return Range(
-            field, low, high, include_low=include_low, include_high=close == "]", position=start
+            field, None if low == "*" else low, None if high == "*" else high,
+            include_low=self.text[open_pos] == "[", include_high=close == "]", position=start,
         )
 
     def _range_word(self, open_pos: int, expected: str) -> tuple[int, str]:
         self._skip_space()
         position = self.pos
-        word = self._scan(_RANGE_STOP)
+        word = self._scan('[]{}()"')
         if not word:
             self._unterminated_or(open_pos, f"expected {expected} in the range")
         return position, word
 
     def _unterminated_or(self, open_pos: int, message: str) -> NoReturn:
-        if self._at_end():
+        if not self._peek():
             raise QuerySyntaxError("unterminated range", open_pos)
         raise QuerySyntaxError(message, self.pos)
 
-    @staticmethod
-    def _range_bound(text: str, position: int) -> str | None:
-        if text == "*":
-            return None
-        if scalar_kind(text) is None:
-            raise QuerySyntaxError(
-                f"range bound {text!r} is not a number, an ISO 8601 date or *", position
-            )
-        return text
 
-    @staticmethod
-    def _check_range_kinds(low: str | None, high: str | None, open_pos: int, high_pos: int) -> None:
-        if low is None and high is None:
-            raise QuerySyntaxError("a range needs at least one bound", open_pos)
-        if low is None or high is None:
-            return
-        if (scalar_kind(low) == "number") != (scalar_kind(high) == "number"):
-            raise QuerySyntaxError("both range bounds must be numbers or both dates", high_pos)
+def _range_bound_kind(text: str, position: int) -> str:
+    kind = scalar_kind(text)
+    if kind is None:
+        raise QuerySyntaxError(
+            f"range bound {text!r} is not a number, an ISO 8601 date or *", position
+        )
+    return kind
 
 
 # --- Parser --------------------------------------------------------------------------------

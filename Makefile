@@ -1,0 +1,41 @@
+# Globeguard — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+HOST ?= 127.0.0.1
+PORT ?= 8000
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint bench clean
+
+help: ## Show this help
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install Globeguard with its pinned dependencies
+
+run: $(STAMP) ## Start the service on SQLite (./var) at http://127.0.0.1:8000
+	@echo "Globeguard: API docs at http://$(HOST):$(PORT)/docs"
+	@echo "First admin: $(BIN)/globeguard admin create --username admin   (prints a password)"
+	$(BIN)/globeguard serve --host $(HOST) --port $(PORT)
+
+test: $(STAMP) ## Run every test, on SQLite and on PostgreSQL
+	@set -e; services=$$(scripts/ensure-services.sh); \
+	env $$services $(BIN)/pytest $(PYTEST_ARGS)
+
+lint: $(STAMP) ## Ruff and mypy
+	$(BIN)/ruff check src tests bench
+	$(BIN)/mypy
+
+bench: $(STAMP) ## Benchmarks: print our throughput as ratios to baselines on this machine
+	$(BIN)/python bench/auth.py
+
+clean: ## Remove the virtualenv and local data
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
