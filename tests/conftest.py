@@ -34,8 +34,9 @@ def _backends() -> list[str]:
 
 async def _create_pg_database(admin_url: str) -> tuple[str, str]:
     name = f"gg_test_{secrets.token_hex(4)}"
-    engine = create_async_engine(make_url(admin_url).set(drivername="postgresql+asyncpg"),
-                                 isolation_level="AUTOCOMMIT")
+    engine = create_async_engine(
+        make_url(admin_url).set(drivername="postgresql+asyncpg"), isolation_level="AUTOCOMMIT"
+    )
     try:
         async with engine.connect() as conn:
             await conn.execute(text(f'CREATE DATABASE "{name}"'))
@@ -46,8 +47,9 @@ async def _create_pg_database(admin_url: str) -> tuple[str, str]:
 
 
 async def _drop_pg_database(admin_url: str, name: str) -> None:
-    engine = create_async_engine(make_url(admin_url).set(drivername="postgresql+asyncpg"),
-                                 isolation_level="AUTOCOMMIT")
+    engine = create_async_engine(
+        make_url(admin_url).set(drivername="postgresql+asyncpg"), isolation_level="AUTOCOMMIT"
+    )
     try:
         async with engine.connect() as conn:
             await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
@@ -96,8 +98,8 @@ async def wipe(container: Container) -> None:
 
 
 @pytest.fixture
-async def container(settings: Settings) -> AsyncIterator[Container]:
-    yield build(settings)
+def container(settings: Settings) -> Container:
+    return build(settings)
 
 
 @pytest.fixture

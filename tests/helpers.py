@@ -9,8 +9,9 @@ import httpx
 STRONG = "correct-horse-battery-staple-7"
 
 
-async def signup(client: httpx.AsyncClient, username: str, password: str = STRONG,
-                 **extra: Any) -> dict[str, Any]:
+async def signup(
+    client: httpx.AsyncClient, username: str, password: str = STRONG, **extra: Any
+) -> dict[str, Any]:
     response = await client.post(
         "/api/v1/auth/signup", json={"username": username, "password": password, **extra}
     )
@@ -18,7 +19,9 @@ async def signup(client: httpx.AsyncClient, username: str, password: str = STRON
     return response.json()
 
 
-async def signin(client: httpx.AsyncClient, username: str, password: str = STRONG) -> dict[str, Any]:
+async def signin(
+    client: httpx.AsyncClient, username: str, password: str = STRONG
+) -> dict[str, Any]:
     response = await client.post(
         "/api/v1/auth/signin", json={"username": username, "password": password}
     )
@@ -30,7 +33,9 @@ def bearer(tokens: dict[str, Any]) -> dict[str, str]:
     return {"Authorization": f"Bearer {tokens['access_token']}"}
 
 
-async def make_admin(client: httpx.AsyncClient, container, username: str = "root") -> dict[str, Any]:
+async def make_admin(
+    client: httpx.AsyncClient, container, username: str = "root"
+) -> dict[str, Any]:
     """Create an admin through the same path as `globeguard admin create`, then sign in."""
     from globeguard.identity.bootstrap import create_admin
 

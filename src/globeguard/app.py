@@ -42,13 +42,21 @@ Errors are RFC 9457 problem details with a stable `code`.
 """
 
 STATUS_CODES = {
-    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 406: "not_acceptable", 413: "payload_too_large",
-    415: "unsupported_media_type", 429: "rate_limited",
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
-def _problem(status: int, body: dict[str, Any], headers: dict[str, str] | None = None) -> JSONResponse:
+def _problem(
+    status: int, body: dict[str, Any], headers: dict[str, str] | None = None
+) -> JSONResponse:
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM)
 
 
@@ -69,49 +77,78 @@ def install_error_handlers(app: FastAPI) -> None:
     async def invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = _validation_errors(exc)
         fields = ", ".join(".".join(str(p) for p in e["loc"][1:]) or "body" for e in errors)
-        return _problem(422, {
-            "type": "https://globeguard.dev/problems/validation_failed",
-            "title": "Validation failed", "status": 422, "code": "validation_failed",
-            "detail": f"invalid or missing: {fields}", "errors": errors,
-            "instance": request.url.path,
-        })
+        return _problem(
+            422,
+            {
+                "type": "https://globeguard.dev/problems/validation_failed",
+                "title": "Validation failed",
+                "status": 422,
+                "code": "validation_failed",
+                "detail": f"invalid or missing: {fields}",
+                "errors": errors,
+                "instance": request.url.path,
+            },
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "http_error")
-        return _problem(exc.status_code, {
-            "type": f"https://globeguard.dev/problems/{code}", "title": str(exc.detail),
-            "status": exc.status_code, "code": code, "detail": str(exc.detail),
-            "instance": request.url.path,
-        }, getattr(exc, "headers", None))
+        return _problem(
+            exc.status_code,
+            {
+                "type": f"https://globeguard.dev/problems/{code}",
+                "title": str(exc.detail),
+                "status": exc.status_code,
+                "code": code,
+                "detail": str(exc.detail),
+                "instance": request.url.path,
+            },
+            getattr(exc, "headers", None),
+        )
 
     @app.exception_handler(IntegrityError)
     async def conflict(request: Request, exc: IntegrityError) -> JSONResponse:
         # Two requests raced past our uniqueness checks; the database kept one of them.
         log.info("integrity conflict on %s: %s", request.url.path, exc.orig)
-        return _problem(409, {
-            "type": "https://globeguard.dev/problems/conflict", "title": "Conflict",
-            "status": 409, "code": "conflict",
-            "detail": "a concurrent change conflicted with this one; retry",
-        })
+        return _problem(
+            409,
+            {
+                "type": "https://globeguard.dev/problems/conflict",
+                "title": "Conflict",
+                "status": 409,
+                "code": "conflict",
+                "detail": "a concurrent change conflicted with this one; retry",
+            },
+        )
 
     @app.exception_handler(OperationalError)
     async def unavailable(request: Request, exc: OperationalError) -> JSONResponse:
         log.error("database unavailable on %s: %s", request.url.path, exc.orig)
-        return _problem(503, {
-            "type": "https://globeguard.dev/problems/database_unavailable",
-            "title": "Service unavailable", "status": 503, "code": "database_unavailable",
-            "detail": "the database is not answering; retry shortly",
-        }, {"Retry-After": "5"})
+        return _problem(
+            503,
+            {
+                "type": "https://globeguard.dev/problems/database_unavailable",
+                "title": "Service unavailable",
+                "status": 503,
+                "code": "database_unavailable",
+                "detail": "the database is not answering; retry shortly",
+            },
+            {"Retry-After": "5"},
+        )
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return _problem(500, {
-            "type": "https://globeguard.dev/problems/internal_error",
-            "title": "Internal error", "status": 500, "code": "internal_error",
-            "detail": "an unexpected error occurred; it has been logged",
-        })
+        return _problem(
+            500,
+            {
+                "type": "https://globeguard.dev/problems/internal_error",
+                "title": "Internal error",
+                "status": 500,
+                "code": "internal_error",
+                "detail": "an unexpected error occurred; it has been logged",
+            },
+        )
 
 
 def install_ops_routes(app: FastAPI) -> None:
@@ -133,8 +170,10 @@ def install_ops_routes(app: FastAPI) -> None:
         if container.ring.signing is None:
             checks["signing_keys"] = "not loaded"
         ready = all(v == "ok" for v in checks.values())
-        return JSONResponse({"status": "ok" if ready else "unavailable", "checks": checks},
-                            status_code=200 if ready else 503)
+        return JSONResponse(
+            {"status": "ok" if ready else "unavailable", "checks": checks},
+            status_code=200 if ready else 503,
+        )
 
 
 def create_app(settings: Settings | None = None, container: Container | None = None) -> FastAPI:
@@ -147,18 +186,31 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             yield
 
     app = FastAPI(
-        title="Globeguard", version=__version__, description=DESCRIPTION, lifespan=lifespan,
+        title="Globeguard",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
     )
     app.state.container = container
     if settings.http.cors_origins:
         app.add_middleware(
-            CORSMiddleware, allow_origins=settings.http.cors_origins, allow_credentials=True,
-            allow_methods=["*"], allow_headers=["*"],
+            CORSMiddleware,
+            allow_origins=settings.http.cors_origins,
+            allow_credentials=True,
+            allow_methods=["*"],
+            allow_headers=["*"],
         )
     install_error_handlers(app)
     install_ops_routes(app)
-    for router in (auth_router, well_known, users_router, api_keys_router, roles_router,
-                   clients_router, audit_router):
+    for router in (
+        auth_router,
+        well_known,
+        users_router,
+        api_keys_router,
+        roles_router,
+        clients_router,
+        audit_router,
+    ):
         app.include_router(router)
     return app

@@ -69,7 +69,8 @@ def build(settings: Settings) -> Container:
     issuer = TokenIssuer(ring, auth_settings)
     listener = (
         PostgresRevocationListener(settings.db.url, revocations)
-        if db.dialect == "postgresql" else None
+        if db.dialect == "postgresql"
+        else None
     )
     signing_keys = SigningKeyService(
         Sealer(master_secret(settings)), auth_settings.access_token_ttl, auth_settings.leeway
@@ -82,7 +83,9 @@ def build(settings: Settings) -> Container:
         revocations=revocations,
         signing_keys=signing_keys,
         authenticator=Authenticator(
-            ring, revocations, ApiKeyAuthenticator(auth_settings.api_key_last_used_resolution),
+            ring,
+            revocations,
+            ApiKeyAuthenticator(auth_settings.api_key_last_used_resolution),
             signing_keys,
         ),
         users=users,

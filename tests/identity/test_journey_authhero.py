@@ -23,12 +23,14 @@ async def test_authhero_journey(client, container):
     assert (await client.get("/api/v1/users", headers=bearer(tokens))).status_code == 403
 
     # update own names; someone else's is 403
-    own = await client.patch(f"/api/v1/users/{me.json()['id']}", headers=bearer(tokens),
-                             json={"given_name": "Muad'Dib"})
+    own = await client.patch(
+        f"/api/v1/users/{me.json()['id']}", headers=bearer(tokens), json={"given_name": "Muad'Dib"}
+    )
     assert own.status_code == 200
     assert (own.json()["given_name"], own.json()["family_name"]) == ("Muad'Dib", "Atreides")
-    theirs = await client.patch(f"/api/v1/users/{other['user']['id']}", headers=bearer(tokens),
-                                json={"given_name": "x"})
+    theirs = await client.patch(
+        f"/api/v1/users/{other['user']['id']}", headers=bearer(tokens), json={"given_name": "x"}
+    )
     assert theirs.status_code == 403
     assert theirs.json()["code"] == "forbidden"
 
@@ -38,8 +40,9 @@ async def test_authhero_journey(client, container):
     assert out.status_code == 200 and out.json()["sessions_revoked"] == 3  # signup, two signins
     for old in (tokens, second):
         assert (await client.get("/api/v1/users/me", headers=bearer(old))).status_code == 401
-        refreshed = await client.post("/api/v1/auth/refresh",
-                                      json={"refresh_token": old["refresh_token"]})
+        refreshed = await client.post(
+            "/api/v1/auth/refresh", json={"refresh_token": old["refresh_token"]}
+        )
         assert refreshed.status_code == 400
     tokens = await signin(client, "paulatreides")
     assert (await client.get("/api/v1/users/me", headers=bearer(tokens))).status_code == 200
@@ -47,11 +50,13 @@ async def test_authhero_journey(client, container):
     # soft delete self → credentials and sign-in fail
     assert (await client.delete("/api/v1/users/me", headers=bearer(tokens))).status_code == 204
     assert (await client.get("/api/v1/users/me", headers=bearer(tokens))).status_code == 401
-    failed = await client.post("/api/v1/auth/signin",
-                               json={"username": "paulatreides", "password": STRONG})
+    failed = await client.post(
+        "/api/v1/auth/signin", json={"username": "paulatreides", "password": STRONG}
+    )
     assert failed.status_code == 401 and failed.json()["code"] == "invalid_credentials"
 
     # the same username can't be taken silently, in any letter case
-    again = await client.post("/api/v1/auth/signup",
-                              json={"username": "PaulAtreides", "password": STRONG})
+    again = await client.post(
+        "/api/v1/auth/signup", json={"username": "PaulAtreides", "password": STRONG}
+    )
     assert again.status_code == 409 and again.json()["code"] == "username_taken"

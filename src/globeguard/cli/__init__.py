@@ -6,8 +6,11 @@ import typer
 
 from globeguard.cli import admin, db, keys, serve
 
-app = typer.Typer(help="Globeguard: self-hosted identity with login intelligence.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Globeguard: self-hosted identity with login intelligence.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")

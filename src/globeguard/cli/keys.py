@@ -21,8 +21,12 @@ def rotate() -> None:
         async with container.db.transaction() as session:
             retired, current = await container.signing_keys.rotate(session)
             record(
-                session, EventType.SIGNING_KEY_ROTATED, actor="system",
-                aggregate_type="signing_key", aggregate_id=current, user_id=None,
+                session,
+                EventType.SIGNING_KEY_ROTATED,
+                actor="system",
+                aggregate_type="signing_key",
+                aggregate_id=current,
+                user_id=None,
                 payload={"retired": retired, "current": current},
             )
             return retired, current

@@ -16,6 +16,12 @@ def serve(
     if workers > 1 and settings.db.is_sqlite:
         raise typer.BadParameter("SQLite supports one process; use PostgreSQL for --workers > 1")
     uvicorn.run(
-        "globeguard.app:create_app", factory=True, host=host, port=port, workers=workers,
-        log_level=settings.log_level, proxy_headers=False, server_header=False,
+        "globeguard.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=settings.log_level,
+        proxy_headers=False,
+        server_header=False,
     )

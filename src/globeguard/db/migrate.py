@@ -48,9 +48,8 @@ async def startup_lock(engine: AsyncEngine) -> AsyncIterator[None]:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
-    async with startup_lock(engine):
-        async with engine.begin() as conn:
-            await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+    async with startup_lock(engine), engine.begin() as conn:
+        await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

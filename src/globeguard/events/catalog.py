@@ -18,7 +18,7 @@ class EventType(StrEnum):
     LOGOUT = "user.logout"
     LOGOUT_ALL = "user.logout_all"
     REFRESH_REUSE_DETECTED = "user.refresh_token.reused"
-    PASSWORD_CHANGED = "user.password_changed"
+    PASSWORD_CHANGED = "user.password_changed"  # noqa: S105 - an event name
     API_KEY_CREATED = "api_key.created"
     API_KEY_REVOKED = "api_key.revoked"
     ROLE_ASSIGNED = "role.assigned"

@@ -43,7 +43,7 @@ async def read_audit(
     session: DbSession,
     _: Annotated[Principal, Depends(require(Permission.AUDIT_READ))],
     user_id: uuid.UUID | None = None,
-    type: Annotated[list[EventType] | None, Query()] = None,  # noqa: A002 - public name
+    type: Annotated[list[EventType] | None, Query()] = None,
     after: Annotated[int, Query(ge=0, description="Return events after this seq.")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ):

@@ -20,13 +20,18 @@ async def create_admin(
     users: UserService, session: AsyncSession, username: str, password: str, email: str | None
 ) -> User:
     return await users.create(
-        session, {"username": username, "password": password, "email": email},
-        actor="system", roles=[ADMIN_ROLE, USER_ROLE],
+        session,
+        {"username": username, "password": password, "email": email},
+        actor="system",
+        roles=[ADMIN_ROLE, USER_ROLE],
     )
 
 
 async def ensure_bootstrap_admin(
-    users: UserService, session: AsyncSession, username: str | None, password: str | None,
+    users: UserService,
+    session: AsyncSession,
+    username: str | None,
+    password: str | None,
     email: str | None,
 ) -> User | None:
     """Idempotent: does nothing when the user already exists."""

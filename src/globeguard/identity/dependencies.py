@@ -15,14 +15,18 @@ from globeguard.kit.errors import AppError, Unauthorized
 from globeguard.kit.net import client_ip
 from globeguard.wiring import Container
 
-TOKEN_URL = "/api/v1/auth/token"
+TOKEN_URL = "/api/v1/auth/token"  # noqa: S105 - a path
 
 oauth2_scheme = OAuth2PasswordBearer(
-    tokenUrl=TOKEN_URL, auto_error=False, scheme_name="Bearer",
+    tokenUrl=TOKEN_URL,
+    auto_error=False,
+    scheme_name="Bearer",
     description="Sign in with username (or email) and password; Swagger stores the token.",
 )
 api_key_scheme = APIKeyHeader(
-    name="X-API-KEY", auto_error=False, scheme_name="ApiKey",
+    name="X-API-KEY",
+    auto_error=False,
+    scheme_name="ApiKey",
     description="An API key from POST /api/v1/api-keys (header name is case-insensitive).",
 )
 
@@ -57,9 +61,7 @@ DbSession = Annotated[AsyncSession, Depends(_transaction, scope="function")]
 
 def client_context(request: Request, app: ContainerDep) -> ClientContext:
     peer = request.client.host if request.client else None
-    ip = client_ip(
-        peer, request.headers.get("x-forwarded-for"), app.settings.http.trusted_networks
-    )
+    ip = client_ip(peer, request.headers.get("x-forwarded-for"), app.settings.http.trusted_networks)
     return ClientContext(ip=ip, user_agent=request.headers.get("user-agent"))
 
 

@@ -36,7 +36,8 @@ class SigningKeyRepository:
         now = utcnow()
         rows = await self.session.scalars(select(SigningKey))
         return [
-            k for k in rows
+            k
+            for k in rows
             if k.status in ("current", "next") or (k.unpublish_after and k.unpublish_after > now)
         ]
 
@@ -86,7 +87,9 @@ class SigningKeyService:
         assert current is not None and successor is not None
         now = utcnow()
         await repo.set_status(
-            current.kid, status="retired", retired_at=now,
+            current.kid,
+            status="retired",
+            retired_at=now,
             unpublish_after=now + self.retire_window,
         )
         await repo.set_status(successor.kid, status="current", activated_at=now)
@@ -97,7 +100,9 @@ class SigningKeyService:
     async def load(self, session: AsyncSession, ring: KeyRing) -> None:
         rows = await SigningKeyRepository(session).published()
         materials = [self._material(row) for row in rows]
-        current = next((m for m, r in zip(materials, rows, strict=True) if r.status == "current"), None)
+        current = next(
+            (m for m, r in zip(materials, rows, strict=True) if r.status == "current"), None
+        )
         ring.replace(current, materials)
 
     def _material(self, row: SigningKey) -> KeyMaterial:

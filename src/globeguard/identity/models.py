@@ -160,9 +160,7 @@ class MachineClient(TimestampMixin, Base):
     name: Mapped[str] = mapped_column(String(128), nullable=False)
     scopes: Mapped[list[str]] = mapped_column(JSON, default=list, nullable=False)
     token_version: Mapped[int] = mapped_column(Integer, default=1, nullable=False)
-    created_by: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("user.id", ondelete="SET NULL")
-    )
+    created_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="SET NULL"))
     revoked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 

@@ -54,7 +54,9 @@ class PasswordHasher:
             return Verification(ok=ok, upgraded_hash=self._argon2.hash(password) if ok else None)
         if not self._verify_argon2(stored_hash, password):
             return Verification(ok=False)
-        upgraded = self._argon2.hash(password) if self._argon2.check_needs_rehash(stored_hash) else None
+        upgraded = (
+            self._argon2.hash(password) if self._argon2.check_needs_rehash(stored_hash) else None
+        )
         return Verification(ok=True, upgraded_hash=upgraded)
 
     def _verify_argon2(self, stored_hash: str, password: str) -> bool:

@@ -50,7 +50,10 @@ KEY_RELOAD_MIN_INTERVAL_S = 1.0
 
 class Authenticator:
     def __init__(
-        self, ring: KeyRing, cache: RevocationCache, api_keys: ApiKeyAuthenticator,
+        self,
+        ring: KeyRing,
+        cache: RevocationCache,
+        api_keys: ApiKeyAuthenticator,
         signing_keys: SigningKeyService,
     ):
         self.ring = ring
@@ -90,8 +93,11 @@ class Authenticator:
     async def from_api_key(self, session: AsyncSession, presented: str) -> Principal:
         key = await self.api_keys.authenticate(session, presented)
         return Principal(
-            kind="user", subject=str(key.user_id), scopes=key.scopes,
-            roles=key.roles, api_key_id=key.key_id,
+            kind="user",
+            subject=str(key.user_id),
+            scopes=key.scopes,
+            roles=key.roles,
+            api_key_id=key.key_id,
         )
 
     async def _state(self, session: AsyncSession, claims: TokenClaims) -> SubjectState | None:

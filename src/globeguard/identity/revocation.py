@@ -74,7 +74,7 @@ _PENDING = "globeguard.revoked_keys"
 async def announce(session: AsyncSession, key: str) -> None:
     """Mark `key` revoked once this transaction commits, here and in every other process."""
     session.sync_session.info.setdefault(_PENDING, set()).add(key)
-    if session.bind.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         # NOTIFY is transactional: other processes hear it only if and when we commit.
         await session.execute(text("SELECT pg_notify(:c, :k)"), {"c": CHANNEL, "k": key})
 
@@ -111,15 +111,17 @@ class PostgresRevocationListener:
                 log.warning("revocation listener cannot connect: %s", exc)
                 await asyncio.sleep(1)
                 continue
+            closed = asyncio.Event()
             try:
+                conn.add_termination_listener(lambda _conn, done=closed: done.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
                 # Anything revoked while we were not listening is unknown: start afresh.
                 self.cache.clear()
                 self.connected.set()
-                while not conn.is_closed():
-                    await asyncio.sleep(1)
+                await closed.wait()
+                log.warning("revocation listener lost its connection; reconnecting")
             except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("revocation listener lost its connection: %s", exc)
+                log.warning("revocation listener failed: %s", exc)
             finally:
                 self.connected.clear()
                 with contextlib.suppress(Exception):

@@ -107,7 +107,9 @@ class KeyRing:
             "jti": uuid.uuid4().hex,
         }
         token = jwt.encode(
-            payload, self.signing.private_key, algorithm=ALGORITHM,
+            payload,
+            self.signing.private_key,
+            algorithm=ALGORITHM,
             headers={"kid": self.signing.kid, "typ": "at+jwt"},
         )
         return token, expires

@@ -65,12 +65,19 @@ class Unauthorized(AppError):
     status, code, title = 401, "unauthorized", "Unauthorized"
 
     def __init__(
-        self, detail: str | None = None, *, code: str | None = None,
-        keep_changes: bool = False, **extra: Any,
+        self,
+        detail: str | None = None,
+        *,
+        code: str | None = None,
+        keep_changes: bool = False,
+        **extra: Any,
     ):
         super().__init__(
-            detail, code=code, headers={"WWW-Authenticate": 'Bearer realm="globeguard"'},
-            keep_changes=keep_changes, **extra,
+            detail,
+            code=code,
+            headers={"WWW-Authenticate": 'Bearer realm="globeguard"'},
+            keep_changes=keep_changes,
+            **extra,
         )
 
 

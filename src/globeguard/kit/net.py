@@ -22,7 +22,9 @@ def _trusted(address: IPv4Address | IPv6Address, networks: Sequence[Network]) ->
     return any(address in network for network in networks)
 
 
-def client_ip(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
+def client_ip(
+    peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]
+) -> str | None:
     """Walk X-Forwarded-For from the right, skipping our own proxies: the first address not
     ours is the client. Entries left of it were written by the client and are not trusted."""
     address = _parse(peer) if peer else None

@@ -20,8 +20,10 @@ class ApiKeyRepository:
         self.session.add(key)
 
     async def with_owner(self, key_id: str) -> tuple[ApiKey, User] | None:
-        query = select(ApiKey, User).join(User, User.id == ApiKey.user_id).where(
-            ApiKey.key_id == key_id
+        query = (
+            select(ApiKey, User)
+            .join(User, User.id == ApiKey.user_id)
+            .where(ApiKey.key_id == key_id)
         )
         row = (await self.session.execute(query)).first()
         return None if row is None else (row[0], row[1])

@@ -30,7 +30,8 @@ async def create_api_key(
 
 @router.get("", response_model=list[ApiKeyRead])
 async def list_api_keys(
-    principal: CurrentUser, session: DbSession,
+    principal: CurrentUser,
+    session: DbSession,
     user_id: uuid.UUID | None = Query(default=None, description="Admins: another user's keys."),
 ):
     assert principal.user_id is not None

@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
 from globeguard.identity.api_keys.repository import ApiKeyRepository
-from globeguard.identity.models import ApiKey
 from globeguard.identity.grants import grants_of
+from globeguard.identity.models import ApiKey
 from globeguard.kit.clock import as_utc, utcnow
 from globeguard.kit.crypto import random_token, same_digest, sha256_hex
 from globeguard.kit.errors import Forbidden, NotFound, Unauthorized, Unprocessable
@@ -41,8 +41,13 @@ class AuthenticatedKey:
 
 class ApiKeyService:
     async def create(
-        self, session: AsyncSession, owner_id: uuid.UUID, name: str,
-        scopes: Iterable[str], expires_at: datetime | None, actor: str,
+        self,
+        session: AsyncSession,
+        owner_id: uuid.UUID,
+        name: str,
+        scopes: Iterable[str],
+        expires_at: datetime | None,
+        actor: str,
     ) -> tuple[ApiKey, str]:
         requested = sorted(set(scopes))
         allowed = (await grants_of(session, owner_id)).scopes
@@ -50,20 +55,29 @@ class ApiKeyService:
         if beyond:
             raise Forbidden(
                 f"cannot grant scopes the owner does not hold: {', '.join(beyond)}",
-                code="scope_not_allowed", scopes=beyond,
+                code="scope_not_allowed",
+                scopes=beyond,
             )
         if expires_at is not None and as_utc(expires_at) <= utcnow():
             raise Unprocessable("expires_at must be in the future", code="invalid_expiry")
         secret = random_token(32)
         key = ApiKey(
-            key_id=new_key_id(), secret_hash=sha256_hex(secret), user_id=owner_id,
-            name=name, scopes=requested, expires_at=expires_at,
+            key_id=new_key_id(),
+            secret_hash=sha256_hex(secret),
+            user_id=owner_id,
+            name=name,
+            scopes=requested,
+            expires_at=expires_at,
         )
         ApiKeyRepository(session).add(key)
         await session.flush()
         record(
-            session, EventType.API_KEY_CREATED, actor=actor, aggregate_type="api_key",
-            aggregate_id=key.key_id, user_id=owner_id,
+            session,
+            EventType.API_KEY_CREATED,
+            actor=actor,
+            aggregate_type="api_key",
+            aggregate_id=key.key_id,
+            user_id=owner_id,
             payload={"key_id": key.key_id, "name": name, "scopes": requested},
         )
         return key, f"{PREFIX}{key.key_id}_{secret}"
@@ -78,8 +92,13 @@ class ApiKeyService:
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             record(
-                session, EventType.API_KEY_REVOKED, actor=actor, aggregate_type="api_key",
-                aggregate_id=key.key_id, user_id=key.user_id, payload={"key_id": key.key_id},
+                session,
+                EventType.API_KEY_REVOKED,
+                actor=actor,
+                aggregate_type="api_key",
+                aggregate_id=key.key_id,
+                user_id=key.user_id,
+                payload={"key_id": key.key_id},
             )
         return key
 
@@ -109,7 +128,9 @@ class ApiKeyAuthenticator:
         grants = await grants_of(session, owner.id)
         await self._touch(session, key, now)
         return AuthenticatedKey(
-            key.key_id, owner.id, frozenset(grants.scopes.intersection(key.scopes)),
+            key.key_id,
+            owner.id,
+            frozenset(grants.scopes.intersection(key.scopes)),
             tuple(grants.roles),
         )
 

@@ -23,7 +23,9 @@ class SessionRepository:
     async def get(self, session_id: uuid.UUID) -> AuthSession | None:
         return await self.session.get(AuthSession, session_id)
 
-    async def of_user(self, user_id: uuid.UUID, *, live_only: bool, now: datetime) -> Sequence[AuthSession]:
+    async def of_user(
+        self, user_id: uuid.UUID, *, live_only: bool, now: datetime
+    ) -> Sequence[AuthSession]:
         query = select(AuthSession).where(AuthSession.user_id == user_id)
         if live_only:
             query = query.where(AuthSession.revoked_at.is_(None), AuthSession.expires_at > now)
@@ -50,9 +52,7 @@ class SessionRepository:
 
     async def has_used_child(self, token_id: uuid.UUID) -> bool:
         child = aliased(RefreshToken)
-        query = select(
-            exists().where(child.parent_id == token_id, child.used_at.is_not(None))
-        )
+        query = select(exists().where(child.parent_id == token_id, child.used_at.is_not(None)))
         return bool(await self.session.scalar(query))
 
     async def revoke(self, session_id: uuid.UUID, at: datetime, reason: str) -> bool:
@@ -66,6 +66,8 @@ class SessionRepository:
 
     async def touch(self, session_id: uuid.UUID, at: datetime) -> None:
         await self.session.execute(
-            update(AuthSession).where(AuthSession.id == session_id).values(last_seen_at=at)
+            update(AuthSession)
+            .where(AuthSession.id == session_id)
+            .values(last_seen_at=at)
             .execution_options(synchronize_session=False)
         )

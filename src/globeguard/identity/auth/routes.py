@@ -15,7 +15,6 @@ from globeguard.identity.dependencies import (
     TOKEN_URL,
     ClientCtx,
     ContainerDep,
-    CurrentPrincipal,
     CurrentUser,
     DbSession,
 )
@@ -33,7 +32,8 @@ class SigninRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     username: str = Field(
-        min_length=1, max_length=320,
+        min_length=1,
+        max_length=320,
         validation_alias=AliasChoices("username", "user_name", "email"),
         description="Username or email address.",
     )
@@ -43,7 +43,7 @@ class SigninRequest(BaseModel):
 
 class TokenResponse(BaseModel):
     access_token: str
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth2 token type
     expires_in: int
     scope: str
     refresh_token: str | None = None
@@ -80,16 +80,20 @@ class LogoutResponse(BaseModel):
 
 def _token_body(tokens: IssuedTokens) -> dict[str, Any]:
     return {
-        "access_token": tokens.access_token, "token_type": tokens.token_type,
-        "expires_in": tokens.expires_in, "scope": tokens.scope,
+        "access_token": tokens.access_token,
+        "token_type": tokens.token_type,
+        "expires_in": tokens.expires_in,
+        "scope": tokens.scope,
         "refresh_token": tokens.refresh_token,
     }
 
 
 def _session_body(signed: SignedIn) -> SessionResponse:
     return SessionResponse(
-        **_token_body(signed.tokens), user=user_read(signed.user, signed.roles),
-        user_id=str(signed.user.id), username=signed.user.username,
+        **_token_body(signed.tokens),
+        user=user_read(signed.user, signed.roles),
+        user_id=str(signed.user.id),
+        username=signed.user.username,
     )
 
 
@@ -160,7 +164,9 @@ async def refresh(body: RefreshRequest, app: ContainerDep, session: DbSession):
 
 @router.post("/logout", response_model=LogoutResponse)
 async def logout(
-    principal: CurrentUser, app: ContainerDep, session: DbSession,
+    principal: CurrentUser,
+    app: ContainerDep,
+    session: DbSession,
     body: LogoutRequest | None = None,
 ):
     """End this session: its refresh tokens and its access tokens stop working."""
@@ -178,7 +184,9 @@ async def logout(
 
 @router.post("/logout-all", response_model=LogoutResponse)
 async def logout_all(
-    principal: CurrentUser, app: ContainerDep, session: DbSession,
+    principal: CurrentUser,
+    app: ContainerDep,
+    session: DbSession,
     body: LogoutAllRequest | None = None,
 ):
     """End every session of the account; every access token already issued fails at once."""
@@ -188,7 +196,8 @@ async def logout_all(
         session, principal.user_id, include_api_keys=include_keys, actor=principal.actor
     )
     return LogoutResponse(
-        message=f"logged out, {sessions} sessions ended", sessions_revoked=sessions,
+        message=f"logged out, {sessions} sessions ended",
+        sessions_revoked=sessions,
         api_keys_revoked=keys,
     )
 
@@ -212,16 +221,27 @@ async def introspect(
         return {"active": False}
     claims = app.ring.verify(token).raw
     return {
-        "active": True, "token_type": "access_token", "scope": claims.get("scope", ""),
-        "sub": principal.subject, "client_id": claims.get("client_id"),
-        "username": claims.get("preferred_username"), "exp": claims["exp"], "iat": claims["iat"],
-        "iss": claims["iss"], "aud": claims["aud"], "jti": claims["jti"], "sid": claims.get("sid"),
+        "active": True,
+        "token_type": "access_token",
+        "scope": claims.get("scope", ""),
+        "sub": principal.subject,
+        "client_id": claims.get("client_id"),
+        "username": claims.get("preferred_username"),
+        "exp": claims["exp"],
+        "iat": claims["iat"],
+        "iss": claims["iss"],
+        "aud": claims["aud"],
+        "jti": claims["jti"],
+        "sid": claims.get("sid"),
     }
 
 
 async def _authorize_introspection(
-    request: Request, app: ContainerDep, session: DbSession,
-    client_id: str | None, client_secret: str | None,
+    request: Request,
+    app: ContainerDep,
+    session: DbSession,
+    client_id: str | None,
+    client_secret: str | None,
 ) -> None:
     basic = _basic_credentials(request)
     cid, secret = basic if basic else (client_id, client_secret)
@@ -254,7 +274,9 @@ async def openid_configuration(app: ContainerDep) -> dict[str, Any]:
         "grant_types_supported": ["password", "refresh_token", "client_credentials"],
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic", "client_secret_post", "bearer",
+            "client_secret_basic",
+            "client_secret_post",
+            "bearer",
         ],
         "id_token_signing_alg_values_supported": ["ES256"],
         "scopes_supported": sorted(["profile", *Permission]),

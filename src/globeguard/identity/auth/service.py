@@ -68,7 +68,11 @@ class AuthService:
         return await self._session_for(session, user, None, ctx)
 
     async def signin(
-        self, session: AsyncSession, identifier: str, password: str, scope: str | None,
+        self,
+        session: AsyncSession,
+        identifier: str,
+        password: str,
+        scope: str | None,
         ctx: ClientContext,
     ) -> SignedIn:
         user = await self.verify_password(session, identifier, password, ctx)
@@ -82,7 +86,9 @@ class AuthService:
         user = await UserRepository(session).get(candidate.user_id) if candidate.user_id else None
         # Re-read inside the write transaction: the row may have changed during the hash.
         if (
-            user is None or not verdict.ok or user.status == "deleted"
+            user is None
+            or not verdict.ok
+            or user.status == "deleted"
             or user.password_hash != candidate.password_hash
         ):
             self._failed(session, user, identifier, ctx, "invalid_credentials")
@@ -94,10 +100,18 @@ class AuthService:
         await UserRepository(session).record_signin(user.id, now, ctx.ip, verdict.upgraded_hash)
         await session.refresh(user)
         record(
-            session, EventType.SIGNIN_SUCCEEDED, actor=f"user:{user.id}", aggregate_type="user",
-            aggregate_id=str(user.id), user_id=user.id,
-            payload={"user_id": str(user.id), "ip": ctx.ip, "user_agent": ctx.user_agent,
-                     "hash_upgraded": verdict.upgraded_hash is not None},
+            session,
+            EventType.SIGNIN_SUCCEEDED,
+            actor=f"user:{user.id}",
+            aggregate_type="user",
+            aggregate_id=str(user.id),
+            user_id=user.id,
+            payload={
+                "user_id": str(user.id),
+                "ip": ctx.ip,
+                "user_agent": ctx.user_agent,
+                "hash_upgraded": verdict.upgraded_hash is not None,
+            },
         )
         return user
 
@@ -114,11 +128,18 @@ class AuthService:
         session: AsyncSession, user: User | None, identifier: str, ctx: ClientContext, reason: str
     ) -> None:
         record(
-            session, EventType.SIGNIN_FAILED,
-            actor=f"user:{user.id}" if user else "anonymous", aggregate_type="user",
-            aggregate_id=str(user.id) if user else None, user_id=user.id if user else None,
-            payload={"identifier": identifier[:320], "reason": reason, "ip": ctx.ip,
-                     "user_agent": ctx.user_agent},
+            session,
+            EventType.SIGNIN_FAILED,
+            actor=f"user:{user.id}" if user else "anonymous",
+            aggregate_type="user",
+            aggregate_id=str(user.id) if user else None,
+            user_id=user.id if user else None,
+            payload={
+                "identifier": identifier[:320],
+                "reason": reason,
+                "ip": ctx.ip,
+                "user_agent": ctx.user_agent,
+            },
         )
 
     async def _session_for(
@@ -130,7 +151,11 @@ class AuthService:
         return SignedIn(user, grants.roles, tokens)
 
     async def password_grant(
-        self, session: AsyncSession, username: str, password: str, scope: str | None,
+        self,
+        session: AsyncSession,
+        username: str,
+        password: str,
+        scope: str | None,
         ctx: ClientContext,
     ) -> IssuedTokens:
         try:
@@ -142,8 +167,10 @@ class AuthService:
         self, session: AsyncSession, client_id: str, secret: str, scope: str | None
     ) -> IssuedTokens:
         client = await ClientRepository(session).by_client_id(client_id)
-        if client is None or client.revoked_at is not None or not same_digest(
-            secret, client.secret_hash
+        if (
+            client is None
+            or client.revoked_at is not None
+            or not same_digest(secret, client.secret_hash)
         ):
             raise OAuthError("invalid_client", "client authentication failed", status=401)
         granted = set(client.scopes)
@@ -153,13 +180,19 @@ class AuthService:
         access, expires_in = self.issuer.access_token_for_client(client, sorted(wanted))
         return IssuedTokens(access, expires_in, " ".join(sorted(wanted)))
 
-    async def logout(self, session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID) -> bool:
+    async def logout(
+        self, session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
+    ) -> bool:
         ended = await SessionRepository(session).revoke(session_id, utcnow(), "logout")
         if ended:
             await announce(session, f"session:{session_id}")
             record(
-                session, EventType.LOGOUT, actor=f"user:{user_id}", aggregate_type="user",
-                aggregate_id=str(user_id), user_id=user_id,
+                session,
+                EventType.LOGOUT,
+                actor=f"user:{user_id}",
+                aggregate_type="user",
+                aggregate_id=str(user_id),
+                user_id=user_id,
                 payload={"user_id": str(user_id), "session_id": str(session_id)},
             )
         return ended
@@ -181,8 +214,16 @@ class AuthService:
         await UserRepository(session).bump_token_version(user_id)
         await announce(session, str(user_id))
         record(
-            session, EventType.LOGOUT_ALL, actor=actor, aggregate_type="user",
-            aggregate_id=str(user_id), user_id=user_id,
-            payload={"user_id": str(user_id), "sessions_revoked": sessions, "api_keys_revoked": keys},
+            session,
+            EventType.LOGOUT_ALL,
+            actor=actor,
+            aggregate_type="user",
+            aggregate_id=str(user_id),
+            user_id=user_id,
+            payload={
+                "user_id": str(user_id),
+                "sessions_revoked": sessions,
+                "api_keys_revoked": keys,
+            },
         )
         return sessions, keys

@@ -29,10 +29,15 @@ class OAuthError(AppError):
 
     status, code, title = 400, "invalid_grant", "Invalid grant"
 
-    def __init__(self, error: str, description: str, *, status: int = 400, keep_changes: bool = False):
+    def __init__(
+        self, error: str, description: str, *, status: int = 400, keep_changes: bool = False
+    ):
         super().__init__(
-            description, code=error, keep_changes=keep_changes,
-            error=error, error_description=description,
+            description,
+            code=error,
+            keep_changes=keep_changes,
+            error=error,
+            error_description=description,
         )
         self.status = status
         if status == 401:
@@ -52,7 +57,7 @@ class IssuedTokens:
     scope: str
     refresh_token: str | None = None
     session_id: uuid.UUID | None = None
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - the OAuth2 token type
 
 
 class TokenIssuer:
@@ -88,14 +93,23 @@ class TokenIssuer:
         return token, int(self.settings.access_token_ttl.total_seconds())
 
     async def start_session(
-        self, session: AsyncSession, user: User, roles: list[str], scopes: list[str],
+        self,
+        session: AsyncSession,
+        user: User,
+        roles: list[str],
+        scopes: list[str],
         ctx: ClientContext,
     ) -> IssuedTokens:
         now = utcnow()
         auth_session = AuthSession(
-            id=uuid.uuid4(), user_id=user.id, created_at=now, last_seen_at=now,
-            expires_at=now + self.settings.refresh_token_ttl, ip=ctx.ip,
-            user_agent=(ctx.user_agent or "")[:512] or None, scope=" ".join(scopes),
+            id=uuid.uuid4(),
+            user_id=user.id,
+            created_at=now,
+            last_seen_at=now,
+            expires_at=now + self.settings.refresh_token_ttl,
+            ip=ctx.ip,
+            user_agent=(ctx.user_agent or "")[:512] or None,
+            scope=" ".join(scopes),
         )
         repo = SessionRepository(session)
         repo.add(auth_session)
@@ -105,21 +119,25 @@ class TokenIssuer:
         return IssuedTokens(access, expires_in, " ".join(scopes), refresh, auth_session.id)
 
     def _new_refresh(
-        self, repo: SessionRepository, session_id: uuid.UUID, parent_id: uuid.UUID | None,
+        self,
+        repo: SessionRepository,
+        session_id: uuid.UUID,
+        parent_id: uuid.UUID | None,
         now: datetime,
     ) -> str:
         secret = REFRESH_PREFIX + random_token(32)
         repo.add(
             RefreshToken(
-                session_id=session_id, parent_id=parent_id, token_hash=sha256_hex(secret),
-                issued_at=now, expires_at=now + self.settings.refresh_idle_ttl,
+                session_id=session_id,
+                parent_id=parent_id,
+                token_hash=sha256_hex(secret),
+                issued_at=now,
+                expires_at=now + self.settings.refresh_idle_ttl,
             )
         )
         return secret
 
-    async def rotate(
-        self, session: AsyncSession, presented: str
-    ) -> IssuedTokens:
+    async def rotate(self, session: AsyncSession, presented: str) -> IssuedTokens:
         repo = SessionRepository(session)
         found = await repo.refresh_by_hash(sha256_hex(presented.strip()))
         if found is None:
@@ -150,8 +168,12 @@ class TokenIssuer:
             raise OAuthError("invalid_grant", "refresh token expired")
 
     async def _reuse(
-        self, session: AsyncSession, repo: SessionRepository, token: RefreshToken,
-        auth_session: AuthSession, now: datetime,
+        self,
+        session: AsyncSession,
+        repo: SessionRepository,
+        token: RefreshToken,
+        auth_session: AuthSession,
+        now: datetime,
     ) -> None:
         """A used token again: fine once more within the grace window if nothing after it was
         used (two tabs racing); otherwise someone holds a stolen copy, so end the family."""
@@ -162,12 +184,16 @@ class TokenIssuer:
         await repo.revoke(auth_session.id, now, "refresh_reuse")
         await announce(session, f"session:{auth_session.id}")
         record(
-            session, EventType.REFRESH_REUSE_DETECTED, actor=f"user:{auth_session.user_id}",
-            aggregate_type="user", aggregate_id=str(auth_session.user_id),
-            user_id=auth_session.user_id, payload={"session_id": str(auth_session.id)},
+            session,
+            EventType.REFRESH_REUSE_DETECTED,
+            actor=f"user:{auth_session.user_id}",
+            aggregate_type="user",
+            aggregate_id=str(auth_session.user_id),
+            user_id=auth_session.user_id,
+            payload={"session_id": str(auth_session.id)},
         )
         raise OAuthError(
-            "invalid_grant", "refresh token reuse detected; the session has been ended",
+            "invalid_grant",
+            "refresh token reuse detected; the session has been ended",
             keep_changes=True,
         )
-

@@ -54,7 +54,9 @@ async def list_clients(_: ClientAdmin, session: DbSession):
 
 
 @router.delete("/{row_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def revoke_client(row_id: uuid.UUID, principal: ClientAdmin, app: ContainerDep, session: DbSession):
+async def revoke_client(
+    row_id: uuid.UUID, principal: ClientAdmin, app: ContainerDep, session: DbSession
+):
     """Revoke the client: new grants fail and its live access tokens stop at once."""
     await app.clients.revoke(session, await app.clients.get(session, row_id), principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

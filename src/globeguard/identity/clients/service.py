@@ -21,7 +21,11 @@ from globeguard.kit.errors import NotFound, Unprocessable
 
 class ClientService:
     async def create(
-        self, session: AsyncSession, name: str, scopes: Sequence[str], created_by: uuid.UUID | None,
+        self,
+        session: AsyncSession,
+        name: str,
+        scopes: Sequence[str],
+        created_by: uuid.UUID | None,
         actor: str,
     ) -> tuple[MachineClient, str]:
         known = {p.value for p in Permission}
@@ -30,14 +34,21 @@ class ClientService:
             raise Unprocessable(f"unknown scopes: {', '.join(unknown)}", code="unknown_permission")
         secret = random_token(32)
         client = MachineClient(
-            client_id=f"ggc_{new_key_id()}", secret_hash=sha256_hex(secret), name=name,
-            scopes=sorted(set(scopes)), created_by=created_by,
+            client_id=f"ggc_{new_key_id()}",
+            secret_hash=sha256_hex(secret),
+            name=name,
+            scopes=sorted(set(scopes)),
+            created_by=created_by,
         )
         ClientRepository(session).add(client)
         await session.flush()
         record(
-            session, EventType.CLIENT_CREATED, actor=actor, aggregate_type="client",
-            aggregate_id=client.client_id, user_id=None,
+            session,
+            EventType.CLIENT_CREATED,
+            actor=actor,
+            aggregate_type="client",
+            aggregate_id=client.client_id,
+            user_id=None,
             payload={"client_id": client.client_id, "name": name, "scopes": client.scopes},
         )
         return client, secret
@@ -55,6 +66,11 @@ class ClientService:
         client.token_version += 1
         await announce(session, client.client_id)
         record(
-            session, EventType.CLIENT_REVOKED, actor=actor, aggregate_type="client",
-            aggregate_id=client.client_id, user_id=None, payload={"client_id": client.client_id},
+            session,
+            EventType.CLIENT_REVOKED,
+            actor=actor,
+            aggregate_type="client",
+            aggregate_id=client.client_id,
+            user_id=None,
+            payload={"client_id": client.client_id},
         )

@@ -53,7 +53,9 @@ async def list_permissions(_: RoleAdmin):
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=RoleRead)
-async def create_role(body: RoleCreate, principal: RoleAdmin, app: ContainerDep, session: DbSession):
+async def create_role(
+    body: RoleCreate, principal: RoleAdmin, app: ContainerDep, session: DbSession
+):
     return await app.roles.create(
         session, body.name, body.description, [p.value for p in body.permissions], principal.actor
     )
@@ -66,7 +68,10 @@ async def read_role(role_id: uuid.UUID, _: RoleAdmin, app: ContainerDep, session
 
 @router.patch("/{role_id}", response_model=RoleRead)
 async def update_role(
-    role_id: uuid.UUID, body: RoleUpdate, principal: RoleAdmin, app: ContainerDep,
+    role_id: uuid.UUID,
+    body: RoleUpdate,
+    principal: RoleAdmin,
+    app: ContainerDep,
     session: DbSession,
 ):
     role = await app.roles.get(session, role_id)
@@ -75,6 +80,8 @@ async def update_role(
 
 
 @router.delete("/{role_id}", status_code=status.HTTP_204_NO_CONTENT)
-async def delete_role(role_id: uuid.UUID, principal: RoleAdmin, app: ContainerDep, session: DbSession):
+async def delete_role(
+    role_id: uuid.UUID, principal: RoleAdmin, app: ContainerDep, session: DbSession
+):
     await app.roles.delete(session, await app.roles.get(session, role_id), principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -22,7 +22,8 @@ def _checked_permissions(permissions: Sequence[str]) -> list[str]:
     unknown = sorted(set(permissions) - known)
     if unknown:
         raise Unprocessable(
-            f"unknown permissions: {', '.join(unknown)}", code="unknown_permission",
+            f"unknown permissions: {', '.join(unknown)}",
+            code="unknown_permission",
             allowed=sorted(known),
         )
     return sorted(set(permissions))
@@ -34,8 +35,14 @@ class RoleService:
         for name, (description, permissions) in BUILTIN_ROLES.items():
             role = await repo.by_name(name)
             if role is None:
-                repo.add(Role(name=name, description=description, builtin=True,
-                              permissions=sorted(permissions)))
+                repo.add(
+                    Role(
+                        name=name,
+                        description=description,
+                        builtin=True,
+                        permissions=sorted(permissions),
+                    )
+                )
             elif set(role.permissions) != set(permissions):
                 # New releases may add permissions; the built-in roles follow the code.
                 role.permissions = sorted(permissions)
@@ -54,21 +61,31 @@ class RoleService:
         return role
 
     async def create(
-        self, session: AsyncSession, name: str, description: str | None,
-        permissions: Sequence[str], actor: str,
+        self,
+        session: AsyncSession,
+        name: str,
+        description: str | None,
+        permissions: Sequence[str],
+        actor: str,
     ) -> Role:
         repo = RoleRepository(session)
         if await repo.by_name(name) is not None:
             raise Conflict("a role with that name exists", code="role_exists")
-        role = Role(name=name, description=description, permissions=_checked_permissions(permissions))
+        role = Role(
+            name=name, description=description, permissions=_checked_permissions(permissions)
+        )
         repo.add(role)
         await session.flush()
         self._event(session, EventType.ROLE_CREATED, role, actor, None)
         return role
 
     async def update(
-        self, session: AsyncSession, role: Role, description: str | None,
-        permissions: Sequence[str] | None, actor: str,
+        self,
+        session: AsyncSession,
+        role: Role,
+        description: str | None,
+        permissions: Sequence[str] | None,
+        actor: str,
     ) -> Role:
         if role.builtin:
             raise Conflict("built-in roles cannot be changed", code="role_builtin")
@@ -100,9 +117,13 @@ class RoleService:
         repo = RoleRepository(session)
         if not await repo.has_assignment(user.id, role.id):
             return False
-        if role.name == ADMIN_ROLE and user.status == "active":
-            if await repo.count_active_admins(role.id) <= 1:
-                raise Conflict("cannot remove the last active admin", code="last_admin")
+        last_admin = (
+            role.name == ADMIN_ROLE
+            and user.status == "active"
+            and await repo.count_active_admins(role.id) <= 1
+        )
+        if last_admin:
+            raise Conflict("cannot remove the last active admin", code="last_admin")
         await repo.unassign(user.id, role.id)
         await self._revoke_user(session, user.id)
         self._event(session, EventType.ROLE_REMOVED, role, actor, user.id)
@@ -125,6 +146,11 @@ class RoleService:
         if user_id is not None:
             payload["user_id"] = str(user_id)
         record(
-            session, type_, actor=actor, aggregate_type="role", aggregate_id=str(role.id),
-            user_id=user_id, payload=payload,
+            session,
+            type_,
+            actor=actor,
+            aggregate_type="role",
+            aggregate_id=str(role.id),
+            user_id=user_id,
+            payload=payload,
         )

@@ -69,7 +69,6 @@ class _Compiler:
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
         text_column = partial(self._string, fold_case=False)
-        time_column = self._datetime
         self.columns: dict[str, Callable[[Term], ColumnElement[bool]]] = {
             "id": self._id,
             # Lower-cased copies make these case-insensitive, as sign-in treats them.
@@ -81,9 +80,9 @@ class _Compiler:
             "last_login_ip": partial(text_column, User.last_login_ip),
             "email_verified": self._email_verified,
             "logins_count": self._logins_count,
-            "created_at": partial(time_column, User.created_at),
-            "updated_at": partial(time_column, User.updated_at),
-            "last_login_at": partial(time_column, User.last_login_at),
+            "created_at": partial(self._datetime, User.created_at),
+            "updated_at": partial(self._datetime, User.updated_at),
+            "last_login_at": partial(self._datetime, User.last_login_at),
             "role": self._role,
         }
 
@@ -325,8 +324,10 @@ def _aligned_bounds(term: Range) -> list[tuple[str, bool, bool]]:
     """(bound text, inclusive, is upper) per closed end. A bare date covers its whole day, so
     `[* TO 2024-01-31]` includes all of the 31st and `{2024-01-31 TO *]` starts on Feb 1."""
     bounds = []
-    for text, inclusive, upper in ((term.low, term.include_low, False),
-                                   (term.high, term.include_high, True)):
+    for text, inclusive, upper in (
+        (term.low, term.include_low, False),
+        (term.high, term.include_high, True),
+    ):
         if text is None:
             continue
         if term.kind == "datetime" and scalar_kind(text) == "date":

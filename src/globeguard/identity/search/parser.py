@@ -55,6 +55,7 @@ class QuerySyntaxError(QueryError):
 # `position` (offset of the term's field) is excluded from equality so that a re-parsed
 # rendering compares equal to the original tree.
 
+
 def _position() -> int:
     return dataclasses.field(default=0, compare=False, kw_only=True)
 
@@ -92,8 +93,7 @@ class Range:
     @property
     def kind(self) -> Literal["number", "datetime"]:
         end = self.low if self.low is not None else self.high
-        kind = scalar_kind(end or "")
-        return "number" if kind == "number" else "datetime"
+        return "number" if scalar_kind(end or "") == "number" else "datetime"
 
 
 @dataclass(frozen=True)
@@ -234,17 +234,22 @@ class _Lexer:
             return Exists(path, position=start)
         if char in "[{":
             return self._range(field, start)
-        quoted = char == '"'
-        value = self._read_quoted() if quoted else self._read_unquoted()
-        if not quoted and not value.endswith("*"):
-            return Match(field, value, quoted=False, position=start)
-        if quoted and self._peek() != "*":
+        if char == '"':
+            return self._quoted_term(field, start)
+        return self._unquoted_term(field, start)
+
+    def _quoted_term(self, field: str, start: int) -> Match | Prefix:
+        value = self._read_quoted()
+        if self._peek() != "*":
             return Match(field, value, quoted=True, position=start)
-        star_pos = self.pos if quoted else self.pos - 1
-        self.pos = star_pos + 1
-        if not (prefix := value if quoted else value[:-1]):
-            raise QuerySyntaxError(f"'*' needs a prefix; use {EXISTS_FIELD}:{field}", star_pos)
-        return Prefix(field, prefix, position=start)
+        self.pos += 1
+        return _prefix(field, value, self.pos - 1, start)
+
+    def _unquoted_term(self, field: str, start: int) -> Match | Prefix:
+        value = self._read_unquoted()
+        if not value.endswith("*"):
+            return Match(field, value, quoted=False, position=start)
+        return _prefix(field, value[:-1], self.pos - 1, start)
 
     def _read_unquoted(self) -> str:
         value_pos = self.pos
@@ -287,13 +292,20 @@ class _Lexer:
         self.pos += 1
         if low == high == "*":
             raise QuerySyntaxError("a range needs at least one bound", open_pos)
-        kinds = {"number" if _range_bound_kind(end, pos) == "number" else "datetime"
-                 for end, pos in ((low, low_pos), (high, high_pos)) if end != "*"}
+        kinds = {
+            "number" if _range_bound_kind(end, pos) == "number" else "datetime"
+            for end, pos in ((low, low_pos), (high, high_pos))
+            if end != "*"
+        }
         if len(kinds) > 1:
             raise QuerySyntaxError("both range bounds must be numbers or both dates", high_pos)
         return Range(
-            field, None if low == "*" else low, None if high == "*" else high,
-            include_low=self.text[open_pos] == "[", include_high=close == "]", position=start,
+            field,
+            None if low == "*" else low,
+            None if high == "*" else high,
+            include_low=self.text[open_pos] == "[",
+            include_high=close == "]",
+            position=start,
         )
 
     def _range_word(self, open_pos: int, expected: str) -> tuple[int, str]:
@@ -308,6 +320,12 @@ class _Lexer:
         if not self._peek():
             raise QuerySyntaxError("unterminated range", open_pos)
         raise QuerySyntaxError(message, self.pos)
+
+
+def _prefix(field: str, prefix: str, star_pos: int, start: int) -> Prefix:
+    if not prefix:
+        raise QuerySyntaxError(f"'*' needs a prefix; use {EXISTS_FIELD}:{field}", star_pos)
+    return Prefix(field, prefix, position=start)
 
 
 def _range_bound_kind(text: str, position: int) -> str:
@@ -331,10 +349,9 @@ class _Parser:
     def parse(self) -> Node:
         node = self._or_expr(after=None)
         token = self._peek()
-        if token.kind == ")":
+        # Operators and operands were all consumed above; only a stray ')' can be left over.
+        if token.kind != "END":
             raise QuerySyntaxError("unbalanced ')'", token.position)
-        if token.kind != "END":  # every other token starts an operand, which _and_expr takes
-            raise QuerySyntaxError(f"unexpected {token.text!r}", token.position)
         return node
 
     def _peek(self) -> _Token:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -21,6 +21,7 @@ from globeguard.identity.models import User
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.identity.search import QueryError, compile_user_filter, parse
+from globeguard.identity.search.parser import And, Node, Not, Or
 from globeguard.identity.users.repository import RoleRepository
 from globeguard.identity.users.schemas import UserAdminUpdate, UserPage, UserRead, UserSelfUpdate
 from globeguard.identity.users.views import user_read
@@ -107,8 +108,14 @@ async def list_users(
     app: ContainerDep,
     session: DbSession,
     _: Annotated[Principal, Depends(require(Permission.USERS_READ))],
-    q: Annotated[str | None, Query(max_length=2048, description="Search, e.g. "
-                 "`user_metadata.subscription_tier:free AND NOT status:blocked`")] = None,
+    q: Annotated[
+        str | None,
+        Query(
+            max_length=2048,
+            description="Search, e.g. "
+            "`user_metadata.subscription_tier:free AND NOT status:blocked`",
+        ),
+    ] = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
     include_deleted: bool = False,
@@ -116,8 +123,9 @@ async def list_users(
     """Users in creation order, one page at a time, with no cap on how far you can page.
     Deleted users are left out unless `include_deleted` or the query names `status`."""
     size = min(limit or app.settings.limits.page_size_default, app.settings.limits.page_size_max)
-    where = _search_filter(q, session.bind.dialect.name)
-    if not include_deleted and not (q and "status" in q):
+    tree = _parse_query(q)
+    where = _compile_query(tree, q, session.get_bind().dialect.name)
+    if not include_deleted and "status" not in _fields(tree):
         deleted_hidden = User.status != "deleted"
         where = deleted_hidden if where is None else (where & deleted_hidden)
     rows, next_cursor = await app.users.page(session, where, cursor, size)
@@ -125,15 +133,38 @@ async def list_users(
     return UserPage(items=[user_read(u, names[u.id]) for u in rows], next_cursor=next_cursor)
 
 
-def _search_filter(q: str | None, dialect: str):
+def _query_error(exc: QueryError, q: str | None) -> BadRequest:
+    return BadRequest(
+        f"{exc.message} (at position {exc.position})",
+        code="invalid_query",
+        position=exc.position,
+        query=q,
+    )
+
+
+def _parse_query(q: str | None) -> Node | None:
     try:
-        tree = parse(q or "")
+        return parse(q or "")
+    except QueryError as exc:
+        raise _query_error(exc, q) from exc
+
+
+def _compile_query(tree: Node | None, q: str | None, dialect: str) -> Any:
+    try:
         return None if tree is None else compile_user_filter(tree, dialect)
     except QueryError as exc:
-        raise BadRequest(
-            f"{exc.message} (at position {exc.position})", code="invalid_query",
-            position=exc.position, query=q,
-        ) from exc
+        raise _query_error(exc, q) from exc
+
+
+def _fields(tree: Node | None) -> set[str]:
+    """Top-level fields a query names; a query about `status` sees deleted users too."""
+    if tree is None:
+        return set()
+    if isinstance(tree, Not):
+        return _fields(tree.operand)
+    if isinstance(tree, And | Or):
+        return set().union(*(_fields(op) for op in tree.operands))
+    return {tree.field.split(".", 1)[0]}
 
 
 @router.get("/{user_id}", response_model=UserRead)
@@ -142,13 +173,18 @@ async def read_user(
 ):
     _acting_on(principal, user_id, Permission.USERS_READ)
     include_deleted = principal.has(Permission.USERS_READ)
-    return await _read(session, await app.users.get(session, user_id, include_deleted=include_deleted))
+    return await _read(
+        session, await app.users.get(session, user_id, include_deleted=include_deleted)
+    )
 
 
 @router.patch("/{user_id}", response_model=UserRead)
 async def update_user(
-    user_id: uuid.UUID, body: UserAdminUpdate, principal: CurrentPrincipal,
-    app: ContainerDep, session: DbSession,
+    user_id: uuid.UUID,
+    body: UserAdminUpdate,
+    principal: CurrentPrincipal,
+    app: ContainerDep,
+    session: DbSession,
 ):
     """Owners may change their names, email and user_metadata; `app_metadata` and
     `email_verified` need `users:write`."""
@@ -198,7 +234,9 @@ async def unblock_user(user_id: uuid.UUID, principal: Admin, app: ContainerDep, 
 
 @router.post("/{user_id}/erase", status_code=status.HTTP_204_NO_CONTENT)
 async def erase_user(
-    user_id: uuid.UUID, app: ContainerDep, session: DbSession,
+    user_id: uuid.UUID,
+    app: ContainerDep,
+    session: DbSession,
     principal: Annotated[Principal, Depends(require(Permission.USERS_DELETE))],
 ):
     """Hard delete (right to erasure): the account and its credentials are removed for good and
@@ -222,8 +260,11 @@ RoleAdmin = Annotated[Principal, Depends(require(Permission.ROLES_MANAGE))]
 
 @router.post("/{user_id}/roles", response_model=UserRead)
 async def assign_role(
-    user_id: uuid.UUID, body: RoleAssignment, principal: RoleAdmin,
-    app: ContainerDep, session: DbSession,
+    user_id: uuid.UUID,
+    body: RoleAssignment,
+    principal: RoleAdmin,
+    app: ContainerDep,
+    session: DbSession,
 ):
     user = await app.users.get(session, user_id, include_deleted=False)
     role = await app.roles.by_name(session, body.role)

@@ -15,9 +15,9 @@ Username = Field(
     max_length=64,
     pattern=USERNAME_PATTERN,
     validation_alias=AliasChoices("username", "user_name"),
-    description="3–64 letters, digits, '.', '_' or '-'; unique regardless of case.",
+    description="3-64 letters, digits, '.', '_' or '-'; unique regardless of case.",
 )
-Password = Field(min_length=8, max_length=128, description="8–128 characters.")
+Password = Field(min_length=8, max_length=128, description="8-128 characters.")
 GivenName = Field(
     default=None, max_length=128, validation_alias=AliasChoices("given_name", "first_name")
 )

@@ -19,7 +19,11 @@ from globeguard.identity.models import User
 from globeguard.identity.passwords import PasswordHasher
 from globeguard.identity.permissions import USER_ROLE
 from globeguard.identity.revocation import announce
-from globeguard.identity.users.repository import CredentialRepository, RoleRepository, UserRepository
+from globeguard.identity.users.repository import (
+    CredentialRepository,
+    RoleRepository,
+    UserRepository,
+)
 from globeguard.kit.clock import utcnow
 from globeguard.kit.errors import BadRequest, Conflict, NotFound, Unprocessable
 from globeguard.settings import AuthSettings, LimitsSettings
@@ -35,7 +39,11 @@ class UserService:
         self.limits = limits
 
     async def create(
-        self, session: AsyncSession, data: dict[str, Any], *, actor: str | None,
+        self,
+        session: AsyncSession,
+        data: dict[str, Any],
+        *,
+        actor: str | None,
         roles: Sequence[str] | None,
     ) -> User:
         repo = UserRepository(session)
@@ -46,10 +54,14 @@ class UserService:
         self.check_metadata("app_metadata", data.get("app_metadata") or {})
         await self._ensure_unique(repo, username.lower(), email.lower() if email else None, None)
         user = User(
-            id=uuid.uuid4(), username=username, username_key=username.lower(),
-            email=email, email_key=email.lower() if email else None,
+            id=uuid.uuid4(),
+            username=username,
+            username_key=username.lower(),
+            email=email,
+            email_key=email.lower() if email else None,
             password_hash=await self.hasher.hash(data["password"]),
-            given_name=data.get("given_name"), family_name=data.get("family_name"),
+            given_name=data.get("given_name"),
+            family_name=data.get("family_name"),
             user_metadata=data.get("user_metadata") or {},
             app_metadata=data.get("app_metadata") or {},
         )
@@ -57,14 +69,20 @@ class UserService:
         await repo.flush()
         await self._assign_roles(session, user.id, roles or [USER_ROLE])
         record(
-            session, EventType.USER_CREATED, actor=actor or f"user:{user.id}",
-            aggregate_type="user", aggregate_id=str(user.id), user_id=user.id,
+            session,
+            EventType.USER_CREATED,
+            actor=actor or f"user:{user.id}",
+            aggregate_type="user",
+            aggregate_id=str(user.id),
+            user_id=user.id,
             aggregate_version=user.revision,
             payload={"user_id": str(user.id), "username": user.username},
         )
         return user
 
-    async def _assign_roles(self, session: AsyncSession, user_id: uuid.UUID, names: Sequence[str]) -> None:
+    async def _assign_roles(
+        self, session: AsyncSession, user_id: uuid.UUID, names: Sequence[str]
+    ) -> None:
         roles = RoleRepository(session)
         for name in dict.fromkeys(names):
             role = await roles.by_name(name)
@@ -74,7 +92,10 @@ class UserService:
         await session.flush()
 
     async def _ensure_unique(
-        self, repo: UserRepository, username_key: str | None, email_key: str | None,
+        self,
+        repo: UserRepository,
+        username_key: str | None,
+        email_key: str | None,
         user_id: uuid.UUID | None,
     ) -> None:
         if username_key and await repo.username_taken(username_key):
@@ -93,8 +114,10 @@ class UserService:
             feedback = result.get("feedback") or {}
             advice = feedback.get("warning") or "add more words or characters"
             raise Unprocessable(
-                f"password is too easy to guess: {advice}", code="weak_password",
-                score=result["score"], suggestions=feedback.get("suggestions", []),
+                f"password is too easy to guess: {advice}",
+                code="weak_password",
+                score=result["score"],
+                suggestions=feedback.get("suggestions", []),
             )
 
     def check_metadata(self, field: str, value: dict[str, Any]) -> None:
@@ -105,7 +128,9 @@ class UserService:
                 code="metadata_too_large",
             )
 
-    async def get(self, session: AsyncSession, user_id: uuid.UUID, *, include_deleted: bool) -> User:
+    async def get(
+        self, session: AsyncSession, user_id: uuid.UUID, *, include_deleted: bool
+    ) -> User:
         user = await UserRepository(session).get(user_id)
         if user is None or (user.status == "deleted" and not include_deleted):
             raise NotFound("no such user", code="user_not_found")
@@ -116,7 +141,9 @@ class UserService:
     ) -> User:
         if "email" in changes:
             email = changes["email"]
-            await self._ensure_unique(UserRepository(session), None, email.lower() if email else None, user.id)
+            await self._ensure_unique(
+                UserRepository(session), None, email.lower() if email else None, user.id
+            )
             user.email, user.email_key = email, email.lower() if email else None
             if email is not None:
                 user.email_verified = False
@@ -132,7 +159,11 @@ class UserService:
         return user
 
     def _changed(
-        self, session: AsyncSession, user: User, type_: EventType, actor: str,
+        self,
+        session: AsyncSession,
+        user: User,
+        type_: EventType,
+        actor: str,
         fields: list[str] | None = None,
     ) -> None:
         user.revision += 1
@@ -141,8 +172,14 @@ class UserService:
         if fields is not None:
             payload["changed"] = fields
         record(
-            session, type_, actor=actor, aggregate_type="user", aggregate_id=str(user.id),
-            user_id=user.id, aggregate_version=user.revision, payload=payload,
+            session,
+            type_,
+            actor=actor,
+            aggregate_type="user",
+            aggregate_id=str(user.id),
+            user_id=user.id,
+            aggregate_version=user.revision,
+            payload=payload,
         )
 
     async def _cut_credentials(
@@ -196,8 +233,13 @@ class UserService:
         await UserRepository(session).delete_row(user)
         await session.flush()
         record(
-            session, EventType.USER_ERASED, actor=actor, aggregate_type="user",
-            aggregate_id=str(user_id), user_id=user_id, payload={"user_id": str(user_id)},
+            session,
+            EventType.USER_ERASED,
+            actor=actor,
+            aggregate_type="user",
+            aggregate_id=str(user_id),
+            user_id=user_id,
+            payload={"user_id": str(user_id)},
         )
 
     async def page(
