@@ -186,6 +186,23 @@ class CredentialRepository:
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
+    async def revoke_other_sessions(
+        self, user_id: uuid.UUID, keep: uuid.UUID | None, at: datetime, reason: str
+    ) -> list[uuid.UUID]:
+        query = select(AuthSession.id).where(
+            AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
+        )
+        if keep is not None:
+            query = query.where(AuthSession.id != keep)
+        ids = list((await self.session.scalars(query)).all())
+        if ids:
+            await self.session.execute(
+                update(AuthSession)
+                .where(AuthSession.id.in_(ids))
+                .values(revoked_at=at, revoked_reason=reason)
+            )
+        return ids
+
     async def revoke_api_keys(self, user_id: uuid.UUID, at: datetime) -> int:
         result = await self.session.execute(
             update(ApiKey)

@@ -23,7 +23,13 @@ from globeguard.identity.principal import Principal
 from globeguard.identity.search import QueryError, compile_user_filter, parse
 from globeguard.identity.search.parser import And, Node, Not, Or
 from globeguard.identity.users.repository import RoleRepository
-from globeguard.identity.users.schemas import UserAdminUpdate, UserPage, UserRead, UserSelfUpdate
+from globeguard.identity.users.schemas import (
+    PasswordChange,
+    UserAdminUpdate,
+    UserPage,
+    UserRead,
+    UserSelfUpdate,
+)
 from globeguard.identity.users.views import user_read
 from globeguard.kit.clock import utcnow
 from globeguard.kit.errors import BadRequest, Forbidden
@@ -85,6 +91,18 @@ async def delete_me(principal: CurrentUser, app: ContainerDep, session: DbSessio
     """Soft delete: sign-in and every credential stop working at once; the username stays
     reserved. An admin can restore the account."""
     await app.users.soft_delete(session, await _me(app, session, principal), principal.actor)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
+async def change_my_password(
+    body: PasswordChange, principal: CurrentUser, app: ContainerDep, session: DbSession
+):
+    """Change the password. Every other session ends; this one carries on."""
+    user = await _me(app, session, principal)
+    await app.users.change_password(
+        session, user, body.current_password, body.new_password, principal.session_id
+    )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -53,6 +53,11 @@ class UserAdminUpdate(UserSelfUpdate):
     app_metadata: dict[str, Any] | None = None
 
 
+class PasswordChange(StrictBody):
+    current_password: str = Field(min_length=1, max_length=1024)
+    new_password: str = Password
+
+
 class UserRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 

@@ -25,7 +25,7 @@ from globeguard.identity.users.repository import (
     UserRepository,
 )
 from globeguard.kit.clock import utcnow
-from globeguard.kit.errors import BadRequest, Conflict, NotFound, Unprocessable
+from globeguard.kit.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from globeguard.settings import AuthSettings, LimitsSettings
 
 # zxcvbn's cost grows with length; its authors advise scoring only a prefix.
@@ -194,6 +194,29 @@ class UserService:
             await creds.revoke_api_keys(user.id, now)
         user.token_version += 1
         await announce(session, str(user.id))
+
+    async def change_password(
+        self,
+        session: AsyncSession,
+        user: User,
+        current: str,
+        new: str,
+        keep_session: uuid.UUID | None,
+    ) -> int:
+        """Returns how many other sessions were ended. The caller's own session survives, so
+        changing a password does not sign you out of the device you did it on."""
+        verdict = await self.hasher.verify(user.password_hash, current)
+        if not verdict.ok:
+            raise Forbidden("the current password is wrong", code="invalid_current_password")
+        await self.check_password(new, user.username, user.email)
+        user.password_hash = await self.hasher.hash(new)
+        ended = await CredentialRepository(session).revoke_other_sessions(
+            user.id, keep_session, utcnow(), "password_changed"
+        )
+        for session_id in ended:
+            await announce(session, f"session:{session_id}")
+        self._changed(session, user, EventType.PASSWORD_CHANGED, f"user:{user.id}")
+        return len(ended)
 
     async def soft_delete(self, session: AsyncSession, user: User, actor: str) -> User:
         if user.status == "deleted":
