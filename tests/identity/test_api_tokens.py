@@ -195,7 +195,7 @@ async def test_tampered_signature_is_rejected(client):
 
 async def test_tampered_payload_is_rejected(client):
     tokens = await signup(client, "ghanima")
-    head, payload, signature = tokens["access_token"].split(".")
+    head, _, signature = tokens["access_token"].split(".")
     claims = claims_of(tokens["access_token"])
     forged = b64url_json({**claims, "scope": claims["scope"] + " users:read", "roles": ["admin"]})
     await assert_rejected(client, f"{head}.{forged}.{signature}")

@@ -28,8 +28,9 @@ from globeguard.kit.clock import utcnow
 from globeguard.kit.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from globeguard.settings import AuthSettings, LimitsSettings
 
-# zxcvbn's cost grows with length; its authors advise scoring only a prefix.
-STRENGTH_PREFIX = 100
+# zxcvbn scores at most 72 characters (it raises beyond that); a longer password is at
+# least as strong as its prefix.
+STRENGTH_PREFIX = 72
 
 
 class UserService:
