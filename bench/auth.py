@@ -23,11 +23,15 @@ Noise control: each pair is measured in ABBA order (baseline, subject, subject, 
 two rounds) so that a linear drift (thermal, another process) hits both sides equally, and
 each side is the mean of its runs. The load generator, wrk (one thread), runs on the same
 cores as the server during the HTTP measurements, while the argon2 baseline has the cores to
-itself: that is inherent to a single-machine benchmark and biases the sign-in ratio down a
-little, never up.
+itself: that is inherent to a single-machine benchmark. It can only lower the sign-in ratio
+(at sign-in rates wrk needs little CPU), and it weighs on /healthz, the faster side, a bit
+more than on /users/me.
 
-Run:  .venv/bin/python bench/auth.py [--duration 8] [--json] [--db-url postgresql+asyncpg://...]
+Run:  .venv/bin/python bench/auth.py [--duration 8] [--json] [--check]
+          [--db-url postgresql+asyncpg://postgres@127.0.0.1:5432/test]
 Needs wrk (`apt-get install -y wrk`); as root the script installs it when missing.
+Exit status: 0 measured (whatever the ratios), 1 invalid measurement or failed set-up,
+2 no wrk, 3 a ratio below its goal with --check, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -79,6 +83,10 @@ EXIT_BELOW_GOAL = 3
 
 class InvalidMeasurementError(Exception):
     """A run that cannot be trusted: errors, non-2xx answers, a server that died."""
+
+
+class SetupError(Exception):
+    """The benchmark could not be prepared (database, server start-up)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,9 +145,10 @@ def ensure_wrk() -> str:
 
 
 def wrk_version(wrk: str) -> str:
-    # wrk prints its version in the usage text and exits 1.
-    out = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
-    return (out.stdout or out.stderr).splitlines()[0].strip() if (out.stdout or out.stderr) else "?"
+    # wrk has no real --version: it prints "wrk <version> [epoll] Copyright ..." and exits 1.
+    done = subprocess.run([wrk, "--version"], capture_output=True, text=True, check=False)
+    match = re.search(r"wrk (\S+)", done.stdout + done.stderr)
+    return f"wrk {match.group(1)}" if match else "wrk"
 
 
 def parse_wrk(output: str) -> WrkResult:
@@ -256,11 +265,15 @@ def database(db_url: str | None, workdir: Path) -> Iterator[str]:
     if not db_url.startswith("postgresql"):
         yield db_url
         return
+    import asyncpg
     from sqlalchemy.engine import make_url
 
     name = f"gg_bench_{secrets.token_hex(6)}"
     say(f"creating PostgreSQL database {name}")
-    asyncio.run(_pg_admin(db_url, f'CREATE DATABASE "{name}"'))
+    try:
+        asyncio.run(_pg_admin(db_url, f'CREATE DATABASE "{name}"'))
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise SetupError(f"cannot create a PostgreSQL database via {db_url}: {exc}") from exc
     try:
         yield make_url(db_url).set(database=name).render_as_string(hide_password=False)
     finally:
@@ -308,7 +321,7 @@ def wait_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise InvalidMeasurementError(
+            raise SetupError(
                 f"server exited with {process.returncode} during start-up:\n{_log_tail(log)}"
             )
         try:
@@ -317,9 +330,7 @@ def wait_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
         except OSError:
             pass  # not listening yet
         time.sleep(0.2)
-    raise InvalidMeasurementError(
-        f"server not ready after {READY_TIMEOUT_S:.0f} s:\n{_log_tail(log)}"
-    )
+    raise SetupError(f"server not ready after {READY_TIMEOUT_S:.0f} s:\n{_log_tail(log)}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -360,7 +371,7 @@ def server(
     try:
         wait_ready(process, base, log)
         yield base, process
-    except InvalidMeasurementError:
+    except (InvalidMeasurementError, SetupError):
         tail = _log_tail(log)
         if tail:
             say(f"server log (last lines):\n{tail}")
@@ -376,12 +387,25 @@ def signup(base: str) -> tuple[str, str]:
         "POST", f"{base}/api/v1/auth/signup", {"username": username, "password": PASSWORD}
     )
     if status != 201:
-        raise InvalidMeasurementError(f"signup answered {status}: {body}")
+        raise SetupError(f"signup answered {status}: {body}")
     return username, str(body["access_token"])
 
 
 # --------------------------------------------------------------------------------------------
 # Measurement plan
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """Command-line options."""
+
+    duration: int
+    warmup: int
+    rounds: int
+    db_url: str | None
+    log_level: str
+    as_json: bool
+    check: bool
 
 
 @dataclass(slots=True)
@@ -421,13 +445,17 @@ def abba(rounds: int) -> list[bool]:
     return order
 
 
+# A runner measures one quantity for the given number of seconds and returns its rate.
+Runner = Callable[[int], float]
+
+
 def measure_pair(
-    baseline: Series, subject: Series, run_baseline: Callable[[], float],
-    run_subject: Callable[[], float], rounds: int, server_process: subprocess.Popen[bytes],
+    baseline: Series, subject: Series, run_baseline: Runner, run_subject: Runner,
+    opts: Settings, server_process: subprocess.Popen[bytes],
 ) -> None:
-    for is_baseline in abba(rounds):
+    for is_baseline in abba(opts.rounds):
         series, run = (baseline, run_baseline) if is_baseline else (subject, run_subject)
-        value = run()
+        value = run(opts.duration)
         # A crashed server answers nothing; wrk would then report 0 req/s or socket errors,
         # but say plainly why.
         if server_process.poll() is not None:
@@ -436,10 +464,8 @@ def measure_pair(
         say(f"  {series.name:<28} {value:10.1f} {series.unit}")
 
 
-def http_runner(
-    wrk: str, url: str, seconds: int, connections: int, **kw: Any
-) -> Callable[[], float]:
-    def run() -> float:
+def http_runner(wrk: str, url: str, connections: int, **kw: Any) -> Runner:
+    def run(seconds: int) -> float:
         result = run_wrk(wrk, url, seconds=seconds, connections=connections, **kw)
         if result.problems:
             raise InvalidMeasurementError(
@@ -451,17 +477,6 @@ def http_runner(
     return run
 
 
-@dataclass(frozen=True, slots=True)
-class Settings:
-    duration: int
-    warmup: int
-    rounds: int
-    db_url: str | None
-    log_level: str
-    as_json: bool
-    check: bool
-
-
 def run_benchmark(opts: Settings, wrk: str, workdir: Path) -> tuple[list[Ratio], dict[str, Any]]:
     cores = os.cpu_count() or 1
     with database(opts.db_url, workdir) as db_url, \
@@ -470,38 +485,31 @@ def run_benchmark(opts: Settings, wrk: str, workdir: Path) -> tuple[list[Ratio],
         say(f"server ready at {base} ({backend_of(db_url)}); account {username} signed up")
         signin_script = post_json_script(workdir, {"username": username, "password": PASSWORD})
 
-        healthz = http_runner(wrk, f"{base}/healthz", opts.duration, GET_CONNECTIONS)
-        me = http_runner(wrk, f"{base}/api/v1/users/me", opts.duration, GET_CONNECTIONS,
+        healthz = http_runner(wrk, f"{base}/healthz", GET_CONNECTIONS)
+        me = http_runner(wrk, f"{base}/api/v1/users/me", GET_CONNECTIONS,
                          headers={"Authorization": f"Bearer {token}"})
-        signin = http_runner(wrk, f"{base}/api/v1/auth/signin", opts.duration,
-                             SIGNIN_CONNECTIONS, script=signin_script)
-        warm = {
-            "healthz": http_runner(wrk, f"{base}/healthz", opts.warmup, GET_CONNECTIONS),
-            "users/me": http_runner(wrk, f"{base}/api/v1/users/me", opts.warmup,
-                                    GET_CONNECTIONS,
-                                    headers={"Authorization": f"Bearer {token}"}),
-            "signin": http_runner(wrk, f"{base}/api/v1/auth/signin", opts.warmup,
-                                  SIGNIN_CONNECTIONS, script=signin_script),
-        }
-        # Warm-up fills caches (imports on first use, pools, JIT-less but lazy paths) and
-        # fails fast on a broken endpoint before the long runs.
+        signin = http_runner(wrk, f"{base}/api/v1/auth/signin", SIGNIN_CONNECTIONS,
+                             script=signin_script)
+
+        # Warm-up runs the lazy first-use paths (imports, prepared statements, pools) outside
+        # the measured runs, and fails fast on a broken endpoint before the long runs.
         if opts.warmup > 0:
-            for name, run in warm.items():
+            for name, run in (("healthz", healthz), ("users/me", me), ("signin", signin)):
                 say(f"warm-up {name} ({opts.warmup} s)")
-                run()
+                run(opts.warmup)
 
         # The GET pair first: sign-in writes rows (sessions, audit events) that could make
-        # later reads slower; the pairs are compared within themselves, never across.
+        # later reads slower; each pair is compared within itself, never across.
         health_s = Series("GET /healthz", "req/s")
         me_s = Series("GET /api/v1/users/me", "req/s")
         say(f"measuring GET /users/me vs GET /healthz ({opts.rounds} x 2 x {opts.duration} s)")
-        measure_pair(health_s, me_s, healthz, me, opts.rounds, process)
+        measure_pair(health_s, me_s, healthz, me, opts, process)
 
         argon_s = Series(f"argon2id verify ({cores} threads)", "verify/s")
         signin_s = Series("POST /api/v1/auth/signin", "req/s")
         say(f"measuring sign-in vs raw argon2id ({opts.rounds} x 2 x {opts.duration} s)")
-        measure_pair(argon_s, signin_s, lambda: argon2_verify_rate(opts.duration, cores),
-                     signin, opts.rounds, process)
+        measure_pair(argon_s, signin_s, lambda seconds: argon2_verify_rate(seconds, cores),
+                     signin, opts, process)
 
     config = {
         "db_backend": backend_of(db_url), "cpu_count": cores,
@@ -529,6 +537,9 @@ def report_text(ratios: list[Ratio], config: dict[str, Any]) -> str:
     lines = [
         f"Globeguard auth benchmark — db {config['db_backend']}, {config['cpu_count']} CPUs, "
         f"{config['wrk']}, {config['duration_s']} s x {config['rounds']} runs per side",
+        f"server: hash concurrency {config['server_hash_concurrency']}, log level "
+        f"{config['server_log_level']}; wrk connections: signin "
+        f"{config['connections']['signin']}, GET {config['connections']['get']}",
         "",
         f"{'measurement':<34}{'mean':>11}  runs",
     ]
@@ -546,8 +557,8 @@ def report_text(ratios: list[Ratio], config: dict[str, Any]) -> str:
         lines.append(f"{ratio.name:<34}{ratio.value:>11.3f}  >={ratio.goal:<4}  {verdict}")
     lines += [
         "",
-        "Note: wrk (1 thread) shares the same cores with the server during HTTP runs; the",
-        "argon2 baseline has them to itself, so the sign-in ratio is, if anything, understated.",
+        "Note: wrk (1 thread) shares these cores with the server during the HTTP runs, while",
+        "the argon2 baseline has them to itself: the sign-in ratio is, if anything, understated.",
     ]
     return "\n".join(lines)
 
@@ -612,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
             ratios, config = run_benchmark(opts, wrk, Path(tmp))
     except InvalidMeasurementError as exc:
         fail(f"INVALID MEASUREMENT: {exc}")
+    except SetupError as exc:
+        fail(f"SET-UP FAILED: {exc}")
     except KeyboardInterrupt:
         say("interrupted; server stopped and temp files removed")
         return 130

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from globeguard.identity.search import QuerySyntaxError, parse, to_text
-from globeguard.identity.search.parser import (
+from globeguard.identity.search.nodes import (
     MAX_DEPTH,
     MAX_QUERY_LENGTH,
     MAX_TERMS,

@@ -10,7 +10,8 @@ Both errors are `QueryError`s with `message` and `position` (0-based offset into
 from __future__ import annotations
 
 from globeguard.identity.search.compiler import QueryFieldError, compile_user_filter
-from globeguard.identity.search.parser import QueryError, QuerySyntaxError, parse, to_text
+from globeguard.identity.search.nodes import QueryError, QuerySyntaxError, to_text
+from globeguard.identity.search.parser import parse
 
 __all__ = [
     "QueryError",

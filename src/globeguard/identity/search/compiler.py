@@ -24,7 +24,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from globeguard.identity.models import Role, User, UserRole
-from globeguard.identity.search.parser import (
+from globeguard.identity.search.nodes import (
     And,
     Exists,
     Match,

@@ -21,7 +21,7 @@ from globeguard.identity.models import User
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.identity.search import QueryError, compile_user_filter, parse
-from globeguard.identity.search.parser import And, Node, Not, Or
+from globeguard.identity.search.nodes import And, Node, Not, Or
 from globeguard.identity.users.repository import RoleRepository
 from globeguard.identity.users.schemas import (
     PasswordChange,
