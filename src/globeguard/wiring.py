@@ -17,6 +17,7 @@ from globeguard.identity.keys import SigningKeyService
 from globeguard.identity.passwords import PasswordHasher
 from globeguard.identity.principal import Authenticator
 from globeguard.identity.revocation import (
+    Evictable,
     PostgresRevocationListener,
     RevocationCache,
     install_commit_hook,
@@ -24,6 +25,7 @@ from globeguard.identity.revocation import (
 from globeguard.identity.roles.service import RoleService
 from globeguard.identity.tokens import KeyRing
 from globeguard.identity.users.service import UserService
+from globeguard.identity.users.view_cache import UserViewCache
 from globeguard.kit.crypto import Sealer
 from globeguard.settings import Settings
 
@@ -48,6 +50,7 @@ class Container:
     hasher: PasswordHasher
     ring: KeyRing
     revocations: RevocationCache
+    user_views: UserViewCache
     signing_keys: SigningKeyService
     authenticator: Authenticator
     users: UserService
@@ -63,14 +66,15 @@ def build(settings: Settings) -> Container:
     auth_settings = settings.auth
     hasher = PasswordHasher(auth_settings.hash_concurrency)
     ring = KeyRing(auth_settings.issuer, auth_settings.audience, auth_settings.leeway)
-    revocations = RevocationCache(auth_settings.revocation_cache_ttl.total_seconds())
-    install_commit_hook(db.sessionmaker.kw["sync_session_class"], revocations)
+    ttl_s = auth_settings.revocation_cache_ttl.total_seconds()
+    revocations = RevocationCache(ttl_s)
+    user_views = UserViewCache(ttl_s)
+    caches: list[Evictable] = [revocations, user_views]
+    install_commit_hook(db.sessionmaker.kw["sync_session_class"], caches)
     users = UserService(hasher, auth_settings, settings.limits)
     issuer = TokenIssuer(ring, auth_settings)
     listener = (
-        PostgresRevocationListener(settings.db.url, revocations)
-        if db.dialect == "postgresql"
-        else None
+        PostgresRevocationListener(settings.db.url, caches) if db.dialect == "postgresql" else None
     )
     signing_keys = SigningKeyService(
         Sealer(master_secret(settings)), auth_settings.access_token_ttl, auth_settings.leeway
@@ -81,6 +85,7 @@ def build(settings: Settings) -> Container:
         hasher=hasher,
         ring=ring,
         revocations=revocations,
+        user_views=user_views,
         signing_keys=signing_keys,
         authenticator=Authenticator(
             ring,

@@ -50,12 +50,11 @@ def test_admin_create_prints_a_generated_password_that_works(env):
         try:
             async with container.db.transaction() as session:
                 from globeguard.identity.auth.tokens_service import ClientContext
-                from globeguard.identity.grants import grants_of
 
-                user = await container.auth.verify_password(
+                _, grants = await container.auth.verify_password(
                     session, "boss", password, ClientContext(None, None)
                 )
-                return (await grants_of(session, user.id)).roles
+                return grants.roles
         finally:
             await container.db.dispose()
 

@@ -9,8 +9,15 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from globeguard.db.engine import create_engine, create_sessionmaker
+from globeguard.db.engine import READ_ONLY, create_engine, create_sessionmaker
 from globeguard.settings import DatabaseSettings
+
+
+async def finish(session: AsyncSession) -> None:
+    """Commit what the unit of work did. A session that never touched the database (a request
+    served from caches) has nothing to commit and skips the round trip."""
+    if session.in_transaction() or session.new or session.dirty or session.deleted:
+        await session.commit()
 
 
 class Database:
@@ -18,6 +25,9 @@ class Database:
         self.settings = settings
         self.engine: AsyncEngine = create_engine(settings)
         self.sessionmaker: async_sessionmaker[Any] = create_sessionmaker(self.engine)
+        self._reader: async_sessionmaker[Any] = create_sessionmaker(
+            self.engine.execution_options(**{READ_ONLY: True})
+        )
 
     @property
     def dialect(self) -> str:
@@ -31,12 +41,12 @@ class Database:
             except BaseException:
                 await session.rollback()
                 raise
-            await session.commit()
+            await finish(session)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
         """A short read that releases its connection at once, e.g. before hashing a password."""
-        async with self.sessionmaker() as session:
+        async with self._reader() as session:
             try:
                 yield session
             finally:

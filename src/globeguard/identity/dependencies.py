@@ -9,6 +9,7 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from globeguard.db.session import finish
 from globeguard.identity.auth.tokens_service import ClientContext
 from globeguard.identity.principal import Principal
 from globeguard.kit.errors import AppError, Unauthorized
@@ -31,7 +32,7 @@ api_key_scheme = APIKeyHeader(
 )
 
 
-def container(request: Request) -> Container:
+async def container(request: Request) -> Container:
     return request.app.state.container  # type: ignore[no-any-return]
 
 
@@ -40,7 +41,7 @@ ContainerDep = Annotated[Container, Depends(container)]
 
 async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
     """Commits after the handler returns and before the response is sent (function scope)."""
-    async with container(request).db.sessionmaker() as session:
+    async with request.app.state.container.db.sessionmaker() as session:
         try:
             yield session
         except AppError as exc:
@@ -53,13 +54,13 @@ async def _transaction(request: Request) -> AsyncIterator[AsyncSession]:
             await session.rollback()
             raise
         else:
-            await session.commit()
+            await finish(session)
 
 
 DbSession = Annotated[AsyncSession, Depends(_transaction, scope="function")]
 
 
-def client_context(request: Request, app: ContainerDep) -> ClientContext:
+async def client_context(request: Request, app: ContainerDep) -> ClientContext:
     peer = request.client.host if request.client else None
     ip = client_ip(peer, request.headers.get("x-forwarded-for"), app.settings.http.trusted_networks)
     return ClientContext(ip=ip, user_agent=request.headers.get("user-agent"))
@@ -104,7 +105,7 @@ def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     return _check
 
 
-def user_principal(principal: CurrentPrincipal) -> Principal:
+async def user_principal(principal: CurrentPrincipal) -> Principal:
     """Endpoints about 'me' need a user behind the credential, not a machine client."""
     if principal.user_id is None:
         raise Unauthorized("this endpoint needs a user's credential", code="user_required")

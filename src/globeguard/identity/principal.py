@@ -63,10 +63,8 @@ class Authenticator:
         self._last_reload = 0.0
 
     async def from_bearer(self, session: AsyncSession, token: str) -> Principal:
-        if not self.ring.knows(token):
-            await self._reload_keys(session)
         try:
-            claims = self.ring.verify(token)
+            claims = await self._verify(session, token)
         except InvalidToken as exc:
             raise Unauthorized(str(exc), code="invalid_token") from exc
         state = await self._state(session, claims)
@@ -84,11 +82,20 @@ class Authenticator:
             token_id=claims.jti,
         )
 
-    async def _reload_keys(self, session: AsyncSession) -> None:
+    async def _verify(self, session: AsyncSession, token: str) -> TokenClaims:
+        try:
+            return self.ring.verify(token)
+        except InvalidToken:
+            if self.ring.knows(token) or not await self._reload_keys(session):
+                raise
+        return self.ring.verify(token)
+
+    async def _reload_keys(self, session: AsyncSession) -> bool:
         if time.monotonic() - self._last_reload < KEY_RELOAD_MIN_INTERVAL_S:
-            return
+            return False
         self._last_reload = time.monotonic()
         await self.signing_keys.load(session, self.ring)
+        return True
 
     async def from_api_key(self, session: AsyncSession, presented: str) -> Principal:
         key = await self.api_keys.authenticate(session, presented)

@@ -14,10 +14,9 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -35,70 +34,91 @@ class SubjectState:
     session_revoked: bool
 
 
+class Evictable(Protocol):
+    def evict(self, key: str) -> None: ...
+
+    def clear(self) -> None: ...
+
+
 class RevocationCache:
-    def __init__(self, ttl_s: float, max_entries: int = 100_000) -> None:
+    """subject → session id → (loaded at, state); a subject's entries go together."""
+
+    def __init__(self, ttl_s: float, max_subjects: int = 100_000) -> None:
         self.ttl_s = ttl_s
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[str, str | None], tuple[float, SubjectState]] = (
-            OrderedDict()
-        )
+        self.max_subjects = max_subjects
+        self._subjects: dict[str, dict[str | None, tuple[float, SubjectState]]] = {}
+        self._subject_of_session: dict[str, str] = {}
 
     def get(self, subject: str, session_id: str | None) -> SubjectState | None:
-        hit = self._entries.get((subject, session_id))
+        hit = self._subjects.get(subject, {}).get(session_id)
         if hit is None or time.monotonic() - hit[0] > self.ttl_s:
             return None
         return hit[1]
 
     def put(self, subject: str, session_id: str | None, state: SubjectState) -> None:
-        self._entries[(subject, session_id)] = (time.monotonic(), state)
-        if len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        if subject not in self._subjects and len(self._subjects) >= self.max_subjects:
+            self._drop(next(iter(self._subjects)))  # the oldest subject
+        self._subjects.setdefault(subject, {})[session_id] = (time.monotonic(), state)
+        if session_id is not None:
+            self._subject_of_session[session_id] = subject
 
     def evict(self, key: str) -> None:
         """`key` is a subject id (user uuid / client id) or `session:<sid>`."""
         if key.startswith("session:"):
             sid = key.removeprefix("session:")
-            doomed = [k for k in self._entries if k[1] == sid]
+            subject = self._subject_of_session.pop(sid, None)
+            if subject is not None:
+                self._subjects.get(subject, {}).pop(sid, None)
         else:
-            doomed = [k for k in self._entries if k[0] == key]
-        for k in doomed:
-            self._entries.pop(k, None)
+            self._drop(key)
+
+    def _drop(self, subject: str) -> None:
+        for sid in self._subjects.pop(subject, {}):
+            if sid is not None:
+                self._subject_of_session.pop(sid, None)
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._subjects.clear()
+        self._subject_of_session.clear()
+
+    def __len__(self) -> int:
+        return sum(len(sessions) for sessions in self._subjects.values())
 
 
-_PENDING = "globeguard.revoked_keys"
+_PENDING = "globeguard.changed_keys"
 
 
-async def announce(session: AsyncSession, key: str) -> None:
-    """Mark `key` revoked once this transaction commits, here and in every other process."""
+async def announce(session: AsyncSession, key: str, *, broadcast: bool = True) -> None:
+    """Tell every process's caches that `key` (a subject id or `session:<sid>`) changed, once
+    this transaction commits. `broadcast=False` evicts only here and lets other processes
+    catch up within the cache TTL: for cosmetic changes (sign-in counters) that would
+    otherwise cost a NOTIFY per sign-in."""
     session.sync_session.info.setdefault(_PENDING, set()).add(key)
-    if session.get_bind().dialect.name == "postgresql":
+    if broadcast and session.get_bind().dialect.name == "postgresql":
         # NOTIFY is transactional: other processes hear it only if and when we commit.
         await session.execute(text("SELECT pg_notify(:c, :k)"), {"c": CHANNEL, "k": key})
 
 
-def install_commit_hook(session_class: type[Session], cache: RevocationCache) -> Callable[..., Any]:
+def install_commit_hook(session_class: type[Session], caches: Sequence[Evictable]) -> None:
     def _after_commit(session: Session) -> None:
         for key in session.info.pop(_PENDING, ()):
-            cache.evict(key)
+            for cache in caches:
+                cache.evict(key)
 
-    def _after_rollback(session: Session) -> None:
+    def _after_rollback(session: Session, _transaction: Any) -> None:
         session.info.pop(_PENDING, None)
 
     event.listen(session_class, "after_commit", _after_commit)
-    event.listen(session_class, "after_soft_rollback", lambda s, _t: _after_rollback(s))
-    return _after_commit
+    event.listen(session_class, "after_soft_rollback", _after_rollback)
 
 
 class PostgresRevocationListener:
     """LISTENs on a dedicated connection; reconnects, and clears the cache after any gap."""
 
-    def __init__(self, database_url: str, cache: RevocationCache) -> None:
+    def __init__(self, database_url: str, caches: Sequence[Evictable]) -> None:
         url = make_url(database_url).set(drivername="postgresql")
         self.dsn = url.render_as_string(hide_password=False)
-        self.cache = cache
+        self.caches = caches
         self.connected = asyncio.Event()
 
     async def run(self) -> None:
@@ -116,7 +136,8 @@ class PostgresRevocationListener:
                 conn.add_termination_listener(lambda _conn, done=closed: done.set())
                 await conn.add_listener(CHANNEL, self._on_notify)
                 # Anything revoked while we were not listening is unknown: start afresh.
-                self.cache.clear()
+                for cache in self.caches:
+                    cache.clear()
                 self.connected.set()
                 await closed.wait()
                 log.warning("revocation listener lost its connection; reconnecting")
@@ -128,4 +149,5 @@ class PostgresRevocationListener:
                     await conn.close()
 
     def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
-        self.cache.evict(payload)
+        for cache in self.caches:
+            cache.evict(payload)

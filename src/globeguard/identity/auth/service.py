@@ -20,7 +20,7 @@ from globeguard.identity.auth.tokens_service import (
     TokenIssuer,
 )
 from globeguard.identity.clients.repository import ClientRepository
-from globeguard.identity.grants import grants_of
+from globeguard.identity.grants import Grants, grants_of
 from globeguard.identity.models import User
 from globeguard.identity.passwords import PasswordHasher
 from globeguard.identity.revocation import announce
@@ -50,6 +50,7 @@ class _Candidate:
     user_id: uuid.UUID | None
     password_hash: str | None
     status: str | None
+    grants: Grants | None
 
 
 class AuthService:
@@ -75,30 +76,28 @@ class AuthService:
         scope: str | None,
         ctx: ClientContext,
     ) -> SignedIn:
-        user = await self.verify_password(session, identifier, password, ctx)
-        return await self._session_for(session, user, scope, ctx)
+        user, grants = await self.verify_password(session, identifier, password, ctx)
+        return await self._session_for(session, user, scope, ctx, grants)
 
     async def verify_password(
         self, session: AsyncSession, identifier: str, password: str, ctx: ClientContext
-    ) -> User:
+    ) -> tuple[User, Grants]:
+        """Check the password and record the sign-in; returns the user and their grants."""
         candidate = await self._candidate(identifier)
         verdict = await self.hasher.verify(candidate.password_hash, password)
-        user = await UserRepository(session).get(candidate.user_id) if candidate.user_id else None
-        # Re-read inside the write transaction: the row may have changed during the hash.
-        if (
-            user is None
-            or not verdict.ok
-            or user.status == "deleted"
-            or user.password_hash != candidate.password_hash
-        ):
-            self._failed(session, user, identifier, ctx, "invalid_credentials")
+        if candidate.user_id is None or not verdict.ok or candidate.status == "deleted":
+            self._failed(session, candidate.user_id, identifier, ctx, "invalid_credentials")
             raise InvalidCredentials()
-        if user.status == "blocked":
-            self._failed(session, user, identifier, ctx, "blocked")
+        if candidate.status == "blocked":
+            self._failed(session, candidate.user_id, identifier, ctx, "blocked")
             raise Forbidden("this account is blocked", code="account_blocked", keep_changes=True)
-        now = utcnow()
-        await UserRepository(session).record_signin(user.id, now, ctx.ip, verdict.upgraded_hash)
-        await session.refresh(user)
+        user = await UserRepository(session).record_signin(
+            candidate.user_id, candidate.password_hash, utcnow(), ctx.ip, verdict.upgraded_hash
+        )
+        if user is None:  # blocked, deleted or re-keyed while we were hashing
+            self._failed(session, candidate.user_id, identifier, ctx, "invalid_credentials")
+            raise InvalidCredentials()
+        await announce(session, str(user.id), broadcast=False)
         record(
             session,
             EventType.SIGNIN_SUCCEEDED,
@@ -113,27 +112,36 @@ class AuthService:
                 "hash_upgraded": verdict.upgraded_hash is not None,
             },
         )
-        return user
+        assert candidate.grants is not None
+        return user, candidate.grants
 
     async def _candidate(self, identifier: str) -> _Candidate:
-        # A short read that releases its connection before the ~17 ms hash.
+        # A short read that releases its connection before the ~17 ms hash. Roles read here
+        # may be stale by the time the token is minted, but a role change bumps the token
+        # version, so such a token is rejected on first use.
         async with self.db.read() as read_session:
-            user = await UserRepository(read_session).by_identifier(identifier)
-            if user is None:
-                return _Candidate(None, None, None)
-            return _Candidate(user.id, user.password_hash, user.status)
+            found = await UserRepository(read_session).credentials(identifier)
+            if found is None:
+                return _Candidate(None, None, None, None)
+            user_id, password_hash, status = found
+            grants = await grants_of(read_session, user_id)
+            return _Candidate(user_id, password_hash, status, grants)
 
     @staticmethod
     def _failed(
-        session: AsyncSession, user: User | None, identifier: str, ctx: ClientContext, reason: str
+        session: AsyncSession,
+        user_id: uuid.UUID | None,
+        identifier: str,
+        ctx: ClientContext,
+        reason: str,
     ) -> None:
         record(
             session,
             EventType.SIGNIN_FAILED,
-            actor=f"user:{user.id}" if user else "anonymous",
+            actor=f"user:{user_id}" if user_id else "anonymous",
             aggregate_type="user",
-            aggregate_id=str(user.id) if user else None,
-            user_id=user.id if user else None,
+            aggregate_id=str(user_id) if user_id else None,
+            user_id=user_id,
             payload={
                 "identifier": identifier[:320],
                 "reason": reason,
@@ -143,9 +151,14 @@ class AuthService:
         )
 
     async def _session_for(
-        self, session: AsyncSession, user: User, scope: str | None, ctx: ClientContext
+        self,
+        session: AsyncSession,
+        user: User,
+        scope: str | None,
+        ctx: ClientContext,
+        grants: Grants | None = None,
     ) -> SignedIn:
-        grants = await grants_of(session, user.id)
+        grants = grants or await grants_of(session, user.id)
         scopes = grants.session_scopes(scope)
         tokens = await self.issuer.start_session(session, user, grants.roles, scopes, ctx)
         return SignedIn(user, grants.roles, tokens)

@@ -89,9 +89,24 @@ class UserRepository:
             update(User).where(User.id == user_id).values(token_version=User.token_version + 1)
         )
 
+    async def credentials(self, identifier: str) -> tuple[uuid.UUID, str | None, str] | None:
+        """(id, password hash, status) of the account a sign-in names."""
+        key = identifier.strip().lower()
+        column = User.email_key if "@" in key else User.username_key
+        query = select(User.id, User.password_hash, User.status).where(column == key)
+        row = (await self.session.execute(query)).first()
+        return None if row is None else (row[0], row[1], row[2])
+
     async def record_signin(
-        self, user_id: uuid.UUID, at: datetime, ip: str | None, new_hash: str | None
-    ) -> None:
+        self,
+        user_id: uuid.UUID,
+        verified_hash: str | None,
+        at: datetime,
+        ip: str | None,
+        new_hash: str | None,
+    ) -> User | None:
+        """Count the sign-in and return the user, unless the account stopped being active or
+        its password changed since `verified_hash` was read (one statement, no re-read)."""
         values: dict[str, Any] = {
             "logins_count": User.logins_count + 1,
             "last_login_at": at,
@@ -99,7 +114,14 @@ class UserRepository:
         }
         if new_hash is not None:
             values["password_hash"] = new_hash
-        await self.session.execute(update(User).where(User.id == user_id).values(**values))
+        statement = (
+            update(User)
+            .where(User.id == user_id, User.status == "active")
+            .where(User.password_hash == verified_hash)
+            .values(**values)
+            .returning(User)
+        )
+        return await self.session.scalar(statement)
 
 
 class RoleRepository:

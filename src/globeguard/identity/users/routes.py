@@ -72,8 +72,15 @@ def _acting_on(principal: Principal, user_id: uuid.UUID, permission: Permission)
 
 
 @router.get("/me", response_model=UserRead)
-async def read_me(principal: CurrentUser, app: ContainerDep, session: DbSession):
-    return await _read(session, await _me(app, session, principal))
+async def read_me(principal: CurrentUser, app: ContainerDep, session: DbSession) -> Response:
+    body = app.user_views.get(principal.subject)
+    if body is None:
+        view = await _read(session, await _me(app, session, principal))
+        body = view.model_dump_json().encode()
+        # A change committed between our read and this put is evicted before it, so the
+        # entry can be stale for at most the cache TTL.
+        app.user_views.put(principal.subject, body)
+    return Response(body, media_type="application/json")
 
 
 @router.patch("/me", response_model=UserRead)

@@ -156,10 +156,10 @@ class UserService:
                 merged = merge_metadata(getattr(user, field), changes[field])
                 self.check_metadata(field, merged)
                 setattr(user, field, merged)
-        self._changed(session, user, EventType.USER_UPDATED, actor, sorted(changes))
+        await self._changed(session, user, EventType.USER_UPDATED, actor, sorted(changes))
         return user
 
-    def _changed(
+    async def _changed(
         self,
         session: AsyncSession,
         user: User,
@@ -167,6 +167,7 @@ class UserService:
         actor: str,
         fields: list[str] | None = None,
     ) -> None:
+        await announce(session, str(user.id))
         user.revision += 1
         user.updated_at = utcnow()
         payload: dict[str, Any] = {"user_id": str(user.id)}
@@ -186,15 +187,15 @@ class UserService:
     async def _cut_credentials(
         self, session: AsyncSession, user: User, reason: str, *, revoke_api_keys: bool
     ) -> None:
-        """Every session, refresh token and live access token stops working at once. API keys
-        stop with the account's status; deletion revokes them so a restore does not revive them."""
+        """Every session, refresh token and live access token stops working at once (the
+        caller's `_changed` announces it). API keys stop with the account's status; deletion
+        revokes them so a restore does not revive them."""
         now = utcnow()
         creds = CredentialRepository(session)
         await creds.revoke_sessions(user.id, now, reason)
         if revoke_api_keys:
             await creds.revoke_api_keys(user.id, now)
         user.token_version += 1
-        await announce(session, str(user.id))
 
     async def change_password(
         self,
@@ -216,7 +217,7 @@ class UserService:
         )
         for session_id in ended:
             await announce(session, f"session:{session_id}")
-        self._changed(session, user, EventType.PASSWORD_CHANGED, f"user:{user.id}")
+        await self._changed(session, user, EventType.PASSWORD_CHANGED, f"user:{user.id}")
         return len(ended)
 
     async def soft_delete(self, session: AsyncSession, user: User, actor: str) -> User:
@@ -224,14 +225,14 @@ class UserService:
             raise Conflict("user is already deleted", code="user_deleted")
         user.status, user.deleted_at = "deleted", utcnow()
         await self._cut_credentials(session, user, "deleted", revoke_api_keys=True)
-        self._changed(session, user, EventType.USER_DELETED, actor)
+        await self._changed(session, user, EventType.USER_DELETED, actor)
         return user
 
     async def restore(self, session: AsyncSession, user: User, actor: str) -> User:
         if user.status != "deleted":
             raise Conflict("only deleted users can be restored", code="user_not_deleted")
         user.status, user.deleted_at = "active", None
-        self._changed(session, user, EventType.USER_RESTORED, actor)
+        await self._changed(session, user, EventType.USER_RESTORED, actor)
         return user
 
     async def block(self, session: AsyncSession, user: User, actor: str) -> User:
@@ -239,14 +240,14 @@ class UserService:
             raise Conflict(f"user is {user.status}", code=f"user_{user.status}")
         user.status, user.blocked_at = "blocked", utcnow()
         await self._cut_credentials(session, user, "blocked", revoke_api_keys=False)
-        self._changed(session, user, EventType.USER_BLOCKED, actor)
+        await self._changed(session, user, EventType.USER_BLOCKED, actor)
         return user
 
     async def unblock(self, session: AsyncSession, user: User, actor: str) -> User:
         if user.status != "blocked":
             raise Conflict("user is not blocked", code="user_not_blocked")
         user.status, user.blocked_at = "active", None
-        self._changed(session, user, EventType.USER_UNBLOCKED, actor)
+        await self._changed(session, user, EventType.USER_UNBLOCKED, actor)
         return user
 
     async def erase(self, session: AsyncSession, user: User, actor: str) -> None:
