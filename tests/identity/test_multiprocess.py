@@ -213,3 +213,25 @@ async def test_single_session_logout_reaches_the_other_process(servers):
         refreshed = await on_a.post("/api/v1/auth/refresh",
                                     json={"refresh_token": first["refresh_token"]})
         assert refreshed.status_code == 400
+
+
+async def test_profile_changes_on_one_process_show_on_the_other(servers):
+    a, b = servers
+    async with (
+        httpx.AsyncClient(base_url=a.base_url, timeout=10) as on_a,
+        httpx.AsyncClient(base_url=b.base_url, timeout=10) as on_b,
+    ):
+        created = await on_a.post("/api/v1/auth/signup",
+                                  json={"username": "stilgar", "password": STRONG})
+        auth = {"Authorization": f"Bearer {created.json()['access_token']}"}
+        assert (await on_b.get("/api/v1/users/me", headers=auth)).json()["given_name"] is None
+        changed = await on_a.patch("/api/v1/users/me", headers=auth,
+                                   json={"given_name": "Stilgar"})
+        assert changed.status_code == 200
+        start = time.monotonic()
+        while time.monotonic() - start < FLIP_DEADLINE_S:
+            seen = (await on_b.get("/api/v1/users/me", headers=auth)).json()["given_name"]
+            if seen == "Stilgar":
+                break
+            await asyncio.sleep(0.02)
+        assert seen == "Stilgar"  # B's cached view (TTL 60 s here) was evicted by NOTIFY
