@@ -88,6 +88,7 @@ def build(settings: Settings) -> Container:
         user_views=user_views,
         signing_keys=signing_keys,
         authenticator=Authenticator(
+            db,
             ring,
             revocations,
             ApiKeyAuthenticator(auth_settings.api_key_last_used_resolution),

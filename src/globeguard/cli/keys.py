@@ -20,7 +20,7 @@ def rotate() -> None:
     async def _work(container: Container) -> tuple[str, str]:
         async with container.db.transaction() as session:
             retired, current = await container.signing_keys.rotate(session)
-            record(
+            await record(
                 session,
                 EventType.SIGNING_KEY_ROTATED,
                 actor="system",

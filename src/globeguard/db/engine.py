@@ -12,14 +12,14 @@ from sqlalchemy.orm import Session
 
 from globeguard.settings import DatabaseSettings
 
-# Execution option marking a connection that will only read.
-READ_ONLY = "globeguard_read_only"
+# WAL lets readers run beside the writer; a few connections cover a 2-core process.
+SQLITE_READERS = 4
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(settings, url)
+        return _sqlite_engine(settings, url, pool_size=1, read_only=False)
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+asyncpg")
     return create_async_engine(
@@ -35,19 +35,34 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     )
 
 
-def _sqlite_engine(settings: DatabaseSettings, url: Any) -> AsyncEngine:
+def create_read_engine(settings: DatabaseSettings, engine: AsyncEngine) -> AsyncEngine:
+    """Engine for reads outside any transaction (Database.read).
+
+    PostgreSQL: the same pool in autocommit, which skips BEGIN/COMMIT round trips. SQLite: a
+    pool of its own, so a read never waits for the writer's single connection (WAL readers
+    do not block) and a read inside a write transaction cannot deadlock on the pool.
+    """
+    url = make_url(settings.url)
+    if url.get_backend_name() == "sqlite":
+        return _sqlite_engine(settings, url, pool_size=SQLITE_READERS, read_only=True)
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
+
+
+def _sqlite_engine(
+    settings: DatabaseSettings, url: Any, *, pool_size: int, read_only: bool
+) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     busy_ms = int(settings.sqlite_busy_timeout.total_seconds() * 1000)
-    # One connection: the process is SQLite's only writer, and queueing on the pool (an asyncio
-    # wait) is far cheaper than SQLite's busy handler, which sleeps in millisecond steps and
-    # fails read-then-write transactions whose snapshot went stale. Never hold a session
-    # across slow work such as password hashing (see Database.read()).
+    # The writer engine has one connection: the process is SQLite's only writer, and queueing
+    # on the pool (an asyncio wait) is far cheaper than SQLite's busy handler, which sleeps in
+    # millisecond steps and fails read-then-write transactions whose snapshot went stale.
+    # Never hold a write session across slow work such as password hashing.
     engine = create_async_engine(
         url,
         echo=settings.echo,
         connect_args={"timeout": busy_ms / 1000},
-        pool_size=1,
+        pool_size=pool_size,
         max_overflow=0,
         pool_timeout=30,
     )
@@ -68,9 +83,10 @@ def _sqlite_engine(settings: DatabaseSettings, url: Any) -> AsyncEngine:
     def _begin(conn: Any) -> None:
         # IMMEDIATE takes the write lock up front: when another process (a worker) shares the
         # file, we wait on busy_timeout instead of failing a read-then-write upgrade. Reads
-        # (Database.read) need no lock at all.
-        read_only = conn.get_execution_options().get(READ_ONLY, False)
-        conn.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+        # (Database.read) run without a transaction: each statement sees committed data, and
+        # BEGIN/ROLLBACK would double the round trips of a one-statement read.
+        if not read_only:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from globeguard.db.engine import READ_ONLY, create_engine, create_sessionmaker
+from globeguard.db.engine import create_engine, create_read_engine, create_sessionmaker
 from globeguard.settings import DatabaseSettings
 
 
@@ -25,9 +25,8 @@ class Database:
         self.settings = settings
         self.engine: AsyncEngine = create_engine(settings)
         self.sessionmaker: async_sessionmaker[Any] = create_sessionmaker(self.engine)
-        self._reader: async_sessionmaker[Any] = create_sessionmaker(
-            self.engine.execution_options(**{READ_ONLY: True})
-        )
+        self.read_engine: AsyncEngine = create_read_engine(settings, self.engine)
+        self._reader: async_sessionmaker[Any] = create_sessionmaker(self.read_engine)
 
     @property
     def dialect(self) -> str:
@@ -45,12 +44,13 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
-        """A short read that releases its connection at once, e.g. before hashing a password."""
+        """Reads of committed data outside any transaction, releasing the connection at once
+        (e.g. before hashing a password). Each statement sees its own snapshot."""
+        # Closing (not rolling back) keeps loaded objects usable after the block: a rollback
+        # would expire them.
         async with self._reader() as session:
-            try:
-                yield session
-            finally:
-                await session.rollback()
+            yield session
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+        await self.read_engine.dispose()

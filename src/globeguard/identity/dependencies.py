@@ -71,14 +71,13 @@ ClientCtx = Annotated[ClientContext, Depends(client_context)]
 
 async def _optional_principal(
     app: ContainerDep,
-    session: DbSession,
     token: Annotated[str | None, Depends(oauth2_scheme)],
     api_key: Annotated[str | None, Depends(api_key_scheme)],
 ) -> Principal | None:
     if token:
-        return await app.authenticator.from_bearer(session, token)
+        return await app.authenticator.from_bearer(token)
     if api_key:
-        return await app.authenticator.from_api_key(session, api_key)
+        return await app.authenticator.from_api_key(api_key)
     return None
 
 

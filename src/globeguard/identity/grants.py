@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,7 +25,13 @@ class Grants:
         return sorted(self.scopes & wanted, key=lambda s: (s != PROFILE_SCOPE, s))
 
 
+def grants_from(roles: Iterable[tuple[str, Iterable[str]]]) -> Grants:
+    """From (role name, permissions) pairs."""
+    roles = list(roles)
+    permissions = {p for _, granted in roles for p in granted}
+    return Grants([name for name, _ in roles], frozenset({PROFILE_SCOPE, *permissions}))
+
+
 async def grants_of(session: AsyncSession, user_id: uuid.UUID) -> Grants:
     roles = await RoleRepository(session).roles_of(user_id)
-    permissions = {p for role in roles for p in role.permissions}
-    return Grants([r.name for r in roles], frozenset({PROFILE_SCOPE, *permissions}))
+    return grants_from((r.name, r.permissions) for r in roles)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from globeguard.db.session import Database
 from globeguard.identity.api_keys.service import ApiKeyAuthenticator
 from globeguard.identity.clients.repository import ClientRepository
 from globeguard.identity.keys import SigningKeyService
@@ -49,25 +50,31 @@ KEY_RELOAD_MIN_INTERVAL_S = 1.0
 
 
 class Authenticator:
+    """Resolves credentials without the request's transaction: the hot path is served from
+    caches, and a miss uses a short read of its own, so a request that only reads through
+    caches never touches the database."""
+
     def __init__(
         self,
+        db: Database,
         ring: KeyRing,
         cache: RevocationCache,
         api_keys: ApiKeyAuthenticator,
         signing_keys: SigningKeyService,
     ):
+        self.db = db
         self.ring = ring
         self.cache = cache
         self.api_keys = api_keys
         self.signing_keys = signing_keys
         self._last_reload = 0.0
 
-    async def from_bearer(self, session: AsyncSession, token: str) -> Principal:
+    async def from_bearer(self, token: str) -> Principal:
         try:
-            claims = await self._verify(session, token)
+            claims = await self._verify(token)
         except InvalidToken as exc:
             raise Unauthorized(str(exc), code="invalid_token") from exc
-        state = await self._state(session, claims)
+        state = await self._state(claims)
         if state is None or not state.active or state.session_revoked:
             raise Unauthorized("token has been revoked", code="invalid_token")
         if state.token_version != claims.version:
@@ -82,23 +89,24 @@ class Authenticator:
             token_id=claims.jti,
         )
 
-    async def _verify(self, session: AsyncSession, token: str) -> TokenClaims:
+    async def _verify(self, token: str) -> TokenClaims:
         try:
             return self.ring.verify(token)
         except InvalidToken:
-            if self.ring.knows(token) or not await self._reload_keys(session):
+            if self.ring.knows(token) or not await self._reload_keys():
                 raise
         return self.ring.verify(token)
 
-    async def _reload_keys(self, session: AsyncSession) -> bool:
+    async def _reload_keys(self) -> bool:
         if time.monotonic() - self._last_reload < KEY_RELOAD_MIN_INTERVAL_S:
             return False
         self._last_reload = time.monotonic()
-        await self.signing_keys.load(session, self.ring)
+        async with self.db.read() as session:
+            await self.signing_keys.load(session, self.ring)
         return True
 
-    async def from_api_key(self, session: AsyncSession, presented: str) -> Principal:
-        key = await self.api_keys.authenticate(session, presented)
+    async def from_api_key(self, presented: str) -> Principal:
+        key = await self.api_keys.authenticate(self.db, presented)
         return Principal(
             kind="user",
             subject=str(key.user_id),
@@ -107,11 +115,12 @@ class Authenticator:
             api_key_id=key.key_id,
         )
 
-    async def _state(self, session: AsyncSession, claims: TokenClaims) -> SubjectState | None:
+    async def _state(self, claims: TokenClaims) -> SubjectState | None:
         cached = self.cache.get(claims.sub, claims.session_id)
         if cached is not None:
             return cached
-        state = await self._load_state(session, claims)
+        async with self.db.read() as session:
+            state = await self._load_state(session, claims)
         if state is not None:
             self.cache.put(claims.sub, claims.session_id, state)
         return state

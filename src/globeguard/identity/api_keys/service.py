@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from globeguard.db.session import Database
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
 from globeguard.identity.api_keys.repository import ApiKeyRepository
@@ -71,7 +72,7 @@ class ApiKeyService:
         )
         ApiKeyRepository(session).add(key)
         await session.flush()
-        record(
+        await record(
             session,
             EventType.API_KEY_CREATED,
             actor=actor,
@@ -91,7 +92,7 @@ class ApiKeyService:
             raise NotFound("no such API key", code="api_key_not_found")
         if key.revoked_at is None:
             key.revoked_at = utcnow()
-            record(
+            await record(
                 session,
                 EventType.API_KEY_REVOKED,
                 actor=actor,
@@ -109,24 +110,19 @@ class ApiKeyAuthenticator:
         # Per-process memo of the last write, so a hot key costs no UPDATE most of the time.
         self._touched: dict[str, float] = {}
 
-    async def authenticate(self, session: AsyncSession, presented: str) -> AuthenticatedKey:
+    async def authenticate(self, db: Database, presented: str) -> AuthenticatedKey:
         match = KEY_PATTERN.match(presented.strip())
         if match is None:
             raise Unauthorized("malformed API key", code="invalid_api_key")
         key_id, secret = match.groups()
-        found = await ApiKeyRepository(session).with_owner(key_id)
-        if found is None or not same_digest(secret, found[0].secret_hash):
-            raise Unauthorized("invalid API key", code="invalid_api_key")
-        key, owner = found
-        now = utcnow()
-        if key.revoked_at is not None:
-            raise Unauthorized("API key revoked", code="invalid_api_key")
-        if key.expires_at is not None and key.expires_at <= now:
-            raise Unauthorized("API key expired", code="invalid_api_key")
-        if owner.status != "active":
-            raise Unauthorized("account is not active", code="invalid_api_key")
-        grants = await grants_of(session, owner.id)
-        await self._touch(session, key, now)
+        async with db.read() as session:
+            found = await ApiKeyRepository(session).with_owner(key_id)
+            if found is None or not same_digest(secret, found[0].secret_hash):
+                raise Unauthorized("invalid API key", code="invalid_api_key")
+            key, owner = found
+            self._check_usable(key, owner.status)
+            grants = await grants_of(session, owner.id)
+        await self._touch(db, key)
         return AuthenticatedKey(
             key.key_id,
             owner.id,
@@ -134,9 +130,22 @@ class ApiKeyAuthenticator:
             tuple(grants.roles),
         )
 
-    async def _touch(self, session: AsyncSession, key: ApiKey, now: datetime) -> None:
+    @staticmethod
+    def _check_usable(key: ApiKey, owner_status: str) -> None:
+        if key.revoked_at is not None:
+            raise Unauthorized("API key revoked", code="invalid_api_key")
+        if key.expires_at is not None and key.expires_at <= utcnow():
+            raise Unauthorized("API key expired", code="invalid_api_key")
+        if owner_status != "active":
+            raise Unauthorized("account is not active", code="invalid_api_key")
+
+    async def _touch(self, db: Database, key: ApiKey) -> None:
+        """Its own small transaction, at most once per resolution per key and process: the
+        stamp should land even when the request itself fails."""
         memo = self._touched.get(key.key_id, 0.0)
         if time.monotonic() - memo < self.resolution.total_seconds():
             return
         self._touched[key.key_id] = time.monotonic()
-        await ApiKeyRepository(session).touch(key.id, now, now - self.resolution)
+        now = utcnow()
+        async with db.transaction() as session:
+            await ApiKeyRepository(session).touch(key.id, now, now - self.resolution)

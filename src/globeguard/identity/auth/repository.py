@@ -5,8 +5,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -17,8 +18,12 @@ class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def add(self, row: AuthSession | RefreshToken) -> None:
-        self.session.add(row)
+    async def insert_session(self, **values: Any) -> None:
+        # Core INSERTs: sign-in is hot and these rows need no identity tracking.
+        await self.session.execute(insert(AuthSession).values(**values))
+
+    async def insert_refresh(self, **values: Any) -> None:
+        await self.session.execute(insert(RefreshToken).values(**values))
 
     async def get(self, session_id: uuid.UUID) -> AuthSession | None:
         return await self.session.get(AuthSession, session_id)

@@ -150,7 +150,7 @@ async def token(
         cid, secret = basic if basic else (client_id, client_secret)
         if not cid or not secret:
             raise OAuthError("invalid_client", "client authentication is required", status=401)
-        issued = await app.auth.client_credentials(session, cid, secret, scope)
+        issued = await app.auth.client_credentials(cid, secret, scope)
     else:
         raise OAuthError("unsupported_grant_type", f"grant_type '{grant_type}' is not supported")
     return _token_body(issued)
@@ -216,7 +216,7 @@ async def introspect(
     credential holding `users:read`. Anything not valid right now is `{"active": false}`."""
     await _authorize_introspection(request, app, session, client_id, client_secret)
     try:
-        principal = await app.authenticator.from_bearer(session, token)
+        principal = await app.authenticator.from_bearer(token)
     except (AppError, InvalidToken):
         return {"active": False}
     claims = app.ring.verify(token).raw
@@ -246,13 +246,13 @@ async def _authorize_introspection(
     basic = _basic_credentials(request)
     cid, secret = basic if basic else (client_id, client_secret)
     if cid and secret:
-        await app.auth.client_credentials(session, cid, secret, None)
+        await app.auth.client_credentials(cid, secret, None)
         return
     token = request.headers.get("authorization", "")
     if token.lower().startswith("bearer "):
-        caller = await app.authenticator.from_bearer(session, token[7:].strip())
+        caller = await app.authenticator.from_bearer(token[7:].strip())
     elif api_key := request.headers.get("x-api-key"):
-        caller = await app.authenticator.from_api_key(session, api_key)
+        caller = await app.authenticator.from_api_key(api_key)
     else:
         raise OAuthError("invalid_client", "authenticate to introspect tokens", status=401)
     caller.require(Permission.USERS_READ)

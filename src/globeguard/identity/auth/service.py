@@ -20,7 +20,7 @@ from globeguard.identity.auth.tokens_service import (
     TokenIssuer,
 )
 from globeguard.identity.clients.repository import ClientRepository
-from globeguard.identity.grants import Grants, grants_of
+from globeguard.identity.grants import Grants, grants_from, grants_of
 from globeguard.identity.models import User
 from globeguard.identity.passwords import PasswordHasher
 from globeguard.identity.revocation import announce
@@ -86,19 +86,19 @@ class AuthService:
         candidate = await self._candidate(identifier)
         verdict = await self.hasher.verify(candidate.password_hash, password)
         if candidate.user_id is None or not verdict.ok or candidate.status == "deleted":
-            self._failed(session, candidate.user_id, identifier, ctx, "invalid_credentials")
+            await self._failed(session, candidate.user_id, identifier, ctx, "invalid_credentials")
             raise InvalidCredentials()
         if candidate.status == "blocked":
-            self._failed(session, candidate.user_id, identifier, ctx, "blocked")
+            await self._failed(session, candidate.user_id, identifier, ctx, "blocked")
             raise Forbidden("this account is blocked", code="account_blocked", keep_changes=True)
         user = await UserRepository(session).record_signin(
             candidate.user_id, candidate.password_hash, utcnow(), ctx.ip, verdict.upgraded_hash
         )
         if user is None:  # blocked, deleted or re-keyed while we were hashing
-            self._failed(session, candidate.user_id, identifier, ctx, "invalid_credentials")
+            await self._failed(session, candidate.user_id, identifier, ctx, "invalid_credentials")
             raise InvalidCredentials()
         await announce(session, str(user.id), broadcast=False)
-        record(
+        await record(
             session,
             EventType.SIGNIN_SUCCEEDED,
             actor=f"user:{user.id}",
@@ -121,21 +121,21 @@ class AuthService:
         # version, so such a token is rejected on first use.
         async with self.db.read() as read_session:
             found = await UserRepository(read_session).credentials(identifier)
-            if found is None:
-                return _Candidate(None, None, None, None)
-            user_id, password_hash, status = found
-            grants = await grants_of(read_session, user_id)
-            return _Candidate(user_id, password_hash, status, grants)
+        if found is None:
+            return _Candidate(None, None, None, None)
+        return _Candidate(
+            found.user_id, found.password_hash, found.status, grants_from(found.roles)
+        )
 
     @staticmethod
-    def _failed(
+    async def _failed(
         session: AsyncSession,
         user_id: uuid.UUID | None,
         identifier: str,
         ctx: ClientContext,
         reason: str,
     ) -> None:
-        record(
+        await record(
             session,
             EventType.SIGNIN_FAILED,
             actor=f"user:{user_id}" if user_id else "anonymous",
@@ -177,9 +177,10 @@ class AuthService:
             raise OAuthError("invalid_grant", exc.detail, keep_changes=True) from exc
 
     async def client_credentials(
-        self, session: AsyncSession, client_id: str, secret: str, scope: str | None
+        self, client_id: str, secret: str, scope: str | None
     ) -> IssuedTokens:
-        client = await ClientRepository(session).by_client_id(client_id)
+        async with self.db.read() as session:
+            client = await ClientRepository(session).by_client_id(client_id)
         if (
             client is None
             or client.revoked_at is not None
@@ -199,7 +200,7 @@ class AuthService:
         ended = await SessionRepository(session).revoke(session_id, utcnow(), "logout")
         if ended:
             await announce(session, f"session:{session_id}")
-            record(
+            await record(
                 session,
                 EventType.LOGOUT,
                 actor=f"user:{user_id}",
@@ -226,7 +227,7 @@ class AuthService:
         keys = await creds.revoke_api_keys(user_id, now) if include_api_keys else 0
         await UserRepository(session).bump_token_version(user_id)
         await announce(session, str(user_id))
-        record(
+        await record(
             session,
             EventType.LOGOUT_ALL,
             actor=actor,

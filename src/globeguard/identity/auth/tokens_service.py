@@ -101,8 +101,10 @@ class TokenIssuer:
         ctx: ClientContext,
     ) -> IssuedTokens:
         now = utcnow()
-        auth_session = AuthSession(
-            id=uuid.uuid4(),
+        session_id = uuid.uuid4()
+        repo = SessionRepository(session)
+        await repo.insert_session(
+            id=session_id,
             user_id=user.id,
             created_at=now,
             last_seen_at=now,
@@ -111,14 +113,11 @@ class TokenIssuer:
             user_agent=(ctx.user_agent or "")[:512] or None,
             scope=" ".join(scopes),
         )
-        repo = SessionRepository(session)
-        repo.add(auth_session)
-        await session.flush()
-        refresh = self._new_refresh(repo, auth_session.id, parent_id=None, now=now)
-        access, expires_in = self.access_token_for_user(user, roles, scopes, auth_session.id)
-        return IssuedTokens(access, expires_in, " ".join(scopes), refresh, auth_session.id)
+        refresh = await self._new_refresh(repo, session_id, parent_id=None, now=now)
+        access, expires_in = self.access_token_for_user(user, roles, scopes, session_id)
+        return IssuedTokens(access, expires_in, " ".join(scopes), refresh, session_id)
 
-    def _new_refresh(
+    async def _new_refresh(
         self,
         repo: SessionRepository,
         session_id: uuid.UUID,
@@ -126,14 +125,13 @@ class TokenIssuer:
         now: datetime,
     ) -> str:
         secret = REFRESH_PREFIX + random_token(32)
-        repo.add(
-            RefreshToken(
-                session_id=session_id,
-                parent_id=parent_id,
-                token_hash=sha256_hex(secret),
-                issued_at=now,
-                expires_at=now + self.settings.refresh_idle_ttl,
-            )
+        await repo.insert_refresh(
+            id=uuid.uuid4(),
+            session_id=session_id,
+            parent_id=parent_id,
+            token_hash=sha256_hex(secret),
+            issued_at=now,
+            expires_at=now + self.settings.refresh_idle_ttl,
         )
         return secret
 
@@ -156,7 +154,7 @@ class TokenIssuer:
         scopes = [s for s in auth_session.scope.split() if s in grants.scopes]
         roles = grants.roles
         await repo.touch(auth_session.id, now)
-        refresh = self._new_refresh(repo, auth_session.id, parent_id=token.id, now=now)
+        refresh = await self._new_refresh(repo, auth_session.id, parent_id=token.id, now=now)
         access, expires_in = self.access_token_for_user(user, roles, scopes, auth_session.id)
         return IssuedTokens(access, expires_in, " ".join(scopes), refresh, auth_session.id)
 
@@ -183,7 +181,7 @@ class TokenIssuer:
             return
         await repo.revoke(auth_session.id, now, "refresh_reuse")
         await announce(session, f"session:{auth_session.id}")
-        record(
+        await record(
             session,
             EventType.REFRESH_REUSE_DETECTED,
             actor=f"user:{auth_session.user_id}",

@@ -42,7 +42,7 @@ class ClientService:
         )
         ClientRepository(session).add(client)
         await session.flush()
-        record(
+        await record(
             session,
             EventType.CLIENT_CREATED,
             actor=actor,
@@ -65,7 +65,7 @@ class ClientService:
         client.revoked_at = utcnow()
         client.token_version += 1
         await announce(session, client.client_id)
-        record(
+        await record(
             session,
             EventType.CLIENT_REVOKED,
             actor=actor,

@@ -76,7 +76,7 @@ class RoleService:
         )
         repo.add(role)
         await session.flush()
-        self._event(session, EventType.ROLE_CREATED, role, actor, None)
+        await self._event(session, EventType.ROLE_CREATED, role, actor, None)
         return role
 
     async def update(
@@ -94,14 +94,14 @@ class RoleService:
         if permissions is not None:
             role.permissions = _checked_permissions(permissions)
             await self._revoke_members(session, role)
-        self._event(session, EventType.ROLE_UPDATED, role, actor, None)
+        await self._event(session, EventType.ROLE_UPDATED, role, actor, None)
         return role
 
     async def delete(self, session: AsyncSession, role: Role, actor: str) -> None:
         if role.builtin:
             raise Conflict("built-in roles cannot be deleted", code="role_builtin")
         await self._revoke_members(session, role)
-        self._event(session, EventType.ROLE_DELETED, role, actor, None)
+        await self._event(session, EventType.ROLE_DELETED, role, actor, None)
         await RoleRepository(session).remove(role)
 
     async def assign(self, session: AsyncSession, user: User, role: Role, actor: str) -> bool:
@@ -110,7 +110,7 @@ class RoleService:
             return False
         repo.assign(user.id, role.id)
         await self._revoke_user(session, user.id)
-        self._event(session, EventType.ROLE_ASSIGNED, role, actor, user.id)
+        await self._event(session, EventType.ROLE_ASSIGNED, role, actor, user.id)
         return True
 
     async def unassign(self, session: AsyncSession, user: User, role: Role, actor: str) -> bool:
@@ -126,7 +126,7 @@ class RoleService:
             raise Conflict("cannot remove the last active admin", code="last_admin")
         await repo.unassign(user.id, role.id)
         await self._revoke_user(session, user.id)
-        self._event(session, EventType.ROLE_REMOVED, role, actor, user.id)
+        await self._event(session, EventType.ROLE_REMOVED, role, actor, user.id)
         return True
 
     async def _revoke_members(self, session: AsyncSession, role: Role) -> None:
@@ -139,13 +139,13 @@ class RoleService:
         await announce(session, str(user_id))
 
     @staticmethod
-    def _event(
+    async def _event(
         session: AsyncSession, type_: EventType, role: Role, actor: str, user_id: uuid.UUID | None
     ) -> None:
         payload = {"role_id": str(role.id), "role": role.name, "permissions": role.permissions}
         if user_id is not None:
             payload["user_id"] = str(user_id)
-        record(
+        await record(
             session,
             type_,
             actor=actor,

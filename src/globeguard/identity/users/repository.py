@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -11,6 +12,14 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.identity.models import ApiKey, AuthSession, Role, User, UserRole
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    user_id: uuid.UUID
+    password_hash: str | None
+    status: str
+    roles: list[tuple[str, list[str]]]
 
 
 class UserRepository:
@@ -89,13 +98,22 @@ class UserRepository:
             update(User).where(User.id == user_id).values(token_version=User.token_version + 1)
         )
 
-    async def credentials(self, identifier: str) -> tuple[uuid.UUID, str | None, str] | None:
-        """(id, password hash, status) of the account a sign-in names."""
+    async def credentials(self, identifier: str) -> Credentials | None:
+        """What a sign-in needs about the account it names, roles included, in one query."""
         key = identifier.strip().lower()
         column = User.email_key if "@" in key else User.username_key
-        query = select(User.id, User.password_hash, User.status).where(column == key)
-        row = (await self.session.execute(query)).first()
-        return None if row is None else (row[0], row[1], row[2])
+        query = (
+            select(User.id, User.password_hash, User.status, Role.name, Role.permissions)
+            .outerjoin(UserRole, UserRole.user_id == User.id)
+            .outerjoin(Role, Role.id == UserRole.role_id)
+            .where(column == key)
+            .order_by(Role.name)
+        )
+        rows = (await self.session.execute(query)).all()
+        if not rows:
+            return None
+        roles = [(name, list(permissions)) for *_, name, permissions in rows if name is not None]
+        return Credentials(rows[0][0], rows[0][1], rows[0][2], roles)
 
     async def record_signin(
         self,

@@ -72,10 +72,11 @@ def _acting_on(principal: Principal, user_id: uuid.UUID, permission: Permission)
 
 
 @router.get("/me", response_model=UserRead)
-async def read_me(principal: CurrentUser, app: ContainerDep, session: DbSession) -> Response:
+async def read_me(principal: CurrentUser, app: ContainerDep) -> Response:
     body = app.user_views.get(principal.subject)
     if body is None:
-        view = await _read(session, await _me(app, session, principal))
+        async with app.db.read() as session:
+            view = await _read(session, await _me(app, session, principal))
         body = view.model_dump_json().encode()
         # A change committed between our read and this put is evicted before it, so the
         # entry can be stale for at most the cache TTL.

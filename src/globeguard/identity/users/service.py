@@ -69,7 +69,7 @@ class UserService:
         repo.add(user)
         await repo.flush()
         await self._assign_roles(session, user.id, roles or [USER_ROLE])
-        record(
+        await record(
             session,
             EventType.USER_CREATED,
             actor=actor or f"user:{user.id}",
@@ -173,7 +173,7 @@ class UserService:
         payload: dict[str, Any] = {"user_id": str(user.id)}
         if fields is not None:
             payload["changed"] = fields
-        record(
+        await record(
             session,
             type_,
             actor=actor,
@@ -257,7 +257,7 @@ class UserService:
         await announce(session, str(user_id))
         await UserRepository(session).delete_row(user)
         await session.flush()
-        record(
+        await record(
             session,
             EventType.USER_ERASED,
             actor=actor,
