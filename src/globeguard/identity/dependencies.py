@@ -69,31 +69,48 @@ async def client_context(request: Request, app: ContainerDep) -> ClientContext:
 ClientCtx = Annotated[ClientContext, Depends(client_context)]
 
 
-async def _optional_principal(
-    app: ContainerDep,
-    token: Annotated[str | None, Depends(oauth2_scheme)],
-    api_key: Annotated[str | None, Depends(api_key_scheme)],
-) -> Principal | None:
+# One flat dependency per kind of caller: FastAPI's dependency solving costs more than the
+# cached credential check itself, and /users/me is the hottest authenticated route.
+BearerToken = Annotated[str | None, Depends(oauth2_scheme)]
+ApiKeyHeader = Annotated[str | None, Depends(api_key_scheme)]
+NOT_AUTHENTICATED = "send an access token (Authorization: Bearer) or an API key (X-API-KEY)"
+
+
+async def _resolve(request: Request, token: str | None, api_key: str | None) -> Principal | None:
+    authenticator = request.app.state.container.authenticator
     if token:
-        return await app.authenticator.from_bearer(token)
+        return await authenticator.from_bearer(token)  # type: ignore[no-any-return]
     if api_key:
-        return await app.authenticator.from_api_key(api_key)
+        return await authenticator.from_api_key(api_key)  # type: ignore[no-any-return]
     return None
 
 
-async def _principal(
-    principal: Annotated[Principal | None, Depends(_optional_principal)],
+async def optional_principal(
+    request: Request, token: BearerToken, api_key: ApiKeyHeader
+) -> Principal | None:
+    return await _resolve(request, token, api_key)
+
+
+async def current_principal(
+    request: Request, token: BearerToken, api_key: ApiKeyHeader
 ) -> Principal:
+    principal = await _resolve(request, token, api_key)
     if principal is None:
-        raise Unauthorized(
-            "send an access token (Authorization: Bearer) or an API key (X-API-KEY)",
-            code="not_authenticated",
-        )
+        raise Unauthorized(NOT_AUTHENTICATED, code="not_authenticated")
     return principal
 
 
-CurrentPrincipal = Annotated[Principal, Depends(_principal)]
-OptionalPrincipal = Annotated[Principal | None, Depends(_optional_principal)]
+async def current_user(request: Request, token: BearerToken, api_key: ApiKeyHeader) -> Principal:
+    """Endpoints about 'me' need a user behind the credential, not a machine client."""
+    principal = await current_principal(request, token, api_key)
+    if principal.user_id is None:
+        raise Unauthorized("this endpoint needs a user's credential", code="user_required")
+    principal.require("profile")
+    return principal
+
+
+CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
+OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 
 def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
@@ -104,12 +121,4 @@ def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     return _check
 
 
-async def user_principal(principal: CurrentPrincipal) -> Principal:
-    """Endpoints about 'me' need a user behind the credential, not a machine client."""
-    if principal.user_id is None:
-        raise Unauthorized("this endpoint needs a user's credential", code="user_required")
-    principal.require("profile")
-    return principal
-
-
-CurrentUser = Annotated[Principal, Depends(user_principal)]
+CurrentUser = Annotated[Principal, Depends(current_user)]

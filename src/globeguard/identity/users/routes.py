@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -72,7 +72,8 @@ def _acting_on(principal: Principal, user_id: uuid.UUID, permission: Permission)
 
 
 @router.get("/me", response_model=UserRead)
-async def read_me(principal: CurrentUser, app: ContainerDep) -> Response:
+async def read_me(principal: CurrentUser, request: Request) -> Response:
+    app: Container = request.app.state.container
     body = app.user_views.get(principal.subject)
     if body is None:
         async with app.db.read() as session:
