@@ -206,15 +206,15 @@ async def logout_all(
 async def introspect(
     request: Request,
     app: ContainerDep,
-    session: DbSession,
     token: Annotated[str, Form()],
     token_type_hint: Annotated[str | None, Form()] = None,
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
 ) -> dict[str, Any]:
     """RFC 7662. The caller authenticates as a machine client (Basic or form) or with a
-    credential holding `users:read`. Anything not valid right now is `{"active": false}`."""
-    await _authorize_introspection(request, app, session, client_id, client_secret)
+    credential holding `users:read`. Anything not valid right now (including refresh tokens,
+    which only their holder may present) is `{"active": false}`."""
+    await _authorize_introspection(request, app, client_id, client_secret)
     try:
         principal = await app.authenticator.from_bearer(token)
     except (AppError, InvalidToken):
@@ -239,14 +239,13 @@ async def introspect(
 async def _authorize_introspection(
     request: Request,
     app: ContainerDep,
-    session: DbSession,
     client_id: str | None,
     client_secret: str | None,
 ) -> None:
     basic = _basic_credentials(request)
     cid, secret = basic if basic else (client_id, client_secret)
     if cid and secret:
-        await app.auth.client_credentials(cid, secret, None)
+        await app.auth.authenticate_client(cid, secret)
         return
     token = request.headers.get("authorization", "")
     if token.lower().startswith("bearer "):

@@ -21,7 +21,7 @@ from globeguard.identity.auth.tokens_service import (
 )
 from globeguard.identity.clients.repository import ClientRepository
 from globeguard.identity.grants import Grants, grants_from, grants_of
-from globeguard.identity.models import User
+from globeguard.identity.models import MachineClient, User
 from globeguard.identity.passwords import PasswordHasher
 from globeguard.identity.revocation import announce
 from globeguard.identity.users.repository import CredentialRepository, UserRepository
@@ -176,17 +176,19 @@ class AuthService:
         except (InvalidCredentials, Forbidden) as exc:
             raise OAuthError("invalid_grant", exc.detail, keep_changes=True) from exc
 
+    async def authenticate_client(self, client_id: str, secret: str) -> MachineClient:
+        async with self.db.read() as session:
+            client = await ClientRepository(session).by_client_id(client_id)
+        if client is None or client.revoked_at is not None:
+            raise OAuthError("invalid_client", "client authentication failed", status=401)
+        if not same_digest(secret, client.secret_hash):
+            raise OAuthError("invalid_client", "client authentication failed", status=401)
+        return client
+
     async def client_credentials(
         self, client_id: str, secret: str, scope: str | None
     ) -> IssuedTokens:
-        async with self.db.read() as session:
-            client = await ClientRepository(session).by_client_id(client_id)
-        if (
-            client is None
-            or client.revoked_at is not None
-            or not same_digest(secret, client.secret_hash)
-        ):
-            raise OAuthError("invalid_client", "client authentication failed", status=401)
+        client = await self.authenticate_client(client_id, secret)
         granted = set(client.scopes)
         wanted = set(scope.split()) if scope else granted
         if not wanted <= granted:
