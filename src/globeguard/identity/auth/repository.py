@@ -5,13 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import exists, insert, select, update
+from sqlalchemy import Table, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
 from globeguard.identity.models import AuthSession, RefreshToken
+
+# Built once: sign-in is hot, these rows need no identity tracking, and constructing the
+# statements per call cost more than running them.
+_INSERT_SESSION = insert(cast(Table, AuthSession.__table__))
+_INSERT_REFRESH = insert(cast(Table, RefreshToken.__table__))
 
 
 class SessionRepository:
@@ -19,11 +24,10 @@ class SessionRepository:
         self.session = session
 
     async def insert_session(self, **values: Any) -> None:
-        # Core INSERTs: sign-in is hot and these rows need no identity tracking.
-        await self.session.execute(insert(AuthSession).values(**values))
+        await self.session.execute(_INSERT_SESSION, values)
 
     async def insert_refresh(self, **values: Any) -> None:
-        await self.session.execute(insert(RefreshToken).values(**values))
+        await self.session.execute(_INSERT_REFRESH, values)
 
     async def get(self, session_id: uuid.UUID) -> AuthSession | None:
         return await self.session.get(AuthSession, session_id)

@@ -8,10 +8,37 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.identity.models import ApiKey, AuthSession, Role, User, UserRole
+
+
+# Sign-in statements, built once (building them per call cost ~0.3 ms each here).
+def _credentials_query(column: Any) -> Any:
+    return (
+        select(User.id, User.password_hash, User.status, Role.name, Role.permissions)
+        .outerjoin(UserRole, UserRole.user_id == User.id)
+        .outerjoin(Role, Role.id == UserRole.role_id)
+        .where(column == bindparam("key"))
+        .order_by(Role.name)
+    )
+
+
+_CREDENTIALS_BY_EMAIL = _credentials_query(User.email_key)
+_CREDENTIALS_BY_USERNAME = _credentials_query(User.username_key)
+_RECORD_SIGNIN = (
+    update(User)
+    .where(User.id == bindparam("user_id"), User.status == "active")
+    .where(User.password_hash == bindparam("verified_hash"))
+    .values(
+        logins_count=User.logins_count + 1,
+        last_login_at=bindparam("at"),
+        last_login_ip=bindparam("ip"),
+    )
+    .returning(User)
+)
+_RECORD_SIGNIN_REHASHED = _RECORD_SIGNIN.values(password_hash=bindparam("new_hash"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,15 +128,8 @@ class UserRepository:
     async def credentials(self, identifier: str) -> Credentials | None:
         """What a sign-in needs about the account it names, roles included, in one query."""
         key = identifier.strip().lower()
-        column = User.email_key if "@" in key else User.username_key
-        query = (
-            select(User.id, User.password_hash, User.status, Role.name, Role.permissions)
-            .outerjoin(UserRole, UserRole.user_id == User.id)
-            .outerjoin(Role, Role.id == UserRole.role_id)
-            .where(column == key)
-            .order_by(Role.name)
-        )
-        rows = (await self.session.execute(query)).all()
+        query = _CREDENTIALS_BY_EMAIL if "@" in key else _CREDENTIALS_BY_USERNAME
+        rows = (await self.session.execute(query, {"key": key})).all()
         if not rows:
             return None
         roles = [(name, list(permissions)) for *_, name, permissions in rows if name is not None]
@@ -125,21 +145,10 @@ class UserRepository:
     ) -> User | None:
         """Count the sign-in and return the user, unless the account stopped being active or
         its password changed since `verified_hash` was read (one statement, no re-read)."""
-        values: dict[str, Any] = {
-            "logins_count": User.logins_count + 1,
-            "last_login_at": at,
-            "last_login_ip": ip,
-        }
-        if new_hash is not None:
-            values["password_hash"] = new_hash
-        statement = (
-            update(User)
-            .where(User.id == user_id, User.status == "active")
-            .where(User.password_hash == verified_hash)
-            .values(**values)
-            .returning(User)
-        )
-        return await self.session.scalar(statement)
+        params = {"user_id": user_id, "verified_hash": verified_hash, "at": at, "ip": ip}
+        if new_hash is None:
+            return await self.session.scalar(_RECORD_SIGNIN, params)
+        return await self.session.scalar(_RECORD_SIGNIN_REHASHED, {**params, "new_hash": new_hash})
 
 
 class RoleRepository:
