@@ -3,5 +3,6 @@
 from globeguard.db.base import Base
 from globeguard.events import models as _events  # noqa: F401
 from globeguard.identity import models as _identity  # noqa: F401
+from globeguard.travel import models as _travel  # noqa: F401
 
 metadata = Base.metadata
