@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from globeguard.db.session import Database
+from globeguard.events.service import AuditService
 from globeguard.identity.api_keys.service import ApiKeyAuthenticator, ApiKeyService
 from globeguard.identity.auth.service import AuthService
 from globeguard.identity.auth.tokens_service import TokenIssuer
@@ -58,6 +59,7 @@ class Container:
     roles: RoleService
     api_keys: ApiKeyService
     clients: ClientService
+    audit: AuditService
     revocation_listener: PostgresRevocationListener | None
 
 
@@ -99,5 +101,6 @@ def build(settings: Settings) -> Container:
         roles=RoleService(),
         api_keys=ApiKeyService(),
         clients=ClientService(),
+        audit=AuditService(),
         revocation_listener=listener,
     )

@@ -6,7 +6,7 @@ them migrate one at a time (the later ones find nothing to do).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,17 @@ async def startup_lock(engine: AsyncEngine) -> AsyncIterator[None]:
             await conn.rollback()
             await conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": STARTUP_LOCK_ID})
             await conn.commit()
+
+
+def include_in_comparison(dialect: str) -> Callable[..., bool]:
+    """Leave out PostgreSQL-only indexes (GIN over JSONB) when comparing against SQLite."""
+
+    def include(obj: Any, _name: str | None, type_: str, _reflected: bool, _other: Any) -> bool:
+        if type_ == "index" and dialect != "postgresql":
+            return obj.dialect_options["postgresql"].get("using") != "gin"
+        return True
+
+    return include
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 
 from globeguard.events.catalog import EventType
-from globeguard.events.repository import OutboxRepository
 from globeguard.identity.dependencies import ContainerDep, DbSession, require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
@@ -48,8 +47,7 @@ async def read_audit(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ):
     """Security-relevant changes, oldest first. Page on with `after=next_after`."""
-    rows = await OutboxRepository(session).page(
-        user_id=user_id, types=[t.value for t in type or []], after=after, limit=limit
+    rows, next_after = await app.audit.page(
+        session, user_id=user_id, types=[t.value for t in type or []], after=after, limit=limit
     )
-    next_after = rows[-1].seq if len(rows) == limit else None
     return AuditPage(items=[AuditEvent.model_validate(r) for r in rows], next_after=next_after)

@@ -23,9 +23,7 @@ class LoginEvent(Base):
     # Neighbours are searched per exact subject: a Globeguard user id, or the username an
     # external IdP reported.
     subject: Mapped[str] = mapped_column(String(320), nullable=False)
-    user_id: Mapped[uuid.UUID | None] = mapped_column(
-        ForeignKey("user.id", ondelete="CASCADE"), index=True
-    )
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
     source: Mapped[str] = mapped_column(String(32), nullable=False)
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
     received_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, nullable=False)

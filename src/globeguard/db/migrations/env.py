@@ -9,6 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from globeguard.db.engine import create_engine
+from globeguard.db.migrate import include_in_comparison
 from globeguard.db.registry import metadata
 from globeguard.settings import Settings
 
@@ -19,6 +20,7 @@ def run(connection: Connection) -> None:
         target_metadata=metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_object=include_in_comparison(connection.dialect.name),
     )
     with context.begin_transaction():
         context.run_migrations()

@@ -6,7 +6,6 @@ import uuid
 
 from fastapi import APIRouter, Query, status
 
-from globeguard.identity.api_keys.repository import ApiKeyRepository
 from globeguard.identity.api_keys.schemas import ApiKeyCreate, ApiKeyCreated, ApiKeyRead
 from globeguard.identity.dependencies import ContainerDep, CurrentUser, DbSession
 from globeguard.identity.permissions import Permission
@@ -31,6 +30,7 @@ async def create_api_key(
 @router.get("", response_model=list[ApiKeyRead])
 async def list_api_keys(
     principal: CurrentUser,
+    app: ContainerDep,
     session: DbSession,
     user_id: uuid.UUID | None = Query(default=None, description="Admins: another user's keys."),
 ):
@@ -38,7 +38,7 @@ async def list_api_keys(
     owner = user_id or principal.user_id
     if owner != principal.user_id and not principal.has(Permission.USERS_READ):
         raise Forbidden("listing another user's keys needs 'users:read'")
-    return await ApiKeyRepository(session).of_user(owner)
+    return await app.api_keys.of_user(session, owner)
 
 
 @router.delete("/{key_uuid}", response_model=ApiKeyRead)

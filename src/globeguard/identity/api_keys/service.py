@@ -8,7 +8,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -82,6 +82,9 @@ class ApiKeyService:
             payload={"key_id": key.key_id, "name": name, "scopes": requested},
         )
         return key, f"{PREFIX}{key.key_id}_{secret}"
+
+    async def of_user(self, session: AsyncSession, owner_id: uuid.UUID) -> Sequence[ApiKey]:
+        return await ApiKeyRepository(session).of_user(owner_id)
 
     async def revoke(
         self, session: AsyncSession, key_uuid: uuid.UUID, owner_id: uuid.UUID | None, actor: str

@@ -9,7 +9,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from globeguard.identity.clients.repository import ClientRepository
 from globeguard.identity.dependencies import ContainerDep, DbSession, require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
@@ -49,8 +48,8 @@ async def create_client(
 
 
 @router.get("", response_model=list[ClientRead])
-async def list_clients(_: ClientAdmin, session: DbSession):
-    return await ClientRepository(session).all()
+async def list_clients(_: ClientAdmin, app: ContainerDep, session: DbSession):
+    return await app.clients.all(session)
 
 
 @router.delete("/{row_id}", status_code=status.HTTP_204_NO_CONTENT)

@@ -53,6 +53,9 @@ class ClientService:
         )
         return client, secret
 
+    async def all(self, session: AsyncSession) -> Sequence[MachineClient]:
+        return await ClientRepository(session).all()
+
     async def get(self, session: AsyncSession, row_id: uuid.UUID) -> MachineClient:
         client = await ClientRepository(session).get(row_id)
         if client is None:

@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from globeguard.identity.dependencies import ContainerDep, DbSession, require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
-from globeguard.identity.users.repository import RoleRepository
 
 router = APIRouter(prefix="/api/v1/roles", tags=["roles"])
 RoleAdmin = Annotated[Principal, Depends(require(Permission.ROLES_MANAGE))]
@@ -42,8 +41,8 @@ class RoleRead(BaseModel):
 
 
 @router.get("", response_model=list[RoleRead])
-async def list_roles(_: RoleAdmin, session: DbSession):
-    return await RoleRepository(session).all()
+async def list_roles(_: RoleAdmin, app: ContainerDep, session: DbSession):
+    return await app.roles.all(session)
 
 
 @router.get("/permissions", response_model=list[str])

@@ -48,6 +48,17 @@ class RoleService:
                 role.permissions = sorted(permissions)
         await session.flush()
 
+    async def all(self, session: AsyncSession) -> Sequence[Role]:
+        return await RoleRepository(session).all()
+
+    async def names_of(self, session: AsyncSession, user_id: uuid.UUID) -> list[str]:
+        return [r.name for r in await RoleRepository(session).roles_of(user_id)]
+
+    async def names_of_many(
+        self, session: AsyncSession, user_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[str]]:
+        return await RoleRepository(session).role_names_of_many(user_ids)
+
     async def get(self, session: AsyncSession, role_id: uuid.UUID) -> Role:
         role = await RoleRepository(session).get(role_id)
         if role is None:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from globeguard.identity.auth.repository import SessionRepository
 from globeguard.identity.dependencies import (
     ContainerDep,
     CurrentPrincipal,
@@ -22,7 +22,6 @@ from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.identity.search import QueryError, compile_user_filter, parse
 from globeguard.identity.search.nodes import And, Node, Not, Or
-from globeguard.identity.users.repository import RoleRepository
 from globeguard.identity.users.schemas import (
     PasswordChange,
     UserAdminUpdate,
@@ -31,7 +30,6 @@ from globeguard.identity.users.schemas import (
     UserSelfUpdate,
 )
 from globeguard.identity.users.views import user_read
-from globeguard.kit.clock import utcnow
 from globeguard.kit.errors import BadRequest, Forbidden
 from globeguard.wiring import Container
 
@@ -42,9 +40,9 @@ class SessionRead(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    created_at: object
-    last_seen_at: object
-    expires_at: object
+    created_at: datetime
+    last_seen_at: datetime
+    expires_at: datetime
     ip: str | None
     user_agent: str | None
     current: bool = False
@@ -55,9 +53,8 @@ class RoleAssignment(BaseModel):
     role: str = Field(min_length=1, max_length=64)
 
 
-async def _read(session: AsyncSession, user: User) -> UserRead:
-    roles = await RoleRepository(session).roles_of(user.id)
-    return user_read(user, [r.name for r in roles])
+async def _read(app: Container, session: AsyncSession, user: User) -> UserRead:
+    return user_read(user, await app.roles.names_of(session, user.id))
 
 
 async def _me(app: Container, session: AsyncSession, principal: Principal) -> User:
@@ -77,7 +74,7 @@ async def read_me(principal: CurrentUser, request: Request) -> Response:
     body = app.user_views.get(principal.subject)
     if body is None:
         async with app.db.read() as session:
-            view = await _read(session, await _me(app, session, principal))
+            view = await _read(app, session, await _me(app, session, principal))
         body = view.model_dump_json().encode()
         # A change committed between our read and this put is evicted before it, so the
         # entry can be stale for at most the cache TTL.
@@ -92,7 +89,7 @@ async def update_me(
     user = await _me(app, session, principal)
     changes = body.model_dump(exclude_unset=True)
     await app.users.update(session, user, changes, principal.actor)
-    return await _read(session, user)
+    return await _read(app, session, user)
 
 
 @router.delete("/me", status_code=status.HTTP_204_NO_CONTENT)
@@ -116,15 +113,15 @@ async def change_my_password(
 
 
 @router.get("/me/sessions", response_model=list[SessionRead])
-async def my_sessions(principal: CurrentUser, session: DbSession):
+async def my_sessions(principal: CurrentUser, app: ContainerDep, session: DbSession):
     assert principal.user_id is not None
-    return await _sessions(session, principal.user_id, principal.session_id)
+    return await _sessions(app, session, principal.user_id, principal.session_id)
 
 
 async def _sessions(
-    session: AsyncSession, user_id: uuid.UUID, current: uuid.UUID | None
+    app: Container, session: AsyncSession, user_id: uuid.UUID, current: uuid.UUID | None
 ) -> list[SessionRead]:
-    rows = await SessionRepository(session).of_user(user_id, live_only=True, now=utcnow())
+    rows = await app.users.live_sessions(session, user_id)
     return [
         SessionRead.model_validate(r).model_copy(update={"current": r.id == current}) for r in rows
     ]
@@ -156,7 +153,7 @@ async def list_users(
         deleted_hidden = User.status != "deleted"
         where = deleted_hidden if where is None else (where & deleted_hidden)
     rows, next_cursor = await app.users.page(session, where, cursor, size)
-    names = await RoleRepository(session).role_names_of_many([u.id for u in rows])
+    names = await app.roles.names_of_many(session, [u.id for u in rows])
     return UserPage(items=[user_read(u, names[u.id]) for u in rows], next_cursor=next_cursor)
 
 
@@ -200,9 +197,8 @@ async def read_user(
 ):
     _acting_on(principal, user_id, Permission.USERS_READ)
     include_deleted = principal.has(Permission.USERS_READ)
-    return await _read(
-        session, await app.users.get(session, user_id, include_deleted=include_deleted)
-    )
+    user = await app.users.get(session, user_id, include_deleted=include_deleted)
+    return await _read(app, session, user)
 
 
 @router.patch("/{user_id}", response_model=UserRead)
@@ -222,7 +218,7 @@ async def update_user(
         raise Forbidden(f"changing {', '.join(sorted(admin_only))} needs 'users:write'")
     user = await app.users.get(session, user_id, include_deleted=False)
     await app.users.update(session, user, changes, principal.actor)
-    return await _read(session, user)
+    return await _read(app, session, user)
 
 
 @router.delete("/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -242,21 +238,21 @@ Admin = Annotated[Principal, Depends(require(Permission.USERS_WRITE))]
 async def restore_user(user_id: uuid.UUID, principal: Admin, app: ContainerDep, session: DbSession):
     user = await app.users.get(session, user_id, include_deleted=True)
     await app.users.restore(session, user, principal.actor)
-    return await _read(session, user)
+    return await _read(app, session, user)
 
 
 @router.post("/{user_id}/block", response_model=UserRead)
 async def block_user(user_id: uuid.UUID, principal: Admin, app: ContainerDep, session: DbSession):
     user = await app.users.get(session, user_id, include_deleted=False)
     await app.users.block(session, user, principal.actor)
-    return await _read(session, user)
+    return await _read(app, session, user)
 
 
 @router.post("/{user_id}/unblock", response_model=UserRead)
 async def unblock_user(user_id: uuid.UUID, principal: Admin, app: ContainerDep, session: DbSession):
     user = await app.users.get(session, user_id, include_deleted=False)
     await app.users.unblock(session, user, principal.actor)
-    return await _read(session, user)
+    return await _read(app, session, user)
 
 
 @router.post("/{user_id}/erase", status_code=status.HTTP_204_NO_CONTENT)
@@ -279,7 +275,7 @@ async def user_sessions(
 ):
     _acting_on(principal, user_id, Permission.USERS_READ)
     await app.users.get(session, user_id, include_deleted=True)
-    return await _sessions(session, user_id, principal.session_id)
+    return await _sessions(app, session, user_id, principal.session_id)
 
 
 RoleAdmin = Annotated[Principal, Depends(require(Permission.ROLES_MANAGE))]
@@ -296,7 +292,7 @@ async def assign_role(
     user = await app.users.get(session, user_id, include_deleted=False)
     role = await app.roles.by_name(session, body.role)
     await app.roles.assign(session, user, role, principal.actor)
-    return await _read(session, user)
+    return await _read(app, session, user)
 
 
 @router.delete("/{user_id}/roles/{role_name}", response_model=UserRead)
@@ -306,4 +302,4 @@ async def remove_role(
     user = await app.users.get(session, user_id, include_deleted=True)
     role = await app.roles.by_name(session, role_name)
     await app.roles.unassign(session, user, role, principal.actor)
-    return await _read(session, user)
+    return await _read(app, session, user)

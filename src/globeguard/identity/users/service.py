@@ -15,7 +15,8 @@ from zxcvbn import zxcvbn
 
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
-from globeguard.identity.models import User
+from globeguard.identity.auth.repository import SessionRepository
+from globeguard.identity.models import AuthSession, User
 from globeguard.identity.passwords import PasswordHasher
 from globeguard.identity.permissions import USER_ROLE
 from globeguard.identity.revocation import announce
@@ -266,6 +267,11 @@ class UserService:
             user_id=user_id,
             payload={"user_id": str(user_id)},
         )
+
+    async def live_sessions(
+        self, session: AsyncSession, user_id: uuid.UUID
+    ) -> Sequence[AuthSession]:
+        return await SessionRepository(session).of_user(user_id, live_only=True, now=utcnow())
 
     async def page(
         self, session: AsyncSession, where: Any, cursor: str | None, limit: int

@@ -66,42 +66,13 @@ def upgrade() -> None:
         batch_op.create_index(
             "ix_login_event_subject_time", ["subject", "occurred_at", "id"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_login_event_user_id"), ["user_id"], unique=False)
         batch_op.create_index("ix_login_event_user_time", ["user_id", "occurred_at"], unique=False)
-
-    with op.batch_alter_table("user", schema=None) as batch_op:
-        batch_op.create_index(
-            "ix_user_app_metadata_gin",
-            ["app_metadata"],
-            unique=False,
-            postgresql_using="gin",
-            postgresql_ops={"app_metadata": "jsonb_path_ops"},
-        )
-        batch_op.create_index(
-            "ix_user_user_metadata_gin",
-            ["user_metadata"],
-            unique=False,
-            postgresql_using="gin",
-            postgresql_ops={"user_metadata": "jsonb_path_ops"},
-        )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("user", schema=None) as batch_op:
-        batch_op.drop_index(
-            "ix_user_user_metadata_gin",
-            postgresql_using="gin",
-            postgresql_ops={"user_metadata": "jsonb_path_ops"},
-        )
-        batch_op.drop_index(
-            "ix_user_app_metadata_gin",
-            postgresql_using="gin",
-            postgresql_ops={"app_metadata": "jsonb_path_ops"},
-        )
 
     with op.batch_alter_table("login_event", schema=None) as batch_op:
         batch_op.drop_index("ix_login_event_user_time")
-        batch_op.drop_index(batch_op.f("ix_login_event_user_id"))
         batch_op.drop_index("ix_login_event_subject_time")
         batch_op.drop_index("ix_login_event_occurred_at")
 
