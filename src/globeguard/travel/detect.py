@@ -1,0 +1,289 @@
+"""Globeguard's impossible-travel verdict: graded, explained, and pure (times are passed in;
+nothing here reads a clock, a file or a database).
+
+Pairs. A subject's events are totally ordered by (occurred_at, arrival_seq) (see
+``timeline``); each event is judged against its preceding neighbour and its subsequent one.
+A pair always runs from the earlier event to the later one, and has one verdict whichever of
+the two events it is read from.
+
+Measurement of a pair (``measure``):
+
+- d = haversine on the mean Earth radius 6371.0088 km; r1, r2 = the accuracy radii in km,
+  0 when the GeoIP database gives none; d' = max(0, d - r1 - r2), the distance if both sign-ins
+  happened at the near edges of their circles.
+- Δt = max(|t2 - t1|, 1 s); speed = d in miles / Δt in hours, and likewise for d'.
+
+Grade of a pair (threshold T = ``speed_threshold_mph``, default 500; comparisons on the
+unrounded speeds, strictly above: 500.0 mph is plausible, 500.01 is not):
+
+- ``unverifiable``: either side has no place, so nothing can be measured.
+- ``impossible``: the adjusted speed > T: too fast even from edge to edge.
+- ``suspicious``: speed > T >= adjusted speed: too fast between centroids only.
+- ``plausible``: speed <= T.
+
+Examples: Kassel (51.3167, 9.5, r100) then Amsterdam (52.3824, 4.8995, r200) 1000 s later is
+337.4 km, 754.8 mph between centroids but 37.4 km and 83.7 mph once 300 km of radii are taken
+off, so suspicious, not impossible. Two r1000 points 1069 mi apart one hour apart: 1069 mph,
+but the circles overlap (1720 km < 2000 km), d' = 0, so suspicious.
+
+False-positive controls (``TravelSettings``; each lowers suspicious or impossible to
+``plausible`` and is named in ``Reasons.lowered_by``; the first that applies is named, in this
+order). They are evaluated for the pair's later event, the sign-in that completes the journey:
+
+- ``min_distance``: d < ``min_distance_km`` (default 100 km; two readings of one city differ by
+  tens of km between databases and mobile carriers).
+- ``known_location``: the later place is within ``known_location_radius_km`` (default 50 km) of
+  a place where the subject signed in successfully before the later event. With a stranger's
+  sign-in between two at home, home → stranger stays flagged while stranger → home is lowered,
+  so the flag lands on the stranger's event.
+- ``learning``: fewer than ``learning_logins`` (default 3) successful sign-ins before the later
+  event, or the first of them less than ``learning_period`` (default 0) before it. Learning
+  lasts while either is short; Entra's stops at whichever of 10 sign-ins or 14 days comes first.
+
+Each control is off at 0. ``unverifiable`` is never lowered: there is nothing to excuse. The
+raw grade stays in ``Reasons.raw_grade``; the Superman flags (``superman_view``) never see the
+controls.
+
+Grade of an event: the worse of its two pairs by severity
+none < plausible < unverifiable < suspicious < impossible; ``none`` when it has no neighbour.
+
+Keeping stored verdicts current. When E arrives between P and S, the pair P → S dissolves into
+P → E and E → S, so P, E and S need re-assessing; with only speed, radii and min_distance
+deciding, that is all. Learning and known places count every earlier success, so a success
+arriving late can change the verdict of any later event: then re-assess from P to the end
+(``assess_timeline`` over the event before P onwards, with the history before that one).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, fields
+from datetime import datetime, timedelta
+from enum import StrEnum
+from itertools import pairwise
+from typing import Any
+
+from globeguard.settings import TravelSettings
+from globeguard.travel.geo_math import (
+    elapsed_seconds,
+    exceeds,
+    haversine_km,
+    km_to_mi,
+    speed_mph,
+)
+from globeguard.travel.timeline import (
+    History,
+    Neighbours,
+    Place,
+    TravelEvent,
+    sort_timeline,
+)
+
+
+class Grade(StrEnum):
+    NONE = "none"
+    PLAUSIBLE = "plausible"
+    UNVERIFIABLE = "unverifiable"
+    SUSPICIOUS = "suspicious"
+    IMPOSSIBLE = "impossible"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {grade: rank for rank, grade in enumerate(Grade)}
+
+
+class Control(StrEnum):
+    MIN_DISTANCE = "min_distance"
+    KNOWN_LOCATION = "known_location"
+    LEARNING = "learning"
+
+
+@dataclass(frozen=True, slots=True)
+class Measurement:
+    distance_km: float
+    distance_mi: float
+    adjusted_distance_km: float
+    adjusted_distance_mi: float
+    speed_mph: float
+    adjusted_speed_mph: float
+
+
+@dataclass(frozen=True, slots=True)
+class Reasons:
+    """Why a pair got its grade. ``origin`` is the earlier event's place, ``destination`` the
+    later's; ``measurement`` is None exactly when the pair is unverifiable."""
+
+    elapsed_seconds: float
+    threshold_mph: float
+    origin: Place | None
+    destination: Place | None
+    measurement: Measurement | None
+    raw_grade: Grade
+    lowered_by: Control | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """A flat JSON-ready object; the measurement keys are null when unverifiable."""
+        numbers = {f.name: getattr(self.measurement, f.name, None) for f in fields(Measurement)}
+        return {
+            **numbers,
+            "elapsed_seconds": self.elapsed_seconds,
+            "threshold_mph": self.threshold_mph,
+            "origin": _place_dict(self.origin),
+            "destination": _place_dict(self.destination),
+            "raw_grade": self.raw_grade.value,
+            "lowered_by": None if self.lowered_by is None else self.lowered_by.value,
+        }
+
+
+def _place_dict(place: Place | None) -> dict[str, Any] | None:
+    if place is None:
+        return None
+    return {f.name: getattr(place, f.name) for f in fields(Place)}
+
+
+@dataclass(frozen=True, slots=True)
+class PairVerdict:
+    earlier: str
+    later: str
+    grade: Grade
+    reasons: Reasons
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"earlier": self.earlier, "later": self.later, "grade": self.grade.value} | (
+            self.reasons.as_dict()
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventAssessment:
+    key: str
+    grade: Grade
+    preceding: PairVerdict | None
+    subsequent: PairVerdict | None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event's grade with both pairs explained (null where there is no neighbour)."""
+        return {
+            "grade": self.grade.value,
+            "preceding": None if self.preceding is None else self.preceding.as_dict(),
+            "subsequent": None if self.subsequent is None else self.subsequent.as_dict(),
+        }
+
+
+def classify(speed: float, adjusted_speed: float, threshold_mph: float) -> Grade:
+    if exceeds(adjusted_speed, threshold_mph):
+        return Grade.IMPOSSIBLE
+    if exceeds(speed, threshold_mph):
+        return Grade.SUSPICIOUS
+    return Grade.PLAUSIBLE
+
+
+def _radius(place: Place) -> float:
+    return place.radius_km or 0.0
+
+
+def measure(origin: Place, destination: Place, seconds: float) -> Measurement:
+    distance = haversine_km(origin.lat, origin.lon, destination.lat, destination.lon)
+    adjusted = max(0.0, distance - _radius(origin) - _radius(destination))
+    distance_mi, adjusted_mi = km_to_mi(distance), km_to_mi(adjusted)
+    return Measurement(
+        distance_km=distance,
+        distance_mi=distance_mi,
+        adjusted_distance_km=adjusted,
+        adjusted_distance_mi=adjusted_mi,
+        speed_mph=speed_mph(distance_mi, seconds),
+        adjusted_speed_mph=speed_mph(adjusted_mi, seconds),
+    )
+
+
+def is_known_place(place: Place, known: Iterable[Place], radius_km: float) -> bool:
+    return any(haversine_km(place.lat, place.lon, k.lat, k.lon) < radius_km for k in known)
+
+
+def is_learning(at: datetime, history: History, settings: TravelSettings) -> bool:
+    if history.successes < settings.learning_logins:
+        return True
+    if settings.learning_period <= timedelta(0):
+        return False
+    first = history.first_success_at
+    return first is None or at - first < settings.learning_period
+
+
+def lowering_control(
+    measurement: Measurement, later: TravelEvent, history: History, settings: TravelSettings
+) -> Control | None:
+    """The false-positive control that excuses a fast pair, if any (see the module doc)."""
+    if measurement.distance_km < settings.min_distance_km:
+        return Control.MIN_DISTANCE
+    radius = settings.known_location_radius_km
+    if later.place is not None and is_known_place(later.place, history.known_places, radius):
+        return Control.KNOWN_LOCATION
+    if is_learning(later.occurred_at, history, settings):
+        return Control.LEARNING
+    return None
+
+
+def assess_pair(
+    earlier: TravelEvent, later: TravelEvent, history: History, settings: TravelSettings
+) -> PairVerdict:
+    """The verdict on travelling from ``earlier`` to ``later``; ``history`` is the subject's
+    successful events before ``later``."""
+    if not earlier.order < later.order:
+        raise ValueError(f"{earlier.key!r} does not precede {later.key!r}")
+    seconds = elapsed_seconds(earlier.occurred_at, later.occurred_at)
+    threshold = settings.speed_threshold_mph
+    if earlier.place is None or later.place is None:
+        grade = Grade.UNVERIFIABLE
+        reasons = Reasons(seconds, threshold, earlier.place, later.place, None, grade, None)
+        return PairVerdict(earlier.key, later.key, grade, reasons)
+    measured = measure(earlier.place, later.place, seconds)
+    raw = classify(measured.speed_mph, measured.adjusted_speed_mph, threshold)
+    control = None
+    if raw in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
+        control = lowering_control(measured, later, history, settings)
+    grade = Grade.PLAUSIBLE if control else raw
+    reasons = Reasons(seconds, threshold, earlier.place, later.place, measured, raw, control)
+    return PairVerdict(earlier.key, later.key, grade, reasons)
+
+
+def event_grade(preceding: PairVerdict | None, subsequent: PairVerdict | None) -> Grade:
+    grades = [v.grade for v in (preceding, subsequent) if v is not None]
+    return max(grades, key=_SEVERITY.__getitem__, default=Grade.NONE)
+
+
+def assess_event(
+    current: TravelEvent, neighbours: Neighbours, history: History, settings: TravelSettings
+) -> EventAssessment:
+    """One event against both neighbours. ``history`` is the subject's successes before
+    ``current``; the subsequent pair's history (before the subsequent event) is that plus
+    ``current`` itself, since nothing lies between an event and its subsequent neighbour."""
+    before, after = neighbours.preceding, neighbours.subsequent
+    preceding = assess_pair(before, current, history, settings) if before is not None else None
+    subsequent = None
+    if after is not None:
+        subsequent = assess_pair(current, after, history.including(current), settings)
+    return EventAssessment(current.key, event_grade(preceding, subsequent), preceding, subsequent)
+
+
+def assess_timeline(
+    events: Iterable[TravelEvent], settings: TravelSettings, history: History | None = None
+) -> list[EventAssessment]:
+    """Every event's assessment, in event order, each pair measured once. ``history`` is the
+    subject's successes before the first event given (empty by default); pass a suffix of the
+    timeline with it to re-assess only events from some point on. The first event's preceding
+    pair is then missing, so start one event before the first you need."""
+    ordered = sort_timeline(events)
+    state = history or History()
+    pairs: list[PairVerdict] = []
+    for earlier, later in pairwise(ordered):
+        state = state.including(earlier)
+        pairs.append(assess_pair(earlier, later, state, settings))
+    before: list[PairVerdict | None] = [None, *pairs]
+    after: list[PairVerdict | None] = [*pairs, None]
+    return [
+        EventAssessment(event.key, event_grade(b, a), b, a)
+        for event, b, a in zip(ordered, before, after, strict=True)
+    ]

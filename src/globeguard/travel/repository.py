@@ -1,0 +1,123 @@
+"""Every SQL statement about login events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from globeguard.travel.models import LoginEvent
+
+# Okta compares a sign-in with the last 20; enough to learn a user's usual places.
+KNOWN_PLACES_WINDOW = 20
+
+
+def _before(event: LoginEvent) -> Any:
+    return or_(
+        LoginEvent.occurred_at < event.occurred_at,
+        and_(LoginEvent.occurred_at == event.occurred_at, LoginEvent.id < event.id),
+    )
+
+
+def _after(event: LoginEvent) -> Any:
+    return or_(
+        LoginEvent.occurred_at > event.occurred_at,
+        and_(LoginEvent.occurred_at == event.occurred_at, LoginEvent.id > event.id),
+    )
+
+
+class LoginEventRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def lock_subject(self, subject: str) -> None:
+        """Serialise writers of one subject until commit, so concurrent posts see each other.
+        SQLite already has a single writer (BEGIN IMMEDIATE)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(
+                text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"login:{subject}"}
+            )
+
+    async def by_uuid(self, event_uuid: str) -> LoginEvent | None:
+        return await self.session.scalar(
+            select(LoginEvent).where(LoginEvent.event_uuid == event_uuid)
+        )
+
+    async def add(self, event: LoginEvent) -> LoginEvent:
+        self.session.add(event)
+        await self.session.flush()
+        return event
+
+    async def preceding(self, event: LoginEvent) -> LoginEvent | None:
+        query = (
+            select(LoginEvent)
+            .where(LoginEvent.subject == event.subject, _before(event))
+            .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(query)
+
+    async def subsequent(self, event: LoginEvent) -> LoginEvent | None:
+        query = (
+            select(LoginEvent)
+            .where(LoginEvent.subject == event.subject, _after(event))
+            .order_by(LoginEvent.occurred_at, LoginEvent.id)
+            .limit(1)
+        )
+        return await self.session.scalar(query)
+
+    async def earlier_successes(self, event: LoginEvent) -> Sequence[LoginEvent]:
+        """The subject's most recent located successful sign-ins before `event`."""
+        query = (
+            select(LoginEvent)
+            .where(
+                LoginEvent.subject == event.subject,
+                LoginEvent.success.is_(True),
+                LoginEvent.located.is_(True),
+                _before(event),
+            )
+            .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
+            .limit(KNOWN_PLACES_WINDOW)
+        )
+        return (await self.session.scalars(query)).all()
+
+    async def success_stats(self, event: LoginEvent) -> tuple[int, datetime | None]:
+        """(number of successful sign-ins before `event`, time of the first one)."""
+        query = select(func.count(), func.min(LoginEvent.occurred_at)).where(
+            LoginEvent.subject == event.subject, LoginEvent.success.is_(True), _before(event)
+        )
+        count, first = (await self.session.execute(query)).one()
+        return int(count), first
+
+    async def set_verdict(self, event_id: int, verdict: str, reasons: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(LoginEvent)
+            .where(LoginEvent.id == event_id)
+            .values(verdict=verdict, verdict_reasons=reasons)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def history(
+        self, user_id: uuid.UUID, before_id: int | None, limit: int
+    ) -> Sequence[LoginEvent]:
+        query = select(LoginEvent).where(LoginEvent.user_id == user_id)
+        if before_id is not None:
+            query = query.where(LoginEvent.id < before_id)
+        query = query.order_by(LoginEvent.id.desc()).limit(limit)
+        return (await self.session.scalars(query)).all()
+
+    async def purge_batch(self, cutoff: datetime, batch: int) -> int:
+        """Delete at most `batch` events older than `cutoff`: small transactions keep the
+        table available (one big DELETE locked Keycloak's event table for minutes)."""
+        doomed = (
+            select(LoginEvent.id)
+            .where(LoginEvent.occurred_at < cutoff)
+            .order_by(LoginEvent.id)
+            .limit(batch)
+        )
+        result = await self.session.execute(delete(LoginEvent).where(LoginEvent.id.in_(doomed)))
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
