@@ -26,6 +26,7 @@ from globeguard.identity.roles.routes import router as roles_router
 from globeguard.identity.users.routes import router as users_router
 from globeguard.kit.errors import AppError
 from globeguard.settings import Settings
+from globeguard.travel.superman import router as superman_router
 from globeguard.wiring import Container, build
 
 log = logging.getLogger("globeguard")
@@ -211,6 +212,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         roles_router,
         clients_router,
         audit_router,
+        superman_router,
     ):
         app.include_router(router)
     return app

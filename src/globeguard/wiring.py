@@ -8,6 +8,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+from globeguard.adapters.geoip import GeoLocator, MaxMindLocator
 from globeguard.db.session import Database
 from globeguard.events.service import AuditService
 from globeguard.identity.api_keys.service import ApiKeyAuthenticator, ApiKeyService
@@ -29,6 +30,7 @@ from globeguard.identity.users.service import UserService
 from globeguard.identity.users.view_cache import UserViewCache
 from globeguard.kit.crypto import Sealer
 from globeguard.settings import Settings
+from globeguard.travel.service import LoginEventService
 
 
 def master_secret(settings: Settings) -> bytes:
@@ -60,6 +62,8 @@ class Container:
     api_keys: ApiKeyService
     clients: ClientService
     audit: AuditService
+    locator: GeoLocator
+    logins: LoginEventService
     revocation_listener: PostgresRevocationListener | None
 
 
@@ -78,6 +82,8 @@ def build(settings: Settings) -> Container:
     listener = (
         PostgresRevocationListener(settings.db.url, caches) if db.dialect == "postgresql" else None
     )
+    locator = MaxMindLocator.from_settings(settings.geoip)
+    logins = LoginEventService(locator, settings.travel)
     signing_keys = SigningKeyService(
         Sealer(master_secret(settings)), auth_settings.access_token_ttl, auth_settings.leeway
     )
@@ -97,10 +103,12 @@ def build(settings: Settings) -> Container:
             signing_keys,
         ),
         users=users,
-        auth=AuthService(db, hasher, issuer, users),
+        auth=AuthService(db, hasher, issuer, users, logins, settings.risk),
         roles=RoleService(),
         api_keys=ApiKeyService(),
         clients=ClientService(),
         audit=AuditService(),
+        locator=locator,
+        logins=logins,
         revocation_listener=listener,
     )

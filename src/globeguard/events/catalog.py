@@ -15,6 +15,7 @@ class EventType(StrEnum):
     USER_UNBLOCKED = "user.unblocked"
     SIGNIN_SUCCEEDED = "user.signin.succeeded"
     SIGNIN_FAILED = "user.signin.failed"
+    SIGNIN_SUSPICIOUS = "user.signin.suspicious"
     LOGOUT = "user.logout"
     LOGOUT_ALL = "user.logout_all"
     REFRESH_REUSE_DETECTED = "user.refresh_token.reused"

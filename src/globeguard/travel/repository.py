@@ -70,6 +70,25 @@ class LoginEventRepository:
         )
         return await self.session.scalar(query)
 
+    async def around(self, event: LoginEvent, *, before: int, after: int) -> list[LoginEvent]:
+        """`before` events preceding `event`, the event itself, and `after` following it, in
+        event order."""
+        earlier = (
+            select(LoginEvent)
+            .where(LoginEvent.subject == event.subject, _before(event))
+            .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
+            .limit(before)
+        )
+        later = (
+            select(LoginEvent)
+            .where(LoginEvent.subject == event.subject, _after(event))
+            .order_by(LoginEvent.occurred_at, LoginEvent.id)
+            .limit(after)
+        )
+        head = list((await self.session.scalars(earlier)).all())
+        tail = list((await self.session.scalars(later)).all())
+        return [*reversed(head), event, *tail]
+
     async def earlier_successes(self, event: LoginEvent) -> Sequence[LoginEvent]:
         """The subject's most recent located successful sign-ins before `event`."""
         query = (

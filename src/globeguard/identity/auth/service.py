@@ -29,6 +29,9 @@ from globeguard.identity.users.service import UserService
 from globeguard.kit.clock import utcnow
 from globeguard.kit.crypto import same_digest, sha256_hex
 from globeguard.kit.errors import Forbidden, Unauthorized
+from globeguard.settings import RiskSettings
+from globeguard.travel.detect import Grade
+from globeguard.travel.service import LoginEventService, LoginReport, Recorded
 
 
 class InvalidCredentials(Unauthorized):
@@ -55,12 +58,20 @@ class _Candidate:
 
 class AuthService:
     def __init__(
-        self, db: Database, hasher: PasswordHasher, issuer: TokenIssuer, users: UserService
+        self,
+        db: Database,
+        hasher: PasswordHasher,
+        issuer: TokenIssuer,
+        users: UserService,
+        logins: LoginEventService,
+        risk: RiskSettings,
     ) -> None:
         self.db = db
         self.hasher = hasher
         self.issuer = issuer
         self.users = users
+        self.logins = logins
+        self.risk = risk
 
     async def signup(
         self, session: AsyncSession, data: dict[str, Any], ctx: ClientContext
@@ -98,6 +109,7 @@ class AuthService:
             await self._failed(session, candidate.user_id, identifier, ctx, "invalid_credentials")
             raise InvalidCredentials()
         await announce(session, str(user.id), broadcast=False)
+        login = await self._login_event(session, str(user.id), user.id, ctx, None)
         await record(
             session,
             EventType.SIGNIN_SUCCEEDED,
@@ -110,10 +122,61 @@ class AuthService:
                 "ip": ctx.ip,
                 "user_agent": ctx.user_agent,
                 "hash_upgraded": verdict.upgraded_hash is not None,
+                "login_event": login.event.event_uuid,
+                "travel": login.assessment.grade.value,
             },
         )
+        await self._judge_travel(session, user.id, login)
         assert candidate.grants is not None
         return user, candidate.grants
+
+    async def _login_event(
+        self,
+        session: AsyncSession,
+        subject: str,
+        user_id: uuid.UUID | None,
+        ctx: ClientContext,
+        failure: str | None,
+    ) -> Recorded:
+        report = LoginReport(
+            subject=subject,
+            occurred_at=utcnow(),
+            success=failure is None,
+            source="globeguard",
+            ip=ctx.ip,
+            user_id=user_id,
+            user_agent=ctx.user_agent,
+            failure_reason=failure,
+        )
+        return await self.logins.record(session, report)
+
+    async def _judge_travel(
+        self, session: AsyncSession, user_id: uuid.UUID, login: Recorded
+    ) -> None:
+        """A suspicious or impossible journey is announced with its reasons; an impossible one
+        is refused when the risk policy says so (the event and announcement still commit)."""
+        grade = login.assessment.grade
+        if grade not in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
+            return
+        await record(
+            session,
+            EventType.SIGNIN_SUSPICIOUS,
+            actor=f"user:{user_id}",
+            aggregate_type="user",
+            aggregate_id=str(user_id),
+            user_id=user_id,
+            payload={
+                "user_id": str(user_id),
+                **login.assessment.as_dict(),
+                "login_event": login.event.event_uuid,
+            },
+        )
+        if grade is Grade.IMPOSSIBLE and self.risk.impossible_travel == "deny":
+            raise Forbidden(
+                "this sign-in implies impossible travel since the previous one",
+                code="impossible_travel",
+                keep_changes=True,
+            )
 
     async def _candidate(self, identifier: str) -> _Candidate:
         # A short read that releases its connection before the ~17 ms hash. Roles read here
@@ -127,14 +190,16 @@ class AuthService:
             found.user_id, found.password_hash, found.status, grants_from(found.roles)
         )
 
-    @staticmethod
     async def _failed(
+        self,
         session: AsyncSession,
         user_id: uuid.UUID | None,
         identifier: str,
         ctx: ClientContext,
         reason: str,
     ) -> None:
+        subject = str(user_id) if user_id else identifier.strip().lower()[:320]
+        await self._login_event(session, subject, user_id, ctx, reason)
         await record(
             session,
             EventType.SIGNIN_FAILED,

@@ -1,0 +1,165 @@
+"""`POST /v1/`: the Superman API's contract, unchanged for its clients.
+
+Errors follow the seed's family of implementations: malformed input is 400 (not FastAPI's 422)
+and stores nothing; an address that parses but cannot be located is 422.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from fastapi import APIRouter, Request, Response
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+
+from globeguard.adapters.geoip.port import GeoReason
+from globeguard.identity.dependencies import DbSession, OptionalPrincipal
+from globeguard.identity.permissions import Permission
+from globeguard.kit.errors import BadRequest, Unauthorized, Unprocessable
+from globeguard.travel.service import LoginReport
+from globeguard.travel.superman_view import SupermanAccess, SupermanView
+from globeguard.wiring import Container
+
+router = APIRouter(tags=["superman"])
+
+# 9999-12-31T23:59:59Z: anything larger is a millisecond timestamp or garbage.
+MAX_UNIX_TIMESTAMP = 253_402_300_799
+
+
+class SupermanEvent(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    username: str = Field(min_length=1, max_length=320)
+    unix_timestamp: StrictInt = Field(gt=0, le=MAX_UNIX_TIMESTAMP)
+    event_uuid: str = Field(min_length=1, max_length=64)
+    ip_address: str = Field(min_length=1, max_length=64)
+
+    def digest(self) -> str:
+        text = f"{self.username}\n{self.unix_timestamp}\n{self.ip_address}"
+        return hashlib.sha256(text.encode()).hexdigest()
+
+
+class GeoOut(BaseModel):
+    lat: float
+    lon: float
+    radius: int | None
+
+
+class AccessOut(GeoOut):
+    ip: str | None
+    speed: int | None
+    timestamp: int
+
+
+class SupermanResponse(BaseModel):
+    currentGeo: GeoOut  # noqa: N815 - the seed's key
+    travelToCurrentGeoSuspicious: bool  # noqa: N815
+    travelFromCurrentGeoSuspicious: bool  # noqa: N815
+    precedingIpAccess: AccessOut | None = None  # noqa: N815
+    subsequentIpAccess: AccessOut | None = None  # noqa: N815
+
+
+def _parse(raw: bytes) -> SupermanEvent:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequest(f"body is not JSON: {exc}", code="invalid_json") from exc
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object", code="invalid_json")
+    try:
+        return SupermanEvent.model_validate(data)
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in e["loc"]) for e in exc.errors())
+        errors = [{"loc": list(e["loc"]), "msg": e["msg"]} for e in exc.errors()]
+        raise BadRequest(
+            f"invalid or missing: {fields}", code="invalid_event", errors=errors
+        ) from exc
+
+
+def _geo(place: Any) -> dict[str, Any]:
+    radius = int(place.radius_km) if place.radius_km is not None else None
+    return {"lat": place.lat, "lon": place.lon, "radius": radius}
+
+
+def _access(access: SupermanAccess | None) -> dict[str, Any] | None:
+    if access is None or access.event.place is None:
+        return None
+    event = access.event
+    return {
+        **_geo(event.place),
+        "ip": event.ip,
+        "speed": access.speed,
+        "timestamp": int(event.occurred_at.timestamp()),
+    }
+
+
+def render(view: SupermanView) -> dict[str, Any]:
+    assert view.current.place is not None
+    body: dict[str, Any] = {
+        "currentGeo": _geo(view.current.place),
+        "travelToCurrentGeoSuspicious": view.travel_to_current_geo_suspicious,
+        "travelFromCurrentGeoSuspicious": view.travel_from_current_geo_suspicious,
+    }
+    # Absent neighbours are omitted, as the seed does, never zero-filled.
+    if (before := _access(view.preceding)) is not None:
+        body["precedingIpAccess"] = before
+    if (after := _access(view.subsequent)) is not None:
+        body["subsequentIpAccess"] = after
+    return body
+
+
+def _authorize(app: Container, principal: Any) -> None:
+    if app.settings.travel.superman_open:
+        return
+    if principal is None:
+        raise Unauthorized(
+            "send an API key with the 'login_events:write' scope in X-API-KEY",
+            code="not_authenticated",
+        )
+    principal.require(Permission.LOGIN_EVENTS_WRITE)
+
+
+@router.post(
+    "/v1/",
+    response_model=SupermanResponse,
+    response_model_exclude_none=True,
+    summary="Superman-compatible login event",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": SupermanEvent.model_json_schema()}},
+        }
+    },
+)
+async def superman(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
+    """Record a login `{username, unix_timestamp, event_uuid, ip_address}` and answer where it
+    was and whether travel to it (from the preceding login) or from it (to the subsequent
+    one) exceeds 500 mph. Posting the same event again answers with today's neighbours; the
+    same `event_uuid` with another body is 409."""
+    app: Container = request.app.state.container
+    _authorize(app, principal)
+    event = _parse(await request.body())
+    geo = app.logins.locate(event.ip_address)
+    assert geo is not None
+    if geo.reason is GeoReason.INVALID:
+        raise BadRequest(f"'{event.ip_address}' is not an IP address", code="invalid_ip")
+    report = LoginReport(
+        subject=event.username,
+        occurred_at=datetime.fromtimestamp(event.unix_timestamp, tz=UTC),
+        success=True,
+        source="superman",
+        ip=geo.ip,
+        event_uuid=event.event_uuid,
+        body_digest=event.digest(),
+    )
+    if not geo.located:  # refused before anything is stored
+        raise Unprocessable(
+            f"{geo.ip} cannot be located ({geo.reason})",
+            code="ip_not_locatable",
+            reason=str(geo.reason),
+        )
+    recorded = await app.logins.record(session, report, geo)
+    view = recorded.superman(app.settings.travel.speed_threshold_mph)
+    return Response(orjson.dumps(render(view)), media_type="application/json")
