@@ -26,6 +26,7 @@ from globeguard.identity.roles.routes import router as roles_router
 from globeguard.identity.users.routes import router as users_router
 from globeguard.kit.errors import AppError
 from globeguard.settings import Settings
+from globeguard.travel.ingest_routes import router as ingest_router
 from globeguard.travel.superman import router as superman_router
 from globeguard.wiring import Container, build
 
@@ -213,6 +214,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         clients_router,
         audit_router,
         superman_router,
+        ingest_router,
     ):
         app.include_router(router)
     return app

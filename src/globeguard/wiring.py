@@ -30,6 +30,7 @@ from globeguard.identity.users.service import UserService
 from globeguard.identity.users.view_cache import UserViewCache
 from globeguard.kit.crypto import Sealer
 from globeguard.settings import Settings
+from globeguard.travel.ingest import BulkIngestor
 from globeguard.travel.service import LoginEventService
 
 
@@ -64,6 +65,7 @@ class Container:
     audit: AuditService
     locator: GeoLocator
     logins: LoginEventService
+    ingestor: BulkIngestor
     revocation_listener: PostgresRevocationListener | None
 
 
@@ -110,5 +112,6 @@ def build(settings: Settings) -> Container:
         audit=AuditService(),
         locator=locator,
         logins=logins,
+        ingestor=BulkIngestor(locator, settings.travel),
         revocation_listener=listener,
     )

@@ -1,0 +1,110 @@
+"""`POST /api/v1/login-events`: logins reported by other IdPs, one JSON object or an NDJSON
+stream of any size. The route is the transaction boundary: each batch commits on its own, so
+a long stream keeps every good line even if a later part fails."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Request, Response, status
+
+from globeguard.identity.dependencies import require
+from globeguard.identity.permissions import Permission
+from globeguard.identity.principal import Principal
+from globeguard.kit.errors import BadRequest
+from globeguard.travel.ingest import BATCH_SIZE, IncomingEvent, IngestReport, lines, parse_line
+from globeguard.wiring import Container
+
+router = APIRouter(prefix="/api/v1", tags=["login intelligence"])
+Writer = Annotated[Principal, Depends(require(Permission.LOGIN_EVENTS_WRITE))]
+NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/ndjson", "text/plain")
+SOURCE = "api"
+
+
+def _is_stream(request: Request) -> bool:
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return kind in NDJSON_TYPES
+
+
+@router.post(
+    "/login-events",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": IncomingEvent.model_json_schema()},
+                "application/x-ndjson": {"schema": {"type": "string"}},
+            },
+        }
+    },
+)
+async def post_login_events(request: Request, _: Writer) -> Response:
+    """One event as `application/json` (201 with its verdict), or many as
+    `application/x-ndjson`, one object per line (200 with counts; each bad line is listed with
+    its number and reason, and every good line is kept). Fields: `subject` (or `username`),
+    `occurred_at` (ISO 8601 or unix seconds; also `timestamp`), `ip`, `success` (default
+    true), `event_uuid` (optional; a replay of the same event is a duplicate, not a second
+    login), `user_agent`, `failure_reason`."""
+    app: Container = request.app.state.container
+    if _is_stream(request):
+        report = await _ingest_stream(app, request)
+        body = {**asdict(report), "errors": [asdict(e) for e in report.errors]}
+        body.pop("max_errors_listed")
+        return Response(orjson.dumps(body), media_type="application/json")
+    return await _ingest_one(app, await request.body())
+
+
+async def _ingest_stream(app: Container, request: Request) -> IngestReport:
+    report = IngestReport()
+    batch: list[tuple[int, IncomingEvent]] = []
+    async for number, raw in lines(request.stream()):
+        if raw is None:
+            report.reject(number, "line longer than 64 KiB")
+            continue
+        try:
+            batch.append((number, parse_line(raw)))
+        except ValueError as exc:
+            report.reject(number, str(exc))
+        if len(batch) >= BATCH_SIZE:
+            await _store(app, batch, report)
+            batch = []
+    if batch:
+        await _store(app, batch, report)
+    return report
+
+
+async def _store(
+    app: Container, batch: list[tuple[int, IncomingEvent]], report: IngestReport
+) -> None:
+    async with app.db.transaction() as session:
+        await app.ingestor.store(session, batch, SOURCE, report)
+
+
+async def _ingest_one(app: Container, raw: bytes) -> Response:
+    try:
+        event = parse_line(raw)
+    except ValueError as exc:
+        raise BadRequest(str(exc), code="invalid_event") from exc
+    report = IngestReport()
+    async with app.db.transaction() as session:
+        stored = await app.ingestor.store(session, [(1, event)], SOURCE, report)
+    if report.errors:
+        raise BadRequest(report.errors[0].reason, code="invalid_event")
+    if not stored:  # a replay of an event we already have
+        return Response(orjson.dumps({"duplicate": True}), media_type="application/json")
+    row, assessment = next(iter(stored.values()))
+    body: dict[str, Any] = {
+        "event_uuid": row.event_uuid,
+        "subject": row.subject,
+        "occurred_at": row.occurred_at.isoformat(),
+        "ip": row.ip,
+        "located": row.located,
+        "geo_reason": row.geo_reason,
+        "verdict": assessment.grade.value,
+        "verdict_reasons": assessment.as_dict(),
+    }
+    return Response(
+        orjson.dumps(body), status_code=status.HTTP_201_CREATED, media_type="application/json"
+    )
