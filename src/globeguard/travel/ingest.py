@@ -26,7 +26,7 @@ from globeguard.adapters.geoip.port import GeoLocator, GeoReason, normalise_ip
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import EventAssessment, Grade, assess_timeline
 from globeguard.travel.models import LoginEvent
-from globeguard.travel.service import geo_columns, to_travel
+from globeguard.travel.service import geo_columns, to_travel, verdict_of
 
 # 9999-12-31T23:59:59Z: a larger number is a millisecond timestamp or garbage.
 MAX_UNIX_TIMESTAMP = 253_402_300_799
@@ -261,14 +261,14 @@ class BulkIngestor:
             rows = {r.event_uuid: r for r in timeline}
             for assessment in assess_timeline([to_travel(r) for r in timeline], self.settings):
                 row = rows[assessment.key]
-                verdict, reasons = assessment.grade.value, assessment.as_dict()
+                grade, reasons = verdict_of(assessment)
                 if assessment.key in new_uuids:
                     graded[assessment.key] = (row, assessment)
-                    if assessment.grade in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
+                    if grade in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
                         report.suspicious += 1
-                if (row.verdict, row.verdict_reasons) != (verdict, reasons):
+                if (row.verdict, row.verdict_reasons) != (grade.value, reasons):
                     changes.append(
-                        {"row_id": row.id, "new_verdict": verdict, "new_reasons": reasons}
+                        {"row_id": row.id, "new_verdict": grade.value, "new_reasons": reasons}
                     )
         if changes:
             # Core executemany; the ORM copies loaded above are not marked dirty.

@@ -15,6 +15,7 @@ from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest
 from globeguard.travel.ingest import BATCH_SIZE, IncomingEvent, IngestReport, lines, parse_line
+from globeguard.travel.service import verdict_of
 from globeguard.wiring import Container
 
 router = APIRouter(prefix="/api/v1", tags=["login intelligence"])
@@ -95,6 +96,7 @@ async def _ingest_one(app: Container, raw: bytes) -> Response:
     if not stored:  # a replay of an event we already have
         return Response(orjson.dumps({"duplicate": True}), media_type="application/json")
     row, assessment = next(iter(stored.values()))
+    grade, reasons = verdict_of(assessment)
     body: dict[str, Any] = {
         "event_uuid": row.event_uuid,
         "subject": row.subject,
@@ -102,8 +104,8 @@ async def _ingest_one(app: Container, raw: bytes) -> Response:
         "ip": row.ip,
         "located": row.located,
         "geo_reason": row.geo_reason,
-        "verdict": assessment.grade.value,
-        "verdict_reasons": assessment.as_dict(),
+        "verdict": grade.value,
+        "verdict_reasons": reasons,
     }
     return Response(
         orjson.dumps(body), status_code=status.HTTP_201_CREATED, media_type="application/json"

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.travel.models import LoginEvent
 
-# Okta compares a sign-in with the last 20; enough to learn a user's usual places.
+# Recent events a sign-in is compared with for known places (Okta uses the last 20).
 KNOWN_PLACES_WINDOW = 20
 
 
@@ -70,6 +70,34 @@ class LoginEventRepository:
         )
         return await self.session.scalar(query)
 
+    async def recent_up_to(self, subject: str, at: datetime, limit: int) -> list[LoginEvent]:
+        """The subject's latest `limit` events at or before `at`, newest first."""
+        query = (
+            select(LoginEvent)
+            .where(LoginEvent.subject == subject, LoginEvent.occurred_at <= at)
+            .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
+            .limit(limit)
+        )
+        return list((await self.session.scalars(query)).all())
+
+    async def first_after(self, subject: str, at: datetime) -> LoginEvent | None:
+        query = (
+            select(LoginEvent)
+            .where(LoginEvent.subject == subject, LoginEvent.occurred_at > at)
+            .order_by(LoginEvent.occurred_at, LoginEvent.id)
+            .limit(1)
+        )
+        return await self.session.scalar(query)
+
+    async def success_stats_up_to(self, subject: str, at: datetime) -> tuple[int, datetime | None]:
+        query = select(func.count(), func.min(LoginEvent.occurred_at)).where(
+            LoginEvent.subject == subject,
+            LoginEvent.success.is_(True),
+            LoginEvent.occurred_at <= at,
+        )
+        count, first = (await self.session.execute(query)).one()
+        return int(count), first
+
     async def around(self, event: LoginEvent, *, before: int, after: int) -> list[LoginEvent]:
         """`before` events preceding `event`, the event itself, and `after` following it, in
         event order."""
@@ -89,21 +117,6 @@ class LoginEventRepository:
         tail = list((await self.session.scalars(later)).all())
         return [*reversed(head), event, *tail]
 
-    async def earlier_successes(self, event: LoginEvent) -> Sequence[LoginEvent]:
-        """The subject's most recent located successful sign-ins before `event`."""
-        query = (
-            select(LoginEvent)
-            .where(
-                LoginEvent.subject == event.subject,
-                LoginEvent.success.is_(True),
-                LoginEvent.located.is_(True),
-                _before(event),
-            )
-            .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
-            .limit(KNOWN_PLACES_WINDOW)
-        )
-        return (await self.session.scalars(query)).all()
-
     async def success_stats(self, event: LoginEvent) -> tuple[int, datetime | None]:
         """(number of successful sign-ins before `event`, time of the first one)."""
         query = select(func.count(), func.min(LoginEvent.occurred_at)).where(
@@ -112,7 +125,9 @@ class LoginEventRepository:
         count, first = (await self.session.execute(query)).one()
         return int(count), first
 
-    async def set_verdict(self, event_id: int, verdict: str, reasons: dict[str, Any]) -> None:
+    async def set_verdict(
+        self, event_id: int, verdict: str, reasons: dict[str, Any] | None
+    ) -> None:
         await self.session.execute(
             update(LoginEvent)
             .where(LoginEvent.id == event_id)

@@ -4,7 +4,7 @@ out-of-order arrival changes. All in the caller's transaction; never commits."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -15,15 +15,17 @@ from globeguard.adapters.geoip.port import GeoLocator, GeoResult
 from globeguard.kit.clock import as_utc
 from globeguard.kit.errors import Conflict
 from globeguard.settings import TravelSettings
-from globeguard.travel.detect import EventAssessment, assess_event, assess_timeline
+from globeguard.travel.detect import EventAssessment, Grade, assess_event, assess_timeline
 from globeguard.travel.models import LoginEvent
-from globeguard.travel.repository import LoginEventRepository
+from globeguard.travel.repository import KNOWN_PLACES_WINDOW, LoginEventRepository
 from globeguard.travel.superman_view import SupermanView, superman_view
 from globeguard.travel.timeline import History, Neighbours, Place, TravelEvent
 
 # An out-of-order arrival re-grades the events after it; past this many the rest keep their
 # grade (a sender replaying months of history should use a bulk import instead).
 REGRADE_WINDOW = 200
+# Arrival order of an event not yet stored: after every stored one (see record()).
+LAST_ARRIVAL = 2**62
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,14 @@ class Recorded:
 
     def superman(self, threshold_mph: float) -> SupermanView:
         return superman_view(to_travel(self.event), self.neighbours, threshold_mph)
+
+
+def verdict_of(assessment: EventAssessment) -> tuple[Grade, dict[str, Any] | None]:
+    """A login's verdict is that of the journey *to* it from the preceding login: of an
+    impossible pair, the later login is the suspicious one, whichever arrived first. So a
+    login's verdict changes only when an earlier login arrives late."""
+    pair = assessment.preceding
+    return (Grade.NONE, None) if pair is None else (pair.grade, pair.as_dict())
 
 
 def place_of(event: LoginEvent) -> Place | None:
@@ -111,11 +121,50 @@ class LoginEventService:
         if report.event_uuid and (existing := await repo.by_uuid(report.event_uuid)):
             return await self._replay(repo, existing, report)
         geo = geo if geo is not None else self.locate(report.ip)
-        event = await repo.add(self._new_event(report, geo))
-        neighbours, assessment = await self._grade(repo, event)
-        if neighbours.subsequent is not None:
+        event = self._new_event(report, geo)
+        # Graded before it is stored, in three statements (two reads, one insert): sign-in
+        # is hot. With the subject locked the new row gets the subject's highest id, so it
+        # sorts after every stored event of the same instant: the window's head precedes it.
+        window = await repo.recent_up_to(report.subject, report.occurred_at, KNOWN_PLACES_WINDOW)
+        after = await repo.first_after(report.subject, report.occurred_at)
+        neighbours = Neighbours(
+            to_travel(window[0]) if window else None, to_travel(after) if after else None
+        )
+        history = await self._history_of_window(
+            window, lambda: repo.success_stats_up_to(report.subject, report.occurred_at)
+        )
+        current = TravelEvent(
+            event.event_uuid,
+            report.occurred_at,
+            LAST_ARRIVAL,
+            place_of(event),
+            report.success,
+            event.ip,
+        )
+        assessment = assess_event(current, neighbours, history, self.settings)
+        grade, reasons = verdict_of(assessment)
+        event.verdict, event.verdict_reasons = grade.value, reasons
+        await repo.add(event)
+        if after is not None:
             await self._regrade_after(repo, event)
         return Recorded(event, geo, assessment, neighbours, replay=False)
+
+    async def _history_of_window(
+        self, window: Sequence[LoginEvent], totals: Callable[[], Awaitable[tuple[int, Any]]]
+    ) -> History:
+        """History from the subject's most recent events (newest first), asking the database
+        for totals only when the learning period needs more than the window shows."""
+        successes = [e for e in window if e.success]
+        places = tuple(p for e in successes if (p := place_of(e)))
+        first = min((as_utc(e.occurred_at) for e in successes), default=None)
+        complete = len(window) < KNOWN_PLACES_WINDOW
+        needs_totals = self.settings.learning_period.total_seconds() > 0 or (
+            len(successes) < self.settings.learning_logins
+        )
+        if complete or not needs_totals:
+            return History(len(successes), first, places)
+        count, first_ever = await totals()
+        return History(count, as_utc(first_ever) if first_ever else None, places)
 
     def _new_event(self, report: LoginReport, geo: GeoResult | None) -> LoginEvent:
         return LoginEvent(
@@ -154,19 +203,9 @@ class LoginEventService:
         )
 
     async def _history(self, repo: LoginEventRepository, event: LoginEvent) -> History:
-        count, first = await repo.success_stats(event)
-        places = [p for e in await repo.earlier_successes(event) if (p := place_of(e))]
-        return History(count, as_utc(first) if first else None, tuple(places))
-
-    async def _grade(
-        self, repo: LoginEventRepository, event: LoginEvent
-    ) -> tuple[Neighbours, EventAssessment]:
-        neighbours = await self._neighbours(repo, event)
-        history = await self._history(repo, event)
-        assessment = assess_event(to_travel(event), neighbours, history, self.settings)
-        event.verdict = assessment.grade.value
-        event.verdict_reasons = assessment.as_dict()
-        return neighbours, assessment
+        """The history before a stored event (replays, re-grading)."""
+        window = (await repo.around(event, before=KNOWN_PLACES_WINDOW, after=0))[:-1]
+        return await self._history_of_window(window[::-1], lambda: repo.success_stats(event))
 
     async def _regrade_after(self, repo: LoginEventRepository, event: LoginEvent) -> None:
         """An event that arrived after later ones changes its neighbours' pairs and, through
@@ -181,9 +220,9 @@ class LoginEventService:
             row = by_key[assessment.key]
             if row.id == event.id:
                 continue
-            grade, reasons = assessment.grade.value, assessment.as_dict()
-            if (row.verdict, row.verdict_reasons) != (grade, reasons):
-                await repo.set_verdict(row.id, grade, reasons)
+            grade, reasons = verdict_of(assessment)
+            if (row.verdict, row.verdict_reasons) != (grade.value, reasons):
+                await repo.set_verdict(row.id, grade.value, reasons)
 
     async def history_of(
         self, session: AsyncSession, user_id: uuid.UUID, before_id: int | None, limit: int

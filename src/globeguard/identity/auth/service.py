@@ -31,7 +31,7 @@ from globeguard.kit.crypto import same_digest, sha256_hex
 from globeguard.kit.errors import Forbidden, Unauthorized
 from globeguard.settings import RiskSettings
 from globeguard.travel.detect import Grade
-from globeguard.travel.service import LoginEventService, LoginReport, Recorded
+from globeguard.travel.service import LoginEventService, LoginReport, Recorded, verdict_of
 
 
 class InvalidCredentials(Unauthorized):
@@ -123,7 +123,7 @@ class AuthService:
                 "user_agent": ctx.user_agent,
                 "hash_upgraded": verdict.upgraded_hash is not None,
                 "login_event": login.event.event_uuid,
-                "travel": login.assessment.grade.value,
+                "travel": verdict_of(login.assessment)[0].value,
             },
         )
         await self._judge_travel(session, user.id, login)
@@ -155,7 +155,7 @@ class AuthService:
     ) -> None:
         """A suspicious or impossible journey is announced with its reasons; an impossible one
         is refused when the risk policy says so (the event and announcement still commit)."""
-        grade = login.assessment.grade
+        grade, reasons = verdict_of(login.assessment)
         if grade not in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
             return
         await record(
@@ -167,7 +167,8 @@ class AuthService:
             user_id=user_id,
             payload={
                 "user_id": str(user_id),
-                **login.assessment.as_dict(),
+                "grade": grade.value,
+                "journey": reasons,
                 "login_event": login.event.event_uuid,
             },
         )
