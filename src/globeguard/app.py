@@ -27,6 +27,7 @@ from globeguard.identity.users.routes import router as users_router
 from globeguard.kit.errors import AppError
 from globeguard.settings import Settings
 from globeguard.travel.ingest_routes import router as ingest_router
+from globeguard.travel.routes import router as travel_router
 from globeguard.travel.superman import router as superman_router
 from globeguard.wiring import Container, build
 
@@ -41,6 +42,9 @@ API keys, roles, user search, and an audit trail of every security-relevant chan
 password) or *ApiKey* (paste a key from `POST /api/v1/api-keys`).
 
 Errors are RFC 9457 problem details with a stable `code`.
+
+GeoIP: the bundled database includes GeoLite2 data created by MaxMind, available from
+https://www.maxmind.com (CC BY-SA 4.0).
 """
 
 STATUS_CODES = {
@@ -215,6 +219,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         audit_router,
         superman_router,
         ingest_router,
+        travel_router,
     ):
         app.include_router(router)
     return app

@@ -12,6 +12,7 @@ from contextlib import asynccontextmanager
 
 from globeguard.db.migrate import startup_lock, upgrade
 from globeguard.identity.bootstrap import ensure_bootstrap_admin
+from globeguard.travel.retention import retention_loop
 from globeguard.wiring import Container
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,10 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 async def running(app: Container) -> AsyncIterator[None]:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     await prepare(app)
-    tasks = [asyncio.create_task(_key_reloader(app), name="key-reloader")]
+    tasks = [
+        asyncio.create_task(_key_reloader(app), name="key-reloader"),
+        asyncio.create_task(retention_loop(app.db, app.settings.travel), name="retention"),
+    ]
     if app.revocation_listener is not None:
         tasks.append(asyncio.create_task(app.revocation_listener.run(), name="revocations"))
     try:

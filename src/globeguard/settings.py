@@ -109,6 +109,17 @@ class TravelSettings(BaseModel):
     # The Superman-compatible `POST /v1/` needs an API key with `login_events:write` unless
     # this is set: for a private network that replays the seed's clients unchanged.
     superman_open: bool = False
+    # Login events older than this are deleted. 90 days, as Okta keeps its System Log: long
+    # enough to investigate an incident and to learn a user's usual places, without keeping
+    # every address a person signed in from forever (GDPR storage limitation). A user idle
+    # for longer starts learning again, which is right: their old places are stale.
+    retention: timedelta = Field(default=timedelta(days=90), gt=timedelta(0))
+    # Rows deleted per transaction. One big DELETE would hold its locks (on SQLite, the only
+    # write lock) for as long as it runs and stall sign-ins; a thousand rows is a short one.
+    retention_batch: int = Field(default=1000, ge=1)
+    # How often each process purges. Purging is idempotent, so several processes doing it
+    # only find less to delete; an hour keeps the backlog to an hour's worth of events.
+    retention_interval: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
 
 
 class RiskSettings(BaseModel):
