@@ -73,7 +73,7 @@ async def test_one_event_gets_a_graded_verdict(setup):
 
 
 async def test_bad_lines_are_reported_and_good_lines_kept(setup):
-    client, headers, admin = setup
+    client, headers, _ = setup
     body = ndjson(
         event("erin", NY, T0),
         b"{not json",

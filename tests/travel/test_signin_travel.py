@@ -358,11 +358,6 @@ async def test_the_deny_policy_applies_to_the_oauth_password_grant(open_gateway,
     assert response.json()["error"] == "invalid_grant"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a sign-in refused for impossible travel is stored as a success in the new "
-    "place, so a retry from there is judged against it (0 km) and let in",
-)
 async def test_the_deny_policy_is_not_bypassed_by_retrying(open_gateway, clock):
     gw = await open_gateway(risk={"impossible_travel": "deny"})
     await gw.signup("retrier")
@@ -373,11 +368,6 @@ async def test_the_deny_policy_is_not_bypassed_by_retrying(open_gateway, clock):
     await gw.signin("retrier", LONDON_IP, status=403)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a failed attempt is the preceding neighbour of the next sign-in, so one "
-    "wrong password from the new place makes the real sign-in a 0 km journey",
-)
 async def test_the_deny_policy_is_not_bypassed_by_a_failed_attempt_first(open_gateway, clock):
     gw = await open_gateway(risk={"impossible_travel": "deny"})
     await gw.signup("prober")

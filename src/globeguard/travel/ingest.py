@@ -24,9 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.adapters.geoip.port import GeoLocator, GeoReason, normalise_ip
 from globeguard.settings import TravelSettings
-from globeguard.travel.detect import EventAssessment, Grade, assess_timeline
+from globeguard.travel.detect import Grade
+from globeguard.travel.grading import Verdict, judge_timeline
 from globeguard.travel.models import LoginEvent
-from globeguard.travel.service import geo_columns, to_travel, verdict_of
+from globeguard.travel.service import geo_columns, to_travel
 
 # 9999-12-31T23:59:59Z: a larger number is a millisecond timestamp or garbage.
 MAX_UNIX_TIMESTAMP = 253_402_300_799
@@ -162,7 +163,7 @@ class BulkIngestor:
         batch: Sequence[tuple[int, IncomingEvent]],
         source: str,
         report: IngestReport,
-    ) -> dict[str, tuple[LoginEvent, EventAssessment]]:
+    ) -> dict[str, tuple[LoginEvent, Verdict]]:
         """Store one batch in the caller's transaction; returns the new rows by event_uuid,
         each with its assessment."""
         fresh = await self._drop_known(session, batch, report)
@@ -246,7 +247,7 @@ class BulkIngestor:
 
     async def _grade(
         self, session: AsyncSession, new_uuids: set[str], subjects: set[str], report: IngestReport
-    ) -> dict[str, tuple[LoginEvent, EventAssessment]]:
+    ) -> dict[str, tuple[LoginEvent, Verdict]]:
         query = (
             select(LoginEvent)
             .where(LoginEvent.subject.in_(subjects))
@@ -256,14 +257,14 @@ class BulkIngestor:
         for row in (await session.scalars(query)).all():
             by_subject[row.subject].append(row)
         changes: list[dict[str, Any]] = []
-        graded: dict[str, tuple[LoginEvent, EventAssessment]] = {}
+        graded: dict[str, tuple[LoginEvent, Verdict]] = {}
         for timeline in by_subject.values():
             rows = {r.event_uuid: r for r in timeline}
-            for assessment in assess_timeline([to_travel(r) for r in timeline], self.settings):
-                row = rows[assessment.key]
-                grade, reasons = verdict_of(assessment)
-                if assessment.key in new_uuids:
-                    graded[assessment.key] = (row, assessment)
+            verdicts = judge_timeline([to_travel(r) for r in timeline], self.settings)
+            for key, (grade, reasons) in verdicts.items():
+                row = rows[key]
+                if key in new_uuids:
+                    graded[key] = (row, (grade, reasons))
                     if grade in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
                         report.suspicious += 1
                 if (row.verdict, row.verdict_reasons) != (grade.value, reasons):

@@ -15,7 +15,6 @@ from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest
 from globeguard.travel.ingest import BATCH_SIZE, IncomingEvent, IngestReport, lines, parse_line
-from globeguard.travel.service import verdict_of
 from globeguard.wiring import Container
 
 router = APIRouter(prefix="/api/v1", tags=["login intelligence"])
@@ -95,8 +94,7 @@ async def _ingest_one(app: Container, raw: bytes) -> Response:
         raise BadRequest(report.errors[0].reason, code="invalid_event")
     if not stored:  # a replay of an event we already have
         return Response(orjson.dumps({"duplicate": True}), media_type="application/json")
-    row, assessment = next(iter(stored.values()))
-    grade, reasons = verdict_of(assessment)
+    row, (grade, reasons) = next(iter(stored.values()))
     body: dict[str, Any] = {
         "event_uuid": row.event_uuid,
         "subject": row.subject,

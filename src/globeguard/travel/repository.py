@@ -80,6 +80,19 @@ class LoginEventRepository:
         )
         return list((await self.session.scalars(query)).all())
 
+    async def last_success_up_to(self, subject: str, at: datetime) -> LoginEvent | None:
+        query = (
+            select(LoginEvent)
+            .where(
+                LoginEvent.subject == subject,
+                LoginEvent.success.is_(True),
+                LoginEvent.occurred_at <= at,
+            )
+            .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
+            .limit(1)
+        )
+        return await self.session.scalar(query)
+
     async def first_after(self, subject: str, at: datetime) -> LoginEvent | None:
         query = (
             select(LoginEvent)

@@ -15,7 +15,8 @@ from globeguard.adapters.geoip.port import GeoLocator, GeoResult
 from globeguard.kit.clock import as_utc
 from globeguard.kit.errors import Conflict
 from globeguard.settings import TravelSettings
-from globeguard.travel.detect import EventAssessment, Grade, assess_event, assess_timeline
+from globeguard.travel.detect import Grade
+from globeguard.travel.grading import judge, judge_timeline
 from globeguard.travel.models import LoginEvent
 from globeguard.travel.repository import KNOWN_PLACES_WINDOW, LoginEventRepository
 from globeguard.travel.superman_view import SupermanView, superman_view
@@ -45,24 +46,24 @@ class LoginReport:
     body_digest: str | None = None
 
 
+Refusal = Callable[[Grade], str | None]
+
+
 @dataclass(frozen=True, slots=True)
 class Recorded:
     event: LoginEvent
     geo: GeoResult | None
-    assessment: EventAssessment
+    grade: Grade
+    # The journey from the anchor (last successful login), or None.
+    journey: dict[str, Any] | None
+    # The nearest stored logins of any outcome, as the Superman view reports them.
     neighbours: Neighbours
     replay: bool
+    # Why a successful report was stored as refused (e.g. "impossible_travel"), if it was.
+    refused: str | None
 
     def superman(self, threshold_mph: float) -> SupermanView:
         return superman_view(to_travel(self.event), self.neighbours, threshold_mph)
-
-
-def verdict_of(assessment: EventAssessment) -> tuple[Grade, dict[str, Any] | None]:
-    """A login's verdict is that of the journey *to* it from the preceding login: of an
-    impossible pair, the later login is the suspicious one, whichever arrived first. So a
-    login's verdict changes only when an earlier login arrives late."""
-    pair = assessment.preceding
-    return (Grade.NONE, None) if pair is None else (pair.grade, pair.as_dict())
 
 
 def place_of(event: LoginEvent) -> Place | None:
@@ -112,24 +113,27 @@ class LoginEventService:
         return self.locator.locate(ip) if ip else None
 
     async def record(
-        self, session: AsyncSession, report: LoginReport, geo: GeoResult | None = None
+        self,
+        session: AsyncSession,
+        report: LoginReport,
+        geo: GeoResult | None = None,
+        refuse: Refusal | None = None,
     ) -> Recorded:
-        """Store `report` (or recognise a replay of it) and grade it against its neighbours.
-        Concurrent reports for one subject are serialised, so none misses another."""
+        """Store `report` (or recognise a replay of it) and grade it. Concurrent reports for one
+        subject are serialised, so none misses another. `refuse` may turn a successful report
+        into a refused one (stored as a failure with that reason) once its verdict is known."""
         repo = LoginEventRepository(session)
         await repo.lock_subject(report.subject)
         if report.event_uuid and (existing := await repo.by_uuid(report.event_uuid)):
             return await self._replay(repo, existing, report)
         geo = geo if geo is not None else self.locate(report.ip)
         event = self._new_event(report, geo)
-        # Graded before it is stored, in three statements (two reads, one insert): sign-in
-        # is hot. With the subject locked the new row gets the subject's highest id, so it
-        # sorts after every stored event of the same instant: the window's head precedes it.
+        # Graded before it is stored, in two reads and one insert: sign-in is hot. With the
+        # subject locked the new row gets the subject's highest id, so it sorts after every
+        # stored event of the same instant.
         window = await repo.recent_up_to(report.subject, report.occurred_at, KNOWN_PLACES_WINDOW)
         after = await repo.first_after(report.subject, report.occurred_at)
-        neighbours = Neighbours(
-            to_travel(window[0]) if window else None, to_travel(after) if after else None
-        )
+        anchor = await self._anchor(repo, window, report)
         history = await self._history_of_window(
             window, lambda: repo.success_stats_up_to(report.subject, report.occurred_at)
         )
@@ -141,13 +145,27 @@ class LoginEventService:
             report.success,
             event.ip,
         )
-        assessment = assess_event(current, neighbours, history, self.settings)
-        grade, reasons = verdict_of(assessment)
+        grade, reasons = judge(current, anchor, history, self.settings)
+        refused = refuse(grade) if (refuse is not None and report.success) else None
+        if refused:
+            event.success, event.failure_reason = False, refused
         event.verdict, event.verdict_reasons = grade.value, reasons
         await repo.add(event)
-        if after is not None:
+        if after is not None and event.success:
             await self._regrade_after(repo, event)
-        return Recorded(event, geo, assessment, neighbours, replay=False)
+        neighbours = Neighbours(
+            to_travel(window[0]) if window else None, to_travel(after) if after else None
+        )
+        return Recorded(event, geo, grade, reasons, neighbours, replay=False, refused=refused)
+
+    async def _anchor(
+        self, repo: LoginEventRepository, window: Sequence[LoginEvent], report: LoginReport
+    ) -> TravelEvent | None:
+        """The last successful login at or before the report's time."""
+        found = next((e for e in window if e.success), None)
+        if found is None and len(window) == KNOWN_PLACES_WINDOW:
+            found = await repo.last_success_up_to(report.subject, report.occurred_at)
+        return to_travel(found) if found is not None else None
 
     async def _history_of_window(
         self, window: Sequence[LoginEvent], totals: Callable[[], Awaitable[tuple[int, Any]]]
@@ -190,39 +208,41 @@ class LoginEventService:
                 code="event_uuid_conflict",
                 event_uuid=existing.event_uuid,
             )
-        neighbours = await self._neighbours(repo, existing)
-        history = await self._history(repo, existing)
-        assessment = assess_event(to_travel(existing), neighbours, history, self.settings)
-        return Recorded(existing, None, assessment, neighbours, replay=True)
-
-    async def _neighbours(self, repo: LoginEventRepository, event: LoginEvent) -> Neighbours:
-        before, after = await repo.preceding(event), await repo.subsequent(event)
-        return Neighbours(
+        before, after = await repo.preceding(existing), await repo.subsequent(existing)
+        neighbours = Neighbours(
             to_travel(before) if before is not None else None,
             to_travel(after) if after is not None else None,
         )
-
-    async def _history(self, repo: LoginEventRepository, event: LoginEvent) -> History:
-        """The history before a stored event (replays, re-grading)."""
-        window = (await repo.around(event, before=KNOWN_PLACES_WINDOW, after=0))[:-1]
-        return await self._history_of_window(window[::-1], lambda: repo.success_stats(event))
+        grade = Grade(existing.verdict) if existing.verdict else Grade.NONE
+        return Recorded(
+            existing,
+            None,
+            grade,
+            existing.verdict_reasons,
+            neighbours,
+            replay=True,
+            refused=None,
+        )
 
     async def _regrade_after(self, repo: LoginEventRepository, event: LoginEvent) -> None:
-        """An event that arrived after later ones changes its neighbours' pairs and, through
-        learning and known places, possibly every later grade: re-grade from the event before
-        its preceding one onwards (the first two only to restore their pairs)."""
-        window = await repo.around(event, before=2, after=REGRADE_WINDOW)
-        start = window[0]
-        history = await self._history(repo, start)
-        assessments = assess_timeline([to_travel(e) for e in window], self.settings, history)
-        by_key = {e.event_uuid: e for e in window}
-        for assessment in assessments[1:]:
-            row = by_key[assessment.key]
-            if row.id == event.id:
-                continue
-            grade, reasons = verdict_of(assessment)
+        """A success that arrived after later logins is the new anchor (and a new known place,
+        a new learning step) for what follows it: re-judge from it onwards."""
+        later = (await repo.around(event, before=0, after=REGRADE_WINDOW))[1:]
+        if not later:
+            return
+        history = (await self._history(repo, event)).including(to_travel(event))
+        verdicts = judge_timeline(
+            [to_travel(e) for e in later], self.settings, history, anchor=to_travel(event)
+        )
+        for row in later:
+            grade, reasons = verdicts[row.event_uuid]
             if (row.verdict, row.verdict_reasons) != (grade.value, reasons):
                 await repo.set_verdict(row.id, grade.value, reasons)
+
+    async def _history(self, repo: LoginEventRepository, event: LoginEvent) -> History:
+        """The history before a stored event."""
+        window = (await repo.around(event, before=KNOWN_PLACES_WINDOW, after=0))[:-1]
+        return await self._history_of_window(window[::-1], lambda: repo.success_stats(event))
 
     async def history_of(
         self, session: AsyncSession, user_id: uuid.UUID, before_id: int | None, limit: int

@@ -31,7 +31,7 @@ from globeguard.kit.crypto import same_digest, sha256_hex
 from globeguard.kit.errors import Forbidden, Unauthorized
 from globeguard.settings import RiskSettings
 from globeguard.travel.detect import Grade
-from globeguard.travel.service import LoginEventService, LoginReport, Recorded, verdict_of
+from globeguard.travel.service import LoginEventService, LoginReport, Recorded, Refusal
 
 
 class InvalidCredentials(Unauthorized):
@@ -102,14 +102,29 @@ class AuthService:
         if candidate.status == "blocked":
             await self._failed(session, candidate.user_id, identifier, ctx, "blocked")
             raise Forbidden("this account is blocked", code="account_blocked", keep_changes=True)
+        # Judge the journey before anything counts as a success, so a refused sign-in
+        # leaves no success behind (no counter, no session, no anchor for the next try).
+        login = await self._login_event(
+            session, str(candidate.user_id), candidate.user_id, ctx, None, self._refusal
+        )
+        await self._announce_travel(session, candidate.user_id, login)
+        if login.refused:
+            await self._audit_failure(session, candidate.user_id, identifier, ctx, login.refused)
+            raise Forbidden(
+                "this sign-in implies impossible travel since the last one",
+                code="impossible_travel",
+                keep_changes=True,
+            )
         user = await UserRepository(session).record_signin(
             candidate.user_id, candidate.password_hash, utcnow(), ctx.ip, verdict.upgraded_hash
         )
         if user is None:  # blocked, deleted or re-keyed while we were hashing
-            await self._failed(session, candidate.user_id, identifier, ctx, "invalid_credentials")
+            login.event.success, login.event.failure_reason = False, "invalid_credentials"
+            await self._audit_failure(
+                session, candidate.user_id, identifier, ctx, "invalid_credentials"
+            )
             raise InvalidCredentials()
         await announce(session, str(user.id), broadcast=False)
-        login = await self._login_event(session, str(user.id), user.id, ctx, None)
         await record(
             session,
             EventType.SIGNIN_SUCCEEDED,
@@ -123,12 +138,15 @@ class AuthService:
                 "user_agent": ctx.user_agent,
                 "hash_upgraded": verdict.upgraded_hash is not None,
                 "login_event": login.event.event_uuid,
-                "travel": verdict_of(login.assessment)[0].value,
+                "travel": login.grade.value,
             },
         )
-        await self._judge_travel(session, user.id, login)
         assert candidate.grants is not None
         return user, candidate.grants
+
+    def _refusal(self, grade: Grade) -> str | None:
+        deny = grade is Grade.IMPOSSIBLE and self.risk.impossible_travel == "deny"
+        return "impossible_travel" if deny else None
 
     async def _login_event(
         self,
@@ -137,6 +155,7 @@ class AuthService:
         user_id: uuid.UUID | None,
         ctx: ClientContext,
         failure: str | None,
+        refuse: Refusal | None = None,
     ) -> Recorded:
         report = LoginReport(
             subject=subject,
@@ -148,15 +167,13 @@ class AuthService:
             user_agent=ctx.user_agent,
             failure_reason=failure,
         )
-        return await self.logins.record(session, report)
+        return await self.logins.record(session, report, refuse=refuse)
 
-    async def _judge_travel(
+    async def _announce_travel(
         self, session: AsyncSession, user_id: uuid.UUID, login: Recorded
     ) -> None:
-        """A suspicious or impossible journey is announced with its reasons; an impossible one
-        is refused when the risk policy says so (the event and announcement still commit)."""
-        grade, reasons = verdict_of(login.assessment)
-        if grade not in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
+        """A suspicious or impossible journey is announced with its reasons."""
+        if login.grade not in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
             return
         await record(
             session,
@@ -167,17 +184,12 @@ class AuthService:
             user_id=user_id,
             payload={
                 "user_id": str(user_id),
-                "grade": grade.value,
-                "journey": reasons,
+                "grade": login.grade.value,
+                "journey": login.journey,
                 "login_event": login.event.event_uuid,
+                "refused": login.refused is not None,
             },
         )
-        if grade is Grade.IMPOSSIBLE and self.risk.impossible_travel == "deny":
-            raise Forbidden(
-                "this sign-in implies impossible travel since the previous one",
-                code="impossible_travel",
-                keep_changes=True,
-            )
 
     async def _candidate(self, identifier: str) -> _Candidate:
         # A short read that releases its connection before the ~17 ms hash. Roles read here
@@ -199,8 +211,19 @@ class AuthService:
         ctx: ClientContext,
         reason: str,
     ) -> None:
+        """A failed attempt: its login event and its audit row."""
         subject = str(user_id) if user_id else identifier.strip().lower()[:320]
         await self._login_event(session, subject, user_id, ctx, reason)
+        await self._audit_failure(session, user_id, identifier, ctx, reason)
+
+    @staticmethod
+    async def _audit_failure(
+        session: AsyncSession,
+        user_id: uuid.UUID | None,
+        identifier: str,
+        ctx: ClientContext,
+        reason: str,
+    ) -> None:
         await record(
             session,
             EventType.SIGNIN_FAILED,

@@ -1,0 +1,46 @@
+"""Which journey a login is judged by. Pure.
+
+A login's verdict is that of the journey to it from the subject's last *successful* login
+before it (in event order). Failed attempts are judged the same way but are never the
+starting point of another login's journey, and only successes teach the false-positive
+controls: an attacker's failed try from a new place must not vouch for their next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from globeguard.settings import TravelSettings
+from globeguard.travel.detect import Grade, assess_pair
+from globeguard.travel.timeline import History, TravelEvent, sort_timeline
+
+Verdict = tuple[Grade, dict[str, Any] | None]
+
+
+def judge(
+    event: TravelEvent, anchor: TravelEvent | None, history: History, settings: TravelSettings
+) -> Verdict:
+    """`anchor` is the last successful login before `event`; `history` the successes before."""
+    if anchor is None:
+        return Grade.NONE, None
+    pair = assess_pair(anchor, event, history, settings)
+    return pair.grade, pair.as_dict()
+
+
+def judge_timeline(
+    events: Iterable[TravelEvent],
+    settings: TravelSettings,
+    history: History | None = None,
+    anchor: TravelEvent | None = None,
+) -> dict[str, Verdict]:
+    """Every login's verdict, by key. `history` and `anchor` describe what came before the
+    first event given (nothing, by default)."""
+    state = history or History()
+    verdicts: dict[str, Verdict] = {}
+    for event in sort_timeline(events):
+        verdicts[event.key] = judge(event, anchor, state, settings)
+        if event.success:
+            state = state.including(event)
+            anchor = event
+    return verdicts
