@@ -256,3 +256,18 @@ async def test_logout_all_can_revoke_keys(client):
     assert out.status_code == 200
     assert out.json()["api_keys_revoked"] == 1
     await assert_key_rejected(client, key["api_key"])
+
+
+async def test_a_narrow_key_cannot_manage_its_owners_account(client, container):
+    from tests.helpers import bearer, make_admin
+
+    admin = await make_admin(client, container, "keyowner")
+    created = await client.post("/api/v1/api-keys", headers=bearer(admin),
+                                json={"name": "ingest only", "scopes": ["login_events:write"]})
+    headers = {"X-API-KEY": created.json()["api_key"]}
+    user_id = admin["user_id"]
+    assert (await client.get(f"/api/v1/users/{user_id}", headers=headers)).status_code == 403
+    patched = await client.patch(f"/api/v1/users/{user_id}", headers=headers,
+                                 json={"given_name": "x"})
+    assert patched.status_code == 403
+    assert (await client.delete(f"/api/v1/users/{user_id}", headers=headers)).status_code == 403

@@ -18,7 +18,7 @@ from globeguard.identity.dependencies import (
     require,
 )
 from globeguard.identity.models import User
-from globeguard.identity.permissions import Permission
+from globeguard.identity.permissions import PROFILE_SCOPE, Permission
 from globeguard.identity.principal import Principal
 from globeguard.identity.search import QueryError, compile_user_filter, parse
 from globeguard.identity.search.nodes import And, Node, Not, Or
@@ -63,9 +63,13 @@ async def _me(app: Container, session: AsyncSession, principal: Principal) -> Us
 
 
 def _acting_on(principal: Principal, user_id: uuid.UUID, permission: Permission) -> None:
-    """Self is always allowed; anyone else needs the permission."""
-    if principal.user_id != user_id and not principal.has(permission):
+    """The permission allows acting on anyone; the account itself needs the `profile` scope
+    (a key scoped to, say, `login_events:write` must not manage its owner's account)."""
+    if principal.has(permission):
+        return
+    if principal.user_id != user_id:
         raise Forbidden(f"only the account itself or a holder of '{permission}' may do this")
+    principal.require(PROFILE_SCOPE)
 
 
 @router.get("/me", response_model=UserRead)
