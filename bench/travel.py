@@ -395,9 +395,9 @@ def run_benchmark(opts: Settings, wrk: str, workdir: Path) -> tuple[list[Ratio],
             def lookups(_seconds: int) -> float:
                 return lookup_rate(reader, stream.ips)
 
-            # Warm-up: lazy first-use paths (imports, statements, pools, the server's GeoIP
-            # cache for the pool's addresses) run outside the measured runs, and a broken
-            # endpoint fails fast.
+            # Warm-up: lazy first-use paths (imports, statements, pools) run outside the
+            # measured runs, and a broken endpoint fails fast. It also fills part of the
+            # server's GeoIP cache, as production traffic would; the baseline has no cache.
             if opts.warmup > 0:
                 for name, run in (("healthz", healthz), ("POST /v1/", superman)):
                     say(f"warm-up {name} ({opts.warmup} s)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
@@ -16,6 +17,11 @@ from globeguard.settings import DatabaseSettings
 SQLITE_READERS = 4
 
 
+def _json_dumps(value: Any) -> str:
+    # orjson is ~10x faster than json for the metadata, payload and verdict columns.
+    return orjson.dumps(value).decode()
+
+
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
@@ -25,6 +31,8 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return create_async_engine(
         url,
         echo=settings.echo,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_recycle=int(settings.pool_recycle.total_seconds()),
@@ -61,6 +69,8 @@ def _sqlite_engine(
     engine = create_async_engine(
         url,
         echo=settings.echo,
+        json_serializer=_json_dumps,
+        json_deserializer=orjson.loads,
         connect_args={"timeout": busy_ms / 1000},
         pool_size=pool_size,
         max_overflow=0,

@@ -30,6 +30,23 @@ def _after(event: LoginEvent) -> Any:
     )
 
 
+# The columns grading reads: hot paths select these rather than whole rows, skipping the JSON
+# decoding of verdict_reasons and the ORM bookkeeping of twenty objects per sign-in.
+FACTS = (
+    LoginEvent.id,
+    LoginEvent.event_uuid,
+    LoginEvent.occurred_at,
+    LoginEvent.success,
+    LoginEvent.located,
+    LoginEvent.latitude,
+    LoginEvent.longitude,
+    LoginEvent.accuracy_radius_km,
+    LoginEvent.country_iso,
+    LoginEvent.city_name,
+    LoginEvent.ip,
+)
+
+
 class LoginEventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -70,19 +87,19 @@ class LoginEventRepository:
         )
         return await self.session.scalar(query)
 
-    async def recent_up_to(self, subject: str, at: datetime, limit: int) -> list[LoginEvent]:
+    async def recent_up_to(self, subject: str, at: datetime, limit: int) -> list[Any]:
         """The subject's latest `limit` events at or before `at`, newest first."""
         query = (
-            select(LoginEvent)
+            select(*FACTS)
             .where(LoginEvent.subject == subject, LoginEvent.occurred_at <= at)
             .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
             .limit(limit)
         )
-        return list((await self.session.scalars(query)).all())
+        return list((await self.session.execute(query)).all())
 
-    async def last_success_up_to(self, subject: str, at: datetime) -> LoginEvent | None:
+    async def last_success_up_to(self, subject: str, at: datetime) -> Any:
         query = (
-            select(LoginEvent)
+            select(*FACTS)
             .where(
                 LoginEvent.subject == subject,
                 LoginEvent.success.is_(True),
@@ -91,16 +108,16 @@ class LoginEventRepository:
             .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
             .limit(1)
         )
-        return await self.session.scalar(query)
+        return (await self.session.execute(query)).first()
 
-    async def first_after(self, subject: str, at: datetime) -> LoginEvent | None:
+    async def first_after(self, subject: str, at: datetime) -> Any:
         query = (
-            select(LoginEvent)
+            select(*FACTS)
             .where(LoginEvent.subject == subject, LoginEvent.occurred_at > at)
             .order_by(LoginEvent.occurred_at, LoginEvent.id)
             .limit(1)
         )
-        return await self.session.scalar(query)
+        return (await self.session.execute(query)).first()
 
     async def success_stats_up_to(self, subject: str, at: datetime) -> tuple[int, datetime | None]:
         query = select(func.count(), func.min(LoginEvent.occurred_at)).where(

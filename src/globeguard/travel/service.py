@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -66,14 +66,30 @@ class Recorded:
         return superman_view(to_travel(self.event), self.neighbours, threshold_mph)
 
 
-def place_of(event: LoginEvent) -> Place | None:
+class LoginFacts(Protocol):
+    """What grading reads of a stored login: a LoginEvent, or a lighter row of its columns."""
+
+    id: int
+    event_uuid: str
+    occurred_at: datetime
+    success: bool
+    located: bool
+    latitude: float | None
+    longitude: float | None
+    accuracy_radius_km: int | None
+    country_iso: str | None
+    city_name: str | None
+    ip: str | None
+
+
+def place_of(event: LoginFacts) -> Place | None:
     if not event.located or event.latitude is None or event.longitude is None:
         return None
     radius = float(event.accuracy_radius_km) if event.accuracy_radius_km is not None else None
     return Place(event.latitude, event.longitude, radius, event.country_iso, event.city_name)
 
 
-def to_travel(event: LoginEvent) -> TravelEvent:
+def to_travel(event: LoginFacts) -> TravelEvent:
     return TravelEvent(
         key=event.event_uuid,
         occurred_at=as_utc(event.occurred_at),
@@ -159,7 +175,7 @@ class LoginEventService:
         return Recorded(event, geo, grade, reasons, neighbours, replay=False, refused=refused)
 
     async def _anchor(
-        self, repo: LoginEventRepository, window: Sequence[LoginEvent], report: LoginReport
+        self, repo: LoginEventRepository, window: Sequence[LoginFacts], report: LoginReport
     ) -> TravelEvent | None:
         """The last successful login at or before the report's time."""
         found = next((e for e in window if e.success), None)
@@ -168,7 +184,7 @@ class LoginEventService:
         return to_travel(found) if found is not None else None
 
     async def _history_of_window(
-        self, window: Sequence[LoginEvent], totals: Callable[[], Awaitable[tuple[int, Any]]]
+        self, window: Sequence[LoginFacts], totals: Callable[[], Awaitable[tuple[int, Any]]]
     ) -> History:
         """History from the subject's most recent events (newest first), asking the database
         for totals only when the learning period needs more than the window shows."""
