@@ -32,6 +32,7 @@ test: $(STAMP) ## Run every test, on SQLite and on PostgreSQL
 
 lint: $(STAMP) ## Ruff and mypy
 	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
 
 bench: $(STAMP) ## Benchmarks: print our throughput as ratios to baselines on this machine

@@ -29,36 +29,75 @@ async def post_signup(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.
 @pytest.mark.parametrize(
     ("body", "code"),
     [
-        pytest.param({"username": "ab", "password": SECRETISH}, "validation_failed",
-                     id="username-too-short"),
-        pytest.param({"username": "a" * 65, "password": SECRETISH}, "validation_failed",
-                     id="username-too-long"),
-        pytest.param({"username": "bad name", "password": SECRETISH}, "validation_failed",
-                     id="username-space"),
-        pytest.param({"username": "bad!name", "password": SECRETISH}, "validation_failed",
-                     id="username-bang"),
-        pytest.param({"username": "me@example.com", "password": SECRETISH}, "validation_failed",
-                     id="username-at-sign"),
-        pytest.param({"username": "-leading", "password": SECRETISH}, "validation_failed",
-                     id="username-leading-dash"),
-        pytest.param({"username": "j\u00f6rg-user", "password": SECRETISH}, "validation_failed",
-                     id="username-non-ascii"),
-        pytest.param({"username": "shorty", "password": "Ab3$x9!"}, "validation_failed",
-                     id="password-7-chars"),
-        pytest.param({"username": "longpw", "password": SECRETISH + "x" * 129},
-                     "validation_failed", id="password-over-128"),
-        pytest.param({"username": "Cassandra-Vale-1984", "password": "cassandra-vale-1984"},
-                     "weak_password", id="password-equals-username-any-case"),
-        pytest.param({"username": "weakling", "password": "password123"}, "weak_password",
-                     id="password-common"),
-        pytest.param({"username": "weakling", "password": "12345678"}, "weak_password",
-                     id="password-digits"),
-        pytest.param({"username": "bademail", "password": SECRETISH, "email": "not-an-email"},
-                     "validation_failed", id="email-invalid"),
-        pytest.param({"username": "extra", "password": SECRETISH, "is_admin": True},
-                     "validation_failed", id="unknown-field"),
-        pytest.param({"username": "meta", "password": SECRETISH, "user_metadata": "x"},
-                     "validation_failed", id="metadata-not-object"),
+        pytest.param(
+            {"username": "ab", "password": SECRETISH}, "validation_failed", id="username-too-short"
+        ),
+        pytest.param(
+            {"username": "a" * 65, "password": SECRETISH},
+            "validation_failed",
+            id="username-too-long",
+        ),
+        pytest.param(
+            {"username": "bad name", "password": SECRETISH},
+            "validation_failed",
+            id="username-space",
+        ),
+        pytest.param(
+            {"username": "bad!name", "password": SECRETISH}, "validation_failed", id="username-bang"
+        ),
+        pytest.param(
+            {"username": "me@example.com", "password": SECRETISH},
+            "validation_failed",
+            id="username-at-sign",
+        ),
+        pytest.param(
+            {"username": "-leading", "password": SECRETISH},
+            "validation_failed",
+            id="username-leading-dash",
+        ),
+        pytest.param(
+            {"username": "j\u00f6rg-user", "password": SECRETISH},
+            "validation_failed",
+            id="username-non-ascii",
+        ),
+        pytest.param(
+            {"username": "shorty", "password": "Ab3$x9!"},
+            "validation_failed",
+            id="password-7-chars",
+        ),
+        pytest.param(
+            {"username": "longpw", "password": SECRETISH + "x" * 129},
+            "validation_failed",
+            id="password-over-128",
+        ),
+        pytest.param(
+            {"username": "Cassandra-Vale-1984", "password": "cassandra-vale-1984"},
+            "weak_password",
+            id="password-equals-username-any-case",
+        ),
+        pytest.param(
+            {"username": "weakling", "password": "password123"},
+            "weak_password",
+            id="password-common",
+        ),
+        pytest.param(
+            {"username": "weakling", "password": "12345678"}, "weak_password", id="password-digits"
+        ),
+        pytest.param(
+            {"username": "bademail", "password": SECRETISH, "email": "not-an-email"},
+            "validation_failed",
+            id="email-invalid",
+        ),
+        pytest.param(
+            {"username": "extra", "password": SECRETISH, "is_admin": True},
+            "validation_failed",
+            id="unknown-field",
+        ),
+        pytest.param(
+            {"username": "meta", "password": SECRETISH, "user_metadata": "x"},
+            "validation_failed",
+            id="metadata-not-object",
+        ),
     ],
 )
 async def test_signup_rejects(client, body, code):
@@ -68,8 +107,9 @@ async def test_signup_rejects(client, body, code):
     assert response.headers["content-type"].startswith("application/problem+json")
     assert body["password"] not in response.text, "the password was echoed back"
     # nothing was created
-    probe = await client.post(SIGNIN, json={"username": body["username"],
-                                            "password": body["password"]})
+    probe = await client.post(
+        SIGNIN, json={"username": body["username"], "password": body["password"]}
+    )
     assert probe.status_code in (401, 422)
 
 
@@ -112,8 +152,11 @@ async def test_missing_fields_are_named(client, body, missing):
 
 
 async def test_non_json_body_is_a_validation_failure(client):
-    response = await client.post(SIGNUP, content=b"username=x&password=" + SECRETISH.encode(),
-                                 headers={"content-type": "application/x-www-form-urlencoded"})
+    response = await client.post(
+        SIGNUP,
+        content=b"username=x&password=" + SECRETISH.encode(),
+        headers={"content-type": "application/x-www-form-urlencoded"},
+    )
     assert response.status_code == 422
     assert response.json()["code"] == "validation_failed"
     assert SECRETISH not in response.text
@@ -130,15 +173,23 @@ async def test_duplicate_username_in_any_case(client):
 async def test_duplicate_email_in_any_case(client):
     await signup(client, "firstuser", email="Shared.Mail@Example.com")
     for variant in ("shared.mail@example.com", "SHARED.MAIL@EXAMPLE.COM"):
-        response = await post_signup(client, {"username": f"u{uuid.uuid4().hex[:8]}",
-                                              "password": STRONG, "email": variant})
+        response = await post_signup(
+            client, {"username": f"u{uuid.uuid4().hex[:8]}", "password": STRONG, "email": variant}
+        )
         assert response.status_code == 409, variant
         assert response.json()["code"] == "email_taken"
 
 
 async def test_aliases_are_accepted(client):
-    created = await post_signup(client, {"user_name": "aliasuser", "password": STRONG,
-                                         "first_name": "Lady", "last_name": "Jessica"})
+    created = await post_signup(
+        client,
+        {
+            "user_name": "aliasuser",
+            "password": STRONG,
+            "first_name": "Lady",
+            "last_name": "Jessica",
+        },
+    )
     assert created.status_code == 201, created.text
     user = created.json()["user"]
     assert user["username"] == "aliasuser"
@@ -161,12 +212,19 @@ async def test_signup_response_never_carries_the_password(client):
 
 async def test_signin_by_username_and_email_case_insensitively(client):
     created = await signup(client, "Stilgar", email="Stilgar@Sietch.Tabr")
-    for identifier in ("Stilgar", "stilgar", "STILGAR", "stilgar@sietch.tabr",
-                       "STILGAR@SIETCH.TABR", "Stilgar@Sietch.Tabr"):
+    for identifier in (
+        "Stilgar",
+        "stilgar",
+        "STILGAR",
+        "stilgar@sietch.tabr",
+        "STILGAR@SIETCH.TABR",
+        "Stilgar@Sietch.Tabr",
+    ):
         tokens = await signin(client, identifier)
         assert tokens["user_id"] == created["user_id"], identifier
-    email_alias = await client.post(SIGNIN, json={"email": "stilgar@sietch.tabr",
-                                                  "password": STRONG})
+    email_alias = await client.post(
+        SIGNIN, json={"email": "stilgar@sietch.tabr", "password": STRONG}
+    )
     assert email_alias.status_code == 200
     user_alias = await client.post(SIGNIN, json={"user_name": "stilgar", "password": STRONG})
     assert user_alias.status_code == 200
@@ -205,11 +263,18 @@ async def test_blocked_user_cannot_sign_in(client, container):
 async def insert_user(container, username: str, password_hash: str) -> uuid.UUID:
     user_id = uuid.uuid4()
     async with container.db.transaction() as session:
-        session.add(User(
-            id=user_id, username=username, username_key=username.lower(),
-            email=None, email_key=None, password_hash=password_hash,
-            user_metadata={}, app_metadata={},
-        ))
+        session.add(
+            User(
+                id=user_id,
+                username=username,
+                username_key=username.lower(),
+                email=None,
+                email_key=None,
+                password_hash=password_hash,
+                user_metadata={},
+                app_metadata={},
+            )
+        )
         await session.flush()
         roles = RoleRepository(session)
         role = await roles.by_name("user")
@@ -252,13 +317,17 @@ async def test_bcrypt_hash_signs_in_and_is_upgraded(client, container, prefix):
 async def test_signin_outcomes_are_audited(client, container):
     admin = await make_admin(client, container)
     user = await signup(client, "audited")
-    failed = await client.post(SIGNIN, json={"username": "audited", "password": "no-" + STRONG},
-                               headers={"user-agent": "audit-test/1"})
+    failed = await client.post(
+        SIGNIN,
+        json={"username": "audited", "password": "no-" + STRONG},
+        headers={"user-agent": "audit-test/1"},
+    )
     assert failed.status_code == 401
     await signin(client, "audited")
 
-    response = await client.get("/api/v1/audit", headers=bearer(admin),
-                                params={"user_id": user["user_id"]})
+    response = await client.get(
+        "/api/v1/audit", headers=bearer(admin), params={"user_id": user["user_id"]}
+    )
     assert response.status_code == 200
     items = response.json()["items"]
     types = [e["type"] for e in items]
@@ -272,12 +341,14 @@ async def test_signin_outcomes_are_audited(client, container):
     assert failure["payload"]["ip"] == "203.0.113.7"
     assert STRONG not in response.text, "a password reached the audit trail"
 
-    only_failed = await client.get("/api/v1/audit", headers=bearer(admin),
-                                   params={"type": "user.signin.failed"})
+    only_failed = await client.get(
+        "/api/v1/audit", headers=bearer(admin), params={"type": "user.signin.failed"}
+    )
     assert {e["type"] for e in only_failed.json()["items"]} == {"user.signin.failed"}
 
-    denied = await client.get("/api/v1/audit", headers=bearer(user),
-                              params={"user_id": user["user_id"]})
+    denied = await client.get(
+        "/api/v1/audit", headers=bearer(user), params={"user_id": user["user_id"]}
+    )
     assert denied.status_code == 403
 
 
@@ -285,10 +356,14 @@ async def test_unknown_user_signin_is_audited_as_anonymous(client, container):
     admin = await make_admin(client, container)
     response = await client.post(SIGNIN, json={"username": "phantom", "password": STRONG})
     assert response.status_code == 401
-    events = (await client.get("/api/v1/audit", headers=bearer(admin),
-                               params={"type": "user.signin.failed"})).json()["items"]
-    assert any(e["payload"]["identifier"] == "phantom" and e["actor"] == "anonymous"
-               for e in events)
+    events = (
+        await client.get(
+            "/api/v1/audit", headers=bearer(admin), params={"type": "user.signin.failed"}
+        )
+    ).json()["items"]
+    assert any(
+        e["payload"]["identifier"] == "phantom" and e["actor"] == "anonymous" for e in events
+    )
 
 
 # --- metadata --------------------------------------------------------------------------------
@@ -299,14 +374,16 @@ def big_metadata() -> dict[str, str]:
 
 
 async def test_metadata_size_limit(client):
-    response = await post_signup(client, {"username": "hoarder", "password": STRONG,
-                                          "user_metadata": big_metadata()})
+    response = await post_signup(
+        client, {"username": "hoarder", "password": STRONG, "user_metadata": big_metadata()}
+    )
     assert response.status_code == 422
     assert response.json()["code"] == "metadata_too_large"
 
     tokens = await signup(client, "hoarder", user_metadata={"a": 1})
-    patched = await client.patch("/api/v1/users/me", headers=bearer(tokens),
-                                 json={"user_metadata": big_metadata()})
+    patched = await client.patch(
+        "/api/v1/users/me", headers=bearer(tokens), json={"user_metadata": big_metadata()}
+    )
     assert patched.status_code == 422
     assert patched.json()["code"] == "metadata_too_large"
     me = (await client.get("/api/v1/users/me", headers=bearer(tokens))).json()
@@ -314,14 +391,17 @@ async def test_metadata_size_limit(client):
 
 
 async def test_user_metadata_patch_merges_top_level_keys(client):
-    tokens = await signup(client, "merger", user_metadata={
-        "theme": "dark", "lang": "en", "prefs": {"a": 1, "b": 2}})
-    patched = await client.patch("/api/v1/users/me", headers=bearer(tokens), json={
-        "user_metadata": {"lang": None, "tier": "free", "prefs": {"c": 3}}})
+    tokens = await signup(
+        client, "merger", user_metadata={"theme": "dark", "lang": "en", "prefs": {"a": 1, "b": 2}}
+    )
+    patched = await client.patch(
+        "/api/v1/users/me",
+        headers=bearer(tokens),
+        json={"user_metadata": {"lang": None, "tier": "free", "prefs": {"c": 3}}},
+    )
     assert patched.status_code == 200, patched.text
     # top-level merge: `prefs` is replaced as a whole, `lang` removed, `theme` kept
-    assert patched.json()["user_metadata"] == {"theme": "dark", "tier": "free",
-                                                "prefs": {"c": 3}}
+    assert patched.json()["user_metadata"] == {"theme": "dark", "tier": "free", "prefs": {"c": 3}}
     me = (await client.get("/api/v1/users/me", headers=bearer(tokens))).json()
     assert me["user_metadata"] == patched.json()["user_metadata"]
 
@@ -333,14 +413,16 @@ async def test_app_metadata_is_admin_only(client, container):
 
     own = await client.patch(url, headers=bearer(tokens), json={"app_metadata": {"plan": "pro"}})
     assert own.status_code == 403
-    via_me = await client.patch("/api/v1/users/me", headers=bearer(tokens),
-                                json={"app_metadata": {"plan": "pro"}})
+    via_me = await client.patch(
+        "/api/v1/users/me", headers=bearer(tokens), json={"app_metadata": {"plan": "pro"}}
+    )
     assert via_me.status_code in (403, 422)
     me = (await client.get("/api/v1/users/me", headers=bearer(tokens))).json()
     assert me["app_metadata"] == {}
 
-    by_admin = await client.patch(url, headers=bearer(admin),
-                                  json={"app_metadata": {"plan": "pro"}})
+    by_admin = await client.patch(
+        url, headers=bearer(admin), json={"app_metadata": {"plan": "pro"}}
+    )
     assert by_admin.status_code == 200, by_admin.text
     assert by_admin.json()["app_metadata"] == {"plan": "pro"}
     me = (await client.get("/api/v1/users/me", headers=bearer(tokens))).json()

@@ -68,8 +68,9 @@ async def test_block_and_unblock(client, container):
     assert blocked.json()["status"] == "blocked"
     live = await client.get(ME, headers=bearer(user))
     assert live.status_code == 401 and live.json()["code"] == "invalid_token"
-    refreshed = await client.post("/api/v1/auth/refresh",
-                                  json={"refresh_token": user["refresh_token"]})
+    refreshed = await client.post(
+        "/api/v1/auth/refresh", json={"refresh_token": user["refresh_token"]}
+    )
     assert refreshed.status_code == 400
     denied = await signin_response(client, "rebel")
     assert denied.status_code == 403 and denied.json()["code"] == "account_blocked"
@@ -126,12 +127,15 @@ async def test_soft_deleted_username_cannot_be_registered_again(client, containe
     deleted = await client.delete(f"{USERS}/{user['user_id']}", headers=bearer(admin))
     assert deleted.status_code == 204
     for username in ("Phoenix", "phoenix", "PHOENIX"):
-        again = await client.post("/api/v1/auth/signup",
-                                  json={"username": username, "password": STRONG})
+        again = await client.post(
+            "/api/v1/auth/signup", json={"username": username, "password": STRONG}
+        )
         assert again.status_code == 409, again.text
         assert again.json()["code"] == "username_taken"
-    email = await client.post("/api/v1/auth/signup", json={
-        "username": "newphoenix", "password": STRONG, "email": "Phoenix@Example.com"})
+    email = await client.post(
+        "/api/v1/auth/signup",
+        json={"username": "newphoenix", "password": STRONG, "email": "Phoenix@Example.com"},
+    )
     assert email.status_code == 409 and email.json()["code"] == "email_taken"
 
 
@@ -149,8 +153,10 @@ async def test_erase_frees_the_username(client, container):
     listed = await client.get(USERS, headers=bearer(admin), params={"include_deleted": "true"})
     assert user["user_id"] not in {u["id"] for u in listed.json()["items"]}
 
-    reborn = await client.post("/api/v1/auth/signup", json={
-        "username": "forgetme", "password": STRONG, "email": "forget@example.com"})
+    reborn = await client.post(
+        "/api/v1/auth/signup",
+        json={"username": "forgetme", "password": STRONG, "email": "forget@example.com"},
+    )
     assert reborn.status_code == 201, reborn.text
     assert reborn.json()["user_id"] != user["user_id"]
     twice = await client.post(f"{USERS}/{user['user_id']}/erase", headers=bearer(admin))
@@ -162,10 +168,12 @@ async def test_erase_a_soft_deleted_user(client, container):
     user = await signup(client, "twostep")
     deleted = await client.delete(f"{USERS}/{user['user_id']}", headers=bearer(admin))
     assert deleted.status_code == 204
-    assert (await client.post(f"{USERS}/{user['user_id']}/erase",
-                              headers=bearer(admin))).status_code == 204
-    assert (await client.post("/api/v1/auth/signup",
-                              json={"username": "twostep", "password": STRONG})).status_code == 201
+    assert (
+        await client.post(f"{USERS}/{user['user_id']}/erase", headers=bearer(admin))
+    ).status_code == 204
+    assert (
+        await client.post("/api/v1/auth/signup", json={"username": "twostep", "password": STRONG})
+    ).status_code == 201
 
 
 # --- roles -----------------------------------------------------------------------------------
@@ -182,22 +190,30 @@ async def test_custom_role_grants_permissions_and_revokes_old_tokens(client, con
     user = await signup(client, "reader")
     assert (await client.get(USERS, headers=bearer(user))).status_code == 403
 
-    created = await client.post("/api/v1/roles", headers=bearer(admin), json={
-        "name": "auditor", "description": "reads users", "permissions": ["users:read"]})
+    created = await client.post(
+        "/api/v1/roles",
+        headers=bearer(admin),
+        json={"name": "auditor", "description": "reads users", "permissions": ["users:read"]},
+    )
     assert created.status_code == 201, created.text
     assert created.json()["permissions"] == ["users:read"]
     assert created.json()["builtin"] is False
-    duplicate = await client.post("/api/v1/roles", headers=bearer(admin),
-                                  json={"name": "Auditor", "permissions": []})
+    duplicate = await client.post(
+        "/api/v1/roles", headers=bearer(admin), json={"name": "Auditor", "permissions": []}
+    )
     assert duplicate.status_code == 409
 
-    unknown = await client.post("/api/v1/roles", headers=bearer(admin), json={
-        "name": "wizard", "permissions": ["users:read", "castle:storm"]})
+    unknown = await client.post(
+        "/api/v1/roles",
+        headers=bearer(admin),
+        json={"name": "wizard", "permissions": ["users:read", "castle:storm"]},
+    )
     assert unknown.status_code == 422
     assert "wizard" not in await role_ids(client, admin)
 
-    assigned = await client.post(f"{USERS}/{user['user_id']}/roles", headers=bearer(admin),
-                                 json={"role": "auditor"})
+    assigned = await client.post(
+        f"{USERS}/{user['user_id']}/roles", headers=bearer(admin), json={"role": "auditor"}
+    )
     assert assigned.status_code == 200, assigned.text
     assert sorted(assigned.json()["roles"]) == ["auditor", "user"]
 
@@ -206,13 +222,15 @@ async def test_custom_role_grants_permissions_and_revokes_old_tokens(client, con
     fresh = await signin(client, "reader")
     assert "users:read" in fresh["scope"].split()
     assert (await client.get(USERS, headers=bearer(fresh))).status_code == 200
-    assert (await client.post(f"{USERS}/{admin['user_id']}/block",
-                              headers=bearer(fresh))).status_code == 403
+    assert (
+        await client.post(f"{USERS}/{admin['user_id']}/block", headers=bearer(fresh))
+    ).status_code == 403
 
     # changing the role's permissions cuts its members' tokens too
     role_id = created.json()["id"]
-    changed = await client.patch(f"/api/v1/roles/{role_id}", headers=bearer(admin),
-                                 json={"permissions": ["audit:read"]})
+    changed = await client.patch(
+        f"/api/v1/roles/{role_id}", headers=bearer(admin), json={"permissions": ["audit:read"]}
+    )
     assert changed.status_code == 200
     assert (await client.get(ME, headers=bearer(fresh))).status_code == 401
     newer = await signin(client, "reader")
@@ -220,8 +238,9 @@ async def test_custom_role_grants_permissions_and_revokes_old_tokens(client, con
     assert (await client.get("/api/v1/audit", headers=bearer(newer))).status_code == 200
 
     # deleting it as well
-    assert (await client.delete(f"/api/v1/roles/{role_id}",
-                                headers=bearer(admin))).status_code == 204
+    assert (
+        await client.delete(f"/api/v1/roles/{role_id}", headers=bearer(admin))
+    ).status_code == 204
     assert (await client.get(ME, headers=bearer(newer))).status_code == 401
     me = (await client.get(ME, headers=bearer(await signin(client, "reader")))).json()
     assert me["roles"] == ["user"]
@@ -230,8 +249,9 @@ async def test_custom_role_grants_permissions_and_revokes_old_tokens(client, con
 async def test_assigning_an_unknown_role_is_404(client, container):
     admin = await make_admin(client, container)
     user = await signup(client, "nobodyrole")
-    response = await client.post(f"{USERS}/{user['user_id']}/roles", headers=bearer(admin),
-                                 json={"role": "ghost"})
+    response = await client.post(
+        f"{USERS}/{user['user_id']}/roles", headers=bearer(admin), json={"role": "ghost"}
+    )
     assert response.status_code == 404
     assert response.json()["code"] == "role_not_found"
     assert (await client.get(ME, headers=bearer(user))).status_code == 200
@@ -245,8 +265,9 @@ async def test_builtin_roles_are_protected(client, container):
         deleted = await client.delete(f"/api/v1/roles/{ids[name]}", headers=bearer(admin))
         assert deleted.status_code == 409, name
         assert deleted.json()["code"] == "role_builtin"
-        changed = await client.patch(f"/api/v1/roles/{ids[name]}", headers=bearer(admin),
-                                     json={"permissions": []})
+        changed = await client.patch(
+            f"/api/v1/roles/{ids[name]}", headers=bearer(admin), json={"permissions": []}
+        )
         assert changed.status_code == 409
         assert changed.json()["code"] == "role_builtin"
     assert set(ids) <= set(await role_ids(client, admin))
@@ -262,16 +283,19 @@ async def test_last_admin_keeps_the_admin_role(client, container):
 
     # with a second admin, the first one may step down
     deputy = await signup(client, "deputy")
-    promoted = await client.post(f"{USERS}/{deputy['user_id']}/roles", headers=bearer(admin),
-                                 json={"role": "admin"})
+    promoted = await client.post(
+        f"{USERS}/{deputy['user_id']}/roles", headers=bearer(admin), json={"role": "admin"}
+    )
     assert promoted.status_code == 200
-    stepped_down = await client.delete(f"{USERS}/{admin['user_id']}/roles/admin",
-                                       headers=bearer(admin))
+    stepped_down = await client.delete(
+        f"{USERS}/{admin['user_id']}/roles/admin", headers=bearer(admin)
+    )
     assert stepped_down.status_code == 200
     assert stepped_down.json()["roles"] == ["user"]
     deputy_token = await signin(client, "deputy")
-    last = await client.delete(f"{USERS}/{deputy['user_id']}/roles/admin",
-                               headers=bearer(deputy_token))
+    last = await client.delete(
+        f"{USERS}/{deputy['user_id']}/roles/admin", headers=bearer(deputy_token)
+    )
     assert last.status_code == 409 and last.json()["code"] == "last_admin"
 
 
@@ -309,23 +333,34 @@ async def search(client: httpx.AsyncClient, admin: dict[str, Any], q: str, **par
         ('user_metadata.subscription_tier:"free"', {"srch_alice", "srch_carol"}),
         ("user_metadata.subscription_tier:free AND username:srch_a*", {"srch_alice"}),
         ("user_metadata.subscription_tier:free user_metadata.logins:3", {"srch_alice"}),
-        ("user_metadata.subscription_tier:free OR user_metadata.subscription_tier:pro",
-         {"srch_alice", "srch_bob", "srch_carol"}),
-        ("username:srch* AND NOT user_metadata.subscription_tier:free",
-         {"srch_bob", "srch_dave", "srch_erin"}),
-        ("username:srch* -user_metadata.subscription_tier:free",
-         {"srch_bob", "srch_dave", "srch_erin"}),
-        ("(user_metadata.subscription_tier:free OR user_metadata.subscription_tier:pro) "
-         "AND NOT username:srch_bob", {"srch_alice", "srch_carol"}),
+        (
+            "user_metadata.subscription_tier:free OR user_metadata.subscription_tier:pro",
+            {"srch_alice", "srch_bob", "srch_carol"},
+        ),
+        (
+            "username:srch* AND NOT user_metadata.subscription_tier:free",
+            {"srch_bob", "srch_dave", "srch_erin"},
+        ),
+        (
+            "username:srch* -user_metadata.subscription_tier:free",
+            {"srch_bob", "srch_dave", "srch_erin"},
+        ),
+        (
+            "(user_metadata.subscription_tier:free OR user_metadata.subscription_tier:pro) "
+            "AND NOT username:srch_bob",
+            {"srch_alice", "srch_carol"},
+        ),
         ("username:srch_*", set(SEARCH_USERS)),
         ("username:SRCH_C*", {"srch_carol"}),
         ("user_metadata.subscription_tier:ent*", {"srch_dave"}),
-        ("_exists_:user_metadata.subscription_tier",
-         {"srch_alice", "srch_bob", "srch_carol", "srch_dave"}),
+        (
+            "_exists_:user_metadata.subscription_tier",
+            {"srch_alice", "srch_bob", "srch_carol", "srch_dave"},
+        ),
         ("username:srch* AND NOT _exists_:user_metadata.subscription_tier", {"srch_erin"}),
         ("role:admin", {"root"}),
         ("user_metadata.subscription_tier:platinum", set()),
-        ("username:\"x' OR 1=1 --\"", set()),
+        ('username:"x\' OR 1=1 --"', set()),
     ],
 )
 async def test_search_queries(client, populated, q, expected):
@@ -338,10 +373,16 @@ async def test_search_needs_users_read(client, populated):
     assert response.status_code == 403
 
 
-@pytest.mark.parametrize("q", [
-    "username:srch* AND (", "user_metadata.subscription_tier:\"unterminated",
-    "AND username:x", "username:", "logins_count:[1 TO",
-])
+@pytest.mark.parametrize(
+    "q",
+    [
+        "username:srch* AND (",
+        'user_metadata.subscription_tier:"unterminated',
+        "AND username:x",
+        "username:",
+        "logins_count:[1 TO",
+    ],
+)
 async def test_malformed_query_is_400_with_position(client, populated, q):
     response = await client.get(USERS, headers=bearer(populated["admin"]), params={"q": q})
     assert response.status_code == 400, response.text
@@ -402,8 +443,9 @@ async def test_cursor_pagination_walks_every_user_once(client, populated):
 
 async def test_bad_cursor_is_400(client, populated):
     for cursor in ("garbage!", "Zm9v", "a" * 100):
-        response = await client.get(USERS, headers=bearer(populated["admin"]),
-                                    params={"cursor": cursor})
+        response = await client.get(
+            USERS, headers=bearer(populated["admin"]), params={"cursor": cursor}
+        )
         assert response.status_code == 400, (cursor, response.text)
         assert response.json()["code"] == "invalid_cursor"
 
@@ -430,7 +472,8 @@ async def test_deleted_users_stay_hidden_when_a_metadata_key_mentions_status(cli
     admin = populated["admin"]
     ghost = await signup(client, "srch_ghost", user_metadata={"account_status": "gold"})
     live = await signup(client, "srch_live", user_metadata={"account_status": "gold"})
-    assert (await client.delete(f"{USERS}/{ghost['user_id']}",
-                                headers=bearer(admin))).status_code == 204
+    assert (
+        await client.delete(f"{USERS}/{ghost['user_id']}", headers=bearer(admin))
+    ).status_code == 204
     assert live["user_id"]
     assert await search(client, admin, "user_metadata.account_status:gold") == {"srch_live"}

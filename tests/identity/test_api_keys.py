@@ -143,19 +143,24 @@ async def test_revoked_key_is_rejected(client):
 
 async def test_expired_key_is_rejected(client, container):
     user = await signup(client, "mayfly")
-    past = await client.post(KEYS, headers=bearer(user), json={
-        "name": "old", "expires_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()})
+    past = await client.post(
+        KEYS,
+        headers=bearer(user),
+        json={"name": "old", "expires_at": (datetime.now(UTC) - timedelta(minutes=1)).isoformat()},
+    )
     assert past.status_code == 422
     assert past.json()["code"] == "invalid_expiry"
 
-    key = await create_key(client, user,
-                           expires_at=(datetime.now(UTC) + timedelta(days=1)).isoformat())
+    key = await create_key(
+        client, user, expires_at=(datetime.now(UTC) + timedelta(days=1)).isoformat()
+    )
     assert key["expires_at"] is not None
     assert (await client.get(ME, headers=key_header(key["api_key"]))).status_code == 200
 
     async with container.db.transaction() as session:
         await session.execute(
-            update(ApiKey).where(ApiKey.key_id == key["key_id"])
+            update(ApiKey)
+            .where(ApiKey.key_id == key["key_id"])
             .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
         )
     await assert_key_rejected(client, key["api_key"])
@@ -164,8 +169,9 @@ async def test_expired_key_is_rejected(client, container):
 async def test_scopes_are_bounded_by_the_owner(client, container):
     admin = await make_admin(client, container)
     user = await signup(client, "plainkey")
-    beyond = await client.post(KEYS, headers=bearer(user),
-                               json={"name": "sneaky", "scopes": ["users:read"]})
+    beyond = await client.post(
+        KEYS, headers=bearer(user), json={"name": "sneaky", "scopes": ["users:read"]}
+    )
     assert beyond.status_code == 403
     assert beyond.json()["code"] == "scope_not_allowed"
     assert (await client.get(KEYS, headers=bearer(user))).json() == []
@@ -174,15 +180,19 @@ async def test_scopes_are_bounded_by_the_owner(client, container):
     users = await client.get("/api/v1/users", headers=key_header(reader["api_key"]))
     assert users.status_code == 200
     assert {u["username"] for u in users.json()["items"]} == {"root", "plainkey"}
-    write = await client.post(f"/api/v1/users/{user['user_id']}/block",
-                              headers=key_header(reader["api_key"]))
+    write = await client.post(
+        f"/api/v1/users/{user['user_id']}/block", headers=key_header(reader["api_key"])
+    )
     assert write.status_code == 403
 
     profile_only = await create_key(client, admin, name="self", scopes=["profile"])
     assert (await client.get(ME, headers=key_header(profile_only["api_key"]))).status_code == 200
-    for method, url in (("GET", "/api/v1/users"), ("GET", "/api/v1/audit"),
-                        ("GET", "/api/v1/roles"),
-                        ("POST", f"/api/v1/users/{user['user_id']}/block")):
+    for method, url in (
+        ("GET", "/api/v1/users"),
+        ("GET", "/api/v1/audit"),
+        ("GET", "/api/v1/roles"),
+        ("POST", f"/api/v1/users/{user['user_id']}/block"),
+    ):
         response = await client.request(method, url, headers=key_header(profile_only["api_key"]))
         assert response.status_code == 403, (method, url)
 
@@ -190,22 +200,29 @@ async def test_scopes_are_bounded_by_the_owner(client, container):
 async def test_key_scopes_shrink_with_the_owners_roles(client, container):
     admin = await make_admin(client, container)
     user = await signup(client, "demoted")
-    role = await client.post("/api/v1/roles", headers=bearer(admin),
-                             json={"name": "viewer", "permissions": ["users:read"]})
+    role = await client.post(
+        "/api/v1/roles",
+        headers=bearer(admin),
+        json={"name": "viewer", "permissions": ["users:read"]},
+    )
     assert role.status_code == 201
-    assigned = await client.post(f"/api/v1/users/{user['user_id']}/roles", headers=bearer(admin),
-                                 json={"role": "viewer"})
+    assigned = await client.post(
+        f"/api/v1/users/{user['user_id']}/roles", headers=bearer(admin), json={"role": "viewer"}
+    )
     assert assigned.status_code == 200
     user = await signin(client, "demoted")
     key = await create_key(client, user, scopes=["profile", "users:read"])
-    assert (await client.get("/api/v1/users",
-                             headers=key_header(key["api_key"]))).status_code == 200
+    assert (
+        await client.get("/api/v1/users", headers=key_header(key["api_key"]))
+    ).status_code == 200
 
-    removed = await client.delete(f"/api/v1/users/{user['user_id']}/roles/viewer",
-                                  headers=bearer(admin))
+    removed = await client.delete(
+        f"/api/v1/users/{user['user_id']}/roles/viewer", headers=bearer(admin)
+    )
     assert removed.status_code == 200
-    assert (await client.get("/api/v1/users",
-                             headers=key_header(key["api_key"]))).status_code == 403
+    assert (
+        await client.get("/api/v1/users", headers=key_header(key["api_key"]))
+    ).status_code == 403
     assert (await client.get(ME, headers=key_header(key["api_key"]))).status_code == 200
 
 
@@ -251,8 +268,9 @@ async def test_blocking_the_user_suspends_the_key(client, container):
 async def test_logout_all_can_revoke_keys(client):
     user = await signup(client, "sweeper")
     key = await create_key(client, user)
-    out = await client.post("/api/v1/auth/logout-all", headers=bearer(user),
-                            json={"include_api_keys": True})
+    out = await client.post(
+        "/api/v1/auth/logout-all", headers=bearer(user), json={"include_api_keys": True}
+    )
     assert out.status_code == 200
     assert out.json()["api_keys_revoked"] == 1
     await assert_key_rejected(client, key["api_key"])
@@ -262,12 +280,16 @@ async def test_a_narrow_key_cannot_manage_its_owners_account(client, container):
     from tests.helpers import bearer, make_admin
 
     admin = await make_admin(client, container, "keyowner")
-    created = await client.post("/api/v1/api-keys", headers=bearer(admin),
-                                json={"name": "ingest only", "scopes": ["login_events:write"]})
+    created = await client.post(
+        "/api/v1/api-keys",
+        headers=bearer(admin),
+        json={"name": "ingest only", "scopes": ["login_events:write"]},
+    )
     headers = {"X-API-KEY": created.json()["api_key"]}
     user_id = admin["user_id"]
     assert (await client.get(f"/api/v1/users/{user_id}", headers=headers)).status_code == 403
-    patched = await client.patch(f"/api/v1/users/{user_id}", headers=headers,
-                                 json={"given_name": "x"})
+    patched = await client.patch(
+        f"/api/v1/users/{user_id}", headers=headers, json={"given_name": "x"}
+    )
     assert patched.status_code == 403
     assert (await client.delete(f"/api/v1/users/{user_id}", headers=headers)).status_code == 403

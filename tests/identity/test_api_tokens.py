@@ -59,14 +59,17 @@ def basic(client_id: str, secret: str) -> dict[str, str]:
 def user_claims(token: str) -> dict[str, Any]:
     """The claims a real token carries that the key ring does not add itself."""
     raw = claims_of(token)
-    return {k: raw[k] for k in ("sub", "sid", "scope", "roles", "ver", "gty",
-                                "preferred_username")}
+    return {k: raw[k] for k in ("sub", "sid", "scope", "roles", "ver", "gty", "preferred_username")}
 
 
 def sign_with_current_key(container, payload: dict[str, Any], **headers: Any) -> str:
     signing = container.ring.signing
-    return jwt.encode(payload, signing.private_key, algorithm="ES256",
-                      headers={"kid": signing.kid, "typ": "at+jwt", **headers})
+    return jwt.encode(
+        payload,
+        signing.private_key,
+        algorithm="ES256",
+        headers={"kid": signing.kid, "typ": "at+jwt", **headers},
+    )
 
 
 def hs256_token(header: dict[str, Any], payload: dict[str, Any], secret: bytes) -> str:
@@ -94,17 +97,20 @@ async def audit_types(client: httpx.AsyncClient, admin: dict[str, Any], **params
     return response.json()["items"]
 
 
-async def create_client(client: httpx.AsyncClient, admin: dict[str, Any],
-                        scopes: list[str]) -> dict[str, Any]:
-    response = await client.post("/api/v1/clients", headers=bearer(admin),
-                                 json={"name": "reporting", "scopes": scopes})
+async def create_client(
+    client: httpx.AsyncClient, admin: dict[str, Any], scopes: list[str]
+) -> dict[str, Any]:
+    response = await client.post(
+        "/api/v1/clients", headers=bearer(admin), json={"name": "reporting", "scopes": scopes}
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
 
 async def client_token(client: httpx.AsyncClient, machine: dict[str, Any], **form: str) -> str:
     response = await client.post(
-        TOKEN, data={"grant_type": "client_credentials", **form},
+        TOKEN,
+        data={"grant_type": "client_credentials", **form},
         headers=basic(machine["client_id"], machine["client_secret"]),
     )
     assert response.status_code == 200, response.text
@@ -115,8 +121,9 @@ async def client_token(client: httpx.AsyncClient, machine: dict[str, Any], **for
 
 
 async def test_signup_returns_a_session_whose_jwt_opens_protected_routes(client):
-    created = await client.post("/api/v1/auth/signup",
-                                json={"username": "leto", "password": STRONG})
+    created = await client.post(
+        "/api/v1/auth/signup", json={"username": "leto", "password": STRONG}
+    )
     assert created.status_code == 201, created.text
     body = created.json()
     for member in ("access_token", "refresh_token", "user_id", "username", "user"):
@@ -187,7 +194,7 @@ async def test_tampered_signature_is_rejected(client):
     head, payload, signature = tokens["access_token"].split(".")
     # A character in the middle: the last one may only carry padding bits.
     i = len(signature) // 2
-    flipped = signature[:i] + ("A" if signature[i] != "A" else "B") + signature[i + 1:]
+    flipped = signature[:i] + ("A" if signature[i] != "A" else "B") + signature[i + 1 :]
     await assert_rejected(client, f"{head}.{payload}.{flipped}")
     # the genuine token still works
     assert (await client.get(ME, headers=bearer(tokens))).status_code == 200
@@ -215,8 +222,9 @@ async def test_hs256_tokens_are_rejected(client, container):
     claims = claims_of(tokens["access_token"])
     kid = header_of(tokens["access_token"])["kid"]
     public = container.ring.verifying[kid].public_key
-    pem = public.public_bytes(serialization.Encoding.PEM,
-                              serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = public.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     jwk_bytes = json.dumps(container.ring.verifying[kid].public_jwk).encode()
     for secret in (pem, jwk_bytes, secrets.token_bytes(32)):
         forged = hs256_token({"alg": "HS256", "kid": kid, "typ": "JWT"}, claims, secret)
@@ -240,8 +248,9 @@ async def test_wrong_audience_and_issuer_are_rejected(client, container):
     assert (await client.get(ME, headers=auth(resigned))).status_code == 200
 
     await assert_rejected(client, sign_with_current_key(container, {**claims, "aud": "other-api"}))
-    await assert_rejected(client, sign_with_current_key(
-        container, {**claims, "iss": "https://evil.example"}))
+    await assert_rejected(
+        client, sign_with_current_key(container, {**claims, "iss": "https://evil.example"})
+    )
     missing_aud = {k: v for k, v in claims.items() if k != "aud"}
     await assert_rejected(client, sign_with_current_key(container, missing_aud))
     missing_ver = {k: v for k, v in claims.items() if k != "ver"}
@@ -252,8 +261,12 @@ async def test_unknown_kid_is_rejected(client):
     tokens = await signup(client, "stilgar")
     claims = claims_of(tokens["access_token"])
     stranger = ec.generate_private_key(ec.SECP256R1())
-    forged = jwt.encode(claims, stranger, algorithm="ES256",
-                        headers={"kid": f"gg-{secrets.token_hex(8)}", "typ": "at+jwt"})
+    forged = jwt.encode(
+        claims,
+        stranger,
+        algorithm="ES256",
+        headers={"kid": f"gg-{secrets.token_hex(8)}", "typ": "at+jwt"},
+    )
     response = await assert_rejected(client, forged)
     assert "unknown" in response.json()["detail"]
     # a stranger's key under a real kid fails the signature instead
@@ -361,8 +374,9 @@ async def test_refresh_rotates_and_reuse_of_a_grandparent_ends_the_family(client
     # ... but only that family: the user's other session is untouched
     assert (await client.get(ME, headers=bearer(other_session))).status_code == 200
 
-    events = await audit_types(client, admin, user_id=first["user_id"],
-                               type="user.refresh_token.reused")
+    events = await audit_types(
+        client, admin, user_id=first["user_id"], type="user.refresh_token.reused"
+    )
     assert len(events) == 1
     assert events[0]["payload"]["session_id"] == claims_of(first["access_token"])["sid"]
 
@@ -409,16 +423,18 @@ async def test_refresh_after_logout_all_fails(client):
 
 async def test_password_and_refresh_token_grants(client):
     await signup(client, "hwi")
-    granted = await client.post(TOKEN, data={"grant_type": "password", "username": "hwi",
-                                             "password": STRONG})
+    granted = await client.post(
+        TOKEN, data={"grant_type": "password", "username": "hwi", "password": STRONG}
+    )
     assert granted.status_code == 200, granted.text
     body = granted.json()
     assert body["token_type"] == "Bearer" and body["expires_in"] == 900
     assert body["refresh_token"].startswith("ggr_")
     assert (await client.get(ME, headers=bearer(body))).status_code == 200
 
-    refreshed = await client.post(TOKEN, data={"grant_type": "refresh_token",
-                                               "refresh_token": body["refresh_token"]})
+    refreshed = await client.post(
+        TOKEN, data={"grant_type": "refresh_token", "refresh_token": body["refresh_token"]}
+    )
     assert refreshed.status_code == 200, refreshed.text
     assert refreshed.json()["refresh_token"] != body["refresh_token"]
     assert (await client.get(ME, headers=bearer(refreshed.json()))).status_code == 200
@@ -426,8 +442,10 @@ async def test_password_and_refresh_token_grants(client):
 
 async def test_password_grant_with_narrower_scope(client, container):
     await make_admin(client, container, "root")
-    granted = await client.post(TOKEN, data={"grant_type": "password", "username": "root",
-                                             "password": STRONG, "scope": "profile"})
+    granted = await client.post(
+        TOKEN,
+        data={"grant_type": "password", "username": "root", "password": STRONG, "scope": "profile"},
+    )
     assert granted.status_code == 200
     assert granted.json()["scope"] == "profile"
     narrow = granted.json()
@@ -437,15 +455,17 @@ async def test_password_grant_with_narrower_scope(client, container):
 
 async def test_token_endpoint_errors_follow_rfc6749(client):
     await signup(client, "tleilax")
-    wrong = await client.post(TOKEN, data={"grant_type": "password", "username": "tleilax",
-                                           "password": "wrong-" + STRONG})
+    wrong = await client.post(
+        TOKEN, data={"grant_type": "password", "username": "tleilax", "password": "wrong-" + STRONG}
+    )
     assert wrong.status_code == 400
     assert wrong.json()["code"] == "invalid_grant"
     assert wrong.json()["error"] == "invalid_grant"
     assert wrong.json()["error_description"]
 
-    unknown = await client.post(TOKEN, data={"grant_type": "password", "username": "nobody",
-                                             "password": STRONG})
+    unknown = await client.post(
+        TOKEN, data={"grant_type": "password", "username": "nobody", "password": STRONG}
+    )
     assert unknown.status_code == 400 and unknown.json()["error"] == "invalid_grant"
 
     unsupported = await client.post(TOKEN, data={"grant_type": "implicit"})
@@ -456,8 +476,9 @@ async def test_token_endpoint_errors_follow_rfc6749(client):
     incomplete = await client.post(TOKEN, data={"grant_type": "password", "username": "tleilax"})
     assert incomplete.status_code == 400 and incomplete.json()["error"] == "invalid_request"
 
-    bad_refresh = await client.post(TOKEN, data={"grant_type": "refresh_token",
-                                                 "refresh_token": "ggr_nope"})
+    bad_refresh = await client.post(
+        TOKEN, data={"grant_type": "refresh_token", "refresh_token": "ggr_nope"}
+    )
     assert bad_refresh.status_code == 400 and bad_refresh.json()["error"] == "invalid_grant"
 
 
@@ -478,27 +499,40 @@ async def test_client_credentials_grant(client, container):
     claims = claims_of(token)
     assert claims["sub"] == machine["client_id"] and claims["scope"] == "users:read"
     # form fields (client_secret_post)
-    posted = await client.post(TOKEN, data={
-        "grant_type": "client_credentials", "client_id": machine["client_id"],
-        "client_secret": machine["client_secret"], "scope": "users:read",
-    })
+    posted = await client.post(
+        TOKEN,
+        data={
+            "grant_type": "client_credentials",
+            "client_id": machine["client_id"],
+            "client_secret": machine["client_secret"],
+            "scope": "users:read",
+        },
+    )
     assert posted.status_code == 200, posted.text
     assert "refresh_token" not in posted.json()
 
-    wrong = await client.post(TOKEN, data={"grant_type": "client_credentials"},
-                              headers=basic(machine["client_id"], "not-the-secret"))
+    wrong = await client.post(
+        TOKEN,
+        data={"grant_type": "client_credentials"},
+        headers=basic(machine["client_id"], "not-the-secret"),
+    )
     assert wrong.status_code == 401
     assert wrong.json()["code"] == "invalid_client" and wrong.json()["error"] == "invalid_client"
     assert wrong.headers["WWW-Authenticate"].startswith("Basic")
-    nobody = await client.post(TOKEN, data={"grant_type": "client_credentials"},
-                               headers=basic("ggc_nobody", machine["client_secret"]))
+    nobody = await client.post(
+        TOKEN,
+        data={"grant_type": "client_credentials"},
+        headers=basic("ggc_nobody", machine["client_secret"]),
+    )
     assert nobody.status_code == 401 and nobody.json()["code"] == "invalid_client"
     anonymous = await client.post(TOKEN, data={"grant_type": "client_credentials"})
     assert anonymous.status_code == 401 and anonymous.json()["code"] == "invalid_client"
 
-    too_much = await client.post(TOKEN, data={"grant_type": "client_credentials",
-                                              "scope": "users:read users:write"},
-                                 headers=basic(machine["client_id"], machine["client_secret"]))
+    too_much = await client.post(
+        TOKEN,
+        data={"grant_type": "client_credentials", "scope": "users:read users:write"},
+        headers=basic(machine["client_id"], machine["client_secret"]),
+    )
     assert too_much.status_code == 400
     assert too_much.json()["code"] == "invalid_scope"
 
@@ -512,8 +546,11 @@ async def test_client_credentials_grant(client, container):
     revoked = await client.delete(f"/api/v1/clients/{machine['id']}", headers=bearer(admin))
     assert revoked.status_code == 204
     await assert_users_rejected(client, token)
-    again = await client.post(TOKEN, data={"grant_type": "client_credentials"},
-                              headers=basic(machine["client_id"], machine["client_secret"]))
+    again = await client.post(
+        TOKEN,
+        data={"grant_type": "client_credentials"},
+        headers=basic(machine["client_id"], machine["client_secret"]),
+    )
     assert again.status_code == 401 and again.json()["code"] == "invalid_client"
 
 
@@ -558,10 +595,14 @@ async def test_introspection(client, container):
     assert body["exp"] == claims_of(tokens["access_token"])["exp"]
 
     # client_secret_post works too
-    posted = await client.post(INTROSPECT, data={
-        "token": tokens["access_token"], "client_id": machine["client_id"],
-        "client_secret": machine["client_secret"],
-    })
+    posted = await client.post(
+        INTROSPECT,
+        data={
+            "token": tokens["access_token"],
+            "client_id": machine["client_id"],
+            "client_secret": machine["client_secret"],
+        },
+    )
     assert posted.status_code == 200 and posted.json()["active"] is True
 
     for garbage in ("garbage", "a.b.c", "ggr_" + "x" * 40):
@@ -574,18 +615,21 @@ async def test_introspection(client, container):
     assert response.json() == {"active": False}
 
     assert (await client.post("/api/v1/auth/logout", headers=bearer(tokens))).status_code == 200
-    response = await client.post(INTROSPECT, data={"token": tokens["access_token"]},
-                                 headers=creds)
+    response = await client.post(INTROSPECT, data={"token": tokens["access_token"]}, headers=creds)
     assert response.status_code == 200
     assert response.json() == {"active": False}
 
     anonymous = await client.post(INTROSPECT, data={"token": tokens["access_token"]})
     assert anonymous.status_code == 401
-    wrong = await client.post(INTROSPECT, data={"token": tokens["access_token"]},
-                              headers=basic(machine["client_id"], "wrong"))
+    wrong = await client.post(
+        INTROSPECT,
+        data={"token": tokens["access_token"]},
+        headers=basic(machine["client_id"], "wrong"),
+    )
     assert wrong.status_code == 401
     # an ordinary user's token is not enough to introspect
     user = await signin(client, "mohiam")
-    forbidden = await client.post(INTROSPECT, data={"token": user["access_token"]},
-                                  headers=bearer(user))
+    forbidden = await client.post(
+        INTROSPECT, data={"token": user["access_token"]}, headers=bearer(user)
+    )
     assert forbidden.status_code == 403

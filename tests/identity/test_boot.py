@@ -13,7 +13,8 @@ from tests.helpers import STRONG, bearer
 
 async def test_bootstrap_admin_from_settings_is_created_once(database_url, tmp_path):
     settings = make_settings(
-        database_url, tmp_path,
+        database_url,
+        tmp_path,
         bootstrap={"admin_username": "ops", "admin_password": STRONG, "admin_email": "ops@x.io"},
     )
     for _ in range(2):  # a restart must neither fail nor duplicate

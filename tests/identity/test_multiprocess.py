@@ -49,7 +49,10 @@ def spawn(port: int, env: dict[str, str], cwd: Path, log: Path) -> subprocess.Po
     with log.open("wb") as sink:
         return subprocess.Popen(
             [sys.executable, "-m", "globeguard", "serve", "--port", str(port)],
-            env=env, cwd=cwd, stdout=sink, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=cwd,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
         )
 
 
@@ -71,8 +74,10 @@ async def wait_ready(server: Server) -> None:
     async with httpx.AsyncClient(base_url=server.base_url, timeout=2) as http:
         while time.monotonic() < deadline:
             if server.process.poll() is not None:
-                pytest.fail(f"server exited with {server.process.returncode}:\n"
-                            f"{server.log.read_text()[-4000:]}")
+                pytest.fail(
+                    f"server exited with {server.process.returncode}:\n"
+                    f"{server.log.read_text()[-4000:]}"
+                )
             with contextlib.suppress(httpx.TransportError):
                 if (await http.get("/readyz")).status_code == 200:
                     return
@@ -90,8 +95,10 @@ async def wait_listening(url: str, processes: int) -> None:
         while time.monotonic() < deadline:
             async with engine.connect() as conn:
                 listening = await conn.scalar(
-                    text("SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
-                         "AND query ILIKE :listen"),
+                    text(
+                        "SELECT count(*) FROM pg_stat_activity WHERE datname = :db "
+                        "AND query ILIKE :listen"
+                    ),
                     {"db": database, "listen": f"LISTEN%{CHANNEL}%"},
                 )
             if listening >= processes:
@@ -159,8 +166,9 @@ async def test_revocation_reaches_the_other_process_via_notify(servers):
         httpx.AsyncClient(base_url=a.base_url, timeout=10) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=10) as on_b,
     ):
-        created = await on_a.post("/api/v1/auth/signup",
-                                  json={"username": "nomad", "password": STRONG})
+        created = await on_a.post(
+            "/api/v1/auth/signup", json={"username": "nomad", "password": STRONG}
+        )
         assert created.status_code == 201, created.text
         tokens = created.json()
         auth = {"Authorization": f"Bearer {tokens['access_token']}"}
@@ -189,8 +197,9 @@ async def test_single_session_logout_reaches_the_other_process(servers):
         httpx.AsyncClient(base_url=a.base_url, timeout=10) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=10) as on_b,
     ):
-        assert (await on_b.post("/api/v1/auth/signup",
-                                json={"username": "fremen", "password": STRONG})).status_code == 201
+        assert (
+            await on_b.post("/api/v1/auth/signup", json={"username": "fremen", "password": STRONG})
+        ).status_code == 201
         signin = {"username": "fremen", "password": STRONG}
         first = (await on_b.post("/api/v1/auth/signin", json=signin)).json()
         second = (await on_b.post("/api/v1/auth/signin", json=signin)).json()
@@ -198,20 +207,23 @@ async def test_single_session_logout_reaches_the_other_process(servers):
             auth = {"Authorization": f"Bearer {tokens['access_token']}"}
             assert (await on_a.get("/api/v1/users/me", headers=auth)).status_code == 200
 
-        out = await on_b.post("/api/v1/auth/logout",
-                              headers={"Authorization": f"Bearer {first['access_token']}"})
+        out = await on_b.post(
+            "/api/v1/auth/logout", headers={"Authorization": f"Bearer {first['access_token']}"}
+        )
         assert out.status_code == 200 and out.json()["sessions_revoked"] == 1
 
         response, elapsed = await poll_until_rejected(on_a, first["access_token"])
         assert response.status_code == 401, f"A still accepts it after {elapsed:.1f} s"
         # the other session of the same user is untouched on A
-        other = await on_a.get("/api/v1/users/me",
-                               headers={"Authorization": f"Bearer {second['access_token']}"})
+        other = await on_a.get(
+            "/api/v1/users/me", headers={"Authorization": f"Bearer {second['access_token']}"}
+        )
         assert other.status_code == 200
 
         # a refresh on A of B's logged-out session fails too: the database is shared
-        refreshed = await on_a.post("/api/v1/auth/refresh",
-                                    json={"refresh_token": first["refresh_token"]})
+        refreshed = await on_a.post(
+            "/api/v1/auth/refresh", json={"refresh_token": first["refresh_token"]}
+        )
         assert refreshed.status_code == 400
 
 
@@ -221,12 +233,12 @@ async def test_profile_changes_on_one_process_show_on_the_other(servers):
         httpx.AsyncClient(base_url=a.base_url, timeout=10) as on_a,
         httpx.AsyncClient(base_url=b.base_url, timeout=10) as on_b,
     ):
-        created = await on_a.post("/api/v1/auth/signup",
-                                  json={"username": "stilgar", "password": STRONG})
+        created = await on_a.post(
+            "/api/v1/auth/signup", json={"username": "stilgar", "password": STRONG}
+        )
         auth = {"Authorization": f"Bearer {created.json()['access_token']}"}
         assert (await on_b.get("/api/v1/users/me", headers=auth)).json()["given_name"] is None
-        changed = await on_a.patch("/api/v1/users/me", headers=auth,
-                                   json={"given_name": "Stilgar"})
+        changed = await on_a.patch("/api/v1/users/me", headers=auth, json={"given_name": "Stilgar"})
         assert changed.status_code == 200
         start = time.monotonic()
         while time.monotonic() - start < FLIP_DEADLINE_S:

@@ -30,8 +30,10 @@ PARSED = [
     ("status:active", Match("status", "active")),
     ("email:bob@x.com", Match("email", "bob@x.com")),
     ("user_metadata.subscription_tier:free", Match("user_metadata.subscription_tier", "free")),
-    ('user_metadata.address.city:"New York"',
-     Match("user_metadata.address.city", "New York", quoted=True)),
+    (
+        'user_metadata.address.city:"New York"',
+        Match("user_metadata.address.city", "New York", quoted=True),
+    ),
     (r'given_name:"say \"hi\" \\ bye"', Match("given_name", 'say "hi" \\ bye', quoted=True)),
     ('given_name:""', Match("given_name", "", quoted=True)),
     ("last_login_ip:10.0.0.1:8080", Match("last_login_ip", "10.0.0.1:8080")),
@@ -58,10 +60,14 @@ PARSED = [
     ("logins_count:[10 TO *]", Range("logins_count", "10", None)),
     ("logins_count:{1 TO 5.5}", Range("logins_count", "1", "5.5", False, False)),
     ("logins_count:[1 TO -5}", Range("logins_count", "1", "-5", True, False)),
-    ("created_at:[2024-01-01T00:00:00Z TO 2025-01-01]",
-     Range("created_at", "2024-01-01T00:00:00Z", "2025-01-01")),
-    ("created_at:{* TO 2024-05-01T10:30+02:00]",
-     Range("created_at", None, "2024-05-01T10:30+02:00", False, True)),
+    (
+        "created_at:[2024-01-01T00:00:00Z TO 2025-01-01]",
+        Range("created_at", "2024-01-01T00:00:00Z", "2025-01-01"),
+    ),
+    (
+        "created_at:{* TO 2024-05-01T10:30+02:00]",
+        Range("created_at", None, "2024-05-01T10:30+02:00", False, True),
+    ),
     ("created_at:[ 2024-01-01  TO  2024-02-01 ]", Range("created_at", "2024-01-01", "2024-02-01")),
 ]
 
@@ -163,16 +169,19 @@ _plain_values = st.text(
     alphabet=st.sampled_from("abcXYZ019-._@:[]{}é"), min_size=1, max_size=12
 ).filter(is_plain_value)
 _numbers = st.from_regex(r"\A-?\d{1,4}(\.\d{1,3})?\Z")
-_dates = st.dates().map(lambda day: day.isoformat()) | st.datetimes(
-    timezones=st.just(None)
-).map(lambda moment: moment.isoformat(timespec="seconds") + "Z")
+_dates = st.dates().map(lambda day: day.isoformat()) | st.datetimes(timezones=st.just(None)).map(
+    lambda moment: moment.isoformat(timespec="seconds") + "Z"
+)
 
 
 def _ranges(bounds: st.SearchStrategy[str]) -> st.SearchStrategy[Range]:
     ends = st.tuples(st.none() | bounds, st.none() | bounds).filter(lambda ends: any(ends))
     return st.builds(
         lambda field, pair, low_in, high_in: Range(field, pair[0], pair[1], low_in, high_in),
-        _fields, ends, st.booleans(), st.booleans(),
+        _fields,
+        ends,
+        st.booleans(),
+        st.booleans(),
     )
 
 

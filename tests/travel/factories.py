@@ -1,8 +1,11 @@
-"""Builders and places shared by the travel tests."""
+"""Builders, places and hypothesis strategies shared by the travel tests."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
+
+from hypothesis import strategies as st
 
 from globeguard.settings import TravelSettings
 from globeguard.travel.timeline import Place, TravelEvent
@@ -42,3 +45,39 @@ def event(
 def equator(lon: float) -> Place:
     """A point on the equator: distances from (0, 0) are R * lon in radians."""
     return Place(0.0, lon)
+
+
+# --- hypothesis strategies shared by the property tests ----------------------------------
+
+lats = st.floats(-90, 90, allow_nan=False)
+lons = st.floats(-180, 180, allow_nan=False)
+radii = st.one_of(st.none(), st.integers(0, 1000))
+random_places = st.builds(Place, lats, lons, radii)
+# Mostly a few real cities, so pairs at zero distance and below the threshold happen often.
+POOL = (LONDON, SYDNEY, KASSEL, AMSTERDAM, US_CENTROID, US_EAST)
+places = st.one_of(st.sampled_from(POOL), st.none(), random_places)
+WITH_CONTROLS = TravelSettings(
+    min_distance_km=100, known_location_radius_km=300, learning_logins=2
+)  # fmt: skip
+settings_choices = st.sampled_from([NO_CONTROLS, TravelSettings(), WITH_CONTROLS])
+
+Spec = tuple[int, Place | None, bool]  # (unix time, place, success)
+# At most 5 distinct seconds for up to 8 events: ties in time are common.
+TIES = st.integers(0, 4).map(lambda k: k * 900)
+
+
+def spec_lists(
+    times: st.SearchStrategy[int], unique: bool, max_size: int = 8
+) -> st.SearchStrategy[list[Spec]]:
+    spec = st.tuples(times, places, st.booleans())
+    unique_by = (lambda s: s[0]) if unique else None
+    return st.lists(spec, min_size=1, max_size=max_size, unique_by=unique_by)
+
+
+def post(specs: Sequence[Spec], order: Sequence[int]) -> list[TravelEvent]:
+    """Events as stored after posting `specs` in `order`: event ``e{i}`` is ``specs[i]`` and
+    its arrival_seq is its posting rank, so ties in time are broken by posting order."""
+    return [
+        TravelEvent(f"e{i}", at(specs[i][0]), rank, specs[i][1], specs[i][2])
+        for rank, i in enumerate(order)
+    ]

@@ -1,27 +1,18 @@
-"""Globeguard's graded verdict: thresholds, Δt floor, radii, unverifiable pairs, the three
-false-positive controls, and whole timelines with out-of-order arrivals."""
+"""Globeguard's graded verdict on one pair: thresholds, Δt floor, radii, unverifiable pairs and
+the three false-positive controls. Which pair judges a login is tested in test_grading."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import replace
 from datetime import timedelta
-from itertools import pairwise
 
 import pytest
 
 from globeguard.settings import TravelSettings
-from globeguard.travel.detect import (
-    Control,
-    Grade,
-    assess_event,
-    assess_pair,
-    assess_timeline,
-    classify,
-    event_grade,
-)
+from globeguard.travel.detect import Control, Grade, assess_pair, classify
 from globeguard.travel.geo_math import EARTH_RADIUS_MI, haversine_km, km_to_mi
-from globeguard.travel.timeline import History, Neighbours, Place, find_neighbours
+from globeguard.travel.timeline import History, Place
 from tests.travel.factories import (
     AMSTERDAM,
     KASSEL,
@@ -30,8 +21,6 @@ from tests.travel.factories import (
     SYDNEY,
     US_CENTROID,
     US_EAST,
-    WASHINGTON,
-    ZHENGZHOU,
     at,
     equator,
     event,
@@ -105,20 +94,6 @@ def test_elapsed_time_is_floored_at_one_second(
     measured = verdict.reasons.measurement
     assert measured is not None and math.isfinite(measured.speed_mph)
     assert measured.speed_mph == pytest.approx(measured.distance_mi * 3600 / elapsed)
-
-
-def test_same_second_events_are_each_others_neighbours() -> None:
-    first = event("first", 500, LONDON, seq=1)
-    second = event("second", 500, SYDNEY, seq=2)
-    later = event("later", 900, LONDON, seq=3)
-    timeline = [later, second, first]
-    assert find_neighbours(timeline, second) == Neighbours(first, later)
-    assert find_neighbours(timeline, first) == Neighbours(None, second)
-    verdict = assess_timeline(timeline, NO_CONTROLS)
-    assert [a.key for a in verdict] == ["first", "second", "later"]
-    pair = verdict[1].preceding
-    assert pair is not None and pair.reasons.elapsed_seconds == 1.0
-    assert pair.grade is Grade.IMPOSSIBLE
 
 
 # --- accuracy radii ----------------------------------------------------------------------
@@ -203,14 +178,6 @@ def test_unlocatable_side_is_unverifiable(place_a: Place | None, place_b: Place 
         assert verdict.reasons.measurement is None
         assert verdict.reasons.elapsed_seconds == 10.0
         assert verdict.reasons.as_dict()["speed_mph"] is None
-
-
-def test_unlocatable_events_still_occupy_time() -> None:
-    # The unlocatable event sits between London and Sydney, so neither sees the other.
-    london, nowhere = event("london", 0, LONDON, seq=1), event("nowhere", 60, None, seq=2)
-    sydney = event("sydney", 120, SYDNEY, seq=3)
-    verdicts = assess_timeline([sydney, london, nowhere], NO_CONTROLS)
-    assert [v.grade for v in verdicts] == [Grade.UNVERIFIABLE] * 3
 
 
 def test_pair_must_be_in_event_order() -> None:
@@ -359,162 +326,6 @@ def test_default_settings() -> None:
     assert assess_pair(FAR_EARLIER, FAR_LATER, learnt, defaults).grade is Grade.IMPOSSIBLE
     fresh = assess_pair(FAR_EARLIER, FAR_LATER, History(successes=2), defaults)
     assert fresh.reasons.lowered_by is Control.LEARNING
-
-
-# --- events and timelines ----------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("grades", "expected"),
-    [
-        pytest.param((), Grade.NONE, id="no-neighbour"),
-        pytest.param((Grade.PLAUSIBLE,), Grade.PLAUSIBLE, id="one-plausible"),
-        pytest.param((Grade.PLAUSIBLE, Grade.UNVERIFIABLE), Grade.UNVERIFIABLE,
-                     id="unverifiable-over-plausible"),
-        pytest.param((Grade.UNVERIFIABLE, Grade.SUSPICIOUS), Grade.SUSPICIOUS,
-                     id="suspicious-over-unverifiable"),
-        pytest.param((Grade.IMPOSSIBLE, Grade.SUSPICIOUS), Grade.IMPOSSIBLE, id="impossible"),
-    ],
-)  # fmt: skip
-def test_event_grade_is_the_worse_pair(grades: tuple[Grade, ...], expected: Grade) -> None:
-    pairs = [
-        assess_pair(event("a", 0, LONDON), event("b", 1, LONDON, seq=1), History(), NO_CONTROLS)
-    ]
-    verdicts = [replace(pairs[0], grade=g) for g in grades] + [None, None]
-    assert event_grade(verdicts[0], verdicts[1]) is expected
-    assert event_grade(verdicts[1], verdicts[0]) is expected
-
-
-def test_lone_event_has_grade_none() -> None:
-    only = event("only", 0, LONDON)
-    assessment = assess_event(only, Neighbours(), History(), TravelSettings())
-    assert assessment.grade is Grade.NONE
-    assert assessment.as_dict() == {"grade": "none", "preceding": None, "subsequent": None}
-
-
-def seed_events() -> tuple:
-    first = event("200", 1514764800, WASHINGTON, seq=1, ip="206.81.252.200")
-    second = event("42", 1514769200, ZHENGZHOU, seq=2, ip="42.222.21.19")
-    late = event("7", 1514763200, WASHINGTON, seq=3, ip="206.81.252.7")
-    return first, second, late
-
-
-def test_out_of_order_arrival_rewires_neighbours() -> None:
-    first, second, late = seed_events()
-    posted = [first, second]
-    before = assess_event(first, find_neighbours(posted, first), History(), NO_CONTROLS)
-    assert before.preceding is None
-    assert before.subsequent is not None and before.subsequent.grade is Grade.IMPOSSIBLE
-    posted.append(late)
-    after = assess_event(first, find_neighbours(posted, first), History(), NO_CONTROLS)
-    assert after.preceding is not None and after.preceding.earlier == "7"
-    assert after.preceding.grade is Grade.PLAUSIBLE
-    assert after.subsequent == before.subsequent
-    assert after.grade is Grade.IMPOSSIBLE
-    # Washington r1000 and Zhengzhou r50 are 11,748 km apart: too far for the radii.
-    assert after.subsequent is not None
-    measured = after.subsequent.reasons.measurement
-    assert measured is not None and measured.speed_mph == pytest.approx(5972.85, abs=0.01)
-    assert measured.adjusted_speed_mph == pytest.approx(5972.85 * (1 - 1050 / 11748.3), abs=1)
-
-
-def test_timeline_shares_each_pair_between_its_two_events() -> None:
-    first, second, late = seed_events()
-    verdicts = assess_timeline([first, second, late], NO_CONTROLS)
-    assert [v.key for v in verdicts] == ["7", "200", "42"]
-    assert [v.grade for v in verdicts] == [Grade.PLAUSIBLE, Grade.IMPOSSIBLE, Grade.IMPOSSIBLE]
-    for left, right in pairwise(verdicts):
-        assert left.subsequent == right.preceding
-    assert verdicts[0].preceding is None and verdicts[-1].subsequent is None
-
-
-def test_timeline_agrees_with_per_event_assessment() -> None:
-    from globeguard.travel.timeline import history_before
-
-    events = [
-        event("a", 0, LONDON, seq=5),
-        event("b", 0, SYDNEY, seq=2),
-        event("c", 3600, None, seq=3),
-        event("d", 7200, KASSEL, seq=4, success=False),
-        event("e", 7300, AMSTERDAM, seq=1),
-        event("f", 9000, AMSTERDAM, seq=6),
-    ]
-    settings = TravelSettings(learning_logins=2, known_location_radius_km=100)
-    one_by_one = [
-        assess_event(e, find_neighbours(events, e), history_before(events, e), settings)
-        for e in events
-    ]
-    by_key = {a.key: a for a in assess_timeline(events, settings)}
-    assert one_by_one == [by_key[e.key] for e in events]
-
-
-def test_learning_counts_successes_in_event_order() -> None:
-    # Five fast hops between London and Sydney; the third is a failure and does not count.
-    places = [LONDON, SYDNEY, LONDON, SYDNEY, LONDON]
-    outcomes = [True, True, False, True, True]
-    events = [
-        event(f"e{i}", 600 * i, p, seq=10 - i, success=s)
-        for i, (p, s) in enumerate(zip(places, outcomes, strict=True))
-    ]
-    settings = NO_CONTROLS.model_copy(update={"learning_logins": 3})
-    pairs = [v.preceding for v in assess_timeline(events, settings)][1:]
-    assert [p.reasons.lowered_by if p else None for p in pairs] == [
-        Control.LEARNING,  # e1: 1 earlier success
-        Control.LEARNING,  # e2: 2
-        Control.LEARNING,  # e3: still 2, e2 failed
-        None,  # e4: 3
-    ]
-
-
-def test_known_location_points_at_the_strangers_sign_in() -> None:
-    home = [event(f"home{i}", 86_400 * i, LONDON, seq=i) for i in range(3)]
-    stranger = event("stranger", 86_400 * 3, SYDNEY, seq=3)
-    back = event("back", 86_400 * 3 + 600, LONDON, seq=4)
-    verdicts = assess_timeline([*home, stranger, back], TravelSettings())
-    by_key = {v.key: v for v in verdicts}
-    into = by_key["stranger"].preceding
-    out = by_key["back"].preceding
-    assert into is not None and into.grade is Grade.PLAUSIBLE  # a day is enough
-    assert out is not None and out.grade is Grade.PLAUSIBLE
-    assert out.reasons.raw_grade is Grade.IMPOSSIBLE
-    assert out.reasons.lowered_by is Control.KNOWN_LOCATION
-    assert by_key["stranger"].grade is Grade.PLAUSIBLE
-    # Ten minutes after the stranger, from home, the stranger's event carries the flag.
-    fast = replace(stranger, occurred_at=home[-1].occurred_at + timedelta(minutes=10))
-    by_key = {v.key: v for v in assess_timeline([*home, fast, back], TravelSettings())}
-    assert by_key["stranger"].grade is Grade.IMPOSSIBLE
-    assert by_key["back"].grade is Grade.PLAUSIBLE
-
-
-def test_a_late_success_changes_controls_beyond_its_neighbours() -> None:
-    # With learning over after 2 successes, a late success before b turns b → c (not a
-    # neighbour pair of the late event) from learning into impossible. Callers that keep
-    # per-event grades must re-assess every later event when a success arrives late.
-    settings = NO_CONTROLS.model_copy(update={"learning_logins": 2})
-    b, c = event("b", 1000, LONDON, seq=1), event("c", 1600, SYDNEY, seq=2)
-    late = event("late", 0, LONDON, seq=3)
-    before = {v.key: v.grade for v in assess_timeline([b, c], settings)}
-    after = {v.key: v.grade for v in assess_timeline([b, c, late], settings)}
-    assert before == {"b": Grade.PLAUSIBLE, "c": Grade.PLAUSIBLE}
-    assert after == {"late": Grade.PLAUSIBLE, "b": Grade.IMPOSSIBLE, "c": Grade.IMPOSSIBLE}
-    assert find_neighbours([b, c, late], late) == Neighbours(None, b)
-
-
-def test_timeline_from_a_suffix_with_its_history() -> None:
-    events = [event(f"e{i}", 600 * i, (LONDON, SYDNEY)[i % 2], seq=i) for i in range(6)]
-    settings = TravelSettings()
-    full = assess_timeline(events, settings)
-    history = History()
-    for e in events[:2]:
-        history = history.including(e)
-    suffix = assess_timeline(events[2:], settings, history)
-    assert suffix[1:] == full[3:]
-    assert suffix[0].subsequent == full[2].subsequent
-
-
-def test_duplicate_order_keys_are_rejected() -> None:
-    with pytest.raises(ValueError, match="share an order key"):
-        assess_timeline([event("a", 0, LONDON), event("b", 0, SYDNEY)], NO_CONTROLS)
 
 
 def test_reason_distances_are_consistent() -> None:

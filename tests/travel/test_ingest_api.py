@@ -18,21 +18,30 @@ T0 = 1_700_000_000
 
 @pytest.fixture
 async def setup(database_url, tmp_path):
-    db_file = write_city_db(tmp_path / "city.mmdb", {
-        NY: city_record(40.7128, -74.0060, radius=5, country="US", city=("New York", 5128581)),
-        LONDON: city_record(51.5074, -0.1278, radius=5, country="GB", city=("London", 2643743)),
-        SYDNEY: city_record(-33.8688, 151.2093, radius=5, country="AU", city=("Sydney", 2147714)),
-    })
-    settings = make_settings(database_url, tmp_path, geoip={"city_db": db_file},
-                             travel={"learning_logins": 0})
+    db_file = write_city_db(
+        tmp_path / "city.mmdb",
+        {
+            NY: city_record(40.7128, -74.0060, radius=5, country="US", city=("New York", 5128581)),
+            LONDON: city_record(51.5074, -0.1278, radius=5, country="GB", city=("London", 2643743)),
+            SYDNEY: city_record(
+                -33.8688, 151.2093, radius=5, country="AU", city=("Sydney", 2147714)
+            ),
+        },
+    )
+    settings = make_settings(
+        database_url, tmp_path, geoip={"city_db": db_file}, travel={"learning_logins": 0}
+    )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             container = app.state.container
             admin = await make_admin(client, container)
-            key = await client.post("/api/v1/api-keys", headers=bearer(admin),
-                                    json={"name": "idp", "scopes": ["login_events:write"]})
+            key = await client.post(
+                "/api/v1/api-keys",
+                headers=bearer(admin),
+                json={"name": "idp", "scopes": ["login_events:write"]},
+            )
             headers = {"X-API-KEY": key.json()["api_key"]}
             try:
                 yield client, headers, admin
@@ -49,26 +58,36 @@ def event(subject, ip, t, **extra):
 
 
 async def post_stream(client, headers, body: bytes) -> dict:
-    response = await client.post("/api/v1/login-events", content=body,
-                                 headers={**headers, "Content-Type": "application/x-ndjson"})
+    response = await client.post(
+        "/api/v1/login-events",
+        content=body,
+        headers={**headers, "Content-Type": "application/x-ndjson"},
+    )
     assert response.status_code == 200, response.text
     return response.json()
 
 
 async def test_one_event_gets_a_graded_verdict(setup):
     client, headers, _ = setup
-    first = await client.post("/api/v1/login-events", headers=headers,
-                              json=event("dana", NY, T0, event_uuid="e1"))
+    first = await client.post(
+        "/api/v1/login-events", headers=headers, json=event("dana", NY, T0, event_uuid="e1")
+    )
     assert first.status_code == 201 and first.json()["verdict"] == "none"
-    second = await client.post("/api/v1/login-events", headers=headers,
-                               json=event("dana", LONDON, T0 + 600, event_uuid="e2"))
+    second = await client.post(
+        "/api/v1/login-events",
+        headers=headers,
+        json=event("dana", LONDON, T0 + 600, event_uuid="e2"),
+    )
     body = second.json()
     assert body["verdict"] == "impossible"
     journey = body["verdict_reasons"]  # the journey from the preceding login
     assert journey["grade"] == "impossible"
     assert journey["earlier"] == "e1" and journey["later"] == "e2"
-    replay = await client.post("/api/v1/login-events", headers=headers,
-                               json=event("dana", LONDON, T0 + 600, event_uuid="e2"))
+    replay = await client.post(
+        "/api/v1/login-events",
+        headers=headers,
+        json=event("dana", LONDON, T0 + 600, event_uuid="e2"),
+    )
     assert replay.json() == {"duplicate": True}
 
 
@@ -98,14 +117,19 @@ async def test_bad_lines_are_reported_and_good_lines_kept(setup):
 async def test_out_of_order_stream_grades_like_time_order(setup):
     client, headers, _ = setup
     # posted newest first; NY → Sydney in 1 h is impossible whichever order they arrive in
-    report = await post_stream(client, headers, ndjson(
-        event("fay", SYDNEY, T0 + 3600, event_uuid="f2"),
-        event("fay", NY, T0, event_uuid="f1"),
-    ))
+    report = await post_stream(
+        client,
+        headers,
+        ndjson(
+            event("fay", SYDNEY, T0 + 3600, event_uuid="f2"),
+            event("fay", NY, T0, event_uuid="f1"),
+        ),
+    )
     # the later login of the impossible pair carries the verdict
     assert report["accepted"] == 2 and report["suspicious"] == 1
-    again = await post_stream(client, headers, ndjson(event("fay", SYDNEY, T0 + 3600,
-                                                            event_uuid="f2")))
+    again = await post_stream(
+        client, headers, ndjson(event("fay", SYDNEY, T0 + 3600, event_uuid="f2"))
+    )
     assert again["duplicates"] == 1 and again["accepted"] == 0
 
 
@@ -118,19 +142,21 @@ async def test_a_large_stream_across_batches(setup):
 
 async def test_needs_the_scope(setup):
     client, _, admin = setup
-    plain = await client.post("/api/v1/api-keys", headers=bearer(admin),
-                              json={"name": "no scope"})
-    response = await client.post("/api/v1/login-events",
-                                 headers={"X-API-KEY": plain.json()["api_key"]},
-                                 json=event("gus", NY, T0))
+    plain = await client.post("/api/v1/api-keys", headers=bearer(admin), json={"name": "no scope"})
+    response = await client.post(
+        "/api/v1/login-events",
+        headers={"X-API-KEY": plain.json()["api_key"]},
+        json=event("gus", NY, T0),
+    )
     assert response.status_code == 403
     assert (await client.post("/api/v1/login-events", json=event("gus", NY, T0))).status_code == 401
 
 
 async def test_single_bad_event_is_400(setup):
     client, headers, _ = setup
-    response = await client.post("/api/v1/login-events", headers=headers,
-                                 json={"subject": "h", "ip": NY})
+    response = await client.post(
+        "/api/v1/login-events", headers=headers, json={"subject": "h", "ip": NY}
+    )
     assert response.status_code == 400 and response.json()["code"] == "invalid_event"
 
 
@@ -142,7 +168,7 @@ async def _chunks(parts):
 @pytest.mark.parametrize(
     ("parts", "expected"),
     [
-        ([b'{"a":1}\n{"b"', b':2}\n'], [(1, b'{"a":1}'), (2, b'{"b":2}')]),
+        ([b'{"a":1}\n{"b"', b":2}\n"], [(1, b'{"a":1}'), (2, b'{"b":2}')]),
         ([b"\n\n{}\n", b"  \n{}"], [(3, b"{}"), (5, b"{}")]),
         ([b"x" * 70_000, b"\n{}\n"], [(1, None), (2, b"{}")]),
         ([b"{}\r\n"], [(1, b"{}\r")]),

@@ -1,6 +1,8 @@
 """Properties of the detection core, checked by hypothesis: the distance is a metric-like
-quantity on the sphere, speeds and flags do not depend on which side of a pair is asked, and
-the final neighbours and verdicts do not depend on the order events were posted in."""
+quantity on the sphere, speeds and flags do not depend on which side of a pair is asked, the
+final neighbours, Superman flags and graded verdicts do not depend on the order events were
+posted in (beyond the arrival order among events of one second), and re-judging what a new
+arrival can change keeps stored verdicts equal to grading from scratch."""
 
 from __future__ import annotations
 
@@ -13,14 +15,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from globeguard.settings import TravelSettings
-from globeguard.travel.detect import (
-    EventAssessment,
-    assess_event,
-    assess_pair,
-    assess_timeline,
-    measure,
-)
+from globeguard.travel.detect import assess_pair, measure
 from globeguard.travel.geo_math import EARTH_RADIUS_KM, haversine_km
+from globeguard.travel.grading import Verdict, judge, judge_timeline
 from globeguard.travel.superman_view import superman_view
 from globeguard.travel.timeline import (
     History,
@@ -31,28 +28,18 @@ from globeguard.travel.timeline import (
     sort_timeline,
 )
 from tests.travel.factories import (
-    AMSTERDAM,
-    KASSEL,
-    LONDON,
     NO_CONTROLS,
-    SYDNEY,
-    US_CENTROID,
-    US_EAST,
+    TIES,
+    Spec,
     at,
+    lats,
+    lons,
+    places,
+    post,
+    random_places,
+    settings_choices,
+    spec_lists,
 )
-
-lats = st.floats(-90, 90, allow_nan=False)
-lons = st.floats(-180, 180, allow_nan=False)
-radii = st.one_of(st.none(), st.integers(0, 1000))
-random_places = st.builds(Place, lats, lons, radii)
-# Mostly a few real cities, so pairs at zero distance and below the threshold happen often.
-POOL = (LONDON, SYDNEY, KASSEL, AMSTERDAM, US_CENTROID, US_EAST)
-places = st.one_of(st.sampled_from(POOL), st.none(), random_places)
-WITH_CONTROLS = TravelSettings(
-    min_distance_km=100, known_location_radius_km=300, learning_logins=2
-)  # fmt: skip
-settings_choices = st.sampled_from([NO_CONTROLS, TravelSettings(), WITH_CONTROLS])
-
 
 # --- distance and speed -------------------------------------------------------------------
 
@@ -106,53 +93,30 @@ def test_flags_do_not_depend_on_which_side_asks(
 
 # --- posting order ------------------------------------------------------------------------
 
-Spec = tuple[int, Place | None, bool]  # (unix time, place, success)
-
-
-def spec_lists(times: st.SearchStrategy[int], unique: bool) -> st.SearchStrategy[list[Spec]]:
-    spec = st.tuples(times, places, st.booleans())
-    return st.lists(spec, min_size=1, max_size=8, unique_by=(lambda s: s[0]) if unique else None)
+Posted = tuple[list[Spec], list[int], list[int]]  # specs and two posting orders
 
 
 @st.composite
-def posted_twice(
-    draw: st.DrawFn, times: st.SearchStrategy[int], unique: bool
-) -> tuple[list[Spec], list[int], list[int]]:
+def posted_twice(draw: st.DrawFn, times: st.SearchStrategy[int], unique: bool) -> Posted:
     specs = draw(spec_lists(times, unique))
     indices = list(range(len(specs)))
     return specs, draw(st.permutations(indices)), draw(st.permutations(indices))
 
 
-def post(specs: Sequence[Spec], order: Sequence[int]) -> list[TravelEvent]:
-    """Events as stored after posting `specs` in `order`: arrival_seq is the posting rank."""
-    return [
-        TravelEvent(f"e{i}", at(specs[i][0]), rank, specs[i][1], specs[i][2])
-        for rank, i in enumerate(order)
-    ]
-
-
-def requery(events: Sequence[TravelEvent], settings: TravelSettings) -> dict[str, Any]:
-    """Every event queried again once all are posted: neighbours, seed flags, verdicts."""
+def requery(events: Sequence[TravelEvent]) -> dict[str, Any]:
+    """The Superman view of every event queried again once all are posted: neighbours,
+    truncated speeds and flags."""
     result: dict[str, Any] = {}
     for current in events:
         near = find_neighbours(events, current)
-        view = superman_view(current, near, settings.speed_threshold_mph)
+        view = superman_view(current, near)
         result[current.key] = (
             tuple(None if n is None else n.key for n in (near.preceding, near.subsequent)),
             tuple(None if a is None else a.speed for a in (view.preceding, view.subsequent)),
             view.travel_to_current_geo_suspicious,
             view.travel_from_current_geo_suspicious,
-            assess_event(current, near, history_before(events, current), settings),
         )
     return result
-
-
-@given(posted_twice(st.integers(0, 10**6), unique=True), settings_choices)
-def test_distinct_times_any_posting_order_gives_the_same_result(
-    posted: tuple[list[Spec], list[int], list[int]], settings: TravelSettings
-) -> None:
-    specs, first, second = posted
-    assert requery(post(specs, first), settings) == requery(post(specs, second), settings)
 
 
 def same_order_within_ties(
@@ -168,37 +132,94 @@ def same_order_within_ties(
     return result
 
 
-TIES = st.integers(0, 4).map(lambda k: k * 900)  # at most 5 distinct seconds for 8 events
+@given(posted_twice(st.integers(0, 10**6), unique=True))
+def test_distinct_times_any_posting_order_gives_the_same_neighbours_and_flags(
+    posted: Posted,
+) -> None:
+    specs, first, second = posted
+    assert requery(post(specs, first)) == requery(post(specs, second))
 
 
-@given(posted_twice(TIES, unique=False), settings_choices)
-def test_with_ties_only_the_order_within_each_second_matters(
-    posted: tuple[list[Spec], list[int], list[int]], settings: TravelSettings
+@given(posted_twice(TIES, unique=False))
+def test_with_ties_only_the_order_within_each_second_matters_to_the_flags(
+    posted: Posted,
 ) -> None:
     specs, first, second = posted
     aligned = same_order_within_ties(specs, first, second)
-    assert requery(post(specs, first), settings) == requery(post(specs, aligned), settings)
+    assert requery(post(specs, first)) == requery(post(specs, aligned))
+
+
+def alone_with_lone_neighbours(specs: Sequence[Spec]) -> list[int]:
+    """Events whose own second and both adjacent seconds hold one event each."""
+    times = sorted({s[0] for s in specs})
+    count = {t: sum(1 for s in specs if s[0] == t) for t in times}
+    chosen = []
+    for i, (time, _, _) in enumerate(specs):
+        k = times.index(time)
+        if all(count[t] == 1 for t in times[max(0, k - 1) : k + 2]):
+            chosen.append(i)
+    return chosen
+
+
+@given(posted_twice(TIES, unique=False))
+def test_with_ties_events_away_from_ties_keep_their_neighbours_and_flags(
+    posted: Posted,
+) -> None:
+    specs, first, second = posted
+    results = requery(post(specs, first)), requery(post(specs, second))
+    for i in alone_with_lone_neighbours(specs):
+        assert results[0][f"e{i}"] == results[1][f"e{i}"]
+
+
+# The graded verdicts: judge_timeline reads only the event order (time, then arrival among
+# events of one second), so posting order matters exactly where it breaks a tie.
+
+
+@given(posted_twice(st.integers(0, 10**6), unique=True), settings_choices)
+def test_distinct_times_any_posting_order_gives_the_same_verdicts(
+    posted: Posted, settings: TravelSettings
+) -> None:
+    specs, first, second = posted
+    verdicts = [judge_timeline(post(specs, order), settings) for order in (first, second)]
+    assert verdicts[0] == verdicts[1]
 
 
 @given(posted_twice(TIES, unique=False), settings_choices)
-def test_with_ties_events_away_from_ties_are_unaffected(
-    posted: tuple[list[Spec], list[int], list[int]], settings: TravelSettings
+def test_with_ties_only_the_order_within_each_second_matters_to_the_verdicts(
+    posted: Posted, settings: TravelSettings
 ) -> None:
-    # An event whose own second and both adjacent seconds hold one event each sees the same
-    # neighbours and verdicts whatever the posting order.
     specs, first, second = posted
-    results = requery(post(specs, first), settings), requery(post(specs, second), settings)
-    times = sorted({s[0] for s in specs})
-    count = {t: sum(1 for s in specs if s[0] == t) for t in times}
+    aligned = same_order_within_ties(specs, first, second)
+    verdicts = [judge_timeline(post(specs, order), settings) for order in (first, aligned)]
+    assert verdicts[0] == verdicts[1]
+
+
+def unambiguous_logins(specs: Sequence[Spec]) -> list[int]:
+    """Logins whose verdict no tie can touch: alone in their second, and the latest earlier
+    second holding a success holds only one (so the anchor is one event whatever the order;
+    the successes before, and with them the history, are those of earlier seconds)."""
+    chosen = []
     for i, (time, _, _) in enumerate(specs):
-        k = times.index(time)
-        around = times[max(0, k - 1) : k + 2]
-        if all(count[t] == 1 for t in around):
-            assert results[0][f"e{i}"] == results[1][f"e{i}"]
+        if sum(1 for s in specs if s[0] == time) > 1:
+            continue
+        earlier = [s[0] for s in specs if s[0] < time and s[2]]
+        if not earlier or sum(1 for s in specs if s[0] == max(earlier) and s[2]) == 1:
+            chosen.append(i)
+    return chosen
+
+
+@given(posted_twice(TIES, unique=False), settings_choices)
+def test_with_ties_a_login_with_an_unambiguous_anchor_keeps_its_verdict(
+    posted: Posted, settings: TravelSettings
+) -> None:
+    specs, first, second = posted
+    verdicts = [judge_timeline(post(specs, order), settings) for order in (first, second)]
+    for i in unambiguous_logins(specs):
+        assert verdicts[0][f"e{i}"] == verdicts[1][f"e{i}"]
 
 
 @st.composite
-def repeated_sign_ins(draw: st.DrawFn) -> tuple[list[Spec], list[int], list[int]]:
+def repeated_sign_ins(draw: st.DrawFn) -> Posted:
     """Identical sign-ins repeated in the same second (a double submit, a retry)."""
     originals = draw(spec_lists(st.integers(0, 10**5), unique=True))
     specs = [s for s in originals for _ in range(draw(st.integers(1, 3)))]
@@ -206,81 +227,109 @@ def repeated_sign_ins(draw: st.DrawFn) -> tuple[list[Spec], list[int], list[int]
     return specs, draw(st.permutations(indices)), draw(st.permutations(indices))
 
 
-def anonymous(assessment: EventAssessment) -> tuple[Any, ...]:
-    pairs = (assessment.preceding, assessment.subsequent)
-    return assessment.grade, *(None if p is None else (p.grade, p.reasons) for p in pairs)
+def anonymous(verdict: Verdict) -> tuple[Any, ...]:
+    """A verdict without the keys of the two logins it joins."""
+    grade, reasons = verdict
+    if reasons is None:
+        return (grade, None)
+    return grade, {k: v for k, v in reasons.items() if k not in ("earlier", "later")}
 
 
 @given(repeated_sign_ins(), settings_choices)
 def test_identical_same_second_events_are_interchangeable(
-    posted: tuple[list[Spec], list[int], list[int]], settings: TravelSettings
+    posted: Posted, settings: TravelSettings
 ) -> None:
     # Which copy is which depends on the posting order, but the timeline reads the same.
     specs, first, second = posted
-    timelines = [assess_timeline(post(specs, order), settings) for order in (first, second)]
-    assert [anonymous(a) for a in timelines[0]] == [anonymous(a) for a in timelines[1]]
+    readings = []
+    for order in (first, second):
+        events = post(specs, order)
+        verdicts = judge_timeline(events, settings)
+        readings.append([anonymous(verdicts[e.key]) for e in sort_timeline(events)])
+    assert readings[0] == readings[1]
 
 
-# --- keeping stored verdicts up to date as events arrive ----------------------------------
-
-Recipe = Callable[[list[TravelEvent], TravelEvent], list[TravelEvent]]
+# --- keeping stored results up to date as events arrive -----------------------------------
 
 
-def neighbours_only(events: list[TravelEvent], new: TravelEvent) -> list[TravelEvent]:
-    near = find_neighbours(events, new)
-    return [e for e in (near.preceding, new, near.subsequent) if e is not None]
-
-
-def from_preceding_on(events: list[TravelEvent], new: TravelEvent) -> list[TravelEvent]:
-    start = find_neighbours(events, new).preceding or new
-    return [e for e in events if e.order >= start.order]
-
-
-def maintain(
-    events: list[TravelEvent], settings: TravelSettings, recipe: Recipe
-) -> dict[str, tuple[Any, ...]]:
-    """Post events one by one, re-assessing only what `recipe` says after each arrival."""
-    stored: dict[str, tuple[Any, ...]] = {}
+def maintain_flags(events: list[TravelEvent]) -> dict[str, Any]:
+    """Post events one by one, re-querying only the new event and its two neighbours."""
+    stored: dict[str, Any] = {}
     posted: list[TravelEvent] = []
     for new in events:
         posted.append(new)
-        for e in recipe(posted, new):
-            near = find_neighbours(posted, e)
-            view = superman_view(e, near, settings.speed_threshold_mph)
-            graded = assess_event(e, near, history_before(posted, e), settings)
-            flags = view.travel_to_current_geo_suspicious, view.travel_from_current_geo_suspicious
-            stored[e.key] = (flags, graded)
+        near = find_neighbours(posted, new)
+        for e in (near.preceding, new, near.subsequent):
+            if e is not None:
+                stored[e.key] = requery(posted)[e.key]
     return stored
 
 
-def from_scratch(events: list[TravelEvent], settings: TravelSettings) -> dict[str, Any]:
-    graded = {a.key: a for a in assess_timeline(events, settings)}
-    fresh = {}
-    for e in sort_timeline(events):
-        view = superman_view(e, find_neighbours(events, e), settings.speed_threshold_mph)
-        flags = view.travel_to_current_geo_suspicious, view.travel_from_current_geo_suspicious
-        fresh[e.key] = (flags, graded[e.key])
-    return fresh
+@given(posted_twice(st.integers(0, 10**5), unique=False))
+def test_requerying_the_new_event_and_its_neighbours_keeps_the_flags_current(
+    posted: Posted,
+) -> None:
+    specs, order, _ = posted
+    events = post(specs, order)
+    assert maintain_flags(events) == requery(events)
+
+
+Rejudge = Callable[[list[TravelEvent], TravelEvent], list[TravelEvent]]
+
+
+def every_later_login(posted: list[TravelEvent], new: TravelEvent) -> list[TravelEvent]:
+    return [e for e in posted if e.order > new.order]
+
+
+def up_to_the_next_success(posted: list[TravelEvent], new: TravelEvent) -> list[TravelEvent]:
+    """The logins a new success anchors: those after it up to and including the next success."""
+    chosen = []
+    for e in sort_timeline(every_later_login(posted, new)):
+        chosen.append(e)
+        if e.success:
+            break
+    return chosen
+
+
+def maintain_verdicts(
+    events: list[TravelEvent], settings: TravelSettings, rejudge: Rejudge
+) -> dict[str, Verdict]:
+    """Post events one by one as the service does: judge the new login from its anchor, and
+    when it is a success, re-judge what `rejudge` picks after it, anchored on it."""
+    stored: dict[str, Verdict] = {}
+    posted: list[TravelEvent] = []
+    for new in events:
+        posted.append(new)
+        successes = [e for e in posted if e.success and e.order < new.order]
+        anchor = max(successes, key=lambda e: e.order, default=None)
+        history = history_before(posted, new)
+        stored[new.key] = judge(new, anchor, history, settings)
+        if new.success:
+            later = rejudge(posted, new)
+            stored |= judge_timeline(later, settings, history.including(new), anchor=new)
+    return stored
 
 
 @given(posted_twice(st.integers(0, 10**5), unique=False))
-def test_reassessing_the_new_event_and_its_neighbours_suffices_without_history(
-    posted: tuple[list[Spec], list[int], list[int]],
+def test_without_history_controls_rejudging_up_to_the_next_success_suffices(
+    posted: Posted,
 ) -> None:
-    # With only history-free controls (speed, radii, min_distance), an arrival changes the
-    # verdicts of itself and its two neighbours and nothing else.
+    # With only history-free controls (speed, radii, min_distance), a late success changes
+    # only the logins it becomes the anchor of, and a late failure changes nothing else.
     specs, order, _ = posted
     settings = NO_CONTROLS.model_copy(update={"min_distance_km": 100})
     events = post(specs, order)
-    assert maintain(events, settings, neighbours_only) == from_scratch(events, settings)
+    maintained = maintain_verdicts(events, settings, up_to_the_next_success)
+    assert maintained == judge_timeline(events, settings)
 
 
 @given(posted_twice(st.integers(0, 10**5), unique=False), settings_choices)
-def test_reassessing_from_the_preceding_neighbour_on_suffices_with_history(
-    posted: tuple[list[Spec], list[int], list[int]], settings: TravelSettings
+def test_with_history_controls_rejudging_every_later_login_suffices(
+    posted: Posted, settings: TravelSettings
 ) -> None:
-    # Learning and known places depend on every earlier success, so a late arrival can change
-    # any later event's verdict: re-assess from its preceding neighbour to the end.
+    # Learning and known places depend on every earlier success, so a late success can change
+    # any later login's verdict: re-judge everything after it.
     specs, order, _ = posted
     events = post(specs, order)
-    assert maintain(events, settings, from_preceding_on) == from_scratch(events, settings)
+    maintained = maintain_verdicts(events, settings, every_later_login)
+    assert maintained == judge_timeline(events, settings)

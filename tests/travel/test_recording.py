@@ -28,11 +28,16 @@ T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 @pytest.fixture
 async def container(database_url, tmp_path):
-    db_file = write_city_db(tmp_path / "c.mmdb", {
-        ip: city_record(lat, lon, radius=10, country="US") for ip, (lat, lon) in PLACES.items()
-    })
-    settings = make_settings(database_url, tmp_path, geoip={"city_db": db_file},
-                             travel={"learning_logins": 2, "min_distance_km": 100})
+    db_file = write_city_db(
+        tmp_path / "c.mmdb",
+        {ip: city_record(lat, lon, radius=10, country="US") for ip, (lat, lon) in PLACES.items()},
+    )
+    settings = make_settings(
+        database_url,
+        tmp_path,
+        geoip={"city_db": db_file},
+        travel={"learning_logins": 2, "min_distance_km": 100},
+    )
     container = build(settings)
     from globeguard.boot import prepare
 

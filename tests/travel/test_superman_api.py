@@ -13,40 +13,96 @@ from tests.support.mmdb import write_superman_seed_db
 
 README_STEPS = [
     (
-        {"username": "bob", "unix_timestamp": 1514764800,
-         "event_uuid": "85ad929a-db03-4bf4-9541-8f728fa12e42", "ip_address": "206.81.252.200"},
-        {"currentGeo": {"lat": 38.9206, "lon": -76.8787, "radius": 1000},
-         "travelToCurrentGeoSuspicious": False, "travelFromCurrentGeoSuspicious": False},
+        {
+            "username": "bob",
+            "unix_timestamp": 1514764800,
+            "event_uuid": "85ad929a-db03-4bf4-9541-8f728fa12e42",
+            "ip_address": "206.81.252.200",
+        },
+        {
+            "currentGeo": {"lat": 38.9206, "lon": -76.8787, "radius": 1000},
+            "travelToCurrentGeoSuspicious": False,
+            "travelFromCurrentGeoSuspicious": False,
+        },
     ),
     (
-        {"username": "bob", "unix_timestamp": 1514769200,
-         "event_uuid": "8ae38b0c-a8bf-11ea-bb37-0242ac130002", "ip_address": "42.222.21.19"},
-        {"currentGeo": {"lat": 34.7725, "lon": 113.7266, "radius": 50},
-         "travelToCurrentGeoSuspicious": True, "travelFromCurrentGeoSuspicious": False,
-         "precedingIpAccess": {"lat": 38.9206, "lon": -76.8787, "radius": 1000,
-                               "ip": "206.81.252.200", "speed": 5971, "timestamp": 1514764800}},
+        {
+            "username": "bob",
+            "unix_timestamp": 1514769200,
+            "event_uuid": "8ae38b0c-a8bf-11ea-bb37-0242ac130002",
+            "ip_address": "42.222.21.19",
+        },
+        {
+            "currentGeo": {"lat": 34.7725, "lon": 113.7266, "radius": 50},
+            "travelToCurrentGeoSuspicious": True,
+            "travelFromCurrentGeoSuspicious": False,
+            "precedingIpAccess": {
+                "lat": 38.9206,
+                "lon": -76.8787,
+                "radius": 1000,
+                "ip": "206.81.252.200",
+                "speed": 5971,
+                "timestamp": 1514764800,
+            },
+        },
     ),
     (
-        {"username": "bob", "unix_timestamp": 1514763200,
-         "event_uuid": "a547a38c-d23e-4990-be23-81cf212102b3", "ip_address": "206.81.252.7"},
-        {"currentGeo": {"lat": 38.9206, "lon": -76.8787, "radius": 1000},
-         "travelToCurrentGeoSuspicious": False, "travelFromCurrentGeoSuspicious": False,
-         "subsequentIpAccess": {"lat": 38.9206, "lon": -76.8787, "radius": 1000,
-                                "ip": "206.81.252.200", "speed": 0, "timestamp": 1514764800}},
+        {
+            "username": "bob",
+            "unix_timestamp": 1514763200,
+            "event_uuid": "a547a38c-d23e-4990-be23-81cf212102b3",
+            "ip_address": "206.81.252.7",
+        },
+        {
+            "currentGeo": {"lat": 38.9206, "lon": -76.8787, "radius": 1000},
+            "travelToCurrentGeoSuspicious": False,
+            "travelFromCurrentGeoSuspicious": False,
+            "subsequentIpAccess": {
+                "lat": 38.9206,
+                "lon": -76.8787,
+                "radius": 1000,
+                "ip": "206.81.252.200",
+                "speed": 0,
+                "timestamp": 1514764800,
+            },
+        },
     ),
     (
-        {"username": "bob", "unix_timestamp": 1514764800,
-         "event_uuid": "85ad929a-db03-4bf4-9541-8f728fa12e42", "ip_address": "206.81.252.200"},
-        {"currentGeo": {"lat": 38.9206, "lon": -76.8787, "radius": 1000},
-         "travelToCurrentGeoSuspicious": False, "travelFromCurrentGeoSuspicious": True,
-         "precedingIpAccess": {"lat": 38.9206, "lon": -76.8787, "radius": 1000,
-                               "ip": "206.81.252.7", "speed": 0, "timestamp": 1514763200},
-         "subsequentIpAccess": {"lat": 34.7725, "lon": 113.7266, "radius": 50,
-                                "ip": "42.222.21.19", "speed": 5971, "timestamp": 1514769200}},
+        {
+            "username": "bob",
+            "unix_timestamp": 1514764800,
+            "event_uuid": "85ad929a-db03-4bf4-9541-8f728fa12e42",
+            "ip_address": "206.81.252.200",
+        },
+        {
+            "currentGeo": {"lat": 38.9206, "lon": -76.8787, "radius": 1000},
+            "travelToCurrentGeoSuspicious": False,
+            "travelFromCurrentGeoSuspicious": True,
+            "precedingIpAccess": {
+                "lat": 38.9206,
+                "lon": -76.8787,
+                "radius": 1000,
+                "ip": "206.81.252.7",
+                "speed": 0,
+                "timestamp": 1514763200,
+            },
+            "subsequentIpAccess": {
+                "lat": 34.7725,
+                "lon": 113.7266,
+                "radius": 50,
+                "ip": "42.222.21.19",
+                "speed": 5971,
+                "timestamp": 1514769200,
+            },
+        },
     ),
 ]
-FIFTH = {"username": "bob", "unix_timestamp": 1514764800,
-         "event_uuid": "85ad929a-db03-4bf4-9541-8f728fa12e42", "ip_address": "206.81.252.432"}
+FIFTH = {
+    "username": "bob",
+    "unix_timestamp": 1514764800,
+    "event_uuid": "85ad929a-db03-4bf4-9541-8f728fa12e42",
+    "ip_address": "206.81.252.432",
+}
 
 
 @pytest.fixture
@@ -113,8 +169,9 @@ async def test_malformed_events_are_400_and_store_nothing(seed_client, change, c
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1,2]", b"", b'"bob"'])
 async def test_malformed_json_is_400(seed_client, body):
-    response = await seed_client.post("/v1/", content=body,
-                                      headers={"Content-Type": "application/json"})
+    response = await seed_client.post(
+        "/v1/", content=body, headers={"Content-Type": "application/json"}
+    )
     assert response.status_code == 400
 
 
@@ -130,8 +187,12 @@ async def test_concurrent_posts_for_one_subject_see_each_other(seed_client):
     its time-order neighbours, so no post missed another."""
     ips = ["206.81.252.200", "42.222.21.19"]
     events = [
-        {"username": "carol", "unix_timestamp": 1_600_000_000 + 3600 * i,
-         "event_uuid": f"c-{i}", "ip_address": ips[i % 2]}
+        {
+            "username": "carol",
+            "unix_timestamp": 1_600_000_000 + 3600 * i,
+            "event_uuid": f"c-{i}",
+            "ip_address": ips[i % 2],
+        }
         for i in range(10)
     ]
     responses = await asyncio.gather(*(seed_client.post("/v1/", json=e) for e in events))

@@ -8,8 +8,9 @@ import math
 import pytest
 
 from globeguard.settings import TravelSettings
-from globeguard.travel.detect import Control, Grade, assess_event
+from globeguard.travel.detect import Control, Grade
 from globeguard.travel.geo_math import SUPERMAN_EARTH_RADIUS_MI, truncate_speed
+from globeguard.travel.grading import judge
 from globeguard.travel.superman_view import (
     SupermanView,
     superman_speed_mph,
@@ -85,9 +86,9 @@ def test_seed_speed_needs_3958_and_truncation() -> None:
     assert speed is not None and truncate_speed(speed) == 5971
     assert math.floor(speed + 0.5) == 5972  # rounding would miss the README's 5971
     # Globeguard's own view uses the mean radius: 5972.85 mph.
-    graded = assess_event(b, Neighbours(a, None), History(), TravelSettings()).preceding
-    assert graded is not None and graded.reasons.measurement is not None
-    assert graded.reasons.measurement.speed_mph == pytest.approx(5972.85, abs=0.005)
+    _, reasons = judge(b, a, History().including(a), TravelSettings())
+    assert reasons is not None
+    assert reasons["speed_mph"] == pytest.approx(5972.85, abs=0.005)
 
 
 def equator_pair(target_mph: float, seconds: float = 3600) -> tuple[TravelEvent, TravelEvent]:
@@ -154,11 +155,10 @@ def test_radii_and_controls_do_not_touch_the_flags() -> None:
     view = superman_view(amsterdam, Neighbours(kassel, None))
     assert view.preceding is not None and view.preceding.speed == 754
     assert view.travel_to_current_geo_suspicious is True
-    graded = assess_event(amsterdam, Neighbours(kassel, None), History(), TravelSettings())
-    assert graded.grade is Grade.PLAUSIBLE
-    assert graded.preceding is not None
-    assert graded.preceding.reasons.raw_grade is Grade.SUSPICIOUS
-    assert graded.preceding.reasons.lowered_by is Control.LEARNING
+    grade, reasons = judge(amsterdam, kassel, History().including(kassel), TravelSettings())
+    assert grade is Grade.PLAUSIBLE and reasons is not None
+    assert reasons["raw_grade"] == Grade.SUSPICIOUS.value
+    assert reasons["lowered_by"] == Control.LEARNING.value
 
 
 def test_same_second_neighbours_use_one_second() -> None:

@@ -1,10 +1,11 @@
-"""Globeguard's impossible-travel verdict: graded, explained, and pure (times are passed in;
-nothing here reads a clock, a file or a database).
+"""Globeguard's impossible-travel verdict on one journey: graded, explained, and pure (times are
+passed in; nothing here reads a clock, a file or a database).
 
-Pairs. A subject's events are totally ordered by (occurred_at, arrival_seq) (see
-``timeline``); each event is judged against its preceding neighbour and its subsequent one.
-A pair always runs from the earlier event to the later one, and has one verdict whichever of
-the two events it is read from.
+A pair is a journey between two of a subject's events, from the earlier to the later in event
+order, ``(occurred_at, arrival_seq)`` (see ``timeline``). ``assess_pair`` grades it and says
+why. Which pair judges a login (the journey to it from the subject's last successful login
+before it) and which events feed the controls' ``History`` (successes only) is decided in
+``grading``; this module only answers "how believable is this journey, given this history".
 
 Measurement of a pair (``measure``):
 
@@ -21,6 +22,9 @@ unrounded speeds, strictly above: 500.0 mph is plausible, 500.01 is not):
 - ``suspicious``: speed > T >= adjusted speed: too fast between centroids only.
 - ``plausible``: speed <= T.
 
+``Grade.NONE`` is never a pair's grade: ``grading`` gives it to a login with nothing to be
+judged against (no earlier success).
+
 Examples: Kassel (51.3167, 9.5, r100) then Amsterdam (52.3824, 4.8995, r200) 1000 s later is
 337.4 km, 754.8 mph between centroids but 37.4 km and 83.7 mph once 300 km of radii are taken
 off, so suspicious, not impossible. Two r1000 points 1069 mi apart one hour apart: 1069 mph,
@@ -28,14 +32,15 @@ but the circles overlap (1720 km < 2000 km), d' = 0, so suspicious.
 
 False-positive controls (``TravelSettings``; each lowers suspicious or impossible to
 ``plausible`` and is named in ``Reasons.lowered_by``; the first that applies is named, in this
-order). They are evaluated for the pair's later event, the sign-in that completes the journey:
+order). They are evaluated for the pair's later event, the sign-in that completes the journey,
+against ``history``, the subject's successful sign-ins before it:
 
 - ``min_distance``: d < ``min_distance_km`` (default 100 km; two readings of one city differ by
   tens of km between databases and mobile carriers).
 - ``known_location``: the later place is within ``known_location_radius_km`` (default 50 km) of
   a place where the subject signed in successfully before the later event. With a stranger's
-  sign-in between two at home, home → stranger stays flagged while stranger → home is lowered,
-  so the flag lands on the stranger's event.
+  successful sign-in between two at home, home → stranger stays flagged while stranger → home
+  is lowered, so the flag lands on the stranger's event.
 - ``learning``: fewer than ``learning_logins`` (default 3) successful sign-ins before the later
   event, or the first of them less than ``learning_period`` (default 0) before it. Learning
   lasts while either is short; Entra's stops at whichever of 10 sign-ins or 14 days comes first.
@@ -43,15 +48,6 @@ order). They are evaluated for the pair's later event, the sign-in that complete
 Each control is off at 0. ``unverifiable`` is never lowered: there is nothing to excuse. The
 raw grade stays in ``Reasons.raw_grade``; the Superman flags (``superman_view``) never see the
 controls.
-
-Grade of an event: the worse of its two pairs by severity
-none < plausible < unverifiable < suspicious < impossible; ``none`` when it has no neighbour.
-
-Keeping stored verdicts current. When E arrives between P and S, the pair P → S dissolves into
-P → E and E → S, so P, E and S need re-assessing; with only speed, radii and min_distance
-deciding, that is all. Learning and known places count every earlier success, so a success
-arriving late can change the verdict of any later event: then re-assess from P to the end
-(``assess_timeline`` over the event before P onwards, with the history before that one).
 """
 
 from __future__ import annotations
@@ -60,7 +56,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
-from itertools import pairwise
 from typing import Any
 
 from globeguard.settings import TravelSettings
@@ -71,13 +66,7 @@ from globeguard.travel.geo_math import (
     km_to_mi,
     speed_mph,
 )
-from globeguard.travel.timeline import (
-    History,
-    Neighbours,
-    Place,
-    TravelEvent,
-    sort_timeline,
-)
+from globeguard.travel.timeline import History, Place, TravelEvent
 
 
 class Grade(StrEnum):
@@ -86,13 +75,6 @@ class Grade(StrEnum):
     UNVERIFIABLE = "unverifiable"
     SUSPICIOUS = "suspicious"
     IMPOSSIBLE = "impossible"
-
-    @property
-    def severity(self) -> int:
-        return _SEVERITY[self]
-
-
-_SEVERITY = {grade: rank for rank, grade in enumerate(Grade)}
 
 
 class Control(StrEnum):
@@ -155,22 +137,6 @@ class PairVerdict:
         return {"earlier": self.earlier, "later": self.later, "grade": self.grade.value} | (
             self.reasons.as_dict()
         )
-
-
-@dataclass(frozen=True, slots=True)
-class EventAssessment:
-    key: str
-    grade: Grade
-    preceding: PairVerdict | None
-    subsequent: PairVerdict | None
-
-    def as_dict(self) -> dict[str, Any]:
-        """The event's grade with both pairs explained (null where there is no neighbour)."""
-        return {
-            "grade": self.grade.value,
-            "preceding": None if self.preceding is None else self.preceding.as_dict(),
-            "subsequent": None if self.subsequent is None else self.subsequent.as_dict(),
-        }
 
 
 def classify(speed: float, adjusted_speed: float, threshold_mph: float) -> Grade:
@@ -247,43 +213,3 @@ def assess_pair(
     grade = Grade.PLAUSIBLE if control else raw
     reasons = Reasons(seconds, threshold, earlier.place, later.place, measured, raw, control)
     return PairVerdict(earlier.key, later.key, grade, reasons)
-
-
-def event_grade(preceding: PairVerdict | None, subsequent: PairVerdict | None) -> Grade:
-    grades = [v.grade for v in (preceding, subsequent) if v is not None]
-    return max(grades, key=_SEVERITY.__getitem__, default=Grade.NONE)
-
-
-def assess_event(
-    current: TravelEvent, neighbours: Neighbours, history: History, settings: TravelSettings
-) -> EventAssessment:
-    """One event against both neighbours. ``history`` is the subject's successes before
-    ``current``; the subsequent pair's history (before the subsequent event) is that plus
-    ``current`` itself, since nothing lies between an event and its subsequent neighbour."""
-    before, after = neighbours.preceding, neighbours.subsequent
-    preceding = assess_pair(before, current, history, settings) if before is not None else None
-    subsequent = None
-    if after is not None:
-        subsequent = assess_pair(current, after, history.including(current), settings)
-    return EventAssessment(current.key, event_grade(preceding, subsequent), preceding, subsequent)
-
-
-def assess_timeline(
-    events: Iterable[TravelEvent], settings: TravelSettings, history: History | None = None
-) -> list[EventAssessment]:
-    """Every event's assessment, in event order, each pair measured once. ``history`` is the
-    subject's successes before the first event given (empty by default); pass a suffix of the
-    timeline with it to re-assess only events from some point on. The first event's preceding
-    pair is then missing, so start one event before the first you need."""
-    ordered = sort_timeline(events)
-    state = history or History()
-    pairs: list[PairVerdict] = []
-    for earlier, later in pairwise(ordered):
-        state = state.including(earlier)
-        pairs.append(assess_pair(earlier, later, state, settings))
-    before: list[PairVerdict | None] = [None, *pairs]
-    after: list[PairVerdict | None] = [*pairs, None]
-    return [
-        EventAssessment(event.key, event_grade(b, a), b, a)
-        for event, b, a in zip(ordered, before, after, strict=True)
-    ]

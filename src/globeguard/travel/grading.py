@@ -1,9 +1,16 @@
 """Which journey a login is judged by. Pure.
 
 A login's verdict is that of the journey to it from the subject's last *successful* login
-before it (in event order). Failed attempts are judged the same way but are never the
-starting point of another login's journey, and only successes teach the false-positive
-controls: an attacker's failed try from a new place must not vouch for their next one.
+before it (in event order, ``(occurred_at, arrival_seq)``): its *anchor*. The pair itself is
+graded by ``detect.assess_pair``. Failed attempts are judged the same way but are never the
+anchor of another login, and only successes teach the false-positive controls (``History``):
+an attacker's failed try from a new place must not vouch for their next one. A login with no
+anchor gets ``Grade.NONE``.
+
+Keeping stored verdicts current. A failure arriving late changes no other login's verdict. A
+success S arriving late becomes the anchor of the logins after it up to and including the next
+success, and joins the history of every later login (learning, known places), so re-judge
+everything after it: ``judge_timeline(later, settings, history_before_S.including(S), anchor=S)``.
 """
 
 from __future__ import annotations
