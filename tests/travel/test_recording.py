@@ -88,3 +88,43 @@ async def test_any_posting_order_gives_the_time_order_verdicts(container, seed):
     random.Random(seed + 100).shuffle(shuffled)
     assert await post_all(container, shuffled) == in_time_order
     assert set(in_time_order.values()) - {"none"}  # the scenario grades something
+
+
+async def ingest_all(container, chunks) -> dict[str, str]:
+    from globeguard.travel.ingest import IncomingEvent, IngestReport
+
+    for chunk in chunks:
+        batch = [
+            (
+                n,
+                IncomingEvent(
+                    subject=r.subject,
+                    occurred_at=r.occurred_at,
+                    ip=r.ip,
+                    success=r.success,
+                    event_uuid=r.event_uuid,
+                ),
+            )
+            for n, r in enumerate(chunk, start=1)
+        ]
+        report = IngestReport()
+        async with container.db.transaction() as session:
+            await container.ingestor.store(session, batch, "test", report)
+        assert report.error_count == 0
+    async with container.db.read() as session:
+        rows = (await session.scalars(select(LoginEvent))).all()
+    verdicts = {r.event_uuid: r.verdict for r in rows}
+    async with container.db.transaction() as session:
+        for row in await session.scalars(select(LoginEvent)):
+            await session.delete(row)
+    return verdicts
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+async def test_bulk_batches_in_any_order_match_one_by_one_recording(container, seed):
+    items = list({r.occurred_at: r for r in reports(seed)}.values())
+    one_by_one = await post_all(container, sorted(items, key=lambda r: r.occurred_at))
+    shuffled = items[:]
+    random.Random(seed).shuffle(shuffled)
+    in_batches = await ingest_all(container, [shuffled[:4], shuffled[4:8], shuffled[8:]])
+    assert in_batches == one_by_one

@@ -23,11 +23,14 @@ from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.adapters.geoip.port import GeoLocator, GeoReason, normalise_ip
+from globeguard.kit.clock import as_utc
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.grading import Verdict, judge_timeline
 from globeguard.travel.models import LoginEvent
-from globeguard.travel.service import geo_columns, to_travel
+from globeguard.travel.repository import KNOWN_PLACES_WINDOW, LoginEventRepository
+from globeguard.travel.service import geo_columns, place_of, to_travel
+from globeguard.travel.timeline import History, TravelEvent
 
 # 9999-12-31T23:59:59Z: a larger number is a millisecond timestamp or garbage.
 MAX_UNIX_TIMESTAMP = 253_402_300_799
@@ -183,7 +186,9 @@ class BulkIngestor:
         ids = (await session.execute(_INSERT, rows)).scalars().all()
         inserted = {row["event_uuid"]: row_id for row, row_id in zip(rows, ids, strict=True)}
         report.accepted += len(rows)
-        return await self._grade(session, set(inserted), {r["subject"] for r in rows}, report)
+        start = min(r["occurred_at"] for r in rows)
+        subjects = {r["subject"] for r in rows}
+        return await self._grade(session, set(inserted), subjects, start, report)
 
     async def _drop_known(
         self,
@@ -213,6 +218,25 @@ class BulkIngestor:
             known[event_uuid] = digest
             fresh.append((line, event.model_copy(update={"event_uuid": event_uuid})))
         return fresh
+
+    async def _context(
+        self, repo: LoginEventRepository, subjects: set[str], start: datetime
+    ) -> dict[str, tuple[History, TravelEvent | None]]:
+        """Per subject: the history and the anchor (last success) before `start`."""
+        rows_by_subject: dict[str, list[Any]] = defaultdict(list)
+        for row in await repo.context_before(subjects, start, KNOWN_PLACES_WINDOW):
+            rows_by_subject[row.subject].append(row)
+        context = {}
+        for subject, window in rows_by_subject.items():
+            successes = [r for r in window if r.success]
+            places = tuple(p for r in successes if (p := place_of(r)))
+            first = window[0].first_success
+            history = History(window[0].successes, as_utc(first) if first else None, places)
+            anchor_row = successes[0] if successes else None
+            if anchor_row is None and history.successes:
+                anchor_row = await repo.last_success_before(subject, start)
+            context[subject] = (history, to_travel(anchor_row) if anchor_row else None)
+        return context
 
     @staticmethod
     def _row(event: IncomingEvent, found: Any, source: str) -> dict[str, Any]:
@@ -246,21 +270,30 @@ class BulkIngestor:
         )
 
     async def _grade(
-        self, session: AsyncSession, new_uuids: set[str], subjects: set[str], report: IngestReport
+        self,
+        session: AsyncSession,
+        new_uuids: set[str],
+        subjects: set[str],
+        start: datetime,
+        report: IngestReport,
     ) -> dict[str, tuple[LoginEvent, Verdict]]:
-        query = (
-            select(LoginEvent)
-            .where(LoginEvent.subject.in_(subjects))
-            .order_by(LoginEvent.subject, LoginEvent.occurred_at, LoginEvent.id)
-        )
+        """Judge the batch's subjects from its earliest event on. What came before is read as
+        a bounded context (anchor, known places, success counts), so the cost follows the
+        batch, not the length of the subjects' histories."""
+        repo = LoginEventRepository(session)
+        tail = await repo.tail(subjects, start)
+        context = await self._context(repo, subjects, start)
         by_subject: dict[str, list[LoginEvent]] = defaultdict(list)
-        for row in (await session.scalars(query)).all():
+        for row in tail:
             by_subject[row.subject].append(row)
         changes: list[dict[str, Any]] = []
         graded: dict[str, tuple[LoginEvent, Verdict]] = {}
-        for timeline in by_subject.values():
+        for subject, timeline in by_subject.items():
             rows = {r.event_uuid: r for r in timeline}
-            verdicts = judge_timeline([to_travel(r) for r in timeline], self.settings)
+            history, anchor = context.get(subject, (History(), None))
+            verdicts = judge_timeline(
+                [to_travel(r) for r in timeline], self.settings, history, anchor
+            )
             for key, (grade, reasons) in verdicts.items():
                 row = rows[key]
                 if key in new_uuids:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.travel.models import LoginEvent
@@ -127,6 +127,57 @@ class LoginEventRepository:
         )
         count, first = (await self.session.execute(query)).one()
         return int(count), first
+
+    async def context_before(
+        self, subjects: Collection[str], before: datetime, limit: int
+    ) -> list[Any]:
+        """For each subject, its latest `limit` events before `before` (newest first), each row
+        also carrying the subject's number of successes before `before` and the time of the
+        first one: one query for a whole batch of subjects, however long their histories."""
+        subject = LoginEvent.subject
+        success_time = case((LoginEvent.success.is_(True), LoginEvent.occurred_at))
+        ranked = (
+            select(
+                *FACTS,
+                subject,
+                func.row_number()
+                .over(
+                    partition_by=subject,
+                    order_by=(LoginEvent.occurred_at.desc(), LoginEvent.id.desc()),
+                )
+                .label("rank"),
+                func.count(success_time).over(partition_by=subject).label("successes"),
+                func.min(success_time).over(partition_by=subject).label("first_success"),
+            )
+            .where(subject.in_(subjects), LoginEvent.occurred_at < before)
+            .subquery()
+        )
+        query = (
+            select(ranked).where(ranked.c.rank <= limit).order_by(ranked.c.subject, ranked.c.rank)
+        )
+        return list((await self.session.execute(query)).all())
+
+    async def last_success_before(self, subject: str, before: datetime) -> Any:
+        query = (
+            select(*FACTS)
+            .where(
+                LoginEvent.subject == subject,
+                LoginEvent.success.is_(True),
+                LoginEvent.occurred_at < before,
+            )
+            .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).first()
+
+    async def tail(self, subjects: Collection[str], since: datetime) -> list[LoginEvent]:
+        """Every event of these subjects at or after `since`, in subject and event order."""
+        query = (
+            select(LoginEvent)
+            .where(LoginEvent.subject.in_(subjects), LoginEvent.occurred_at >= since)
+            .order_by(LoginEvent.subject, LoginEvent.occurred_at, LoginEvent.id)
+        )
+        return list((await self.session.scalars(query)).all())
 
     async def around(self, event: LoginEvent, *, before: int, after: int) -> list[LoginEvent]:
         """`before` events preceding `event`, the event itself, and `after` following it, in
