@@ -19,7 +19,7 @@ from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest, Forbidden
 from globeguard.travel.models import LoginEvent
 
-router = APIRouter(prefix="/api/v1", tags=["travel"])
+router = APIRouter(prefix="/api/v1", tags=["login intelligence"])
 
 # The notices the data licences ask for: GeoLite2 (CC BY-SA 4.0) and DB-IP Lite (CC BY 4.0)
 # must be credited wherever their data is shown.
