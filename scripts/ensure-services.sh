@@ -22,4 +22,6 @@ ensure() {
 
 ensure PostgreSQL 5432 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start' \
   && echo "GLOBEGUARD_TEST_POSTGRES_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+ensure Redis 6379 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log' \
+  && echo "GLOBEGUARD_TEST_REDIS_URL=redis://127.0.0.1:6379/0"
 exit 0

@@ -73,4 +73,5 @@ async def running(app: Container) -> AsyncIterator[None]:
         for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        await app.counters.close()
         await app.db.dispose()

@@ -56,6 +56,20 @@ class AuthSettings(BaseModel):
     # core count instead of the 40 threads of the default pool.
     hash_concurrency: int = Field(default_factory=lambda: os.cpu_count() or 2, ge=1)
     api_key_last_used_resolution: timedelta = timedelta(minutes=1)
+    # Failed sign-ins for one account from one address before that pair is locked (Auth0's
+    # default is 10), and for how long. 0 disables.
+    lockout_threshold: int = Field(default=10, ge=0)
+    lockout_window: timedelta = timedelta(minutes=15)
+    # Failed sign-ins from one address, whatever the account, before the address is
+    # refused for the rest of the window. 0 disables.
+    ip_failure_limit: int = Field(default=100, ge=0)
+    ip_failure_window: timedelta = timedelta(hours=1)
+
+
+class KvSettings(BaseModel):
+    # redis://host:6379/0 to share rate limits and lockouts between processes; unset keeps
+    # them in process memory (right for a single process).
+    url: str | None = None
 
 
 class BootstrapSettings(BaseModel):
@@ -151,6 +165,7 @@ class Settings(BaseSettings):
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     bootstrap: BootstrapSettings = Field(default_factory=BootstrapSettings)
+    kv: KvSettings = Field(default_factory=KvSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     limits: LimitsSettings = Field(default_factory=LimitsSettings)
     geoip: GeoIpSettings = Field(default_factory=GeoIpSettings)

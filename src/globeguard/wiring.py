@@ -9,10 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from globeguard.adapters.geoip import GeoLocator, MaxMindLocator
+from globeguard.adapters.kv.memory import MemoryCounters
+from globeguard.adapters.kv.port import Counters
+from globeguard.adapters.kv.redis import RedisCounters
 from globeguard.db.session import Database
 from globeguard.events.service import AuditService
 from globeguard.identity.api_keys.service import ApiKeyAuthenticator, ApiKeyService
 from globeguard.identity.auth.service import AuthService
+from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import TokenIssuer
 from globeguard.identity.clients.service import ClientService
 from globeguard.identity.keys import SigningKeyService
@@ -66,6 +70,7 @@ class Container:
     locator: GeoLocator
     logins: LoginEventService
     ingestor: BulkIngestor
+    counters: Counters
     revocation_listener: PostgresRevocationListener | None
 
 
@@ -85,6 +90,7 @@ def build(settings: Settings) -> Container:
         PostgresRevocationListener(settings.db.url, caches) if db.dialect == "postgresql" else None
     )
     locator = MaxMindLocator.from_settings(settings.geoip)
+    counters: Counters = RedisCounters(settings.kv.url) if settings.kv.url else MemoryCounters()
     logins = LoginEventService(locator, settings.travel)
     signing_keys = SigningKeyService(
         Sealer(master_secret(settings)), auth_settings.access_token_ttl, auth_settings.leeway
@@ -105,7 +111,15 @@ def build(settings: Settings) -> Container:
             signing_keys,
         ),
         users=users,
-        auth=AuthService(db, hasher, issuer, users, logins, settings.risk),
+        auth=AuthService(
+            db,
+            hasher,
+            issuer,
+            users,
+            logins,
+            settings.risk,
+            SigninThrottle(counters, auth_settings),
+        ),
         roles=RoleService(),
         api_keys=ApiKeyService(),
         clients=ClientService(),
@@ -113,5 +127,6 @@ def build(settings: Settings) -> Container:
         locator=locator,
         logins=logins,
         ingestor=BulkIngestor(locator, settings.travel),
+        counters=counters,
         revocation_listener=listener,
     )

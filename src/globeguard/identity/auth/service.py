@@ -13,6 +13,7 @@ from globeguard.db.session import Database
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
 from globeguard.identity.auth.repository import SessionRepository
+from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import (
     ClientContext,
     IssuedTokens,
@@ -65,6 +66,7 @@ class AuthService:
         users: UserService,
         logins: LoginEventService,
         risk: RiskSettings,
+        throttle: SigninThrottle,
     ) -> None:
         self.db = db
         self.hasher = hasher
@@ -72,6 +74,7 @@ class AuthService:
         self.users = users
         self.logins = logins
         self.risk = risk
+        self.throttle = throttle
 
     async def signup(
         self, session: AsyncSession, data: dict[str, Any], ctx: ClientContext
@@ -94,11 +97,14 @@ class AuthService:
         self, session: AsyncSession, identifier: str, password: str, ctx: ClientContext
     ) -> tuple[User, Grants]:
         """Check the password and record the sign-in; returns the user and their grants."""
+        await self.throttle.check(identifier, ctx.ip)
         candidate = await self._candidate(identifier)
         verdict = await self.hasher.verify(candidate.password_hash, password)
         if candidate.user_id is None or not verdict.ok or candidate.status == "deleted":
+            await self.throttle.failed(identifier, ctx.ip)
             await self._failed(session, candidate.user_id, identifier, ctx, "invalid_credentials")
             raise InvalidCredentials()
+        await self.throttle.succeeded(identifier, ctx.ip)
         if candidate.status == "blocked":
             await self._failed(session, candidate.user_id, identifier, ctx, "blocked")
             raise Forbidden("this account is blocked", code="account_blocked", keep_changes=True)
