@@ -37,6 +37,7 @@ lint: $(STAMP) ## Ruff and mypy
 
 bench: $(STAMP) ## Benchmarks: print our throughput as ratios to baselines on this machine
 	$(BIN)/python bench/auth.py
+	$(BIN)/python bench/travel.py
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
