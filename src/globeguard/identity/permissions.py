@@ -31,8 +31,3 @@ BUILTIN_ROLES: dict[str, tuple[str, frozenset[Permission]]] = {
 }
 
 ALL_SCOPES: frozenset[str] = frozenset({PROFILE_SCOPE, *Permission})
-
-
-def scopes_for_permissions(permissions: set[str] | frozenset[str]) -> list[str]:
-    """The scope list a user's session token carries: profile plus each granted permission."""
-    return [PROFILE_SCOPE, *sorted(p for p in permissions if p in ALL_SCOPES)]

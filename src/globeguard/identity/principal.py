@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,7 +26,6 @@ class Principal:
     roles: tuple[str, ...] = ()
     session_id: uuid.UUID | None = None
     api_key_id: str | None = None
-    token_id: str | None = field(default=None, repr=False)
 
     @property
     def user_id(self) -> uuid.UUID | None:
@@ -86,7 +85,6 @@ class Authenticator:
             scopes=claims.scope,
             roles=claims.roles,
             session_id=uuid.UUID(claims.session_id) if claims.session_id else None,
-            token_id=claims.jti,
         )
 
     async def _verify(self, token: str) -> TokenClaims:

@@ -37,6 +37,9 @@ MAX_UNIX_TIMESTAMP = 253_402_300_799
 # A line longer than this is rejected without being buffered whole.
 MAX_LINE_BYTES = 64 * 1024
 BATCH_SIZE = 1000
+# Errors listed in a report; the count covers all. Keeps the response bounded however bad the
+# input is.
+MAX_ERRORS_LISTED = 1000
 
 TABLE = cast(Table, LoginEvent.__table__)
 _INSERT = insert(TABLE).returning(TABLE.c.id, sort_by_parameter_order=True)
@@ -110,12 +113,10 @@ class IngestReport:
     suspicious: int = 0
     errors: list[LineError] = field(default_factory=list)
     error_count: int = 0
-    # Keep the response bounded however bad the input is.
-    max_errors_listed: int = 1000
 
     def reject(self, line: int, reason: str) -> None:
         self.error_count += 1
-        if len(self.errors) < self.max_errors_listed:
+        if len(self.errors) < MAX_ERRORS_LISTED:
             self.errors.append(LineError(line, reason))
 
 
@@ -172,14 +173,14 @@ class BulkIngestor:
         fresh = await self._drop_known(session, batch, report)
         if not fresh:
             return {}
-        geo = self.locator.locate_many(e.ip for _, e in fresh)
+        geo = self.locator.locate_many(e.ip for _, e, _ in fresh)
         rows = []
-        for line, event in fresh:
+        for line, event, digest in fresh:
             found = geo[event.ip]
             if found.reason is GeoReason.INVALID:
                 report.reject(line, f"ip: '{event.ip}' is not an IP address")
                 continue
-            rows.append(self._row(event, found, source))
+            rows.append(self._row(event, digest, found, source))
         if not rows:
             return {}
         await self._lock(session, {r["subject"] for r in rows})
@@ -195,9 +196,10 @@ class BulkIngestor:
         session: AsyncSession,
         batch: Sequence[tuple[int, IncomingEvent]],
         report: IngestReport,
-    ) -> list[tuple[int, IncomingEvent]]:
+    ) -> list[tuple[int, IncomingEvent, str]]:
         """Replays (same uuid, same event) count as duplicates; the same uuid for another
-        event is a line error. Events without a uuid get one."""
+        event is a line error. Events without a uuid get one. Each kept event comes with its
+        digest."""
         uuids = [e.event_uuid for _, e in batch if e.event_uuid]
         known: dict[str, str | None] = {}
         if uuids:
@@ -216,7 +218,7 @@ class BulkIngestor:
                     report.reject(line, f"event_uuid '{event_uuid}' was used for another event")
                 continue
             known[event_uuid] = digest
-            fresh.append((line, event.model_copy(update={"event_uuid": event_uuid})))
+            fresh.append((line, event.model_copy(update={"event_uuid": event_uuid}), digest))
         return fresh
 
     async def _context(
@@ -239,7 +241,7 @@ class BulkIngestor:
         return context
 
     @staticmethod
-    def _row(event: IncomingEvent, found: Any, source: str) -> dict[str, Any]:
+    def _row(event: IncomingEvent, digest: str, found: Any, source: str) -> dict[str, Any]:
         return {
             "event_uuid": event.event_uuid,
             "subject": event.subject,
@@ -251,7 +253,7 @@ class BulkIngestor:
             "failure_reason": event.failure_reason,
             "ip": found.ip,
             "user_agent": event.user_agent,
-            "body_digest": event.digest(),
+            "body_digest": digest,
             "verdict": None,
             "verdict_reasons": None,
             **_all_geo_columns(found),

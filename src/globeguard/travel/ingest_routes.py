@@ -50,9 +50,7 @@ async def post_login_events(request: Request, _: Writer) -> Response:
     app: Container = request.app.state.container
     if _is_stream(request):
         report = await _ingest_stream(app, request)
-        body = {**asdict(report), "errors": [asdict(e) for e in report.errors]}
-        body.pop("max_errors_listed")
-        return Response(orjson.dumps(body), media_type="application/json")
+        return Response(orjson.dumps(asdict(report)), media_type="application/json")
     return await _ingest_one(app, await request.body())
 
 

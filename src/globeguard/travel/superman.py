@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 from globeguard.adapters.geoip.port import GeoReason
 from globeguard.identity.dependencies import DbSession, OptionalPrincipal
 from globeguard.identity.permissions import Permission
+from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest, Unauthorized, Unprocessable
 from globeguard.travel.service import LoginReport
 from globeguard.travel.superman_view import SupermanAccess, SupermanView
@@ -110,7 +111,7 @@ def render(view: SupermanView) -> dict[str, Any]:
     return body
 
 
-def _authorize(app: Container, principal: Any) -> None:
+def _authorize(app: Container, principal: Principal | None) -> None:
     if app.settings.travel.superman_open:
         return
     if principal is None:

@@ -56,12 +56,6 @@ class UserRepository:
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self.session.get(User, user_id)
 
-    async def by_identifier(self, identifier: str) -> User | None:
-        """Sign-in lookup: usernames cannot contain '@', so the two never collide."""
-        key = identifier.strip().lower()
-        column = User.email_key if "@" in key else User.username_key
-        return await self.session.scalar(select(User).where(column == key))
-
     async def username_taken(self, username_key: str) -> bool:
         found = await self.session.scalar(select(User.id).where(User.username_key == username_key))
         return found is not None
