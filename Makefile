@@ -27,7 +27,7 @@ run: $(STAMP) ## Start the service on SQLite (./var) at http://127.0.0.1:8000
 	$(BIN)/globeguard serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) ## Run every test, on SQLite and on PostgreSQL
-	@set -e; services=$$(scripts/ensure-services.sh); \
+	@set -e; scripts/ensure-tools.sh; services=$$(scripts/ensure-services.sh); \
 	env $$services $(BIN)/pytest $(PYTEST_ARGS)
 
 lint: $(STAMP) ## Ruff and mypy

@@ -24,4 +24,6 @@ ensure PostgreSQL 5432 'pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgr
   && echo "GLOBEGUARD_TEST_POSTGRES_URL=postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 ensure Redis 6379 'redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log' \
   && echo "GLOBEGUARD_TEST_REDIS_URL=redis://127.0.0.1:6379/0"
+ensure NATS 4222 'start-stop-daemon --start --oknodo --background --exec /usr/sbin/nats-server -- -a 127.0.0.1 -p 4222 -js -sd /var/lib/nats-server -l /var/log/nats-server.log' \
+  && echo "GLOBEGUARD_TEST_NATS_URL=nats://127.0.0.1:4222"
 exit 0

@@ -16,19 +16,26 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from globeguard import __version__
+from globeguard.analytics.routes import router as analytics_router
 from globeguard.boot import running
 from globeguard.events.routes import router as audit_router
+from globeguard.events.routes import stream_router as events_router
+from globeguard.events.subscriptions.routes import router as subscriptions_router
 from globeguard.identity.api_keys.routes import router as api_keys_router
 from globeguard.identity.auth.routes import router as auth_router
 from globeguard.identity.auth.routes import well_known
 from globeguard.identity.clients.routes import router as clients_router
 from globeguard.identity.roles.routes import router as roles_router
 from globeguard.identity.users.routes import router as users_router
+from globeguard.ingest.routes import read_router as external_users_router
+from globeguard.ingest.routes import router as user_ingest_router
 from globeguard.kit.errors import AppError
+from globeguard.observability.routes import router as metrics_router
 from globeguard.settings import Settings
 from globeguard.travel.ingest_routes import router as ingest_router
 from globeguard.travel.routes import router as travel_router
 from globeguard.travel.superman import router as superman_router
+from globeguard.web.routes import install_dashboard
 from globeguard.wiring import Container, build
 
 log = logging.getLogger("globeguard")
@@ -209,7 +216,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         )
     install_error_handlers(app)
     install_ops_routes(app)
+    # Starlette tries routes in order: the one-event login route, the hottest, comes first.
     for router in (
+        superman_router,
         auth_router,
         well_known,
         users_router,
@@ -217,9 +226,15 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         roles_router,
         clients_router,
         audit_router,
-        superman_router,
         ingest_router,
         travel_router,
+        user_ingest_router,
+        external_users_router,
+        metrics_router,
+        events_router,
+        subscriptions_router,
+        analytics_router,
     ):
         app.include_router(router)
+    install_dashboard(app)
     return app

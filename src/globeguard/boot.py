@@ -10,7 +10,9 @@ import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from globeguard.analytics.rollups import retention_loop as rollup_retention_loop
 from globeguard.db.migrate import startup_lock, upgrade
+from globeguard.events.delivery import worker as delivery
 from globeguard.identity.bootstrap import ensure_bootstrap_admin
 from globeguard.travel.retention import retention_loop
 from globeguard.wiring import Container
@@ -62,9 +64,14 @@ async def running(app: Container) -> AsyncIterator[None]:
     tasks = [
         asyncio.create_task(_key_reloader(app), name="key-reloader"),
         asyncio.create_task(retention_loop(app.db, app.settings.travel), name="retention"),
+        asyncio.create_task(
+            rollup_retention_loop(app.db, app.settings.analytics), name="rollup-retention"
+        ),
     ]
     if app.revocation_listener is not None:
         tasks.append(asyncio.create_task(app.revocation_listener.run(), name="revocations"))
+    if app.settings.delivery.embedded:
+        tasks += delivery.start(app)
     try:
         yield
     finally:
@@ -74,4 +81,5 @@ async def running(app: Container) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         await app.counters.close()
+        await delivery.close_sinks(app)
         await app.db.dispose()

@@ -14,7 +14,7 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -148,6 +148,118 @@ class LimitsSettings(BaseModel):
     page_size_max: int = 500
 
 
+class IngestSettings(BaseModel):
+    # The topics callers may name (`?topic=`); each is only a label stored with the record
+    # and carried by its `user.ingested` event, never a route the caller picks. The first is
+    # used when a request names none. To replay the seed's Auth0 Action unchanged, add its
+    # SNS topic ARN here.
+    topics: list[str] = Field(default_factory=lambda: ["user-signup"], min_length=1)
+    # Per API key: the seed's usage plan (API Gateway: 100 requests/s, bursts of 200).
+    rate_per_second: float = Field(default=100.0, gt=0)
+    burst: int = Field(default=200, ge=1)
+    # Buckets kept in memory; idle (full) ones are dropped first when this is reached.
+    max_tracked_keys: int = Field(default=10_000, ge=1)
+    # A user record is three short strings; anything bigger is not one.
+    max_body_bytes: int = Field(default=16 * 1024, ge=1024)
+
+
+class MetricsSettings(BaseModel):
+    # `GET /metrics` needs a credential with `metrics:read` (an API key as X-API-KEY or as
+    # `Authorization: Bearer ggk_…`), except from these networks, e.g. ["127.0.0.1/32"] for
+    # a Prometheus on the same host. Empty by default: a reverse proxy on loopback would
+    # otherwise open the metrics to the world.
+    open_networks: list[str] = Field(default_factory=list)
+
+    @field_validator("open_networks")
+    @classmethod
+    def _valid_networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            ip_network(item, strict=False)
+        return value
+
+    @cached_property
+    def networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
+        return tuple(ip_network(item, strict=False) for item in self.open_networks)
+
+
+class DeliverySettings(BaseModel):
+    """The event pipeline: outbox retention, fan-out to subscriptions, webhook and NATS
+    delivery. Defaults follow Standard Webhooks' guidance and Svix's production values."""
+
+    # Run the dispatcher inside `globeguard serve`; turn off when `globeguard worker`
+    # processes do the delivering.
+    embedded: bool = True
+    # A receiver gets this long to answer (Standard Webhooks: 15-30 s).
+    http_timeout: timedelta = Field(default=timedelta(seconds=15), gt=timedelta(0))
+    # A claimed delivery is another worker's only after this: it must outlast the HTTP
+    # timeout, or a slow answer would be delivered twice. 45 s = Svix's ack deadline.
+    lease: timedelta = Field(default=timedelta(seconds=45), gt=timedelta(0))
+    # Leases that may expire on one delivery before it is dead as poison (it kills workers).
+    max_lease_expiries: int = Field(default=3, ge=1)
+    # Delays between attempts; len + 1 attempts in all.
+    retry_schedule: list[timedelta] = Field(
+        default_factory=lambda: [
+            timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 36000)
+        ],
+        min_length=1,
+    )
+    retry_jitter: float = Field(default=0.2, ge=0, lt=1)
+    # A subscription failing for this long without a single success is disabled (Svix: 5
+    # days); its pending deliveries wait for it to be enabled again.
+    disable_after: timedelta = Field(default=timedelta(days=5), gt=timedelta(0))
+    # Deliveries in flight at once in one process, all subscriptions together.
+    concurrency: int = Field(default=64, ge=1)
+    # Defaults for new subscriptions.
+    default_max_in_flight: int = Field(default=16, ge=1)
+    # Deliveries claimed per subscription per round trip.
+    claim_batch: int = Field(default=64, ge=1)
+    # How often an idle dispatcher looks for work. In-process commits wake it at once; other
+    # processes' commits (API nodes on PostgreSQL) are seen within this.
+    poll_interval: timedelta = Field(default=timedelta(milliseconds=500), gt=timedelta(0))
+    fanout_batch: int = Field(default=500, ge=1)
+    # Webhook URLs on private, loopback and link-local addresses are refused (SSRF) unless
+    # this is set, e.g. for receivers inside the same private network.
+    allow_private_targets: bool = False
+    # NATS server for `nats` subscriptions (JetStream must be enabled).
+    nats_url: str | None = None
+    # Outbox rows are kept this long for replay and the pull stream, then purged with their
+    # finished deliveries, `retention_batch` rows per transaction, every `retention_interval`.
+    outbox_retention: timedelta = Field(default=timedelta(days=14), gt=timedelta(0))
+    retention_batch: int = Field(default=1000, ge=1)
+    retention_interval: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
+    # Redriven deliveries are released at most this many per second, oldest first, so a
+    # receiver back from an outage is not hit by its whole backlog at once.
+    redrive_rate_per_s: float = Field(default=50.0, gt=0)
+    redrive_max: int = Field(default=10_000, ge=1)
+    # The pull stream (PostgreSQL) holds back events younger than this: sequence numbers are
+    # taken at insert but become visible at commit, so a reader paging by `after=` could
+    # otherwise step past an event whose transaction commits a moment later.
+    stream_settle: timedelta = Field(default=timedelta(seconds=1), ge=timedelta(0))
+    # Bytes of a receiver's answer kept with each attempt.
+    response_excerpt_bytes: int = Field(default=1000, ge=0, le=1024)
+
+    @model_validator(mode="after")
+    def _lease_outlasts_timeout(self) -> DeliverySettings:
+        if self.lease < self.http_timeout + timedelta(seconds=5):
+            raise ValueError("delivery lease must exceed http_timeout by at least 5 s")
+        return self
+
+
+class AnalyticsSettings(BaseModel):
+    # Rollup days are kept this long, then subtracted from the totals and deleted: as long
+    # as the raw login events by default, so the counts describe what is still stored.
+    retention: timedelta = Field(default=timedelta(days=90), gt=timedelta(0))
+    retention_interval: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
+
+
+class DashboardSettings(BaseModel):
+    # The map draws bundled country shapes and needs no network. A tile server URL (e.g.
+    # "https://tile.openstreetmap.org/{z}/{x}/{y}.png") adds a street map under them for
+    # admins whose browsers can reach it; credit it in `tile_attribution`.
+    tile_url: str | None = None
+    tile_attribution: str = ""
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GLOBEGUARD_",
@@ -171,3 +283,8 @@ class Settings(BaseSettings):
     geoip: GeoIpSettings = Field(default_factory=GeoIpSettings)
     travel: TravelSettings = Field(default_factory=TravelSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
+    analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
+    dashboard: DashboardSettings = Field(default_factory=DashboardSettings)

@@ -12,8 +12,18 @@ from globeguard.adapters.geoip import GeoLocator, MaxMindLocator
 from globeguard.adapters.kv.memory import MemoryCounters
 from globeguard.adapters.kv.port import Counters
 from globeguard.adapters.kv.redis import RedisCounters
+from globeguard.analytics.rollups import RollupObserver
+from globeguard.analytics.service import AnalyticsService
 from globeguard.db.session import Database
-from globeguard.events.service import AuditService
+from globeguard.events.delivery.dispatcher import Dispatcher
+from globeguard.events.delivery.service import BacklogGauges, DeliveryService
+from globeguard.events.outbox import install_commit_wakeup
+from globeguard.events.service import AuditService, EventStreamService
+from globeguard.events.sinks.guard import TargetGuard
+from globeguard.events.sinks.nats import NatsSink
+from globeguard.events.sinks.port import Sink
+from globeguard.events.sinks.webhook import WebhookSink
+from globeguard.events.subscriptions.service import SubscriptionService
 from globeguard.identity.api_keys.service import ApiKeyAuthenticator, ApiKeyService
 from globeguard.identity.auth.service import AuthService
 from globeguard.identity.auth.throttle import SigninThrottle
@@ -32,8 +42,13 @@ from globeguard.identity.roles.service import RoleService
 from globeguard.identity.tokens import KeyRing
 from globeguard.identity.users.service import UserService
 from globeguard.identity.users.view_cache import UserViewCache
+from globeguard.ingest.bucket import TokenBuckets
+from globeguard.ingest.service import IngestService
+from globeguard.kit.clock import Clock, utcnow
 from globeguard.kit.crypto import Sealer
+from globeguard.observability.metrics import Metrics
 from globeguard.settings import Settings
+from globeguard.travel.batcher import LoginBatcher
 from globeguard.travel.ingest import BulkIngestor
 from globeguard.travel.service import LoginEventService
 
@@ -70,8 +85,18 @@ class Container:
     locator: GeoLocator
     logins: LoginEventService
     ingestor: BulkIngestor
+    superman_batcher: LoginBatcher
     counters: Counters
+    metrics: Metrics
+    ingest: IngestService
+    ingest_buckets: TokenBuckets
     revocation_listener: PostgresRevocationListener | None
+    subscriptions: SubscriptionService
+    deliveries: DeliveryService
+    event_stream: EventStreamService
+    sinks: dict[str, Sink]
+    dispatcher: Dispatcher
+    analytics: AnalyticsService
 
 
 def build(settings: Settings) -> Container:
@@ -82,7 +107,8 @@ def build(settings: Settings) -> Container:
     ttl_s = auth_settings.revocation_cache_ttl.total_seconds()
     revocations = RevocationCache(ttl_s)
     user_views = UserViewCache(ttl_s)
-    caches: list[Evictable] = [revocations, user_views]
+    api_key_auth = ApiKeyAuthenticator(auth_settings.api_key_last_used_resolution, ttl_s)
+    caches: list[Evictable] = [revocations, user_views, api_key_auth]
     install_commit_hook(db.sessionmaker.kw["sync_session_class"], caches)
     users = UserService(hasher, auth_settings, settings.limits)
     issuer = TokenIssuer(ring, auth_settings)
@@ -91,10 +117,20 @@ def build(settings: Settings) -> Container:
     )
     locator = MaxMindLocator.from_settings(settings.geoip)
     counters: Counters = RedisCounters(settings.kv.url) if settings.kv.url else MemoryCounters()
-    logins = LoginEventService(locator, settings.travel)
-    signing_keys = SigningKeyService(
-        Sealer(master_secret(settings)), auth_settings.access_token_ttl, auth_settings.leeway
+    # Analytics rollups are written in the same transaction as the events they count.
+    rollups = [RollupObserver()]
+    logins = LoginEventService(locator, settings.travel, observers=rollups)
+    ingestor = BulkIngestor(locator, settings.travel, observers=rollups)
+    sealer = Sealer(master_secret(settings))
+    signing_keys = SigningKeyService(sealer, auth_settings.access_token_ttl, auth_settings.leeway)
+    metrics = Metrics()
+    subscriptions = SubscriptionService(
+        sealer, TargetGuard(settings.delivery.allow_private_targets), settings.delivery
     )
+    sinks = delivery_sinks(settings)
+    dispatcher = Dispatcher(db, subscriptions, sinks, settings.delivery, metrics=metrics)
+    install_commit_wakeup(db.sessionmaker.kw["sync_session_class"], dispatcher.wake)
+    metrics.on_scrape(BacklogGauges(db, metrics).refresh, "delivery_backlog")
     return Container(
         settings=settings,
         db=db,
@@ -107,7 +143,7 @@ def build(settings: Settings) -> Container:
             db,
             ring,
             revocations,
-            ApiKeyAuthenticator(auth_settings.api_key_last_used_resolution),
+            api_key_auth,
             signing_keys,
         ),
         users=users,
@@ -126,7 +162,56 @@ def build(settings: Settings) -> Container:
         audit=AuditService(),
         locator=locator,
         logins=logins,
-        ingestor=BulkIngestor(locator, settings.travel),
+        ingestor=ingestor,
+        superman_batcher=LoginBatcher(db, ingestor, source="superman"),
         counters=counters,
+        metrics=metrics,
+        ingest=IngestService(settings.ingest),
+        ingest_buckets=TokenBuckets(
+            settings.ingest.rate_per_second,
+            settings.ingest.burst,
+            settings.ingest.max_tracked_keys,
+        ),
         revocation_listener=listener,
+        subscriptions=subscriptions,
+        deliveries=DeliveryService(settings.delivery),
+        event_stream=EventStreamService(settings.delivery.stream_settle, db.dialect),
+        sinks=sinks,
+        dispatcher=dispatcher,
+        analytics=AnalyticsService(),
+    )
+
+
+def delivery_sinks(settings: Settings) -> dict[str, Sink]:
+    delivery = settings.delivery
+    sinks: dict[str, Sink] = {
+        "webhook": WebhookSink.create(
+            timeout_s=delivery.http_timeout.total_seconds(),
+            max_connections=delivery.concurrency,
+            guard=TargetGuard(delivery.allow_private_targets),
+            excerpt=delivery.response_excerpt_bytes,
+        )
+    }
+    if delivery.nats_url:
+        sinks["nats"] = NatsSink(delivery.nats_url, timeout_s=delivery.http_timeout.total_seconds())
+    return sinks
+
+
+def make_dispatcher(
+    container: Container,
+    *,
+    clock: Clock = utcnow,
+    sinks: dict[str, Sink] | None = None,
+    worker_id: str | None = None,
+) -> Dispatcher:
+    """Another dispatcher over the container's database (tests drive them with a controllable
+    clock and their own receivers; a process normally runs `container.dispatcher`)."""
+    return Dispatcher(
+        container.db,
+        container.subscriptions,
+        container.sinks if sinks is None else sinks,
+        container.settings.delivery,
+        metrics=container.metrics,
+        clock=clock,
+        worker_id=worker_id,
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from globeguard.identity.models import ApiKey
 from tests.helpers import bearer, make_admin, signin, signup
@@ -141,7 +141,7 @@ async def test_revoked_key_is_rejected(client):
     await assert_key_rejected(client, key["api_key"])
 
 
-async def test_expired_key_is_rejected(client, container):
+async def test_expired_key_is_rejected(client, monkeypatch):
     user = await signup(client, "mayfly")
     past = await client.post(
         KEYS,
@@ -157,12 +157,9 @@ async def test_expired_key_is_rejected(client, container):
     assert key["expires_at"] is not None
     assert (await client.get(ME, headers=key_header(key["api_key"]))).status_code == 200
 
-    async with container.db.transaction() as session:
-        await session.execute(
-            update(ApiKey)
-            .where(ApiKey.key_id == key["key_id"])
-            .values(expires_at=datetime.now(UTC) - timedelta(minutes=1))
-        )
+    # A day and a minute later (the key's resolution may be cached; its expiry is not).
+    later = datetime.now(UTC) + timedelta(days=1, minutes=1)
+    monkeypatch.setattr("globeguard.identity.api_keys.service.utcnow", lambda: later)
     await assert_key_rejected(client, key["api_key"])
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from globeguard.cli import admin, db, keys, serve
+from globeguard.cli import admin, db, demo, keys, serve, subscriptions, worker
 
 app = typer.Typer(
     help="Globeguard: self-hosted identity with login intelligence.",
@@ -15,6 +15,9 @@ app.command("serve")(serve.serve)
 app.add_typer(db.app, name="db")
 app.add_typer(admin.app, name="admin")
 app.add_typer(keys.app, name="keys")
+app.command("worker")(worker.worker)
+app.add_typer(subscriptions.app, name="subscriptions")
+app.add_typer(demo.app, name="demo")
 
 
 def main() -> None:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from globeguard.observability.logs import log_config
 from globeguard.settings import Settings
 
 
@@ -22,6 +23,7 @@ def serve(
         port=port,
         workers=workers,
         log_level=settings.log_level,
+        log_config=log_config(settings.log_level),
         proxy_headers=False,
         server_header=False,
     )

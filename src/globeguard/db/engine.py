@@ -11,7 +11,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
+from globeguard.db import inline_sqlite
 from globeguard.settings import DatabaseSettings
+
+inline_sqlite.register()
 
 # WAL lets readers run beside the writer; a few connections cover a 2-core process.
 SQLITE_READERS = 4
@@ -25,7 +28,9 @@ def _json_dumps(value: Any) -> str:
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
-        return _sqlite_engine(settings, url, pool_size=1, read_only=False)
+        # The writer runs its statements on the event loop's thread (see inline_sqlite).
+        writer_url = url.set(drivername=f"sqlite+{inline_sqlite.DRIVER}")
+        return _sqlite_engine(settings, writer_url, pool_size=1, read_only=False)
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+asyncpg")
     return create_async_engine(

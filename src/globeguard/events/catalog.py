@@ -30,3 +30,4 @@ class EventType(StrEnum):
     CLIENT_CREATED = "client.created"
     CLIENT_REVOKED = "client.revoked"
     SIGNING_KEY_ROTATED = "signing_key.rotated"
+    USER_INGESTED = "user.ingested"

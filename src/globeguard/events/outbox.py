@@ -8,10 +8,12 @@ than executing it.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import Table, insert
+from sqlalchemy import Table, event, insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from globeguard.events.catalog import EventType
 from globeguard.events.models import OutboxEvent
@@ -19,6 +21,8 @@ from globeguard.kit.clock import utcnow
 from globeguard.kit.ids import event_id
 
 _INSERT = insert(cast(Table, OutboxEvent.__table__))
+# Set on a session that wrote an outbox row, so its commit can wake the dispatcher.
+WROTE_OUTBOX = "globeguard.wrote_outbox"
 
 
 async def record(
@@ -48,4 +52,19 @@ async def record(
             "occurred_at": utcnow(),
         },
     )
+    session.info[WROTE_OUTBOX] = True
     return public_id
+
+
+def install_commit_wakeup(session_class: type[Session], wake: Callable[[], None]) -> None:
+    """Call `wake` after each commit that wrote outbox rows: an in-process dispatcher then
+    delivers at once instead of at its next poll. A rollback forgets the flag."""
+
+    @event.listens_for(session_class, "after_commit")
+    def _committed(session: Session) -> None:
+        if session.info.pop(WROTE_OUTBOX, False):
+            wake()
+
+    @event.listens_for(session_class, "after_rollback")
+    def _rolled_back(session: Session) -> None:
+        session.info.pop(WROTE_OUTBOX, None)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,3 +25,11 @@ class OutboxRepository:
         if types:
             query = query.where(OutboxEvent.type.in_(types))
         return (await self.session.scalars(query.limit(limit))).all()
+
+    async def stream(
+        self, *, after: int, limit: int, occurred_before: datetime | None
+    ) -> Sequence[OutboxEvent]:
+        query = select(OutboxEvent).where(OutboxEvent.seq > after)
+        if occurred_before is not None:
+            query = query.where(OutboxEvent.occurred_at < occurred_before)
+        return (await self.session.scalars(query.order_by(OutboxEvent.seq).limit(limit))).all()

@@ -1,4 +1,4 @@
-"""/audit: the outbox read as an audit trail."""
+"""/audit: the outbox read as an audit trail; /events: the public event stream."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel, ConfigDict
 
 from globeguard.events.catalog import EventType
+from globeguard.events.filters import InvalidPattern, validate
 from globeguard.identity.dependencies import ContainerDep, DbSession, require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
+from globeguard.kit.errors import Unprocessable
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
 
@@ -51,3 +53,41 @@ async def read_audit(
         session, user_id=user_id, types=[t.value for t in type or []], after=after, limit=limit
     )
     return AuditPage(items=[AuditEvent.model_validate(r) for r in rows], next_after=next_after)
+
+
+stream_router = APIRouter(prefix="/api/v1/events", tags=["events"])
+
+
+class StreamPage(BaseModel):
+    items: list[dict[str, Any]]
+    next_after: int | None
+
+
+@stream_router.get("", response_model=StreamPage)
+async def read_stream(
+    app: ContainerDep,
+    session: DbSession,
+    principal: Annotated[Principal, Depends(require(Permission.EVENTS_READ))],
+    after: Annotated[int, Query(ge=0, description="Return events after this seq.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    type: Annotated[list[str] | None, Query(description="Patterns: user.*, user.**")] = None,
+):
+    """Every event, oldest first, as subscribers receive it (plus `seq`). Events are kept for
+    the outbox retention (14 days). Personal data is included only for callers that may read
+    users (`users:read`). Page on with `after=next_after`."""
+    patterns = [_pattern(p) for p in type or []]
+    items, next_after = await app.event_stream.page(
+        session,
+        after=after,
+        limit=limit,
+        patterns=patterns,
+        include_pii=principal.has(Permission.USERS_READ),
+    )
+    return StreamPage(items=items, next_after=next_after)
+
+
+def _pattern(value: str) -> str:
+    try:
+        return validate(value)
+    except InvalidPattern as exc:
+        raise Unprocessable(str(exc), code="invalid_pattern") from exc

@@ -16,6 +16,8 @@ class Permission(StrEnum):
     LOGIN_EVENTS_WRITE = "login_events:write"
     ANALYTICS_READ = "analytics:read"
     INGEST = "ingest"
+    METRICS_READ = "metrics:read"
+    EVENTS_READ = "events:read"
     EVENTS_MANAGE = "events:manage"
     JOBS_MANAGE = "jobs:manage"
 

@@ -12,14 +12,13 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, cast
+from typing import Any
 
 import orjson
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
-from sqlalchemy import Table, bindparam, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.adapters.geoip.port import GeoLocator, GeoReason, normalise_ip
@@ -27,10 +26,22 @@ from globeguard.kit.clock import as_utc
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.grading import Verdict, judge_timeline
-from globeguard.travel.models import LoginEvent
-from globeguard.travel.repository import KNOWN_PLACES_WINDOW, LoginEventRepository
-from globeguard.travel.service import geo_columns, place_of, to_travel
-from globeguard.travel.timeline import History, TravelEvent
+from globeguard.travel.observers import (
+    LoginEventObserver,
+    VerdictChange,
+    notify_inserted,
+    notify_regraded,
+)
+from globeguard.travel.profile import Profile
+from globeguard.travel.repository import LoginEventRepository
+from globeguard.travel.service import (
+    LAST_ARRIVAL,
+    geo_columns,
+    save_profiles,
+    to_travel,
+    window_profiles,
+)
+from globeguard.travel.timeline import Neighbours, Place, TravelEvent, sort_timeline
 
 # 9999-12-31T23:59:59Z: a larger number is a millisecond timestamp or garbage.
 MAX_UNIX_TIMESTAMP = 253_402_300_799
@@ -40,14 +51,6 @@ BATCH_SIZE = 1000
 # Errors listed in a report; the count covers all. Keeps the response bounded however bad the
 # input is.
 MAX_ERRORS_LISTED = 1000
-
-TABLE = cast(Table, LoginEvent.__table__)
-_INSERT = insert(TABLE).returning(TABLE.c.id, sort_by_parameter_order=True)
-_SET_VERDICT = (
-    update(TABLE)
-    .where(TABLE.c.id == bindparam("row_id"))
-    .values(verdict=bindparam("new_verdict"), verdict_reasons=bindparam("new_reasons"))
-)
 
 
 class IncomingEvent(BaseModel):
@@ -156,10 +159,37 @@ async def lines(chunks: AsyncIterator[bytes]) -> AsyncIterator[tuple[int, bytes 
         yield number + 1, None if overlong else buffer
 
 
+@dataclass(frozen=True, slots=True)
+class Fresh:
+    """A line that is not a replay: its event, the uuid it is stored under, and its digest."""
+
+    line: int
+    event: IncomingEvent
+    event_uuid: str
+    digest: str
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A stored event: the columns written, the verdict it was given, and its nearest
+    stored neighbours (any outcome) once the batch is in."""
+
+    row: dict[str, Any]
+    verdict: Verdict
+    current: TravelEvent
+    neighbours: Neighbours
+
+
 class BulkIngestor:
-    def __init__(self, locator: GeoLocator, settings: TravelSettings) -> None:
+    def __init__(
+        self,
+        locator: GeoLocator,
+        settings: TravelSettings,
+        observers: Sequence[LoginEventObserver] = (),
+    ) -> None:
         self.locator = locator
         self.settings = settings
+        self.observers = observers
 
     async def store(
         self,
@@ -167,46 +197,67 @@ class BulkIngestor:
         batch: Sequence[tuple[int, IncomingEvent]],
         source: str,
         report: IngestReport,
-    ) -> dict[str, tuple[LoginEvent, Verdict]]:
-        """Store one batch in the caller's transaction; returns the new rows by event_uuid,
-        each with its assessment."""
-        fresh = await self._drop_known(session, batch, report)
-        if not fresh:
-            return {}
-        geo = self.locator.locate_many(e.ip for _, e, _ in fresh)
-        rows = []
-        for line, event, digest in fresh:
-            found = geo[event.ip]
-            if found.reason is GeoReason.INVALID:
-                report.reject(line, f"ip: '{event.ip}' is not an IP address")
-                continue
-            rows.append(self._row(event, digest, found, source))
+    ) -> dict[str, Stored]:
+        """Store one batch in the caller's transaction; returns the new events by event_uuid.
+
+        New events are graded before they are written, so each is inserted once with its
+        verdict; only stored events that a late arrival re-grades are updated. With the
+        subjects locked, the new rows get ids above every stored one, so giving them
+        provisional arrival numbers past the stored ids orders them exactly as they will be."""
+        repo = LoginEventRepository(session)
+        fresh = await self._drop_known(repo, batch, report)
+        rows = self._rows(fresh, source, report)
         if not rows:
             return {}
-        await self._lock(session, {r["subject"] for r in rows})
-        ids = (await session.execute(_INSERT, rows)).scalars().all()
-        inserted = {row["event_uuid"]: row_id for row, row_id in zip(rows, ids, strict=True)}
+        earliest: dict[str, datetime] = {}
+        for row in rows:
+            subject, at = row["subject"], row["occurred_at"]
+            earliest[subject] = min(at, earliest.get(subject, at))
+        await repo.lock_subjects(earliest)
+        profiles, behind = await self._profiles(repo, earliest)
+        stored: list[Any] = []
+        if behind:
+            start = min(earliest[s] for s in behind)
+            stored = await repo.tail_facts(behind, start)
+            profiles.update(await window_profiles(repo, behind, start))
+        graded, changes, after = self._grade(rows, stored, profiles, report)
+        await repo.insert_many(rows)
+        await notify_inserted(self.observers, session, rows)
+        if changes:
+            await repo.set_verdicts(changes)
+            await notify_regraded(
+                self.observers,
+                session,
+                [VerdictChange(c["row_id"], c["old"], c["verdict"]) for c in changes],
+            )
+        user_ids = {r["subject"]: r["user_id"] for r in rows if r["user_id"] is not None}
+        await save_profiles(repo, after, saved=profiles.keys() - behind, user_ids=user_ids)
         report.accepted += len(rows)
-        start = min(r["occurred_at"] for r in rows)
-        subjects = {r["subject"] for r in rows}
-        return await self._grade(session, set(inserted), subjects, start, report)
+        return graded
+
+    @staticmethod
+    async def _profiles(
+        repo: LoginEventRepository, earliest: dict[str, datetime]
+    ) -> tuple[dict[str, Profile], set[str]]:
+        """The stored profiles that describe everything before each subject's earliest new
+        event, and the subjects whose past must be read from their events instead (no
+        profile yet, or a new event older than their newest stored one)."""
+        profiles = {}
+        for subject, (last_at, state) in (await repo.profiles_of(earliest)).items():
+            if as_utc(last_at) <= earliest[subject]:
+                profiles[subject] = Profile.from_doc(state)
+        return profiles, set(earliest) - profiles.keys()
 
     async def _drop_known(
         self,
-        session: AsyncSession,
+        repo: LoginEventRepository,
         batch: Sequence[tuple[int, IncomingEvent]],
         report: IngestReport,
-    ) -> list[tuple[int, IncomingEvent, str]]:
+    ) -> list[Fresh]:
         """Replays (same uuid, same event) count as duplicates; the same uuid for another
-        event is a line error. Events without a uuid get one. Each kept event comes with its
-        digest."""
+        event is a line error. Events without a uuid get one."""
         uuids = [e.event_uuid for _, e in batch if e.event_uuid]
-        known: dict[str, str | None] = {}
-        if uuids:
-            query = select(TABLE.c.event_uuid, TABLE.c.body_digest).where(
-                TABLE.c.event_uuid.in_(uuids)
-            )
-            known = {u: d for u, d in (await session.execute(query)).all()}
+        known = await repo.digests_of(uuids) if uuids else {}
         fresh = []
         for line, event in batch:
             event_uuid = event.event_uuid or uuid.uuid4().hex
@@ -218,98 +269,121 @@ class BulkIngestor:
                     report.reject(line, f"event_uuid '{event_uuid}' was used for another event")
                 continue
             known[event_uuid] = digest
-            fresh.append((line, event.model_copy(update={"event_uuid": event_uuid}), digest))
+            fresh.append(Fresh(line, event, event_uuid, digest))
         return fresh
 
-    async def _context(
-        self, repo: LoginEventRepository, subjects: set[str], start: datetime
-    ) -> dict[str, tuple[History, TravelEvent | None]]:
-        """Per subject: the history and the anchor (last success) before `start`."""
-        rows_by_subject: dict[str, list[Any]] = defaultdict(list)
-        for row in await repo.context_before(subjects, start, KNOWN_PLACES_WINDOW):
-            rows_by_subject[row.subject].append(row)
-        context = {}
-        for subject, window in rows_by_subject.items():
-            successes = [r for r in window if r.success]
-            places = tuple(p for r in successes if (p := place_of(r)))
-            first = window[0].first_success
-            history = History(window[0].successes, as_utc(first) if first else None, places)
-            anchor_row = successes[0] if successes else None
-            if anchor_row is None and history.successes:
-                anchor_row = await repo.last_success_before(subject, start)
-            context[subject] = (history, to_travel(anchor_row) if anchor_row else None)
-        return context
+    def _rows(
+        self, fresh: Sequence[Fresh], source: str, report: IngestReport
+    ) -> list[dict[str, Any]]:
+        """The INSERT parameters of the locatable-or-not events; an address the GeoIP layer
+        rejects is a line error."""
+        if not fresh:
+            return []
+        geo = self.locator.locate_many(f.event.ip for f in fresh)
+        received_at = datetime.now(UTC)
+        rows = []
+        for item in fresh:
+            found = geo[item.event.ip]
+            if found.reason is GeoReason.INVALID:
+                report.reject(item.line, f"ip: '{item.event.ip}' is not an IP address")
+                continue
+            rows.append(_row(item, found, source, received_at))
+        return rows
 
-    @staticmethod
-    def _row(event: IncomingEvent, digest: str, found: Any, source: str) -> dict[str, Any]:
-        return {
-            "event_uuid": event.event_uuid,
-            "subject": event.subject,
-            "user_id": None,
-            "source": source,
-            "occurred_at": event.occurred_at,
-            "received_at": datetime.now(UTC),
-            "success": event.success,
-            "failure_reason": event.failure_reason,
-            "ip": found.ip,
-            "user_agent": event.user_agent,
-            "body_digest": digest,
-            "verdict": None,
-            "verdict_reasons": None,
-            **_all_geo_columns(found),
-        }
-
-    @staticmethod
-    async def _lock(session: AsyncSession, subjects: Iterable[str]) -> None:
-        """PostgreSQL: take every subject's lock in one round trip, in a fixed order so two
-        batches never deadlock. SQLite has a single writer already."""
-        if session.get_bind().dialect.name != "postgresql":
-            return
-        keys = sorted(f"login:{s}" for s in subjects)
-        await session.execute(
-            text("SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest(CAST(:keys AS text[])) k"),
-            {"keys": keys},
-        )
-
-    async def _grade(
+    def _grade(
         self,
-        session: AsyncSession,
-        new_uuids: set[str],
-        subjects: set[str],
-        start: datetime,
+        rows: Sequence[dict[str, Any]],
+        stored: Sequence[Any],
+        profiles: dict[str, Profile],
         report: IngestReport,
-    ) -> dict[str, tuple[LoginEvent, Verdict]]:
-        """Judge the batch's subjects from its earliest event on. What came before is read as
-        a bounded context (anchor, known places, success counts), so the cost follows the
-        batch, not the length of the subjects' histories."""
-        repo = LoginEventRepository(session)
-        tail = await repo.tail(subjects, start)
-        context = await self._context(repo, subjects, start)
-        by_subject: dict[str, list[LoginEvent]] = defaultdict(list)
-        for row in tail:
-            by_subject[row.subject].append(row)
+    ) -> tuple[dict[str, Stored], list[dict[str, Any]], dict[str, Profile]]:
+        """Judge each subject's timeline: its stored events from the batch's start on (only
+        for subjects judged from their events; their verdicts may change) merged with the new
+        ones. Sets the new rows' verdicts in place; returns them, the changes to stored rows,
+        and each subject's profile once the batch is stored."""
+        timelines: dict[str, list[TravelEvent]] = defaultdict(list)
+        stored_by_uuid = {}
+        for row in stored:
+            timelines[row.subject].append(to_travel(row))
+            stored_by_uuid[row.event_uuid] = row
+        new_by_uuid = {}
+        for arrival, row in enumerate(rows, start=LAST_ARRIVAL):
+            timelines[row["subject"]].append(_travel_of_new(row, arrival))
+            new_by_uuid[row["event_uuid"]] = row
+        graded: dict[str, Stored] = {}
         changes: list[dict[str, Any]] = []
-        graded: dict[str, tuple[LoginEvent, Verdict]] = {}
-        for subject, timeline in by_subject.items():
-            rows = {r.event_uuid: r for r in timeline}
-            history, anchor = context.get(subject, (History(), None))
-            verdicts = judge_timeline(
-                [to_travel(r) for r in timeline], self.settings, history, anchor
-            )
-            for key, (grade, reasons) in verdicts.items():
-                row = rows[key]
-                if key in new_uuids:
-                    graded[key] = (row, (grade, reasons))
+        after: dict[str, Profile] = {}
+        for subject, unordered in timelines.items():
+            profile = profiles.get(subject) or Profile()
+            before = profile.context()
+            timeline = sort_timeline(unordered)
+            verdicts = judge_timeline(timeline, self.settings, before.history, before.anchor)
+            after[subject] = profile.after_all(timeline)
+            for index, event in enumerate(timeline):
+                grade, reasons = verdicts[event.key]
+                if (new := new_by_uuid.get(event.key)) is not None:
+                    new["verdict"], new["verdict_reasons"] = grade.value, reasons
+                    neighbours = _neighbours(timeline, index, before.latest)
+                    graded[event.key] = Stored(new, (grade, reasons), event, neighbours)
                     if grade in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
                         report.suspicious += 1
-                if (row.verdict, row.verdict_reasons) != (grade.value, reasons):
+                    continue
+                old = stored_by_uuid[event.key]
+                if (old.verdict, old.verdict_reasons) != (grade.value, reasons):
                     changes.append(
-                        {"row_id": row.id, "new_verdict": grade.value, "new_reasons": reasons}
+                        {
+                            "row_id": old.id,
+                            "verdict": grade.value,
+                            "reasons": reasons,
+                            "old": old.verdict,
+                        }
                     )
-        if changes:
-            # Core executemany; the ORM copies loaded above are not marked dirty.
-            await session.execute(_SET_VERDICT, changes)
-        return graded
+        return graded, changes, after
+
+
+def _neighbours(
+    timeline: Sequence[TravelEvent], index: int, latest_before: TravelEvent | None
+) -> Neighbours:
+    """`timeline` holds every event of the subject from the batch's start on, in order."""
+    preceding = timeline[index - 1] if index > 0 else latest_before
+    subsequent = timeline[index + 1] if index + 1 < len(timeline) else None
+    return Neighbours(preceding, subsequent)
+
+
+def _row(item: Fresh, found: Any, source: str, received_at: datetime) -> dict[str, Any]:
+    event = item.event
+    return {
+        "event_uuid": item.event_uuid,
+        "subject": event.subject,
+        "user_id": None,
+        "source": source,
+        "occurred_at": event.occurred_at,
+        "received_at": received_at,
+        "success": event.success,
+        "failure_reason": event.failure_reason,
+        "ip": found.ip,
+        "user_agent": event.user_agent,
+        "body_digest": item.digest,
+        "verdict": None,
+        "verdict_reasons": None,
+        **_all_geo_columns(found),
+    }
+
+
+def _travel_of_new(row: dict[str, Any], arrival: int) -> TravelEvent:
+    place = None
+    if row["located"] and row["latitude"] is not None and row["longitude"] is not None:
+        radius = row["accuracy_radius_km"]
+        place = Place(
+            row["latitude"],
+            row["longitude"],
+            float(radius) if radius is not None else None,
+            row["country_iso"],
+            row["city_name"],
+        )
+    return TravelEvent(
+        row["event_uuid"], row["occurred_at"], arrival, place, row["success"], row["ip"]
+    )
 
 
 def _all_geo_columns(found: Any) -> dict[str, Any]:

@@ -92,14 +92,15 @@ async def _ingest_one(app: Container, raw: bytes) -> Response:
         raise BadRequest(report.errors[0].reason, code="invalid_event")
     if not stored:  # a replay of an event we already have
         return Response(orjson.dumps({"duplicate": True}), media_type="application/json")
-    row, (grade, reasons) = next(iter(stored.values()))
+    new = next(iter(stored.values()))
+    row, (grade, reasons) = new.row, new.verdict
     body: dict[str, Any] = {
-        "event_uuid": row.event_uuid,
-        "subject": row.subject,
-        "occurred_at": row.occurred_at.isoformat(),
-        "ip": row.ip,
-        "located": row.located,
-        "geo_reason": row.geo_reason,
+        "event_uuid": row["event_uuid"],
+        "subject": row["subject"],
+        "occurred_at": row["occurred_at"].isoformat(),
+        "ip": row["ip"],
+        "located": row["located"],
+        "geo_reason": row["geo_reason"],
         "verdict": grade.value,
         "verdict_reasons": reasons,
     }

@@ -56,3 +56,20 @@ class LoginEvent(Base):
         Index("ix_login_event_user_time", "user_id", "occurred_at"),
         Index("ix_login_event_occurred_at", "occurred_at"),
     )
+
+
+class LoginProfile(Base):
+    """What grading needs to know of a subject's past, kept current in the transaction that
+    stores each event: so a login arriving after all of its subject's stored ones is judged
+    from this one row, not from a read of its history (see travel.profile)."""
+
+    __tablename__ = "login_profile"
+
+    subject: Mapped[str] = mapped_column(String(320), primary_key=True)
+    # Set for Globeguard's own users, so erasing the user erases this too.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    # The time of the subject's newest stored event.
+    last_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+    __table_args__ = (Index("ix_login_profile_user_id", "user_id"),)

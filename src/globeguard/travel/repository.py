@@ -7,13 +7,14 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, case, delete, func, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from globeguard.travel.models import LoginEvent
+from globeguard.travel.models import LoginEvent, LoginProfile
+from globeguard.travel.profile import KNOWN_PLACES_WINDOW
 
-# Recent events a sign-in is compared with for known places (Okta uses the last 20).
-KNOWN_PLACES_WINDOW = 20
+# Re-exported: the single-event path reads this many recent events.
+__all__ = ["KNOWN_PLACES_WINDOW", "LoginEventRepository"]
 
 
 def _before(event: LoginEvent) -> Any:
@@ -47,6 +48,75 @@ FACTS = (
 )
 
 
+TABLE: Table = LoginEvent.__table__  # type: ignore[assignment]
+# Built once: compiling a statement per batch costs more than running it.
+_INSERT = insert(TABLE)
+_SET_VERDICT = (
+    update(TABLE)
+    .where(TABLE.c.id == bindparam("row_id"))
+    .values(verdict=bindparam("verdict"), verdict_reasons=bindparam("reasons"))
+)
+
+
+def _context_before() -> Any:
+    subject = LoginEvent.subject
+    success_time = case((LoginEvent.success.is_(True), LoginEvent.occurred_at))
+    ranked = (
+        select(
+            *FACTS,
+            subject,
+            func.row_number()
+            .over(
+                partition_by=subject,
+                order_by=(LoginEvent.occurred_at.desc(), LoginEvent.id.desc()),
+            )
+            .label("rank"),
+            func.count(success_time).over(partition_by=subject).label("successes"),
+            func.min(success_time).over(partition_by=subject).label("first_success"),
+        )
+        .where(
+            subject.in_(bindparam("subjects", expanding=True)),
+            LoginEvent.occurred_at < bindparam("before"),
+        )
+        .subquery()
+    )
+    # Failures other than the latest teach nothing (see grading): skip them.
+    wanted = or_(ranked.c.rank == 1, ranked.c.success.is_(True))
+    return (
+        select(ranked)
+        .where(ranked.c.rank <= bindparam("limit"), wanted)
+        .order_by(ranked.c.subject, ranked.c.rank)
+    )
+
+
+_CONTEXT_BEFORE = _context_before()
+_TAIL_FACTS = select(
+    *FACTS, LoginEvent.subject, LoginEvent.verdict, LoginEvent.verdict_reasons
+).where(
+    LoginEvent.subject.in_(bindparam("subjects", expanding=True)),
+    LoginEvent.occurred_at >= bindparam("since"),
+)
+PROFILES: Table = LoginProfile.__table__  # type: ignore[assignment]
+_PROFILES_OF = select(PROFILES.c.subject, PROFILES.c.last_at, PROFILES.c.state).where(
+    PROFILES.c.subject.in_(bindparam("subjects", expanding=True))
+)
+_INSERT_PROFILE = insert(PROFILES)
+_UPDATE_PROFILE = (
+    update(PROFILES)
+    .where(PROFILES.c.subject == bindparam("key"))
+    .values(
+        last_at=bindparam("last_at"),
+        state=bindparam("state"),
+        user_id=func.coalesce(
+            bindparam("user_id", type_=PROFILES.c.user_id.type), PROFILES.c.user_id
+        ),
+    )
+)
+_DIGESTS_OF = select(TABLE.c.event_uuid, TABLE.c.body_digest).where(
+    TABLE.c.event_uuid.in_(bindparam("uuids", expanding=True))
+)
+
+
 class LoginEventRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -58,6 +128,52 @@ class LoginEventRepository:
             await self.session.execute(
                 text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"login:{subject}"}
             )
+
+    async def lock_subjects(self, subjects: Collection[str]) -> None:
+        """lock_subject for many, in one round trip and a fixed order so that two batches
+        never deadlock."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            keys = sorted(f"login:{s}" for s in subjects)
+            await self.session.execute(
+                text(
+                    "SELECT pg_advisory_xact_lock(hashtext(k)) FROM unnest(CAST(:keys AS text[])) k"
+                ),
+                {"keys": keys},
+            )
+
+    async def digests_of(self, event_uuids: Collection[str]) -> dict[str, str | None]:
+        """The body digest stored under each of these uuids that exists."""
+        rows = await self._core(_DIGESTS_OF, {"uuids": list(event_uuids)})
+        return {u: d for u, d in rows.all()}
+
+    async def _core(self, statement: Any, params: dict[str, Any]) -> Any:
+        """Run a prebuilt statement on the session's connection: no ORM loading for plain
+        rows, no statement building per call (both cost more than the query on hot paths)."""
+        connection = await self.session.connection()
+        return await connection.execute(statement, params)
+
+    async def profiles_of(self, subjects: Collection[str]) -> dict[str, tuple[datetime, Any]]:
+        """Each subject's stored profile: (time of its newest event, state document)."""
+        rows = await self._core(_PROFILES_OF, {"subjects": list(subjects)})
+        return {subject: (last_at, state) for subject, last_at, state in rows.all()}
+
+    async def save_profiles(
+        self, inserts: Sequence[dict[str, Any]], updates: Sequence[dict[str, Any]]
+    ) -> None:
+        """`inserts`: {subject, user_id, last_at, state}; `updates` the same with the subject
+        under `key` (a bound name may not repeat a column's)."""
+        if inserts:
+            await self.session.execute(_INSERT_PROFILE, inserts)
+        if updates:
+            await self.session.execute(_UPDATE_PROFILE, updates)
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """One executemany: every row must carry the same keys."""
+        await self.session.execute(_INSERT, rows)
+
+    async def set_verdicts(self, changes: Sequence[dict[str, Any]]) -> None:
+        """`changes`: {row_id, verdict, reasons} each."""
+        await self.session.execute(_SET_VERDICT, changes)
 
     async def by_uuid(self, event_uuid: str) -> LoginEvent | None:
         return await self.session.scalar(
@@ -131,31 +247,12 @@ class LoginEventRepository:
     async def context_before(
         self, subjects: Collection[str], before: datetime, limit: int
     ) -> list[Any]:
-        """For each subject, its latest `limit` events before `before` (newest first), each row
-        also carrying the subject's number of successes before `before` and the time of the
-        first one: one query for a whole batch of subjects, however long their histories."""
-        subject = LoginEvent.subject
-        success_time = case((LoginEvent.success.is_(True), LoginEvent.occurred_at))
-        ranked = (
-            select(
-                *FACTS,
-                subject,
-                func.row_number()
-                .over(
-                    partition_by=subject,
-                    order_by=(LoginEvent.occurred_at.desc(), LoginEvent.id.desc()),
-                )
-                .label("rank"),
-                func.count(success_time).over(partition_by=subject).label("successes"),
-                func.min(success_time).over(partition_by=subject).label("first_success"),
-            )
-            .where(subject.in_(subjects), LoginEvent.occurred_at < before)
-            .subquery()
-        )
-        query = (
-            select(ranked).where(ranked.c.rank <= limit).order_by(ranked.c.subject, ranked.c.rank)
-        )
-        return list((await self.session.execute(query)).all())
+        """For each subject, its latest event before `before` and its successes among its
+        latest `limit` events (newest first), each row also carrying the subject's number of
+        successes before `before` and the time of the first one: one query for a whole batch
+        of subjects."""
+        params = {"subjects": list(subjects), "before": before, "limit": limit}
+        return list((await self._core(_CONTEXT_BEFORE, params)).all())
 
     async def last_success_before(self, subject: str, before: datetime) -> Any:
         query = (
@@ -170,14 +267,11 @@ class LoginEventRepository:
         )
         return (await self.session.execute(query)).first()
 
-    async def tail(self, subjects: Collection[str], since: datetime) -> list[LoginEvent]:
-        """Every event of these subjects at or after `since`, in subject and event order."""
-        query = (
-            select(LoginEvent)
-            .where(LoginEvent.subject.in_(subjects), LoginEvent.occurred_at >= since)
-            .order_by(LoginEvent.subject, LoginEvent.occurred_at, LoginEvent.id)
-        )
-        return list((await self.session.scalars(query)).all())
+    async def tail_facts(self, subjects: Collection[str], since: datetime) -> list[Any]:
+        """The grading facts, subject and verdict of every event of these subjects at or after
+        `since`: plain rows, not ORM objects (a bulk batch reads thousands)."""
+        params = {"subjects": list(subjects), "since": since}
+        return list((await self._core(_TAIL_FACTS, params)).all())
 
     async def around(self, event: LoginEvent, *, before: int, after: int) -> list[LoginEvent]:
         """`before` events preceding `event`, the event itself, and `after` following it, in

@@ -4,9 +4,10 @@ out-of-order arrival changes. All in the caller's transaction; never commits."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -18,6 +19,13 @@ from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.grading import judge, judge_timeline
 from globeguard.travel.models import LoginEvent
+from globeguard.travel.observers import (
+    LoginEventObserver,
+    VerdictChange,
+    notify_inserted,
+    notify_regraded,
+)
+from globeguard.travel.profile import Profile
 from globeguard.travel.repository import KNOWN_PLACES_WINDOW, LoginEventRepository
 from globeguard.travel.superman_view import SupermanView, superman_view
 from globeguard.travel.timeline import History, Neighbours, Place, TravelEvent
@@ -27,6 +35,8 @@ from globeguard.travel.timeline import History, Neighbours, Place, TravelEvent
 REGRADE_WINDOW = 200
 # Arrival order of an event not yet stored: after every stored one (see record()).
 LAST_ARRIVAL = 2**62
+# "Before this" means "all of them".
+END_OF_TIME = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +110,10 @@ def to_travel(event: LoginFacts) -> TravelEvent:
     )
 
 
+def columns_of(event: LoginEvent) -> dict[str, Any]:
+    return {column.key: getattr(event, column.key) for column in LoginEvent.__table__.columns}
+
+
 def geo_columns(geo: GeoResult | None) -> dict[str, Any]:
     if geo is None:
         return {"located": False, "geo_reason": "no_ip"}
@@ -121,9 +135,15 @@ def geo_columns(geo: GeoResult | None) -> dict[str, Any]:
 
 
 class LoginEventService:
-    def __init__(self, locator: GeoLocator, settings: TravelSettings) -> None:
+    def __init__(
+        self,
+        locator: GeoLocator,
+        settings: TravelSettings,
+        observers: Sequence[LoginEventObserver] = (),
+    ) -> None:
         self.locator = locator
         self.settings = settings
+        self.observers = observers
 
     def locate(self, ip: str | None) -> GeoResult | None:
         return self.locator.locate(ip) if ip else None
@@ -144,15 +164,25 @@ class LoginEventService:
             return await self._replay(repo, existing, report)
         geo = geo if geo is not None else self.locate(report.ip)
         event = self._new_event(report, geo)
-        # Graded before it is stored, in two reads and one insert: sign-in is hot. With the
-        # subject locked the new row gets the subject's highest id, so it sorts after every
-        # stored event of the same instant.
-        window = await repo.recent_up_to(report.subject, report.occurred_at, KNOWN_PLACES_WINDOW)
-        after = await repo.first_after(report.subject, report.occurred_at)
-        anchor = await self._anchor(repo, window, report)
-        history = await self._history_of_window(
-            window, lambda: repo.success_stats_up_to(report.subject, report.occurred_at)
-        )
+        # Graded before it is stored: sign-in is hot. With the subject locked the new row gets
+        # the subject's highest id, so it sorts after every stored event of the same instant.
+        saved = (await repo.profiles_of([report.subject])).get(report.subject)
+        profile = None
+        if saved is not None and as_utc(saved[0]) <= report.occurred_at:
+            # Later than every stored event: the profile is its whole past.
+            profile = Profile.from_doc(saved[1])
+            context, after = profile.context(), None
+            anchor, history, latest = context.anchor, context.history, context.latest
+        else:
+            window = await repo.recent_up_to(
+                report.subject, report.occurred_at, KNOWN_PLACES_WINDOW
+            )
+            after = await repo.first_after(report.subject, report.occurred_at)
+            anchor = await self._anchor(repo, window, report)
+            history = await self._history_of_window(
+                window, lambda: repo.success_stats_up_to(report.subject, report.occurred_at)
+            )
+            latest = to_travel(window[0]) if window else None
         current = TravelEvent(
             event.event_uuid,
             report.occurred_at,
@@ -167,12 +197,26 @@ class LoginEventService:
             event.success, event.failure_reason = False, refused
         event.verdict, event.verdict_reasons = grade.value, reasons
         await repo.add(event)
+        await notify_inserted(self.observers, session, [columns_of(event)])
         if after is not None and event.success:
             await self._regrade_after(repo, event)
-        neighbours = Neighbours(
-            to_travel(window[0]) if window else None, to_travel(after) if after else None
-        )
+        await self._keep_profile(repo, event, profile, saved is not None)
+        neighbours = Neighbours(latest, to_travel(after) if after else None)
         return Recorded(event, geo, grade, reasons, neighbours, replay=False, refused=refused)
+
+    @staticmethod
+    async def _keep_profile(
+        repo: LoginEventRepository, event: LoginEvent, profile: Profile | None, saved: bool
+    ) -> None:
+        """Move the profile past `event`; when the event came before others, rebuild it
+        from the stored events."""
+        subject = event.subject
+        if profile is not None:
+            profiles = {subject: profile.after(to_travel(event))}
+        else:
+            profiles = await window_profiles(repo, [subject], END_OF_TIME)
+        user_ids = {subject: event.user_id} if event.user_id is not None else {}
+        await save_profiles(repo, profiles, saved=[subject] if saved else [], user_ids=user_ids)
 
     async def _anchor(
         self, repo: LoginEventRepository, window: Sequence[LoginFacts], report: LoginReport
@@ -250,10 +294,13 @@ class LoginEventService:
         verdicts = judge_timeline(
             [to_travel(e) for e in later], self.settings, history, anchor=to_travel(event)
         )
+        changes = []
         for row in later:
             grade, reasons = verdicts[row.event_uuid]
             if (row.verdict, row.verdict_reasons) != (grade.value, reasons):
+                changes.append(VerdictChange(row.id, row.verdict, grade.value))
                 await repo.set_verdict(row.id, grade.value, reasons)
+        await notify_regraded(self.observers, repo.session, changes)
 
     async def _history(self, repo: LoginEventRepository, event: LoginEvent) -> History:
         """The history before a stored event."""
@@ -264,3 +311,46 @@ class LoginEventService:
         self, session: AsyncSession, user_id: uuid.UUID, before_id: int | None, limit: int
     ) -> Sequence[LoginEvent]:
         return await LoginEventRepository(session).history(user_id, before_id, limit)
+
+
+async def window_profiles(
+    repo: LoginEventRepository, subjects: Collection[str], before: datetime
+) -> dict[str, Profile]:
+    """Each subject's profile of its events before `before`, read from the events."""
+    rows_by_subject: dict[str, list[Any]] = defaultdict(list)
+    for row in await repo.context_before(subjects, before, KNOWN_PLACES_WINDOW):
+        rows_by_subject[row.subject].append(row)
+    profiles = {}
+    for subject, window in rows_by_subject.items():
+        anchor = None
+        if window[0].successes and not any(r.success for r in window):
+            # Successes exist but all are older than the window.
+            anchor_row = await repo.last_success_before(subject, before)
+            anchor = to_travel(anchor_row) if anchor_row else None
+        profiles[subject] = Profile.from_window(window, to_travel, anchor)
+    return profiles
+
+
+async def save_profiles(
+    repo: LoginEventRepository,
+    profiles: dict[str, Profile],
+    saved: Collection[str],
+    user_ids: dict[str, uuid.UUID],
+) -> None:
+    """Store each subject's profile; `saved` names those that already have a stored row
+    (any other may or may not: it is looked up)."""
+    unknown = profiles.keys() - set(saved)
+    existing = set(saved) | set((await repo.profiles_of(unknown)).keys()) if unknown else set(saved)
+    inserts, updates = [], []
+    for subject, profile in profiles.items():
+        assert profile.latest is not None
+        values = {
+            "user_id": user_ids.get(subject),
+            "last_at": profile.latest.occurred_at,
+            "state": profile.to_doc(),
+        }
+        if subject in existing:
+            updates.append({"key": subject, **values})
+        else:
+            inserts.append({"subject": subject, **values})
+    await repo.save_profiles(inserts, updates)

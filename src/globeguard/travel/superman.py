@@ -6,7 +6,6 @@ and stores nothing; an address that parses but cannot be located is 422.
 
 from __future__ import annotations
 
-import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,12 +14,14 @@ from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from globeguard.adapters.geoip.port import GeoReason
-from globeguard.identity.dependencies import DbSession, OptionalPrincipal
+from globeguard.identity.dependencies import OptionalPrincipal
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
-from globeguard.kit.errors import BadRequest, Unauthorized, Unprocessable
+from globeguard.kit.errors import BadRequest, Conflict, Unauthorized, Unprocessable
+from globeguard.travel.batcher import Replayed
+from globeguard.travel.ingest import IncomingEvent, Stored
 from globeguard.travel.service import LoginReport
-from globeguard.travel.superman_view import SupermanAccess, SupermanView
+from globeguard.travel.superman_view import SupermanAccess, SupermanView, superman_view
 from globeguard.wiring import Container
 
 router = APIRouter(tags=["superman"])
@@ -36,10 +37,6 @@ class SupermanEvent(BaseModel):
     unix_timestamp: StrictInt = Field(gt=0, le=MAX_UNIX_TIMESTAMP)
     event_uuid: str = Field(min_length=1, max_length=64)
     ip_address: str = Field(min_length=1, max_length=64)
-
-    def digest(self) -> str:
-        text = f"{self.username}\n{self.unix_timestamp}\n{self.ip_address}"
-        return hashlib.sha256(text.encode()).hexdigest()
 
 
 class GeoOut(BaseModel):
@@ -134,33 +131,56 @@ def _authorize(app: Container, principal: Principal | None) -> None:
         }
     },
 )
-async def superman(request: Request, session: DbSession, principal: OptionalPrincipal) -> Response:
+async def superman(request: Request, principal: OptionalPrincipal) -> Response:
     """Record a login `{username, unix_timestamp, event_uuid, ip_address}` and answer where it
     was and whether travel to it (from the preceding login) or from it (to the subsequent
     one) exceeds 500 mph. Posting the same event again answers with today's neighbours; the
     same `event_uuid` with another body is 409."""
     app: Container = request.app.state.container
     _authorize(app, principal)
-    event = _parse(await request.body())
-    geo = app.logins.locate(event.ip_address)
+    posted = _parse(await request.body())
+    geo = app.logins.locate(posted.ip_address)
     assert geo is not None
     if geo.reason is GeoReason.INVALID:
-        raise BadRequest(f"'{event.ip_address}' is not an IP address", code="invalid_ip")
-    report = LoginReport(
-        subject=event.username,
-        occurred_at=datetime.fromtimestamp(event.unix_timestamp, tz=UTC),
-        success=True,
-        source="superman",
-        ip=geo.ip,
-        event_uuid=event.event_uuid,
-        body_digest=event.digest(),
-    )
+        raise BadRequest(f"'{posted.ip_address}' is not an IP address", code="invalid_ip")
     if not geo.located:  # refused before anything is stored
         raise Unprocessable(
             f"{geo.ip} cannot be located ({geo.reason})",
             code="ip_not_locatable",
             reason=str(geo.reason),
         )
-    recorded = await app.logins.record(session, report, geo)
-    view = recorded.superman(app.settings.travel.speed_threshold_mph)
+    # Already validated: build the bulk path's event without validating it again.
+    event = IncomingEvent.model_construct(
+        subject=posted.username,
+        occurred_at=datetime.fromtimestamp(posted.unix_timestamp, tz=UTC),
+        ip=geo.ip,
+        success=True,
+        event_uuid=posted.event_uuid,
+        user_agent=None,
+        failure_reason=None,
+    )
+    outcome = await app.superman_batcher.submit(event)
+    threshold = app.settings.travel.speed_threshold_mph
+    if isinstance(outcome, Stored):
+        view = superman_view(outcome.current, outcome.neighbours, threshold)
+    elif isinstance(outcome, Replayed):
+        view = await _replay(app, event)
+    else:
+        raise Conflict(outcome.reason, code="event_uuid_conflict", event_uuid=posted.event_uuid)
     return Response(orjson.dumps(render(view)), media_type="application/json")
+
+
+async def _replay(app: Container, event: IncomingEvent) -> SupermanView:
+    """The stored event with its neighbours as they are now."""
+    report = LoginReport(
+        subject=event.subject,
+        occurred_at=event.occurred_at,
+        success=True,
+        source="superman",
+        ip=event.ip,
+        event_uuid=event.event_uuid,
+        body_digest=event.digest(),
+    )
+    async with app.db.transaction() as session:
+        recorded = await app.logins.record(session, report)
+    return recorded.superman(app.settings.travel.speed_threshold_mph)

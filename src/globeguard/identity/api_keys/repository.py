@@ -35,12 +35,12 @@ class ApiKeyRepository:
     async def get(self, key_uuid: uuid.UUID) -> ApiKey | None:
         return await self.session.get(ApiKey, key_uuid)
 
-    async def touch(self, key_uuid: uuid.UUID, at: datetime, older_than: datetime) -> None:
+    async def touch(self, key_id: str, at: datetime, older_than: datetime) -> None:
         """Write last_used_at only when the stored one is older, so busy keys write rarely."""
         await self.session.execute(
             update(ApiKey)
             .where(
-                ApiKey.id == key_uuid,
+                ApiKey.key_id == key_id,
                 or_(ApiKey.last_used_at.is_(None), ApiKey.last_used_at < older_than),
             )
             .values(last_used_at=at)

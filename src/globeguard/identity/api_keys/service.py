@@ -20,12 +20,15 @@ from globeguard.events.outbox import record
 from globeguard.identity.api_keys.repository import ApiKeyRepository
 from globeguard.identity.grants import grants_of
 from globeguard.identity.models import ApiKey
+from globeguard.identity.revocation import announce
 from globeguard.kit.clock import as_utc, utcnow
 from globeguard.kit.crypto import random_token, same_digest, sha256_hex
 from globeguard.kit.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 
 PREFIX = "ggk_"
 KEY_PATTERN = re.compile(r"^ggk_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$")
+# Resolutions remembered per process; beyond this the oldest is dropped.
+MAX_RESOLVED_KEYS = 10_000
 
 
 def new_key_id() -> str:
@@ -95,6 +98,7 @@ class ApiKeyService:
             raise NotFound("no such API key", code="api_key_not_found")
         if key.revoked_at is None:
             key.revoked_at = utcnow()
+            await announce(session, api_key_cache_key(key.key_id))
             await record(
                 session,
                 EventType.API_KEY_REVOKED,
@@ -107,17 +111,62 @@ class ApiKeyService:
         return key
 
 
+def api_key_cache_key(key_id: str) -> str:
+    """The revocation announcement for one key (see identity.revocation.announce)."""
+    return f"api_key:{key_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Resolved:
+    """What a key resolved to, kept for `ttl_s`: everything but the secret's check."""
+
+    at: float
+    secret_hash: str
+    expires_at: datetime | None
+    key: AuthenticatedKey
+
+
 class ApiKeyAuthenticator:
-    def __init__(self, last_used_resolution: timedelta) -> None:
+    """Resolves presented keys. A resolution (key, owner status, grants) is remembered per
+    process for `ttl_s`, like access-token state: revoking the key, or blocking, deleting or
+    changing the roles of its owner, evicts it on commit (and on PostgreSQL in every process
+    through NOTIFY); `ttl_s` bounds staleness if a notification is lost. The secret is still
+    compared with the stored hash on every request."""
+
+    def __init__(self, last_used_resolution: timedelta, ttl_s: float = 0.0) -> None:
         self.resolution = last_used_resolution
+        self.ttl_s = ttl_s
         # Per-process memo of the last write, so a hot key costs no UPDATE most of the time.
         self._touched: dict[str, float] = {}
+        self._resolved: dict[str, _Resolved] = {}
+
+    def evict(self, key: str) -> None:
+        """`key` is an announced change: `api_key:<id>` for one key, or an owner's user id."""
+        if key.startswith("api_key:"):
+            self._resolved.pop(key.removeprefix("api_key:"), None)
+            return
+        for key_id in [k for k, r in self._resolved.items() if str(r.key.user_id) == key]:
+            self._resolved.pop(key_id, None)
+
+    def clear(self) -> None:
+        self._resolved.clear()
 
     async def authenticate(self, db: Database, presented: str) -> AuthenticatedKey:
         match = KEY_PATTERN.match(presented.strip())
         if match is None:
             raise Unauthorized("malformed API key", code="invalid_api_key")
         key_id, secret = match.groups()
+        resolved = self._resolved.get(key_id)
+        if resolved is None or time.monotonic() - resolved.at > self.ttl_s:
+            resolved = await self._resolve(db, key_id, secret)
+        if not same_digest(secret, resolved.secret_hash):
+            raise Unauthorized("invalid API key", code="invalid_api_key")
+        if resolved.expires_at is not None and resolved.expires_at <= utcnow():
+            raise Unauthorized("API key expired", code="invalid_api_key")
+        await self._touch(db, key_id)
+        return resolved.key
+
+    async def _resolve(self, db: Database, key_id: str, secret: str) -> _Resolved:
         async with db.read() as session:
             found = await ApiKeyRepository(session).with_owner(key_id)
             if found is None or not same_digest(secret, found[0].secret_hash):
@@ -125,13 +174,19 @@ class ApiKeyAuthenticator:
             key, owner = found
             self._check_usable(key, owner.status)
             grants = await grants_of(session, owner.id)
-        await self._touch(db, key)
-        return AuthenticatedKey(
+        authenticated = AuthenticatedKey(
             key.key_id,
             owner.id,
             frozenset(grants.scopes.intersection(key.scopes)),
             tuple(grants.roles),
         )
+        resolved = _Resolved(time.monotonic(), key.secret_hash, key.expires_at, authenticated)
+        # Only a key whose secret matched is remembered, so guessing fills nothing.
+        if self.ttl_s > 0:
+            if len(self._resolved) >= MAX_RESOLVED_KEYS:
+                self._resolved.pop(next(iter(self._resolved)))
+            self._resolved[key_id] = resolved
+        return resolved
 
     @staticmethod
     def _check_usable(key: ApiKey, owner_status: str) -> None:
@@ -142,13 +197,13 @@ class ApiKeyAuthenticator:
         if owner_status != "active":
             raise Unauthorized("account is not active", code="invalid_api_key")
 
-    async def _touch(self, db: Database, key: ApiKey) -> None:
+    async def _touch(self, db: Database, key_id: str) -> None:
         """Its own small transaction, at most once per resolution per key and process: the
         stamp should land even when the request itself fails."""
-        memo = self._touched.get(key.key_id, 0.0)
+        memo = self._touched.get(key_id, 0.0)
         if time.monotonic() - memo < self.resolution.total_seconds():
             return
-        self._touched[key.key_id] = time.monotonic()
+        self._touched[key_id] = time.monotonic()
         now = utcnow()
         async with db.transaction() as session:
-            await ApiKeyRepository(session).touch(key.id, now, now - self.resolution)
+            await ApiKeyRepository(session).touch(key_id, now, now - self.resolution)

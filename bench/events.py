@@ -1,0 +1,430 @@
+#!/usr/bin/env python3
+"""Event delivery throughput and latency of Globeguard, as ratios to a baseline measured in the
+same run.
+
+What is measured, in one run, on SQLite (embedded: `globeguard serve` delivers) and on
+PostgreSQL (`globeguard serve` with delivery off, plus two `globeguard worker` processes):
+
+* **Deliveries/s ÷ the receiver's own max req/s.** The receiver (bench/_receiver.py, one
+  uvicorn process) does what a real one does: verifies the Standard Webhooks signature with
+  `globeguard.webhooks.verify`, parses the JSON, dedupes on webhook-id. Its max req/s is wrk
+  POSTing a signed webhook at it (32 connections). The deliveries/s is a backlog of `--events`
+  deliveries, released at once by an admin redrive (`POST /subscriptions/{id}/redrive`, rate
+  cap lifted for the run), counted at the receiver: (requests - 1) / (last - first arrival).
+  The ratio says how close the pipeline (claim, sign, send, settle, all in the database)
+  comes to the fastest the receiver can take. Goal: >= 0.5.
+* **Median commit → delivery latency**: `--latency-events` profile changes (`PATCH
+  /users/me`, each a user.updated event committed with it) made one by one at 20/s; the
+  receiver takes its arrival time minus the event's `time` (stamped in the committing
+  transaction). An in-process commit wakes the embedded dispatcher at once; separate workers
+  see a commit within their poll interval (500 ms by default).
+
+Noise control: ABBA order for the pair (baseline, subject, subject, baseline for two rounds),
+each side the mean of its runs. Everything shares the machine's cores: during a delivery run
+the server (or the workers) and the receiver compete for them, as they would on one host;
+during the baseline only wrk and the receiver run. That favours the baseline, so the ratio is
+conservative.
+
+Run:  .venv/bin/python bench/events.py [--events 4000] [--duration 5] [--json] [--check]
+          [--pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/test | --no-pg]
+Needs wrk (`apt-get install -y wrk`); as root the script installs it when missing.
+Exit status: 0 measured, 1 invalid measurement or failed set-up, 2 no wrk, 3 a ratio below
+its goal with --check, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import hmac
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from _common import (
+    EXIT_BELOW_GOAL,
+    InvalidMeasurementError,
+    Ratio,
+    Series,
+    SetupError,
+    check_wrk,
+    database,
+    ensure_wrk,
+    fail,
+    free_port,
+    globeguard_cli,
+    http,
+    run_wrk,
+    say,
+    server,
+    server_env,
+    server_python,
+    stop,
+    table_lines,
+    wrk_version,
+)
+
+GOAL = 0.5
+ADMIN = "benchadmin"
+PASSWORD = "correct-horse-battery-staple-7"  # noqa: S105 - a throwaway benchmark account
+CONNECTIONS = 32
+LATENCY_RATE_PER_S = 20
+WAIT_S = 300.0
+HERE = Path(__file__).resolve().parent
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    events: int
+    latency_events: int
+    duration: int
+    rounds: int
+    pg_url: str | None
+    log_level: str
+    as_json: bool
+    check: bool
+
+
+# --------------------------------------------------------------------------------------------
+# The receiver
+
+
+@contextmanager
+def receiver(workdir: Path):
+    port = free_port()
+    log = (workdir / "receiver.log").open("wb")
+    process = subprocess.Popen(
+        [server_python(), str(HERE / "_receiver.py"), str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(100):
+            try:
+                http("GET", f"{base}/stats")
+                break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            raise SetupError("the receiver did not start")
+        yield base
+    finally:
+        stop(process)
+        log.close()
+
+
+def configure(receiver_base: str, secret: str) -> None:
+    status, _ = http("POST", f"{receiver_base}/config", {"secret": secret})
+    if status != 204:
+        raise SetupError(f"receiver /config answered {status}")
+
+
+def stats(receiver_base: str) -> dict[str, Any]:
+    return http("GET", f"{receiver_base}/stats")[1]  # type: ignore[no-any-return]
+
+
+def wait_for(receiver_base: str, key: str, count: int) -> dict[str, Any]:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        got = stats(receiver_base)
+        if got[key] >= count:
+            return got
+        time.sleep(0.05)
+    raise InvalidMeasurementError(f"receiver got {got[key]} of {count} ({key}) in {WAIT_S} s")
+
+
+def signed_request_script(workdir: Path, secret: str) -> Path:
+    """A wrk Lua script POSTing one signed webhook (signed now: receivers accept 5 min)."""
+    msg_id, stamp = "evt_BENCHBASELINE", int(time.time())
+    body = json.dumps(
+        {
+            "data": {"changed": ["user_metadata"], "user_id": "bench"},
+            "id": msg_id,
+            "subject": "user/bench",
+            "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "type": "user.updated",
+            "version": 1,
+        },
+        separators=(",", ":"),
+    )
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    digest = hmac.new(key, f"{msg_id}.{stamp}.{body}".encode(), hashlib.sha256).digest()
+    signature = "v1," + base64.b64encode(digest).decode()
+    script = workdir / "webhook.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(body)}\n"
+        'wrk.headers["content-type"] = "application/json"\n'
+        f'wrk.headers["webhook-id"] = "{msg_id}"\n'
+        f'wrk.headers["webhook-timestamp"] = "{stamp}"\n'
+        f'wrk.headers["webhook-signature"] = "{signature}"\n'
+    )
+    return script
+
+
+# --------------------------------------------------------------------------------------------
+# Globeguard: the server, the workers, the admin API
+
+
+@contextmanager
+def workers(env: dict[str, str], workdir: Path, count: int):
+    processes = []
+    try:
+        for i in range(count):
+            log = (workdir / f"worker{i}.log").open("wb")
+            processes.append(
+                subprocess.Popen(
+                    [server_python(), "-m", "globeguard", "worker"],
+                    cwd=workdir,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )
+            )
+        yield processes
+    finally:
+        for process in processes:
+            stop(process)
+
+
+def api(method: str, url: str, token: str, body: dict[str, Any] | None = None) -> Any:
+    status, answer = http(method, url, body, {"Authorization": f"Bearer {token}"})
+    if status >= 300:
+        raise SetupError(f"{method} {url} answered {status}: {answer}")
+    return answer
+
+
+def change_profile(base: str, token: str, n: int) -> None:
+    api("PATCH", f"{base}/api/v1/users/me", token, {"user_metadata": {"n": n}})
+
+
+@dataclass(slots=True)
+class Backend:
+    name: str
+    deliveries: Series
+    receiver_max: Series
+    latencies_ms: list[float]
+
+
+def run_backend(
+    name: str, db_url: str | None, opts: Options, wrk: str, workdir: Path, receiver_base: str
+) -> Backend:
+    postgres = db_url is not None
+    result = Backend(
+        name,
+        Series(f"{name}: deliveries", "deliveries/s"),
+        Series(f"{name}: receiver max", "req/s"),
+        [],
+    )
+    with ExitStack() as stack:
+        url = stack.enter_context(database(db_url, workdir))
+        extra = {
+            "GLOBEGUARD_DELIVERY__ALLOW_PRIVATE_TARGETS": "true",
+            "GLOBEGUARD_DELIVERY__REDRIVE_RATE_PER_S": "1000000",
+            "GLOBEGUARD_DELIVERY__REDRIVE_MAX": "1000000",
+        }
+        if postgres:
+            extra["GLOBEGUARD_DELIVERY__EMBEDDED"] = "false"
+        env = server_env(url, workdir, opts.log_level, **extra)
+        globeguard_cli(["db", "upgrade"], env, workdir)
+        globeguard_cli(
+            ["admin", "create", "--username", ADMIN, "--password", PASSWORD], env, workdir
+        )
+        base, process = stack.enter_context(server(url, workdir, opts.log_level, env))
+        if postgres:
+            stack.enter_context(workers(env, workdir, 2))
+        token = http(
+            "POST", f"{base}/api/v1/auth/signin", {"username": ADMIN, "password": PASSWORD}
+        )[1]["access_token"]
+        subscription = api(
+            "POST",
+            f"{base}/api/v1/subscriptions",
+            token,
+            {
+                "name": "bench",
+                "target": f"{receiver_base}/hook",
+                "event_types": ["user.updated"],
+                "max_in_flight": 64,
+            },
+        )
+        configure(receiver_base, subscription["signing_secret"])
+        since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+
+        say(f"{name}: {opts.latency_events} events one by one for the latency")
+        for n in range(opts.latency_events):
+            change_profile(base, token, n)
+            time.sleep(1 / LATENCY_RATE_PER_S)
+        got = wait_for(receiver_base, "unique", opts.latency_events)
+        result.latencies_ms = [s * 1000 for s in got["latencies"]]
+
+        say(f"{name}: a backlog of {opts.events} events")
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda n: change_profile(base, token, n), range(opts.events)))
+        wait_for(receiver_base, "unique", opts.latency_events + opts.events)
+        total = opts.latency_events + opts.events
+        script = signed_request_script(workdir, subscription["signing_secret"])
+
+        def baseline(seconds: int) -> float:
+            url = f"{receiver_base}/hook"
+            return check_wrk(
+                url, run_wrk(wrk, url, seconds=seconds, connections=CONNECTIONS, script=script)
+            )
+
+        def deliveries(_seconds: int) -> float:
+            configure(receiver_base, subscription["signing_secret"])  # clears the counts
+            done = api(
+                "POST",
+                f"{base}/api/v1/subscriptions/{subscription['id']}/redrive",
+                token,
+                {"since": since, "statuses": ["succeeded"]},
+            )
+            if done["redriven"] != total:
+                raise InvalidMeasurementError(f"redrove {done['redriven']} of {total}")
+            got = wait_for(receiver_base, "requests", total)
+            if got["requests"] != total:
+                raise InvalidMeasurementError(f"{got['requests']} requests for {total}")
+            return (got["requests"] - 1) / (got["last"] - got["first"])
+
+        for is_baseline in _abba(opts.rounds):
+            series, run = (
+                (result.receiver_max, baseline) if is_baseline else (result.deliveries, deliveries)
+            )
+            series.runs.append(run(opts.duration))
+            if process.poll() is not None:
+                raise InvalidMeasurementError(f"server exited with {process.returncode}")
+            say(f"  {series.name:<34} {series.runs[-1]:10.1f} {series.unit}")
+    return result
+
+
+def _abba(rounds: int) -> list[bool]:
+    order: list[bool] = []
+    for i in range(rounds):
+        order += [True, False] if i % 2 == 0 else [False, True]
+    return order
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+
+
+def report(
+    backends: list[Backend], ratios: list[Ratio], config: dict[str, Any], as_json: bool
+) -> str:
+    latency = {b.name: median(b.latencies_ms) for b in backends if b.latencies_ms}
+    if as_json:
+        return json.dumps(
+            {
+                "config": config,
+                "ratios": [
+                    {"name": r.name, "value": r.value, "goal": r.goal, "passed": r.passed}
+                    for r in ratios
+                ],
+                "measurements": {
+                    s.name: {"unit": s.unit, "mean": s.mean, "runs": s.runs}
+                    for b in backends
+                    for s in (b.receiver_max, b.deliveries)
+                },
+                "median_commit_to_delivery_ms": latency,
+            },
+            indent=2,
+        )
+    lines = ["", "Globeguard event delivery", ""]
+    lines += [f"  {k}: {v}" for k, v in config.items()]
+    lines += [""] + table_lines(ratios, width=40) + [""]
+    for name, value in latency.items():
+        lines.append(f"median commit -> delivery latency, {name:<24}{value:>9.1f} ms")
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None) -> Options:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=4000, help="backlog size (default 4000)")
+    parser.add_argument(
+        "--latency-events", type=int, default=200, help="events for the latency (default 200)"
+    )
+    parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
+    parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds (default 2)")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "GLOBEGUARD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+        ),
+        help="PostgreSQL for the two-worker run (a throwaway database is made there)",
+    )
+    parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    parser.add_argument("--log-level", default="warning")
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--check", action="store_true", help=f"exit {EXIT_BELOW_GOAL} below goal")
+    args = parser.parse_args(argv)
+    if min(args.events, args.latency_events, args.duration, args.rounds) < 1:
+        parser.error("--events, --latency-events, --duration and --rounds must be >= 1")
+    return Options(
+        args.events,
+        args.latency_events,
+        args.duration,
+        args.rounds,
+        None if args.no_pg else args.pg_url,
+        args.log_level,
+        args.json,
+        args.check,
+    )
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    opts = parse_args(argv)
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    wrk = ensure_wrk()
+    plan = [("SQLite, embedded", None)]
+    if opts.pg_url:
+        plan.append(("PostgreSQL, 2 workers", opts.pg_url))
+    backends = []
+    try:
+        with tempfile.TemporaryDirectory(prefix="gg-bench-") as tmp, receiver(Path(tmp)) as rx:
+            for name, url in plan:
+                workdir = Path(tmp) / name.split(",")[0].lower()
+                workdir.mkdir()
+                backends.append(run_backend(name, url, opts, wrk, workdir, rx))
+    except InvalidMeasurementError as exc:
+        fail(f"INVALID MEASUREMENT: {exc}")
+    except SetupError as exc:
+        fail(f"SET-UP FAILED: {exc}")
+    except KeyboardInterrupt:
+        say("interrupted; processes stopped and temp files removed")
+        return 130
+    ratios = [
+        Ratio(f"{b.name}: deliveries / receiver max", b.deliveries, b.receiver_max, GOAL)
+        for b in backends
+    ]
+    config = {
+        "backlog events": opts.events,
+        "latency events": opts.latency_events,
+        "wrk": f"{wrk_version(wrk)}, {CONNECTIONS} connections, {opts.duration} s",
+        "cpus": os.cpu_count(),
+    }
+    print(report(backends, ratios, config, opts.as_json))
+    if opts.check and not all(r.passed for r in ratios):
+        return EXIT_BELOW_GOAL
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

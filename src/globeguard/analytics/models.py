@@ -1,0 +1,150 @@
+"""Rollups of login events, kept current in the transaction that stores each event (see
+`analytics.rollups`), so an analytics request reads cells and places, not events.
+
+- `geo_rollup_day` / `geo_rollup_total`: event counts per (UTC day | all retained days,
+  dimension, key, outcome, verdict). A dimension is a heatmap grid level (key = packed cell,
+  see `grid`) or a place level (key = geoname id). The total is the sum of the day rows at
+  all times: retention subtracts a day from it as it deletes that day.
+- `geo_subject_day`: counts per subject, UTC day and place (finest cell and geoname ids), for
+  what global counts cannot answer: distinct users (`by=users`) and user queries (`q=`),
+  joined to the users a query matches through `user_id`.
+- `geo_last_login`: each subject's latest successful located sign-in (`basis=last_login`).
+- `geo_flagged_journey`: suspicious and impossible journeys, with both ends, for the arcs.
+- `geo_place`: labels and a position for the geoname ids the counts are keyed by (names are
+  labels, not keys: the same city name exists in many countries).
+
+Absent geoname ids are stored as 0 (no geoname has id 0): they are part of primary keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    SmallInteger,
+    String,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from globeguard.db.base import Base, UtcDateTime
+
+# Place dimensions, after the grid levels 0..4.
+COUNTRY_DIM, REGION_DIM, CITY_DIM = 10, 11, 12
+
+
+class GeoRollupDay(Base):
+    __tablename__ = "geo_rollup_day"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    dim: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    success: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
+    events: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    # Requests filter by dimension first, then a key range (cells in a box), then days.
+    __table_args__ = (Index("ix_geo_rollup_day_dim_key", "dim", "key", "day"),)
+
+
+class GeoRollupTotal(Base):
+    __tablename__ = "geo_rollup_total"
+
+    dim: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    success: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
+    events: Mapped[int] = mapped_column(Integer, nullable=False)
+
+
+class GeoSubjectDay(Base):
+    __tablename__ = "geo_subject_day"
+
+    subject: Mapped[str] = mapped_column(String(320), primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    # Finest packed cell, or -1 when the event has no coordinates.
+    cell: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    country_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    region_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    city_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    success: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
+    # Set when the subject is a Globeguard user: erasing the user erases these rows.
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    events: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (
+        Index("ix_geo_subject_day_user_id", "user_id", "day"),
+        Index("ix_geo_subject_day_day", "day"),
+    )
+
+
+class GeoLastLogin(Base):
+    __tablename__ = "geo_last_login"
+
+    subject: Mapped[str] = mapped_column(String(320), primary_key=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    event_uuid: Mapped[str] = mapped_column(String(64), nullable=False)
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    day: Mapped[date] = mapped_column(Date, nullable=False)
+    cell: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    country_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    region_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    city_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    verdict: Mapped[str] = mapped_column(String(16), nullable=False)
+
+    __table_args__ = (
+        Index("ix_geo_last_login_day", "day"),
+        Index("ix_geo_last_login_user_id", "user_id"),
+        Index("ix_geo_last_login_event_uuid", "event_uuid"),
+    )
+
+
+class GeoFlaggedJourney(Base):
+    __tablename__ = "geo_flagged_journey"
+
+    # The later event of the journey: the one the verdict is on.
+    event_uuid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    subject: Mapped[str] = mapped_column(String(320), nullable=False)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    occurred_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)
+    success: Mapped[bool] = mapped_column(Boolean, nullable=False)
+    verdict: Mapped[str] = mapped_column(String(16), nullable=False)
+    from_lat: Mapped[float] = mapped_column(Float, nullable=False)
+    from_lon: Mapped[float] = mapped_column(Float, nullable=False)
+    from_city: Mapped[str | None] = mapped_column(String(128))
+    from_country: Mapped[str | None] = mapped_column(String(2))
+    to_lat: Mapped[float] = mapped_column(Float, nullable=False)
+    to_lon: Mapped[float] = mapped_column(Float, nullable=False)
+    to_city: Mapped[str | None] = mapped_column(String(128))
+    to_country: Mapped[str | None] = mapped_column(String(2))
+    distance_km: Mapped[float] = mapped_column(Float, nullable=False)
+    elapsed_seconds: Mapped[float] = mapped_column(Float, nullable=False)
+    speed_mph: Mapped[float] = mapped_column(Float, nullable=False)
+
+    __table_args__ = (
+        Index("ix_geo_flagged_journey_occurred_at", "occurred_at"),
+        Index("ix_geo_flagged_journey_user_id", "user_id"),
+    )
+
+
+class GeoPlace(Base):
+    __tablename__ = "geo_place"
+
+    dim: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    geoname_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    country_iso: Mapped[str | None] = mapped_column(String(2))
+    subdivision_iso: Mapped[str | None] = mapped_column(String(8))
+    city_name: Mapped[str | None] = mapped_column(String(128))
+    # Where the place was first seen: a marker position for the map, and what a box
+    # (`top-locations?bbox=`) is matched against.
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime, nullable=False)

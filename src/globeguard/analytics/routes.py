@@ -1,0 +1,111 @@
+"""/analytics: where sign-ins come from, for admins and `analytics:read` API keys.
+
+The parameters are declared for the OpenAPI page, but parsed from the raw query string by
+`params`, which also refuses parameters it does not know (400, naming them)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query, Request
+
+from globeguard.analytics.params import (
+    ParamError,
+    heatmap_params,
+    journey_params,
+    top_params,
+)
+from globeguard.analytics.schemas import HeatmapRead, JourneysRead, TopLocationsRead
+from globeguard.identity.dependencies import ContainerDep, require
+from globeguard.identity.permissions import Permission
+from globeguard.identity.principal import Principal
+from globeguard.kit.errors import BadRequest
+
+router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
+Reader = Annotated[Principal, Depends(require(Permission.ANALYTICS_READ))]
+
+Text = str | None
+From = Annotated[Text, Query(alias="from", description="first UTC day, YYYY-MM-DD")]
+To = Annotated[Text, Query(alias="to", description="last UTC day, inclusive")]
+Outcome = Annotated[Text, Query(description="any (default) | success | failure")]
+Verdict = Annotated[
+    Text, Query(description="comma list: none, plausible, unverifiable, suspicious, impossible")
+]
+Q = Annotated[Text, Query(description="user search, e.g. user_metadata.subscription_tier:free")]
+By = Annotated[Text, Query(description="events (default) | users (distinct)")]
+BasisQ = Annotated[Text, Query(description="all (default) | last_login (each user once)")]
+Bbox = Annotated[Text, Query(description="south,west,north,east")]
+
+
+def _bad(exc: ParamError) -> BadRequest:
+    return BadRequest(str(exc), code="invalid_parameter", parameter=exc.name)
+
+
+@router.get("/heatmap", response_model=HeatmapRead)
+async def heatmap(
+    request: Request,
+    app: ContainerDep,
+    _: Reader,
+    from_: From = None,
+    to: To = None,
+    outcome: Outcome = None,
+    verdict: Verdict = None,
+    q: Q = None,
+    zoom: Annotated[Text, Query(description="map zoom 0-22; sizes the grid")] = None,
+    bbox: Bbox = None,
+    by: By = None,
+    basis: BasisQ = None,
+) -> HeatmapRead:
+    """Sign-ins binned to a grid sized by the zoom (or the box): `[lat, lon, weight]` cells."""
+    try:
+        params = heatmap_params(request.query_params.multi_items())
+    except ParamError as exc:
+        raise _bad(exc) from exc
+    async with app.db.read() as session:
+        return await app.analytics.heatmap(session, params)
+
+
+@router.get("/top-locations", response_model=TopLocationsRead)
+async def top_locations(
+    request: Request,
+    app: ContainerDep,
+    _: Reader,
+    from_: From = None,
+    to: To = None,
+    outcome: Outcome = None,
+    verdict: Verdict = None,
+    q: Q = None,
+    level: Annotated[Text, Query(description="city (default) | region | country")] = None,
+    limit: Annotated[Text, Query(description="1-100, default 10")] = None,
+    by: By = None,
+    basis: BasisQ = None,
+    bbox: Bbox = None,
+) -> TopLocationsRead:
+    """The places most sign-ins come from, keyed by geoname id, with their share of all."""
+    try:
+        params = top_params(request.query_params.multi_items())
+    except ParamError as exc:
+        raise _bad(exc) from exc
+    async with app.db.read() as session:
+        return await app.analytics.top_locations(session, params)
+
+
+@router.get("/suspicious-travel", response_model=JourneysRead)
+async def suspicious_travel(
+    request: Request,
+    app: ContainerDep,
+    _: Reader,
+    from_: From = None,
+    to: To = None,
+    outcome: Outcome = None,
+    verdict: Annotated[Text, Query(description="suspicious and/or impossible")] = None,
+    q: Q = None,
+    limit: Annotated[Text, Query(description="1-1000, default 200")] = None,
+) -> JourneysRead:
+    """Suspicious and impossible journeys, newest first, with both ends for drawing arcs."""
+    try:
+        params = journey_params(request.query_params.multi_items())
+    except ParamError as exc:
+        raise _bad(exc) from exc
+    async with app.db.read() as session:
+        return await app.analytics.suspicious_travel(session, params)

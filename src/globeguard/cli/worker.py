@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from globeguard.boot import prepare
+from globeguard.events.delivery.worker import run_until_stopped
+from globeguard.settings import Settings
+from globeguard.wiring import build
+
+
+def worker() -> None:
+    """Deliver events (webhooks, NATS) without serving HTTP. Run any number against one
+    PostgreSQL database; set GLOBEGUARD_DELIVERY__EMBEDDED=false on the API servers."""
+    settings = Settings()
+    logging.basicConfig(level=settings.log_level.upper())
+    if settings.db.is_sqlite:
+        logging.getLogger(__name__).warning(
+            "SQLite has one writer: run the worker only when `serve` does not deliver "
+            "(GLOBEGUARD_DELIVERY__EMBEDDED=false), or use PostgreSQL"
+        )
+
+    async def main() -> None:
+        container = build(settings)
+        try:
+            await prepare(container)
+            await run_until_stopped(container)
+        finally:
+            await container.db.dispose()
+
+    asyncio.run(main())

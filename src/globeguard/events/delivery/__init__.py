@@ -1,0 +1,1 @@
+"""The delivery ledger: fan-out of outbox events to subscriptions, claims, attempts, redrive."""

@@ -1,0 +1,47 @@
+"""The delivery loops of a process: the dispatcher and the outbox purge. Started by `serve`
+when embedded, and alone by `globeguard worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from globeguard.events.retention import retention_loop
+from globeguard.wiring import Container
+
+log = logging.getLogger(__name__)
+
+
+def start(app: Container) -> list[asyncio.Task[None]]:
+    return [
+        asyncio.create_task(app.dispatcher.run(), name="dispatcher"),
+        asyncio.create_task(retention_loop(app.db, app.settings.delivery), name="outbox-retention"),
+    ]
+
+
+async def close_sinks(app: Container) -> None:
+    for sink in app.sinks.values():
+        with contextlib.suppress(Exception):  # shutting down: a sink that fails to close is moot
+            await sink.close()
+
+
+async def run_until_stopped(app: Container) -> None:
+    """`globeguard worker`: deliver until SIGTERM or SIGINT, then stop. Sends in flight are
+    abandoned; their leases expire and another worker (or this one, restarted) sends them."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    tasks = start(app)
+    log.info("delivery worker %s started", app.dispatcher.worker_id)
+    try:
+        await stop.wait()
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await close_sinks(app)

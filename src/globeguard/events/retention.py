@@ -1,0 +1,45 @@
+"""Retention of the outbox: events older than `DeliverySettings.outbox_retention` (14 days,
+SQS's longest) are deleted with their settled deliveries, a small batch per transaction, in
+the background of every process that runs the dispatcher. An event some subscriber is still
+owed stays until it is settled."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+
+from globeguard.db.session import Database
+from globeguard.events.delivery.repository import DeliveryRepository
+from globeguard.kit.clock import utcnow
+from globeguard.settings import DeliverySettings
+
+log = logging.getLogger(__name__)
+
+
+async def purge_once(db: Database, settings: DeliverySettings, now: datetime | None = None) -> int:
+    """Each batch commits on its own: no lock is held for the whole purge (on SQLite the only
+    write lock), and a failure half-way keeps what was already deleted."""
+    cutoff = (now or utcnow()) - settings.outbox_retention
+    total = 0
+    while True:
+        async with db.transaction() as session:
+            deleted = await DeliveryRepository(session).purge_outbox_batch(
+                cutoff, settings.retention_batch
+            )
+        total += deleted
+        if deleted < settings.retention_batch:
+            return total
+
+
+async def retention_loop(db: Database, settings: DeliverySettings) -> None:
+    interval = settings.retention_interval.total_seconds()
+    while True:
+        await asyncio.sleep(interval)
+        try:
+            purged = await purge_once(db, settings)
+        except Exception:  # a DB hiccup must not kill the loop; the next round retries
+            log.exception("purging expired outbox events failed")
+            continue
+        if purged:
+            log.info("purged %d outbox events older than %s", purged, settings.outbox_retention)

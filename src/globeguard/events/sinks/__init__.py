@@ -1,0 +1,1 @@
+"""Where deliveries go: the Sink port and its adapters (webhook over HTTP, NATS JetStream)."""

@@ -1,0 +1,1 @@
+"""Subscriptions: who receives which events, how, and with which signing keys."""

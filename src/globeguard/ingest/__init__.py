@@ -1,0 +1,1 @@
+"""Ingestion of users from an external identity provider (the seed's front door)."""

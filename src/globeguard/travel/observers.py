@@ -1,0 +1,51 @@
+"""Who else learns of stored login events, inside the transaction that stores them.
+
+Both recording paths (one event at a time, and bulk) report here, so a derived store (e.g.
+analytics rollups) stays exactly as current as the events themselves: it commits or rolls
+back with them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+
+@dataclass(frozen=True, slots=True)
+class VerdictChange:
+    """A stored event whose verdict a late-arriving event changed."""
+
+    row_id: int
+    old: str | None
+    new: str
+
+
+class LoginEventObserver(Protocol):
+    async def inserted(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
+        """New events, as the column values written (`login_event` columns; the bulk path
+        does not read back ids, so `id` may be absent)."""
+
+    async def regraded(self, session: AsyncSession, changes: Sequence[VerdictChange]) -> None:
+        """Verdicts changed on stored events (ids known)."""
+
+
+async def notify_inserted(
+    observers: Sequence[LoginEventObserver],
+    session: AsyncSession,
+    rows: Sequence[Mapping[str, Any]],
+) -> None:
+    for observer in observers:
+        await observer.inserted(session, rows)
+
+
+async def notify_regraded(
+    observers: Sequence[LoginEventObserver],
+    session: AsyncSession,
+    changes: Sequence[VerdictChange],
+) -> None:
+    if changes:
+        for observer in observers:
+            await observer.regraded(session, changes)

@@ -1,0 +1,196 @@
+"""A subject's login profile: everything grading needs of its past, in one small value. Pure.
+
+Grading a login reads the subject's past: the anchor (last success), the history that feeds
+the false-positive controls (success count, first success, places of the successes among the
+latest ``KNOWN_PLACES_WINDOW`` events) and, for the Superman view, the latest event of any
+outcome. Reading that from the stored events costs a window query over the subject's history
+per login. A profile holds the same facts and moves forward one event at a time
+(``Profile.after``), so a login later than all of its subject's stored ones — the common case —
+is judged from one row.
+
+A login arriving before the subject's newest stored event cannot use the profile (its past is
+not "everything so far"); it is judged from the stored events, and the profile is then rebuilt
+from those (``Profile.from_window``) and moved past the events that follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from globeguard.travel.timeline import History, Place, TravelEvent
+
+# Recent events a login is compared with for known places (Okta uses the last 20).
+KNOWN_PLACES_WINDOW = 20
+# Profiles carry no arrival numbers: every event they describe precedes any event judged
+# against them, so their order only has to sort below those of events of the same instant.
+PROFILE_ARRIVAL = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What a subject's events before some point tell the grading of the events after it."""
+
+    history: History = field(default_factory=History)
+    anchor: TravelEvent | None = None
+    latest: TravelEvent | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Slot:
+    """One of the latest events, as far as known places care: did it succeed, and where."""
+
+    success: bool
+    place: Place | None = None
+
+
+FAILURE = Slot(False)
+UNLOCATED_SUCCESS = Slot(True)
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    successes: int = 0
+    first_success_at: datetime | None = None
+    anchor: TravelEvent | None = None
+    latest: TravelEvent | None = None
+    # Newest first, at most KNOWN_PLACES_WINDOW.
+    recent: tuple[Slot, ...] = ()
+
+    def context(self) -> Context:
+        history = History(self.successes, self.first_success_at, self.known_places())
+        return Context(history, self.anchor, self.latest)
+
+    def known_places(self) -> tuple[Place, ...]:
+        """Places of the recent successes, each coordinate pair once, newest first."""
+        seen: dict[tuple[float, float], Place] = {}
+        for slot in self.recent:
+            if slot.success and slot.place is not None:
+                seen.setdefault((slot.place.lat, slot.place.lon), slot.place)
+        return tuple(seen.values())
+
+    def after(self, event: TravelEvent) -> Profile:
+        """The profile once `event`, later than every event it describes, is stored too."""
+        slot = Slot(True, event.place) if event.success else FAILURE
+        recent = (slot, *self.recent)[:KNOWN_PLACES_WINDOW]
+        if not event.success:
+            return Profile(self.successes, self.first_success_at, self.anchor, event, recent)
+        first = self.first_success_at or event.occurred_at
+        return Profile(self.successes + 1, first, event, event, recent)
+
+    def after_all(self, events: Sequence[TravelEvent]) -> Profile:
+        """`events` in event order."""
+        profile = self
+        for event in events:
+            profile = profile.after(event)
+        return profile
+
+    @staticmethod
+    def from_window(
+        rows: Sequence[Any], to_travel: Any, anchor: TravelEvent | None = None
+    ) -> Profile:
+        """From the window query's rows for one subject (newest first: the latest event and
+        the successes among the latest KNOWN_PLACES_WINDOW events, each with its rank; the
+        ranks not returned were failures). `anchor` is the last success when it is older
+        than the window."""
+        if not rows:
+            return Profile()
+        by_rank = {row.rank: row for row in rows}
+        recent = tuple(_slot(by_rank.get(rank), to_travel) for rank in range(1, max(by_rank) + 1))
+        successes = [row for row in rows if row.success]
+        if successes:
+            anchor = to_travel(successes[0])
+        first = rows[0].first_success
+        return Profile(
+            successes=rows[0].successes,
+            first_success_at=first,
+            anchor=anchor,
+            latest=to_travel(rows[0]),
+            recent=recent[:KNOWN_PLACES_WINDOW],
+        )
+
+    # Storage: a compact JSON document, with exact ISO times (grading compares instants).
+
+    def to_doc(self) -> dict[str, Any]:
+        """`recent` lists, per slot, the index of its place in `places` (each distinct place
+        once: a subject mostly signs in from a few) or -1 for a failure."""
+        index: dict[Place, int] = {}
+        recent = []
+        for slot in self.recent:
+            if not slot.success:
+                recent.append(-1)
+            elif slot.place is None:
+                recent.append(-2)
+            else:
+                recent.append(index.setdefault(slot.place, len(index)))
+        return {
+            "successes": self.successes,
+            "first_success_at": _iso(self.first_success_at),
+            "anchor": _event_doc(self.anchor),
+            "latest": _event_doc(self.latest),
+            "places": [_place_doc(place) for place in index],
+            "recent": recent,
+        }
+
+    @staticmethod
+    def from_doc(doc: dict[str, Any]) -> Profile:
+        first = doc.get("first_success_at")
+        places = [Place(*item) for item in doc["places"]]
+        return Profile(
+            successes=int(doc["successes"]),
+            first_success_at=datetime.fromisoformat(first) if first else None,
+            anchor=_event_of(doc.get("anchor")),
+            latest=_event_of(doc.get("latest")),
+            recent=tuple(_slot_at(places, i) for i in doc["recent"]),
+        )
+
+
+def _slot_at(places: Sequence[Place], index: int) -> Slot:
+    if index == -1:
+        return FAILURE
+    if index == -2:
+        return UNLOCATED_SUCCESS
+    return Slot(True, places[index])
+
+
+def _slot(row: Any, to_travel: Any) -> Slot:
+    if row is None or not row.success:
+        return FAILURE
+    return Slot(True, to_travel(row).place)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _place_doc(place: Place | None) -> list[Any] | None:
+    if place is None:
+        return None
+    return [place.lat, place.lon, place.radius_km, place.country, place.city]
+
+
+def _place_of(doc: list[Any] | None) -> Place | None:
+    return None if doc is None else Place(*doc)
+
+
+def _event_doc(event: TravelEvent | None) -> list[Any] | None:
+    if event is None:
+        return None
+    return [
+        event.key,
+        event.occurred_at.isoformat(),
+        event.success,
+        event.ip,
+        _place_doc(event.place),
+    ]
+
+
+def _event_of(doc: list[Any] | None) -> TravelEvent | None:
+    if doc is None:
+        return None
+    key, at, success, ip, place = doc
+    return TravelEvent(
+        key, datetime.fromisoformat(at), PROFILE_ARRIVAL, _place_of(place), success, ip
+    )

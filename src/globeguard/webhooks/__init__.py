@@ -1,0 +1,1 @@
+"""For receivers of Globeguard webhooks: `from globeguard.webhooks.verify import verify`."""

@@ -1,0 +1,78 @@
+"""Several workers on one database, each with its own engine and connections, running their
+real loops at once: every delivery is made exactly once and never by two at the same time."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+
+import httpx
+from sqlalchemy import func, select
+
+from globeguard.events.delivery.dispatcher import Dispatcher
+from globeguard.events.models import Delivery
+from globeguard.wiring import build
+from tests.events.support import Receiver, emit, subscribe, webhook_sinks
+
+EVENTS = 150
+# Upper bound on waiting for the workers, only so a bug cannot hang the suite.
+PATIENCE_S = 120
+
+
+class ConcurrencyProbe(Receiver):
+    """Answers after yielding to the loop, so overlapping sends of one delivery would show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.now_in_flight: Counter[str] = Counter()
+        self.overlaps = 0
+
+    async def handle_async(self, request: httpx.Request) -> httpx.Response:
+        key = request.url.host + request.headers["webhook-id"]
+        self.now_in_flight[key] += 1
+        self.overlaps += self.now_in_flight[key] > 1
+        await asyncio.sleep(0.001)
+        self.now_in_flight[key] -= 1
+        return self.handle(request)
+
+
+async def _settled(container) -> int:
+    async with container.db.read() as session:
+        query = select(func.count()).where(Delivery.status == "succeeded")
+        return int(await session.scalar(query.select_from(Delivery)) or 0)
+
+
+async def test_two_workers_deliver_everything_once(app, container):
+    await subscribe(container, "one", max_in_flight=8)
+    await subscribe(container, "two", ordered=True)
+    for i in range(EVENTS):
+        await emit(container, uuid.UUID(int=i % 20 + 1))
+    probe = ConcurrencyProbe()
+    containers = [build(container.settings), build(container.settings)]
+    workers = []
+    for other in containers:
+        sinks = webhook_sinks(probe)
+        sinks["webhook"].client = httpx.AsyncClient(  # type: ignore[attr-defined]
+            transport=httpx.MockTransport(probe.handle_async)
+        )
+        workers.append(Dispatcher(other.db, other.subscriptions, sinks, other.settings.delivery))
+    tasks = [asyncio.create_task(w.run()) for w in workers]
+    try:
+        async with asyncio.timeout(PATIENCE_S):
+            # Polling: the workers' commits happen on other engines, nothing here to await.
+            while await _settled(container) < 2 * EVENTS:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for other in containers:
+            await other.db.dispose()
+    assert probe.overlaps == 0
+    per_target = Counter((r.url, r.webhook_id) for r in probe.requests)
+    assert len(per_target) == 2 * EVENTS
+    assert set(per_target.values()) == {1}  # exactly once each
+    async with container.db.read() as session:
+        workers_used = set(await session.scalars(select(Delivery.lease_owner)))
+    assert workers_used == {None}  # every lease released

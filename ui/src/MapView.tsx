@@ -1,0 +1,183 @@
+import { useEffect, useRef, useState } from "react";
+import type { FeatureCollection } from "geojson";
+import { feature } from "topojson-client";
+import countries from "world-atlas/countries-110m.json";
+import L from "./leaflet";
+import "./heat";
+import { ApiError, filterParams, queryString, type Client, type Filters, type Heatmap, type Journey, type PlaceCount, type Problem, type TopLocations } from "./api";
+import { ago, count, distance, duration, escapeHtml, intensity, percent } from "./format";
+import { bboxParam, cellBounds, greatCircle } from "./geo";
+import { planarCountries } from "./world";
+
+interface Props {
+  client: Client;
+  filters: Filters;
+  arcs: boolean;
+  tileUrl: string | null;
+  tileAttribution: string;
+  focus: PlaceCount | null;
+  onProblem: (problem: Problem | null) => void;
+}
+
+type Status = "loading" | "ready" | "empty" | "error";
+
+// Refetch once the map has stopped moving, not on every frame of a drag.
+const SETTLE_MS = 250;
+const world = planarCountries(feature(countries as never, (countries as never as { objects: { countries: never } }).objects.countries) as unknown as FeatureCollection);
+
+export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus, onProblem }: Props) {
+  const element = useRef<HTMLDivElement>(null);
+  const map = useRef<L.Map | null>(null);
+  const heat = useRef<L.HeatLayer | null>(null);
+  const arcLayer = useRef<L.LayerGroup | null>(null);
+  const [view, setView] = useState(0);
+  const [status, setStatus] = useState<Status>("loading");
+  const [grid, setGrid] = useState<{ cellDeg: number; cells: number; zoom: number } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const cellDeg = useRef(8);
+  // The click handler is bound once; it reads the filters in force when clicked.
+  const filtersRef = useRef(filters);
+  filtersRef.current = filters;
+
+  // The map, once.
+  useEffect(() => {
+    if (!element.current) return;
+    const m = L.map(element.current, { center: [25, 10], zoom: 2, minZoom: 1, maxZoom: 12, worldCopyJump: false, keyboard: true, attributionControl: true });
+    if (tileUrl) L.tileLayer(tileUrl, { attribution: tileAttribution, maxZoom: 19 }).addTo(m);
+    L.geoJSON(world, {
+      interactive: false,
+      style: { color: "#7c8b99", weight: 0.6, fillColor: tileUrl ? "transparent" : "#e9eef2", fillOpacity: tileUrl ? 0 : 1 },
+    }).addTo(m);
+    m.attributionControl.addAttribution("Countries: Natural Earth via world-atlas");
+    heat.current = L.heatLayer([], { radius: 18, blur: 14, maxZoom: 12, max: 1, minOpacity: 0.35 }).addTo(m);
+    arcLayer.current = L.layerGroup().addTo(m);
+    let timer: number | undefined;
+    m.on("moveend", () => {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(() => setView((v) => v + 1), SETTLE_MS);
+    });
+    m.on("click", (e: L.LeafletMouseEvent) => void cellPopup(m, e.latlng));
+    map.current = m;
+    return () => {
+      window.clearTimeout(timer);
+      m.remove();
+      map.current = null;
+    };
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [tileUrl]);
+
+  // Cells for the current view and filters.
+  useEffect(() => {
+    const m = map.current;
+    if (!m) return;
+    const controller = new AbortController();
+    const b = m.getBounds();
+    const zoom = m.getZoom();
+    const params = { ...filterParams(filters), zoom, bbox: bboxParam({ south: b.getSouth(), west: b.getWest(), north: b.getNorth(), east: b.getEast() }) };
+    setStatus("loading");
+    client
+      .get<Heatmap>(`/api/v1/analytics/heatmap${queryString(params)}`, controller.signal)
+      .then((data) => {
+        cellDeg.current = data.cell_deg;
+        heat.current?.setLatLngs(data.cells.map(([lat, lon, w]) => [lat, lon, intensity(w, data.max_weight)] as L.HeatLatLngTuple));
+        setGrid({ cellDeg: data.cell_deg, cells: data.cells.length, zoom });
+        setStatus(data.cells.length ? "ready" : "empty");
+        setError(null);
+        onProblem(null);
+      })
+      .catch((e) => {
+        if (controller.signal.aborted) return;
+        heat.current?.setLatLngs([]);
+        setStatus("error");
+        setError(e instanceof ApiError ? e.problem.detail : "The server cannot be reached.");
+        if (e instanceof ApiError) onProblem(e.problem);
+      });
+    return () => controller.abort();
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [client, filters, view]);
+
+  // Suspicious-travel arcs.
+  useEffect(() => {
+    const layer = arcLayer.current;
+    if (!layer) return;
+    layer.clearLayers();
+    if (!arcs) return;
+    const controller = new AbortController();
+    const { by: _by, basis: _basis, ...rest } = filters;
+    client
+      .get<{ items: Journey[] }>(`/api/v1/analytics/suspicious-travel${queryString({ ...filterParams({ ...rest, by: "events", basis: "all" }), limit: 300 })}`, controller.signal)
+      .then((data) => {
+        for (const j of data.items) {
+          const line = L.polyline(greatCircle([j.origin.lat, j.origin.lon], [j.destination.lat, j.destination.lon]), {
+            color: j.verdict === "impossible" ? "#c0262d" : "#e07b00",
+            weight: 2,
+            opacity: 0.8,
+            className: `arc arc-${j.verdict}`,
+          });
+          line.bindPopup(journeyPopup(j));
+          layer.addLayer(line);
+        }
+      })
+      .catch(() => undefined);
+    return () => controller.abort();
+  }, [client, filters, arcs]);
+
+  // Fly to a place chosen in the top-10.
+  useEffect(() => {
+    const m = map.current;
+    if (!m || !focus || focus.lat == null || focus.lon == null) return;
+    m.flyTo([focus.lat, focus.lon], Math.max(m.getZoom(), 6), { duration: 0.6 });
+    L.popup().setLatLng([focus.lat, focus.lon]).setContent(placePopup([focus], focus.label)).openOn(m);
+  }, [focus]);
+
+  async function cellPopup(m: L.Map, at: L.LatLng) {
+    const cell = cellBounds(at.lat, at.lng, cellDeg.current);
+    const popup = L.popup().setLatLng(at).setContent("<p>Loading…</p>").openOn(m);
+    try {
+      const params = { ...filterParams(filtersRef.current), level: "city", limit: 5, bbox: bboxParam(cell) };
+      const data = await client.get<TopLocations>(`/api/v1/analytics/top-locations${queryString(params)}`);
+      popup.setContent(data.items.length ? placePopup(data.items, "Places in this cell") : "<p>No sign-ins from here.</p>");
+    } catch (e) {
+      popup.setContent(`<p>${escapeHtml(e instanceof ApiError ? e.problem.detail : "Failed to load.")}</p>`);
+    }
+  }
+
+  return (
+    <section className="map-panel" aria-label="Sign-in heatmap">
+      <div
+        ref={element}
+        className="map"
+        data-testid="map"
+        data-status={status}
+        data-cell-deg={grid?.cellDeg}
+        data-cells={grid?.cells}
+        data-zoom={grid?.zoom}
+        tabIndex={0}
+        aria-label="Map: arrow keys pan, + and - zoom"
+      />
+      <div className="map-status" aria-live="polite">
+        {status === "loading" && <span className="badge">Loading…</span>}
+        {status === "empty" && <span className="badge">No sign-ins match these filters here.</span>}
+        {status === "error" && <span className="badge error">{error}</span>}
+        {status === "ready" && grid && (
+          <span className="badge muted">
+            {count(grid.cells)} cells of {grid.cellDeg}°
+          </span>
+        )}
+      </div>
+    </section>
+  );
+
+  function placePopup(items: PlaceCount[], title: string): string {
+    const now = new Date();
+    const rows = items
+      .map((p) => `<tr><td>${escapeHtml(p.label)}</td><td class="num">${count(p.count)}</td><td class="num">${percent(p.share)}</td><td>${ago(p.last_seen_at, now)}</td></tr>`)
+      .join("");
+    return `<div class="popup"><strong>${escapeHtml(title)}</strong><table><thead><tr><th>Place</th><th>Count</th><th>Share</th><th>Last seen</th></tr></thead><tbody>${rows}</tbody></table></div>`;
+  }
+}
+
+function journeyPopup(j: Journey): string {
+  const place = (e: { city_name: string | null; country_iso: string | null }) => escapeHtml([e.city_name, e.country_iso].filter(Boolean).join(", ") || "unknown place");
+  return `<div class="popup"><strong>${j.verdict === "impossible" ? "Impossible" : "Suspicious"} journey</strong><p>${place(j.origin)} → ${place(j.destination)}</p><p>${distance(j.distance_km)} in ${duration(j.elapsed_seconds)}: ${count(Math.round(j.speed_mph))} mph</p><p class="muted">${escapeHtml(j.subject)} · ${new Date(j.occurred_at).toISOString().replace("T", " ").slice(0, 16)} UTC</p></div>`;
+}

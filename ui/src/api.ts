@@ -1,0 +1,194 @@
+// The analytics API: query strings, responses, problem details, and an authenticated fetch.
+
+export type Outcome = "any" | "success" | "failure";
+export type Level = "city" | "region" | "country";
+
+export interface Filters {
+  from?: string;
+  to?: string;
+  outcome: Outcome;
+  q: string;
+  by: "events" | "users";
+  basis: "all" | "last_login";
+}
+
+export interface Heatmap {
+  cells: [number, number, number][];
+  cell_deg: number;
+  by: string;
+  basis: string;
+  max_weight: number;
+  total_weight: number;
+}
+
+export interface PlaceCount {
+  geoname_id: number;
+  label: string;
+  country_iso: string | null;
+  subdivision_iso: string | null;
+  city_name: string | null;
+  lat: number | null;
+  lon: number | null;
+  count: number;
+  share: number;
+  last_seen_at: string | null;
+}
+
+export interface TopLocations {
+  level: Level;
+  total: number;
+  items: PlaceCount[];
+}
+
+export interface JourneyEnd {
+  lat: number;
+  lon: number;
+  city_name: string | null;
+  country_iso: string | null;
+}
+
+export interface Journey {
+  event_uuid: string;
+  subject: string;
+  occurred_at: string;
+  verdict: "suspicious" | "impossible";
+  origin: JourneyEnd;
+  destination: JourneyEnd;
+  distance_km: number;
+  elapsed_seconds: number;
+  speed_mph: number;
+}
+
+export interface Problem {
+  status: number;
+  code: string;
+  detail: string;
+  parameter?: string;
+  position?: number;
+}
+
+export class ApiError extends Error {
+  constructor(readonly problem: Problem) {
+    super(problem.detail);
+  }
+}
+
+/** The filters as query parameters; defaults are left out so URLs stay short. */
+export function filterParams(filters: Filters): Record<string, string> {
+  const params: Record<string, string> = {};
+  if (filters.from) params.from = filters.from;
+  if (filters.to) params.to = filters.to;
+  if (filters.outcome !== "any") params.outcome = filters.outcome;
+  if (filters.q.trim()) params.q = filters.q.trim();
+  if (filters.by !== "events") params.by = filters.by;
+  if (filters.basis !== "all") params.basis = filters.basis;
+  return params;
+}
+
+export function queryString(params: Record<string, string | number | undefined>): string {
+  const search = new URLSearchParams();
+  for (const [name, value] of Object.entries(params)) {
+    if (value !== undefined && value !== "") search.set(name, String(value));
+  }
+  const text = search.toString();
+  return text ? `?${text}` : "";
+}
+
+/** A problem body (RFC 9457) or, for anything else, one built from the status. */
+export function toProblem(status: number, body: unknown): Problem {
+  if (body && typeof body === "object" && "detail" in body) {
+    const b = body as Record<string, unknown>;
+    return {
+      status,
+      code: typeof b.code === "string" ? b.code : "error",
+      detail: String(b.detail),
+      parameter: typeof b.parameter === "string" ? b.parameter : undefined,
+      position: typeof b.position === "number" ? b.position : undefined,
+    };
+  }
+  return { status, code: "error", detail: `The server answered ${status}.` };
+}
+
+/** Is this problem about the search query (shown under the filter box)? */
+export const isQueryProblem = (p: Problem) => p.code === "invalid_query" || p.parameter === "q";
+
+export interface Session {
+  access_token: string;
+  refresh_token?: string;
+}
+
+type SessionStore = { get(): Session | null; set(s: Session | null): void };
+
+export class Client {
+  constructor(
+    private readonly store: SessionStore,
+    private readonly onSignedOut: () => void,
+  ) {}
+
+  async signIn(username: string, password: string): Promise<void> {
+    const response = await fetch("/api/v1/auth/signin", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ username, password }),
+    });
+    const body = await response.json().catch(() => null);
+    if (!response.ok) throw new ApiError(toProblem(response.status, body));
+    this.store.set({ access_token: body.access_token, refresh_token: body.refresh_token });
+  }
+
+  signOut(): void {
+    const session = this.store.get();
+    this.store.set(null);
+    if (session) {
+      void fetch("/api/v1/auth/logout", {
+        method: "POST",
+        headers: { Authorization: `Bearer ${session.access_token}` },
+      }).catch(() => undefined);
+    }
+  }
+
+  /** GET with the bearer token; one refresh when it expired (tokens last 15 minutes). */
+  async get<T>(path: string, signal?: AbortSignal): Promise<T> {
+    let response = await this.send(path, signal);
+    if (response.status === 401 && (await this.refresh())) response = await this.send(path, signal);
+    const body = await response.json().catch(() => null);
+    if (response.status === 401) {
+      this.store.set(null);
+      this.onSignedOut();
+    }
+    if (!response.ok) throw new ApiError(toProblem(response.status, body));
+    return body as T;
+  }
+
+  private send(path: string, signal?: AbortSignal): Promise<Response> {
+    const session = this.store.get();
+    const headers: Record<string, string> = session ? { Authorization: `Bearer ${session.access_token}` } : {};
+    return fetch(path, { headers, signal });
+  }
+
+  private async refresh(): Promise<boolean> {
+    const session = this.store.get();
+    if (!session?.refresh_token) return false;
+    const response = await fetch("/api/v1/auth/refresh", {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ refresh_token: session.refresh_token }),
+    });
+    if (!response.ok) return false;
+    const body = await response.json();
+    this.store.set({ access_token: body.access_token, refresh_token: body.refresh_token });
+    return true;
+  }
+}
+
+/** The session lives in sessionStorage: it ends with the tab, and no other site can read it. */
+export const sessionStore: SessionStore = {
+  get() {
+    const text = sessionStorage.getItem("globeguard.session");
+    return text ? (JSON.parse(text) as Session) : null;
+  },
+  set(session) {
+    if (session) sessionStorage.setItem("globeguard.session", JSON.stringify(session));
+    else sessionStorage.removeItem("globeguard.session");
+  },
+};
