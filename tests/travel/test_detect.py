@@ -4,13 +4,13 @@ the three false-positive controls. Which pair judges a login is tested in test_g
 from __future__ import annotations
 
 import math
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import timedelta
 
 import pytest
 
 from globeguard.settings import TravelSettings
-from globeguard.travel.detect import Control, Grade, assess_pair, classify
+from globeguard.travel.detect import Control, Grade, Measurement, assess_pair, classify
 from globeguard.travel.geo_math import EARTH_RADIUS_MI, haversine_km, km_to_mi
 from globeguard.travel.timeline import History, Place
 from tests.travel.factories import (
@@ -337,3 +337,13 @@ def test_reason_distances_are_consistent() -> None:
     assert verdict.as_dict()["earlier"] == "london"
     assert verdict.as_dict()["later"] == "sydney"
     assert verdict.as_dict()["grade"] == "impossible"
+
+
+def test_reasons_name_every_measurement_and_place_field() -> None:
+    pair = assess_pair(
+        event("a", 0, LONDON, seq=1), event("b", 3600, SYDNEY, seq=2), History(), NO_CONTROLS
+    )
+    reasons = pair.as_dict()
+    assert {f.name for f in fields(Measurement)} <= reasons.keys()
+    assert reasons["origin"].keys() == {f.name for f in fields(Place)}
+    assert reasons["destination"]["city"] == "Sydney"

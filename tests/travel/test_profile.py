@@ -150,7 +150,8 @@ def test_judging_after_a_profile_equals_judging_the_whole_timeline(
 def test_failures_fill_the_window_but_teach_no_place() -> None:
     profile = Profile().after(event("home", 0, KASSEL, seq=1))
     for index in range(KNOWN_PLACES_WINDOW - 1):
-        profile = profile.after(event(f"f{index}", 10 + index, SYDNEY, seq=2 + index, success=False))
+        failure = event(f"f{index}", 10 + index, SYDNEY, seq=2 + index, success=False)
+        profile = profile.after(failure)
     assert profile.known_places() == (KASSEL,)
     assert profile.recent[0] == Slot(False)  # a failure's place is not kept
     pushed_out = profile.after(event("last-failure", 100, SYDNEY, seq=50, success=False))

@@ -38,20 +38,20 @@ from globeguard.db.base import Base, UtcDateTime
 
 # Place dimensions, after the grid levels 0..4.
 COUNTRY_DIM, REGION_DIM, CITY_DIM = 10, 11, 12
+DIMENSIONS = (0, 1, 2, 3, 4, COUNTRY_DIM, REGION_DIM, CITY_DIM)
 
 
 class GeoRollupDay(Base):
     __tablename__ = "geo_rollup_day"
 
-    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    # Key order = how requests read: one dimension, a range of days, then keys (cells in a
+    # box). No secondary index: each costs another B-tree write per upsert, a dozen per event.
     dim: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
     key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     success: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
     events: Mapped[int] = mapped_column(Integer, nullable=False)
-
-    # Requests filter by dimension first, then a key range (cells in a box), then days.
-    __table_args__ = (Index("ix_geo_rollup_day_dim_key", "dim", "key", "day"),)
 
 
 class GeoRollupTotal(Base):

@@ -38,6 +38,7 @@ from globeguard.analytics.grid import (
     wrap_longitude,
 )
 from globeguard.analytics.models import (
+    DIMENSIONS,
     GeoFlaggedJourney,
     GeoLastLogin,
     GeoPlace,
@@ -103,7 +104,7 @@ class AnalyticsRepository:
             {"day": d, "dim": dim, "key": key, "success": ok, "verdict": v, "events": n}
             for (d, dim, key, ok, v), n in counts.items()
         ]
-        await self._add(DAY, ("day", "dim", "key", "success", "verdict"), day_rows)
+        await self._add(DAY, ("dim", "day", "key", "success", "verdict"), day_rows)
         totals: dict[tuple[int, int, bool, str], int] = {}
         for (_, dim, key, ok, v), n in counts.items():
             totals[(dim, key, ok, v)] = totals.get((dim, key, ok, v), 0) + n
@@ -198,14 +199,20 @@ class AnalyticsRepository:
     # --- retention ----------------------------------------------------------------------
 
     async def oldest_day(self) -> date | None:
-        return cast(date | None, await self.session.scalar(select(func.min(DAY.c.day))))
+        """One index seek per dimension (the primary key leads with it)."""
+        days = []
+        for dim in DIMENSIONS:
+            found = await self.session.scalar(select(func.min(DAY.c.day)).where(DAY.c.dim == dim))
+            if found is not None:
+                days.append(found)
+        return min(days, default=None)
 
     async def retire_day(self, day: date) -> int:
         """Subtract one day from the totals, then delete its rows; returns the rows deleted."""
         rows = (
             await self.session.execute(
                 select(DAY.c.dim, DAY.c.key, DAY.c.success, DAY.c.verdict, DAY.c.events).where(
-                    DAY.c.day == day, DAY.c.events != 0
+                    DAY.c.dim.in_(DIMENSIONS), DAY.c.day == day, DAY.c.events != 0
                 )
             )
         ).all()
@@ -223,7 +230,9 @@ class AnalyticsRepository:
                 for r in rows
             ],
         )
-        result = await self.session.execute(delete(DAY).where(DAY.c.day == day))
+        result = await self.session.execute(
+            delete(DAY).where(DAY.c.dim.in_(DIMENSIONS), DAY.c.day == day)
+        )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     async def purge_before(self, cutoff: date, instant: datetime) -> None:

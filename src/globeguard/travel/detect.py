@@ -93,6 +93,15 @@ class Measurement:
     adjusted_speed_mph: float
 
 
+# Grading runs per login, bulk ingestion thousands of times per batch: the field names are
+# read once here rather than through dataclasses.fields() on every call.
+MEASUREMENT_KEYS = tuple(f.name for f in fields(Measurement))
+
+
+def astuple_fast(measured: Measurement) -> tuple[float, ...]:
+    return tuple(getattr(measured, key) for key in MEASUREMENT_KEYS)
+
+
 @dataclass(frozen=True, slots=True)
 class Reasons:
     """Why a pair got its grade. ``origin`` is the earlier event's place, ``destination`` the
@@ -108,7 +117,12 @@ class Reasons:
 
     def as_dict(self) -> dict[str, Any]:
         """A flat JSON-ready object; the measurement keys are null when unverifiable."""
-        numbers = {f.name: getattr(self.measurement, f.name, None) for f in fields(Measurement)}
+        measured = self.measurement
+        numbers = (
+            dict.fromkeys(MEASUREMENT_KEYS)
+            if measured is None
+            else dict(zip(MEASUREMENT_KEYS, astuple_fast(measured), strict=True))
+        )
         return {
             **numbers,
             "elapsed_seconds": self.elapsed_seconds,
@@ -123,7 +137,13 @@ class Reasons:
 def _place_dict(place: Place | None) -> dict[str, Any] | None:
     if place is None:
         return None
-    return {f.name: getattr(place, f.name) for f in fields(Place)}
+    return {
+        "lat": place.lat,
+        "lon": place.lon,
+        "radius_km": place.radius_km,
+        "country": place.country,
+        "city": place.city,
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -38,19 +38,16 @@ def upgrade() -> None:
     )
     op.create_table(
         "geo_rollup_day",
-        sa.Column("day", sa.Date(), nullable=False),
         sa.Column("dim", sa.SmallInteger(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
         sa.Column("key", sa.BigInteger(), nullable=False),
         sa.Column("success", sa.Boolean(), nullable=False),
         sa.Column("verdict", sa.String(length=16), nullable=False),
         sa.Column("events", sa.Integer(), nullable=False),
         sa.PrimaryKeyConstraint(
-            "day", "dim", "key", "success", "verdict", name=op.f("pk_geo_rollup_day")
+            "dim", "day", "key", "success", "verdict", name=op.f("pk_geo_rollup_day")
         ),
     )
-    with op.batch_alter_table("geo_rollup_day", schema=None) as batch_op:
-        batch_op.create_index("ix_geo_rollup_day_dim_key", ["dim", "key", "day"], unique=False)
-
     op.create_table(
         "geo_rollup_total",
         sa.Column("dim", sa.SmallInteger(), nullable=False),
@@ -171,8 +168,5 @@ def downgrade() -> None:
 
     op.drop_table("geo_flagged_journey")
     op.drop_table("geo_rollup_total")
-    with op.batch_alter_table("geo_rollup_day", schema=None) as batch_op:
-        batch_op.drop_index("ix_geo_rollup_day_dim_key")
-
     op.drop_table("geo_rollup_day")
     op.drop_table("geo_place")
