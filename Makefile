@@ -8,7 +8,9 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint bench clean
+.PHONY: help install ui run test lint bench clean
+UI_DIST := src/globeguard/web/dist/index.html
+UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/package.json ui/package-lock.json ui/index.html ui/vite.config.ts
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,9 +23,17 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP) ## Create .venv and install Globeguard with its pinned dependencies
 
-run: $(STAMP) ## Start the service on SQLite (./var) at http://127.0.0.1:8000
+# The install's build hook builds the dashboard too; this rebuilds it after ui/ changes.
+$(UI_DIST): $(UI_SOURCES)
+	cd ui && npm ci --no-audit --no-fund && npm run build
+
+ui: $(UI_DIST) ## Build the dashboard (ui/ → src/globeguard/web/dist)
+
+run: $(STAMP) $(UI_DIST) ## Start the service on SQLite (./var) at http://127.0.0.1:8000
 	@echo "Globeguard: API docs at http://$(HOST):$(PORT)/docs"
+	@echo "Dashboard:  http://$(HOST):$(PORT)/dashboard/   (sign in as an admin)"
 	@echo "First admin: $(BIN)/globeguard admin create --username admin   (prints a password)"
+	@echo "Demo data:  $(BIN)/globeguard demo seed --users 100000 --seed 1"
 	$(BIN)/globeguard serve --host $(HOST) --port $(PORT)
 
 test: $(STAMP) ## Run every test, on SQLite and on PostgreSQL
@@ -38,6 +48,7 @@ lint: $(STAMP) ## Ruff and mypy
 bench: $(STAMP) ## Benchmarks: print our throughput as ratios to baselines on this machine
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/travel.py
+	$(BIN)/python bench/analytics.py
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

@@ -260,6 +260,51 @@ class DashboardSettings(BaseModel):
     tile_attribution: str = ""
 
 
+class JobsSettings(BaseModel):
+    """Bulk jobs: user exports and imports, Auth0 syncs."""
+
+    # Run the job runner inside `globeguard serve`; turn off when `globeguard worker`
+    # processes run the jobs.
+    embedded: bool = True
+    # Jobs running at once in one process. Each holds one connection and streams; two keep
+    # a 2-core box responsive to sign-ins while a million-user export runs.
+    concurrency: int = Field(default=2, ge=1)
+    # How often an idle runner looks for work; submissions in the same process wake it at once.
+    poll_interval: timedelta = Field(default=timedelta(seconds=1), gt=timedelta(0))
+    # A running job renews its lease every third of this; a job whose lease ran out (its
+    # process died) is taken over by another runner or failed with a reason.
+    lease: timedelta = Field(default=timedelta(seconds=60), ge=timedelta(seconds=3))
+    # Runs a job may start (the first plus resumptions after a lost lease) before it fails.
+    max_attempts: int = Field(default=3, ge=1)
+    # Where export files and uploaded imports live (default: data_dir/jobs).
+    dir: Path | None = None
+    # An export's download link is signed and stops working after this.
+    download_link_ttl: timedelta = Field(default=timedelta(minutes=15), gt=timedelta(0))
+    # Finished jobs and their files are deleted after this (Auth0 keeps jobs 24 h).
+    retention: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
+
+
+class Auth0Settings(BaseModel):
+    """The Auth0 connector (`POST /api/v1/jobs/auth0-sync`) and log-stream ingestion."""
+
+    # Default tenant for `globeguard auth0 sync`; the API stores tenants sealed instead.
+    domain: str | None = None
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    # Export-job polling: exponential backoff with full jitter from `poll_base` up to
+    # `poll_cap` per wait, giving up once `poll_deadline` has passed since the job was created.
+    poll_base: timedelta = Field(default=timedelta(milliseconds=500), gt=timedelta(0))
+    poll_cap: timedelta = Field(default=timedelta(seconds=8), gt=timedelta(0))
+    poll_deadline: timedelta = Field(default=timedelta(minutes=30), gt=timedelta(0))
+    http_timeout: timedelta = Field(default=timedelta(seconds=30), gt=timedelta(0))
+    # Plain-HTTP tenant URLs (``http://host:port``) are refused unless this is set (tests,
+    # a local mock); a management token must not cross the network in the clear.
+    allow_http: bool = False
+    # Bearer token Auth0's custom-webhook log stream sends (its "Authorization Token");
+    # unset disables `POST /api/v1/ingest/auth0-logs`.
+    log_stream_token: SecretStr | None = None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="GLOBEGUARD_",
@@ -288,3 +333,5 @@ class Settings(BaseSettings):
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     analytics: AnalyticsSettings = Field(default_factory=AnalyticsSettings)
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
+    auth0: Auth0Settings = Field(default_factory=Auth0Settings)

@@ -44,7 +44,7 @@ def test_defaults():
         ([("q", "role:admin")], lambda p: p.filters.query == "role:admin"),
         ([("by", "users")], lambda p: p.by is Measure.USERS),
         ([("basis", "last_login")], lambda p: p.basis is Basis.LAST_LOGIN),
-        ([("zoom", "5"), ("bbox", "40,0,50,10")], lambda p: p.grid.cell_deg == 0.5),
+        ([("zoom", "5"), ("bbox", "40,0,50,10")], lambda p: p.grid.cell_deg == 0.25),
     ],
 )
 def test_options(pairs, check):

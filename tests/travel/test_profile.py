@@ -11,7 +11,7 @@ from typing import Any
 from hypothesis import given
 from hypothesis import strategies as st
 
-from globeguard.travel.grading import judge_timeline
+from globeguard.travel.grading import judge
 from globeguard.travel.profile import KNOWN_PLACES_WINDOW, PROFILE_ARRIVAL, Profile, Slot
 from globeguard.travel.timeline import History, Place, TravelEvent
 from tests.travel.factories import KASSEL, LONDON, SYDNEY, WITH_CONTROLS, at, event, places
@@ -129,21 +129,31 @@ def test_storage_round_trip_keeps_every_fact(events: list[TravelEvent]) -> None:
         assert stored is None or stored.arrival_seq == PROFILE_ARRIVAL
 
 
-@given(histories(longest=KNOWN_PLACES_WINDOW), histories(longest=10))
-def test_judging_after_a_profile_equals_judging_the_whole_timeline(
+@given(histories())
+def test_each_login_is_judged_by_the_window_before_it(events: list[TravelEvent]) -> None:
+    """The oracle, straight from the definitions: a login's anchor is the last success before
+    it, its known places those of the successes among the latest KNOWN_PLACES_WINDOW events
+    before it."""
+    verdicts, _ = Profile().judge(events, WITH_CONTROLS)
+    for index, current in enumerate(events):
+        history, anchor, _ = expected_context(events[:index])
+        assert verdicts[current.key] == judge(current, anchor, history, WITH_CONTROLS)
+
+
+@given(histories(), histories(longest=10))
+def test_judging_from_a_stored_profile_equals_judging_in_one_go(
     past: list[TravelEvent], later: list[TravelEvent]
 ) -> None:
-    """The bulk path judges new events from a stored profile; the verdicts must be those of
-    judging the past and the new events as one timeline. (A past longer than the window is
-    different by design: a timeline judged in one go remembers every place it saw.)"""
+    """The bulk path judges new logins from the stored profile of their past: the verdicts
+    are those of judging past and new logins together."""
     last = past[-1].occurred_at.timestamp() if past else 0
     shifted = [
         TravelEvent(f"n{e.key}", at(last + 1 + i * 60), 10_000 + i, e.place, e.success, e.ip)
         for i, e in enumerate(later)
     ]
-    whole = judge_timeline([*past, *shifted], WITH_CONTROLS)
-    context = Profile.from_doc(Profile().after_all(past).to_doc()).context()
-    split = judge_timeline(shifted, WITH_CONTROLS, context.history, context.anchor)
+    whole, _ = Profile().judge([*past, *shifted], WITH_CONTROLS)
+    stored = Profile.from_doc(Profile().after_all(past).to_doc())
+    split, _ = stored.judge(shifted, WITH_CONTROLS)
     assert split == {e.key: whole[e.key] for e in shifted}
 
 

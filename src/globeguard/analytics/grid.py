@@ -11,8 +11,9 @@ column from the antimeridian, both non-negative, so integer division and modulo 
 on SQLite and PostgreSQL.
 
 The requested size follows the map: Leaflet's world is 256·2^zoom pixels wide, and a cell of
-about 16 px keeps a heatmap smooth without sending more cells than the eye can tell apart,
-so the target is 360·16 / (256·2^zoom) = 22.5 / 2^zoom degrees, snapped to a power of two.
+about 8 px (under the heat brush's 18 px radius, so cells blend, and small enough that a
+coastal city's cell centre stays near the coast) gives a target of 360·8 / (256·2^zoom) =
+11.25 / 2^zoom degrees, snapped to a power of two.
 A bounding box too large for that size (more than `MAX_GRID_CELLS` possible cells) gets a
 coarser one: the response stays bounded whatever the caller asks.
 """
@@ -175,7 +176,7 @@ class Grid:
 
 
 def exponent_for_zoom(zoom: int) -> int:
-    target = 22.5 / (1 << zoom)
+    target = 11.25 / (1 << zoom)
     return _clamp(round(math.log2(target)))
 
 

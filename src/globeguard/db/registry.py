@@ -5,6 +5,7 @@ from globeguard.db.base import Base
 from globeguard.events import models as _events  # noqa: F401
 from globeguard.identity import models as _identity  # noqa: F401
 from globeguard.ingest import models as _ingest  # noqa: F401
+from globeguard.jobs import models as _jobs  # noqa: F401
 from globeguard.travel import models as _travel  # noqa: F401
 
 metadata = Base.metadata

@@ -1,9 +1,11 @@
 """Bulk ingestion of login events reported by other IdPs.
 
 Lines are validated one by one (a bad line is reported with its number and reason, never
-aborting the rest) and stored in batches: one GeoIP pass, one query for the recorded history
-of the batch's subjects, one multi-row INSERT and one multi-row verdict UPDATE per batch.
-Each touched subject's timeline is re-graded in full, so out-of-order arrivals inside or
+aborting the rest) and stored in batches: one GeoIP pass, one read of the subjects' login
+profiles (travel.profile), one multi-row INSERT, one profile write per batch. A subject whose
+new events all come after its stored ones is judged from its profile alone; one with an
+earlier event is judged from its stored events from that point on (one windowed query for the
+past, one for what follows, whose verdicts may change), so out-of-order arrivals inside or
 across batches give the same verdicts as posting the events one by one in time order.
 """
 
@@ -25,7 +27,7 @@ from globeguard.adapters.geoip.port import GeoLocator, GeoReason, normalise_ip
 from globeguard.kit.clock import as_utc
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
-from globeguard.travel.grading import Verdict, judge_timeline
+from globeguard.travel.grading import Verdict
 from globeguard.travel.observers import (
     LoginEventObserver,
     VerdictChange,
@@ -317,8 +319,7 @@ class BulkIngestor:
             profile = profiles.get(subject) or Profile()
             before = profile.context()
             timeline = sort_timeline(unordered)
-            verdicts = judge_timeline(timeline, self.settings, before.history, before.anchor)
-            after[subject] = profile.after_all(timeline)
+            verdicts, after[subject] = profile.judge(timeline, self.settings)
             for index, event in enumerate(timeline):
                 grade, reasons = verdicts[event.key]
                 if (new := new_by_uuid.get(event.key)) is not None:

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from globeguard.settings import TravelSettings
+from globeguard.travel.grading import Verdict, judge
 from globeguard.travel.timeline import History, Place, TravelEvent
 
 # Recent events a login is compared with for known places (Okta uses the last 20).
@@ -86,6 +88,20 @@ class Profile:
         for event in events:
             profile = profile.after(event)
         return profile
+
+    def judge(
+        self, events: Sequence[TravelEvent], settings: TravelSettings
+    ) -> tuple[dict[str, Verdict], Profile]:
+        """Every event's verdict (`events` in event order, all later than this profile), each
+        judged from the profile of everything before it — the same window of recent places a
+        single login is judged by — and the profile after the last."""
+        verdicts: dict[str, Verdict] = {}
+        profile = self
+        for event in events:
+            context = profile.context()
+            verdicts[event.key] = judge(event, context.anchor, context.history, settings)
+            profile = profile.after(event)
+        return verdicts, profile
 
     @staticmethod
     def from_window(

@@ -1,0 +1,1 @@
+"""Bulk jobs: user exports and imports, and the Auth0 connector."""

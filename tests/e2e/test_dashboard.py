@@ -1,0 +1,213 @@
+"""The dashboard in a real browser: Debian's `chromium` driven by Playwright (no downloaded
+browser), against a real server on a temporary SQLite database filled by `globeguard demo
+seed`. No tiles, no network beyond the server. Screenshots of each state go to
+`test-artifacts/dashboard/`.
+
+Without chromium these tests skip, except with CI=true, where they fail."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from globeguard.web.routes import DIST
+
+playwright = pytest.importorskip("playwright.sync_api")
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
+CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
+PASSWORD = "dashboard-admin-Passw0rd!"
+BROWSER_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true but {what}")
+    pytest.skip(what)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[str]:
+    if not Path(CHROMIUM).exists():
+        _missing(f"no chromium at {CHROMIUM} (apt-get install chromium)")
+    if not (DIST / "index.html").is_file():
+        _missing("the dashboard is not built (make ui)")
+    data = tmp_path_factory.mktemp("dashboard")
+    env = {
+        **os.environ,
+        "GLOBEGUARD_DATA_DIR": str(data),
+        "GLOBEGUARD_DB__URL": f"sqlite+aiosqlite:///{data}/gg.db",
+        "GLOBEGUARD_SECRET_KEY": "e2e-secret-key-not-for-production",
+    }
+    cli = [sys.executable, "-c", "from globeguard.cli import main; main()"]
+    run = {"env": env, "check": True, "capture_output": True, "timeout": 300}
+    subprocess.run([*cli, "admin", "create", "--username", "admin", "--password", PASSWORD], **run)
+    subprocess.run([*cli, "demo", "seed", "--users", "600", "--seed", "11"], **run)
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603
+        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser(server) -> Iterator[object]:
+    with playwright.sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
+        try:
+            yield instance
+        finally:
+            instance.close()
+
+
+@pytest.fixture
+def page(browser, server):
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=server)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"))
+
+
+def sign_in(page) -> None:
+    page.goto("/dashboard/")
+    page.get_by_label("Username or email").fill("admin")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    settled(page)
+
+
+def settled(page) -> None:
+    """The map and the top-10 have answered."""
+    page.wait_for_selector('[data-testid="map"][data-status="ready"]', timeout=20_000)
+    page.wait_for_selector('[data-testid="top"][data-status="ready"]', timeout=20_000)
+
+
+def drawn_pixels(page) -> int:
+    return int(
+        page.evaluate(
+            """() => {
+                const canvas = document.querySelector('canvas.leaflet-heatmap-layer');
+                if (!canvas) return -1;
+                const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+                let n = 0;
+                for (let i = 3; i < data.length; i += 4) if (data[i] > 0) n++;
+                return n;
+            }"""
+        )
+    )
+
+
+def top_counts(page) -> list[int]:
+    rows = page.locator('[data-testid="top-table"] tbody tr')
+    return [int(rows.nth(i).get_attribute("data-count") or 0) for i in range(rows.count())]
+
+
+def test_sign_in_refuses_a_wrong_password_then_shows_the_map(page):
+    page.goto("/dashboard/")
+    page.get_by_label("Username or email").fill("admin")
+    page.get_by_label("Password").fill("wrong-password-123")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_role("alert").wait_for()
+    shot(page, "01-signin-refused")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    settled(page)
+    shot(page, "02-signed-in")
+
+
+def test_the_heatmap_canvas_has_drawn_pixels(page):
+    sign_in(page)
+    page.wait_for_function("document.querySelector('canvas.leaflet-heatmap-layer') !== null")
+    assert drawn_pixels(page) > 500
+
+
+def test_the_top_ten_lists_ten_places_in_descending_order(page):
+    sign_in(page)
+    counts = top_counts(page)
+    assert len(counts) == 10
+    assert counts == sorted(counts, reverse=True) and counts[0] > counts[-1] > 0
+    shot(page, "03-top-ten")
+
+
+def test_a_metadata_filter_changes_the_cells_and_the_top_ten(page):
+    sign_in(page)
+    before_cells = page.get_by_test_id("map").get_attribute("data-cells")
+    before_top = top_counts(page)
+    with page.expect_response(lambda r: "/analytics/heatmap" in r.url and "q=" in r.url):
+        page.get_by_label("Users matching").fill("user_metadata.subscription_tier:premium")
+        page.get_by_role("button", name="Apply").click()
+    settled(page)
+    after_top = top_counts(page)
+    assert after_top != before_top
+    assert sum(after_top) < sum(before_top)
+    assert page.get_by_test_id("map").get_attribute("data-cells") != before_cells or (
+        drawn_pixels(page) > 0
+    )
+    shot(page, "04-filtered-premium")
+
+
+def test_zooming_in_fetches_a_finer_grid(page):
+    sign_in(page)
+    coarse = float(page.get_by_test_id("map").get_attribute("data-cell-deg") or 0)
+    with page.expect_response(lambda r: "/analytics/heatmap" in r.url and "zoom=5" in r.url):
+        page.get_by_test_id("map").focus()
+        for _ in range(3):
+            page.locator(".leaflet-control-zoom-in").click()
+            page.wait_for_timeout(300)
+    settled(page)
+    fine = float(page.get_by_test_id("map").get_attribute("data-cell-deg") or 0)
+    assert 0 < fine < coarse
+    shot(page, "05-zoomed-in")
+
+
+def test_a_bad_query_is_shown_inline(page):
+    sign_in(page)
+    page.get_by_label("Users matching").fill("user_metadata.subscription_tier:(premium")
+    page.get_by_role("button", name="Apply").click()
+    error = page.get_by_test_id("query-error")
+    error.wait_for()
+    assert "position" in error.inner_text()
+    assert page.get_by_label("Users matching").get_attribute("aria-invalid") == "true"
+    shot(page, "06-bad-query")
