@@ -48,7 +48,9 @@ lint: $(STAMP) ## Ruff and mypy
 bench: $(STAMP) ## Benchmarks: print our throughput as ratios to baselines on this machine
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/travel.py
+	$(BIN)/python bench/events.py
 	$(BIN)/python bench/analytics.py
+	$(BIN)/python bench/jobs.py
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

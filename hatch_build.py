@@ -46,7 +46,9 @@ class DashboardBuildHook(BuildHookInterface):  # type: ignore[type-arg]
             return
         if not (UI / "package.json").is_file():
             if not INDEX.is_file():
-                raise RuntimeError("no ui/ sources and no built dashboard in src/globeguard/web/dist")
+                raise RuntimeError(
+                    "no ui/ sources and no built dashboard in src/globeguard/web/dist"
+                )
             return
         if up_to_date():
             return

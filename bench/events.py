@@ -209,6 +209,18 @@ def api(method: str, url: str, token: str, body: dict[str, Any] | None = None) -
     return answer
 
 
+def wait_settled(base: str, token: str, subscription_id: str) -> None:
+    """Until no delivery is pending or in flight: the receiver counts a request when it
+    arrives, the ledger settles it a few milliseconds later."""
+    url = f"{base}/api/v1/subscriptions/{subscription_id}/deliveries"
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        if not api("GET", f"{url}?status=pending&status=inflight&limit=1", token)["items"]:
+            return
+        time.sleep(0.05)
+    raise InvalidMeasurementError(f"deliveries still unsettled after {WAIT_S} s")
+
+
 def change_profile(base: str, token: str, n: int) -> None:
     api("PATCH", f"{base}/api/v1/users/me", token, {"user_metadata": {"n": n}})
 
@@ -286,6 +298,7 @@ def run_backend(
             )
 
         def deliveries(_seconds: int) -> float:
+            wait_settled(base, token, subscription["id"])
             configure(receiver_base, subscription["signing_secret"])  # clears the counts
             done = api(
                 "POST",
@@ -345,7 +358,7 @@ def report(
         )
     lines = ["", "Globeguard event delivery", ""]
     lines += [f"  {k}: {v}" for k, v in config.items()]
-    lines += [""] + table_lines(ratios, width=40) + [""]
+    lines += ["", *table_lines(ratios, width=40), ""]
     for name, value in latency.items():
         lines.append(f"median commit -> delivery latency, {name:<24}{value:>9.1f} ms")
     return "\n".join(lines)

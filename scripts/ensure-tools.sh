@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Installs the Debian tools some tests drive (promtool, from the `prometheus` package) when they
-# are missing. A failed install is reported, not fatal: the tests themselves then skip, or fail
-# with CI=true.
+# Installs the Debian tools some tests drive (promtool, from the `prometheus` package; chromium,
+# for the dashboard's browser tests) when they are missing. A failed install is reported, not
+# fatal: the tests themselves then skip, or fail with CI=true.
 set -u
 
 # command → Debian package that provides it
 TOOLS=(
   "promtool prometheus"
+  "chromium chromium"
 )
 
 missing=()

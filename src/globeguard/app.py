@@ -29,6 +29,8 @@ from globeguard.identity.roles.routes import router as roles_router
 from globeguard.identity.users.routes import router as users_router
 from globeguard.ingest.routes import read_router as external_users_router
 from globeguard.ingest.routes import router as user_ingest_router
+from globeguard.jobs.auth0.routes import router as auth0_logs_router
+from globeguard.jobs.routes import router as jobs_router
 from globeguard.kit.errors import AppError
 from globeguard.observability.routes import router as metrics_router
 from globeguard.settings import Settings
@@ -234,6 +236,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         events_router,
         subscriptions_router,
         analytics_router,
+        jobs_router,
+        auth0_logs_router,
     ):
         app.include_router(router)
     install_dashboard(app)

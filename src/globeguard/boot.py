@@ -14,6 +14,7 @@ from globeguard.analytics.rollups import retention_loop as rollup_retention_loop
 from globeguard.db.migrate import startup_lock, upgrade
 from globeguard.events.delivery import worker as delivery
 from globeguard.identity.bootstrap import ensure_bootstrap_admin
+from globeguard.jobs import worker as jobs_worker
 from globeguard.travel.retention import retention_loop
 from globeguard.wiring import Container
 
@@ -72,6 +73,8 @@ async def running(app: Container) -> AsyncIterator[None]:
         tasks.append(asyncio.create_task(app.revocation_listener.run(), name="revocations"))
     if app.settings.delivery.embedded:
         tasks += delivery.start(app)
+    if app.settings.jobs.embedded:
+        tasks += jobs_worker.start(app)
     try:
         yield
     finally:

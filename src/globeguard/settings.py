@@ -106,6 +106,14 @@ class GeoIpSettings(BaseModel):
     cache_size: int = Field(default=100_000, ge=0)
     # How often a process checks whether the database file was replaced on disk.
     reload_check_interval: timedelta = timedelta(seconds=30)
+    # Optional remote enrichment from an IPinfo-style batch API (e.g. "https://ipinfo.io"):
+    # bulk imports fetch their addresses from it (1000 per request, `remote_concurrency` at
+    # once) and every lookup prefers a cached remote answer to the local file. Off when unset.
+    remote_url: str | None = None
+    remote_token: SecretStr | None = None
+    remote_concurrency: int = Field(default=4, ge=1)
+    remote_cache_size: int = Field(default=100_000, ge=1)
+    remote_cache_ttl: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
 
 
 class TravelSettings(BaseModel):
@@ -209,6 +217,8 @@ class DeliverySettings(BaseModel):
     disable_after: timedelta = Field(default=timedelta(days=5), gt=timedelta(0))
     # Deliveries in flight at once in one process, all subscriptions together.
     concurrency: int = Field(default=64, ge=1)
+    # Open connections to one receiver host, at most.
+    connections_per_host: int = Field(default=16, ge=1)
     # Defaults for new subscriptions.
     default_max_in_flight: int = Field(default=16, ge=1)
     # Deliveries claimed per subscription per round trip.

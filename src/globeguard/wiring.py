@@ -8,7 +8,10 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 from globeguard.adapters.geoip import GeoLocator, MaxMindLocator
+from globeguard.adapters.geoip.remote import RemoteBatchLocator
 from globeguard.adapters.kv.memory import MemoryCounters
 from globeguard.adapters.kv.port import Counters
 from globeguard.adapters.kv.redis import RedisCounters
@@ -44,6 +47,10 @@ from globeguard.identity.users.service import UserService
 from globeguard.identity.users.view_cache import UserViewCache
 from globeguard.ingest.bucket import TokenBuckets
 from globeguard.ingest.service import IngestService
+from globeguard.jobs.auth0.client import TokenCache
+from globeguard.jobs.runner import JobRunner
+from globeguard.jobs.service import JobService
+from globeguard.jobs.setup import build_jobs
 from globeguard.kit.clock import Clock, utcnow
 from globeguard.kit.crypto import Sealer
 from globeguard.observability.metrics import Metrics
@@ -97,6 +104,9 @@ class Container:
     sinks: dict[str, Sink]
     dispatcher: Dispatcher
     analytics: AnalyticsService
+    jobs: JobService
+    job_runner: JobRunner
+    auth0_tokens: TokenCache
 
 
 def build(settings: Settings) -> Container:
@@ -115,13 +125,14 @@ def build(settings: Settings) -> Container:
     listener = (
         PostgresRevocationListener(settings.db.url, caches) if db.dialect == "postgresql" else None
     )
-    locator = MaxMindLocator.from_settings(settings.geoip)
+    locator = remote_locator(settings, MaxMindLocator.from_settings(settings.geoip))
     counters: Counters = RedisCounters(settings.kv.url) if settings.kv.url else MemoryCounters()
     # Analytics rollups are written in the same transaction as the events they count.
     rollups = [RollupObserver()]
     logins = LoginEventService(locator, settings.travel, observers=rollups)
     ingestor = BulkIngestor(locator, settings.travel, observers=rollups)
-    sealer = Sealer(master_secret(settings))
+    secret = master_secret(settings)
+    sealer = Sealer(secret)
     signing_keys = SigningKeyService(sealer, auth_settings.access_token_ttl, auth_settings.leeway)
     metrics = Metrics()
     subscriptions = SubscriptionService(
@@ -129,8 +140,13 @@ def build(settings: Settings) -> Container:
     )
     sinks = delivery_sinks(settings)
     dispatcher = Dispatcher(db, subscriptions, sinks, settings.delivery, metrics=metrics)
-    install_commit_wakeup(db.sessionmaker.kw["sync_session_class"], dispatcher.wake)
+    install_commit_wakeup(
+        db.sessionmaker.kw["sync_session_class"],
+        dispatcher.wake,
+        notify=db.dialect == "postgresql",
+    )
     metrics.on_scrape(BacklogGauges(db, metrics).refresh, "delivery_backlog")
+    jobs = build_jobs(settings, db, sealer, secret, ingestor)
     return Container(
         settings=settings,
         db=db,
@@ -179,6 +195,25 @@ def build(settings: Settings) -> Container:
         sinks=sinks,
         dispatcher=dispatcher,
         analytics=AnalyticsService(),
+        jobs=jobs.service,
+        job_runner=jobs.runner,
+        auth0_tokens=jobs.tokens,
+    )
+
+
+def remote_locator(settings: Settings, local: GeoLocator) -> GeoLocator:
+    """The local database, or it behind the optional remote batch provider."""
+    geoip = settings.geoip
+    if geoip.remote_url is None:
+        return local
+    return RemoteBatchLocator(
+        local,
+        httpx.AsyncClient(timeout=10.0),
+        geoip.remote_url,
+        geoip.remote_token.get_secret_value() if geoip.remote_token else None,
+        concurrency=geoip.remote_concurrency,
+        cache_size=geoip.remote_cache_size,
+        ttl_s=geoip.remote_cache_ttl.total_seconds(),
     )
 
 
@@ -187,7 +222,7 @@ def delivery_sinks(settings: Settings) -> dict[str, Sink]:
     sinks: dict[str, Sink] = {
         "webhook": WebhookSink.create(
             timeout_s=delivery.http_timeout.total_seconds(),
-            max_connections=delivery.concurrency,
+            lanes=delivery.connections_per_host,
             guard=TargetGuard(delivery.allow_private_targets),
             excerpt=delivery.response_excerpt_bytes,
         )

@@ -25,11 +25,11 @@ from tests.support.mmdb import city_record, write_city_db
 # network → (lat, lon, country, subdivision, city)
 PLACES: dict[str, tuple[float, float, str, tuple[str, str, int], tuple[str, int]]] = {
     "203.1.1.0/24": (40.7128, -74.0060, "US", ("NY", "New York", 5128638), ("New York", 5128581)),
-    "203.2.2.0/24": (37.7749, -122.4194, "US", ("CA", "California", 5332921), ("San Francisco", 5391959)),
+    "203.2.2.0/24": (37.7749, -122.4194, "US", ("CA", "California", 5332921), ("SF", 5391959)),
     "203.3.3.0/24": (51.5074, -0.1278, "GB", ("ENG", "England", 6269131), ("London", 2643743)),
     "203.4.4.0/24": (48.8566, 2.3522, "FR", ("IDF", "Ile-de-France", 3012874), ("Paris", 2988507)),
     "203.5.5.0/24": (52.5200, 13.4050, "DE", ("BE", "Berlin", 2950157), ("Berlin", 2950159)),
-    "203.6.6.0/24": (-33.8688, 151.2093, "AU", ("NSW", "New South Wales", 2155400), ("Sydney", 2147714)),
+    "203.6.6.0/24": (-33.8688, 151.2093, "AU", ("NSW", "NSW", 2155400), ("Sydney", 2147714)),
     "203.7.7.0/24": (39.9042, 116.4074, "CN", ("BJ", "Beijing", 2038349), ("Beijing", 1816670)),
 }  # fmt: skip
 NETWORKS = list(PLACES)
@@ -92,7 +92,11 @@ async def populate(client, headers, admin) -> dict[str, str]:
     for n in range(260):
         subject = rng.choice(subjects)
         roll = rng.random()
-        ip = ip_in(rng.choice(NETWORKS), rng) if roll < 0.9 else (COUNTRY_ONLY if roll < 0.95 else PRIVATE)
+        ip = (
+            ip_in(rng.choice(NETWORKS), rng)
+            if roll < 0.9
+            else (COUNTRY_ONLY if roll < 0.95 else PRIVATE)
+        )
         when = TODAY - timedelta(days=rng.randint(0, 6), minutes=rng.randint(0, 600))
         events.append(
             {
@@ -187,10 +191,23 @@ async def test_answers_match_counts_from_the_raw_events(world, monkeypatch):
     # Zoomed into Europe: a finer grid, only the cells in the box.
     europe = [e for e in in_range if e.country_iso in ("GB", "FR", "DE") and e.located]
     body = await get(
-        client, admin, "heatmap", zoom=6, bbox="35,-15,60,30", outcome="success", **{"from": str(first)}
+        client,
+        admin,
+        "heatmap",
+        zoom=6,
+        bbox="35,-15,60,30",
+        outcome="success",
+        **{"from": str(first)},
     )
     assert body["cell_deg"] == 0.25
     assert cells_of(body) == expected_cells(europe, 0.25)
+
+    # A range around every stored day is answered from the all-days totals: same counts.
+    wide = {"from": str((TODAY - timedelta(days=30)).date()), "to": str(TODAY.date())}
+    body = await get(client, admin, "heatmap", zoom=0, **wide)
+    assert cells_of(body) == expected_cells(events, 8.0)
+    top = await get(client, admin, "top-locations", level="country", limit=100, **wide)
+    assert top["total"] == sum(1 for e in events if e.country_geoname_id)
 
     # Verdicts.
     flagged = [e for e in events if e.verdict in ("suspicious", "impossible")]
@@ -255,7 +272,11 @@ async def test_top_locations_count_and_share(world):
     failures = Counter(e.city_geoname_id for e in events if e.city_geoname_id and not e.success)
     assert [i["count"] for i in body["items"]] == sorted(failures.values(), reverse=True)[:3]
     assert body["total"] == sum(failures.values())
-    london = next(i for i in (await get(client, admin, "top-locations"))["items"] if i["geoname_id"] == 2643743)
+    london = next(
+        i
+        for i in (await get(client, admin, "top-locations"))["items"]
+        if i["geoname_id"] == 2643743
+    )
     assert london["label"] == "London, ENG, GB" and london["lat"] == pytest.approx(51.5074)
 
 

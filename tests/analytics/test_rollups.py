@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from globeguard.analytics.facts import day_counts, facts_of, subject_counts
 from globeguard.analytics.models import GeoLastLogin, GeoRollupDay, GeoRollupTotal, GeoSubjectDay
 from globeguard.analytics.rollups import RollupObserver, purge_once
+from globeguard.travel.models import LoginEvent
 from globeguard.travel.observers import VerdictChange
 
 NOW = datetime(2026, 6, 1, 12, tzinfo=UTC)
@@ -95,8 +96,6 @@ async def test_a_regrade_moves_counts_between_verdicts(app):
         stored = await session.execute(select(GeoRollupDay.verdict).distinct())
         assert stored.scalars().all() == ["plausible"]
         # The observer reads a re-graded event back from login_event by id.
-        from globeguard.travel.models import LoginEvent
-
         event = LoginEvent(**{k: v for k, v in row(1, 1, verdict="suspicious").items()}, source="t")
         session.add(event)
         await session.flush()

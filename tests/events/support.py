@@ -74,8 +74,10 @@ class Receiver:
 
 
 def webhook_sinks(receiver: Receiver) -> dict[str, Sink]:
-    client = httpx.AsyncClient(transport=httpx.MockTransport(receiver.handle))
-    return {"webhook": WebhookSink(client, TargetGuard(allow_private=True))}
+    def factory() -> httpx.AsyncClient:
+        return httpx.AsyncClient(transport=httpx.MockTransport(receiver.handle))
+
+    return {"webhook": WebhookSink(factory, TargetGuard(allow_private=True))}
 
 
 def dispatcher(

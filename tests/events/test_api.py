@@ -238,3 +238,23 @@ async def test_the_pull_stream_pages_filters_and_guards_personal_data(client, co
     assert "username" not in mine[0]["data"] and "ip" not in mine[1]["data"]
     tokens = await signup(client, "nosy")
     assert (await client.get("/api/v1/events", headers=bearer(tokens))).status_code == 403
+
+
+async def test_the_stream_holds_back_events_younger_than_the_settle_window(app, container):
+    """PostgreSQL makes a seq visible at commit, not at insert: a reader paging by `after`
+    must not step past an event still committing, so the newest second is held back."""
+    from datetime import timedelta
+
+    from globeguard.events.service import EventStreamService
+
+    await emit(container, uuid.uuid4())
+    clock = FakeClock()
+    stream = EventStreamService(timedelta(seconds=1), "postgresql", clock)
+    clock.now = clock.now - timedelta(seconds=5)
+    async with container.db.read() as session:
+        held, _ = await stream.page(session, after=0, limit=10, patterns=[], include_pii=False)
+        clock.now = clock.now + timedelta(seconds=10)
+        shown, _ = await stream.page(session, after=0, limit=10, patterns=[], include_pii=False)
+        sqlite_like = EventStreamService(timedelta(seconds=1), "sqlite", clock)
+        assert sqlite_like.settle is None  # one writer: seq order is commit order
+    assert held == [] and len(shown) == 1

@@ -4,10 +4,12 @@ real loops at once: every delivery is made exactly once and never by two at the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import Counter
 
 import httpx
+import pytest
 from sqlalchemy import func, select
 
 from globeguard.events.delivery.dispatcher import Dispatcher
@@ -53,7 +55,7 @@ async def test_two_workers_deliver_everything_once(app, container):
     workers = []
     for other in containers:
         sinks = webhook_sinks(probe)
-        sinks["webhook"].client = httpx.AsyncClient(  # type: ignore[attr-defined]
+        sinks["webhook"].factory = lambda: httpx.AsyncClient(  # type: ignore[attr-defined]
             transport=httpx.MockTransport(probe.handle_async)
         )
         workers.append(Dispatcher(other.db, other.subscriptions, sinks, other.settings.delivery))
@@ -76,3 +78,47 @@ async def test_two_workers_deliver_everything_once(app, container):
     async with container.db.read() as session:
         workers_used = set(await session.scalars(select(Delivery.lease_owner)))
     assert workers_used == {None}  # every lease released
+
+
+async def test_a_commit_in_another_process_wakes_a_postgres_worker(app, container, backend):
+    """A worker started apart from the API hears of committed events through NOTIFY, so it
+    need not wait for its next poll; a rolled-back transaction notifies nobody."""
+    if backend != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    from sqlalchemy.engine import make_url
+
+    from globeguard.events.catalog import EventType
+    from globeguard.events.outbox import OutboxListener, record
+
+    woken = asyncio.Event()
+    calls = 0
+
+    def wake() -> None:
+        nonlocal calls
+        calls += 1
+        woken.set()
+
+    dsn = make_url(container.settings.db.url).set(drivername="postgresql")
+    listener = asyncio.create_task(OutboxListener(dsn.render_as_string(False), wake).run())
+    try:
+        async with asyncio.timeout(PATIENCE_S):
+            await woken.wait()  # the wake-up it gives itself on connecting
+            woken.clear()
+            with contextlib.suppress(RuntimeError):
+                async with container.db.transaction() as session:
+                    await record(
+                        session,
+                        EventType.USER_UPDATED,
+                        actor="system",
+                        aggregate_type="user",
+                        aggregate_id="x",
+                        user_id=None,
+                        payload={},
+                    )
+                    raise RuntimeError("roll back")
+            await emit(container, uuid.uuid4())
+            await woken.wait()
+        assert calls == 2  # connect + the committed event; the rollback sent nothing
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)

@@ -32,7 +32,7 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
   const arcLayer = useRef<L.LayerGroup | null>(null);
   const [view, setView] = useState(0);
   const [status, setStatus] = useState<Status>("loading");
-  const [grid, setGrid] = useState<{ cellDeg: number; cells: number; zoom: number } | null>(null);
+  const [grid, setGrid] = useState<{ cellDeg: number; cells: number; zoom: number; total: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const cellDeg = useRef(8);
   // The click handler is bound once; it reads the filters in force when clicked.
@@ -57,6 +57,10 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
       timer = window.setTimeout(() => setView((v) => v + 1), SETTLE_MS);
     });
     m.on("click", (e: L.LeafletMouseEvent) => void cellPopup(m, e.latlng));
+    // Keyboard users: arrows pan, +/- zoom (Leaflet), Enter opens the popup of the centre cell.
+    m.getContainer().addEventListener("keydown", (e) => {
+      if (e.key === "Enter" && e.target === m.getContainer()) void cellPopup(m, m.getCenter());
+    });
     map.current = m;
     return () => {
       window.clearTimeout(timer);
@@ -80,7 +84,7 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
       .then((data) => {
         cellDeg.current = data.cell_deg;
         heat.current?.setLatLngs(data.cells.map(([lat, lon, w]) => [lat, lon, intensity(w, data.max_weight)] as L.HeatLatLngTuple));
-        setGrid({ cellDeg: data.cell_deg, cells: data.cells.length, zoom });
+        setGrid({ cellDeg: data.cell_deg, cells: data.cells.length, zoom, total: data.total_weight });
         setStatus(data.cells.length ? "ready" : "empty");
         setError(null);
         onProblem(null);
@@ -152,8 +156,9 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
         data-cell-deg={grid?.cellDeg}
         data-cells={grid?.cells}
         data-zoom={grid?.zoom}
+        data-total={grid?.total}
         tabIndex={0}
-        aria-label="Map: arrow keys pan, + and - zoom"
+        aria-label="Map: arrow keys pan, + and - zoom, Enter shows the places at the centre"
       />
       <div className="map-status" aria-live="polite">
         {status === "loading" && <span className="badge">Loading…</span>}

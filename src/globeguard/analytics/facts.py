@@ -39,16 +39,12 @@ class Facts:
     country_id: int
     region_id: int
     city_id: int
+    # The finest grid cell (see grid), or NO_CELL without coordinates.
+    cell: int = NO_CELL
 
     @property
     def located(self) -> bool:
-        return self.lat is not None and self.lon is not None
-
-    @property
-    def cell(self) -> int:
-        if self.lat is None or self.lon is None:
-            return NO_CELL
-        return cell_key(self.lat, self.lon, FINEST_EXPONENT)
+        return self.cell != NO_CELL
 
     @property
     def has_place(self) -> bool:
@@ -69,6 +65,9 @@ def facts_of(row: Mapping[str, Any]) -> Facts:
         country_id=row.get("country_geoname_id") or NO_PLACE,
         region_id=row.get("subdivision_geoname_id") or NO_PLACE,
         city_id=row.get("city_geoname_id") or NO_PLACE,
+        cell=cell_key(float(lat), float(lon), FINEST_EXPONENT)
+        if located and lat is not None and lon is not None
+        else NO_CELL,
     )
 
 
@@ -79,9 +78,9 @@ def with_verdict(facts: Facts, verdict: str | None) -> Facts:
 def dimension_keys(facts: Facts) -> list[tuple[int, int]]:
     """(dimension, key) of every rollup row the event counts in."""
     keys = []
-    if facts.lat is not None and facts.lon is not None:
+    if facts.cell != NO_CELL:
         # Cells nest (see grid): each stored level's cell is the finest one divided down.
-        row, column = divmod(cell_key(facts.lat, facts.lon, FINEST_EXPONENT), ROW_STRIDE)
+        row, column = divmod(facts.cell, ROW_STRIDE)
         for level, exponent in enumerate(STORED_EXPONENTS):
             shift = exponent - FINEST_EXPONENT
             keys.append((level, (row >> shift) * ROW_STRIDE + (column >> shift)))

@@ -12,7 +12,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
-from typing import Any, Unpack, cast
+from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -61,7 +61,7 @@ CHUNK = 2000
 
 Cell = tuple[int, int, int]
 # Any SELECT, whatever its columns.
-AnySelect = Select[Unpack[tuple[Any, ...]]]
+AnySelect = Select[*tuple[Any, ...]]
 
 
 class AnalyticsRepository:
@@ -75,20 +75,36 @@ class AnalyticsRepository:
     def _dialect(self) -> str:
         return self.session.get_bind().dialect.name
 
-    async def _add(self, table: Table, keys: Sequence[str], rows: list[dict[str, Any]]) -> None:
+    async def _add(
+        self,
+        table: Table,
+        columns: tuple[str, ...],
+        keys: tuple[str, ...],
+        values: list[tuple[Any, ...]],
+    ) -> None:
         """INSERT … ON CONFLICT (keys) DO UPDATE SET events = events + the new amount.
 
-        Rollups take about a dozen upserts per event, so these go to the driver as plain
-        tuples: SQLAlchemy's per-row parameter processing cost more than SQLite's own work."""
-        if not rows:
+        Rollups take about a dozen upserts per event, so these go to the driver as tuples
+        already in its types (`_day`, `_uuid`): SQLAlchemy's per-row parameter processing, or
+        even a per-value conversion, cost more than SQLite's own work."""
+        if not values:
             return
-        columns = list(rows[0])
-        sql = _upsert_sql(table.name, tuple(columns), tuple(keys), self._dialect)
-        adapt = _sqlite_value if self._dialect == "sqlite" else _same
-        values = [tuple(adapt(row[c]) for c in columns) for row in rows]
+        sql = _upsert_sql(table.name, columns, keys, self._dialect)
         connection = await self.session.connection()
         for start in range(0, len(values), CHUNK):
             await connection.exec_driver_sql(sql, values[start : start + CHUNK])  # type: ignore[arg-type]
+
+    def _day_values(self, days: Iterable[date]) -> dict[date, Any]:
+        """Each day as the driver binds it: ISO text on SQLite (SQLAlchemy's `Date` storage
+        there), the date itself for asyncpg."""
+        sqlite = self._dialect == "sqlite"
+        return {d: d.isoformat() if sqlite else d for d in set(days)}
+
+    def _uuid_value(self, value: uuid.UUID | None) -> Any:
+        """32 hex digits on SQLite (SQLAlchemy's `Uuid` storage there); the uuid for asyncpg."""
+        if value is None or self._dialect != "sqlite":
+            return value
+        return value.hex
 
     # --- keeping rollups current --------------------------------------------------------
 
@@ -100,41 +116,28 @@ class AnalyticsRepository:
         return set(found)
 
     async def add_day_counts(self, counts: Mapping[DayKey, int]) -> None:
-        day_rows = [
-            {"day": d, "dim": dim, "key": key, "success": ok, "verdict": v, "events": n}
-            for (d, dim, key, ok, v), n in counts.items()
-        ]
-        await self._add(DAY, ("dim", "day", "key", "success", "verdict"), day_rows)
+        days = self._day_values(k[0] for k in counts)
+        day_rows = [(dim, days[d], key, ok, v, n) for (d, dim, key, ok, v), n in counts.items()]
+        day_keys = ("dim", "day", "key", "success", "verdict")
+        await self._add(DAY, (*day_keys, "events"), day_keys, day_rows)
         totals: dict[tuple[int, int, bool, str], int] = {}
         for (_, dim, key, ok, v), n in counts.items():
             totals[(dim, key, ok, v)] = totals.get((dim, key, ok, v), 0) + n
-        total_rows = [
-            {"dim": dim, "key": key, "success": ok, "verdict": v, "events": n}
-            for (dim, key, ok, v), n in totals.items()
-            if n
-        ]
-        await self._add(TOTAL, ("dim", "key", "success", "verdict"), total_rows)
+        total_rows = [(*k, n) for k, n in totals.items() if n]
+        keys = ("dim", "key", "success", "verdict")
+        await self._add(TOTAL, (*keys, "events"), keys, total_rows)
 
     async def add_subject_counts(
         self, counts: Mapping[SubjectKey, int], users: Mapping[str, uuid.UUID]
     ) -> None:
+        days = self._day_values(k[1] for k in counts)
+        owners = {s: self._uuid_value(u) for s, u in users.items()}
         rows = [
-            {
-                "subject": subject,
-                "day": d,
-                "cell": cell,
-                "country_id": country,
-                "region_id": region,
-                "city_id": city,
-                "success": ok,
-                "verdict": v,
-                "user_id": users.get(subject),
-                "events": n,
-            }
+            (subject, days[d], cell, country, region, city, ok, v, owners.get(subject), n)
             for (subject, d, cell, country, region, city, ok, v), n in counts.items()
         ]
         keys = ("subject", "day", "cell", "country_id", "region_id", "city_id", "success")
-        await self._add(SUBJECT, (*keys, "verdict"), rows)
+        await self._add(SUBJECT, (*keys, "verdict", "user_id", "events"), (*keys, "verdict"), rows)
 
     async def note_places(self, places: list[dict[str, Any]]) -> None:
         """Labels and positions of places, and when each was last seen."""
@@ -216,20 +219,9 @@ class AnalyticsRepository:
                 )
             )
         ).all()
-        await self._add(
-            TOTAL,
-            ("dim", "key", "success", "verdict"),
-            [
-                {
-                    "dim": r.dim,
-                    "key": r.key,
-                    "success": r.success,
-                    "verdict": r.verdict,
-                    "events": -r.events,
-                }
-                for r in rows
-            ],
-        )
+        keys = ("dim", "key", "success", "verdict")
+        retracted = [(r.dim, r.key, r.success, r.verdict, -r.events) for r in rows]
+        await self._add(TOTAL, (*keys, "events"), keys, retracted)
         result = await self.session.execute(
             delete(DAY).where(DAY.c.dim.in_(DIMENSIONS), DAY.c.day == day)
         )
@@ -245,6 +237,12 @@ class AnalyticsRepository:
         await self.session.execute(delete(SUBJECT).where(SUBJECT.c.events == 0))
 
     # --- reads ----------------------------------------------------------------------------
+
+    async def stored_days(self, dim: int) -> tuple[date | None, date | None]:
+        """The first and last day with counts in a dimension (two seeks on the key)."""
+        first = await self.session.scalar(select(func.min(DAY.c.day)).where(DAY.c.dim == dim))
+        last = await self.session.scalar(select(func.max(DAY.c.day)).where(DAY.c.dim == dim))
+        return first, last
 
     async def heatmap_cells(self, grid: Grid, filters: Filters) -> list[Cell]:
         """Event counts per cell from the global rollups."""
@@ -424,24 +422,11 @@ def _upsert_sql(table: str, columns: Sequence[str], keys: Sequence[str], dialect
         marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     else:
         marks = ", ".join("?" for _ in columns)
+    # Names come from our models, values are bound.
     return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "  # noqa: S608
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET events = {table}.events + excluded.events"
     )
-
-
-def _sqlite_value(value: Any) -> Any:
-    """What SQLAlchemy's SQLite types would have bound: dates as ISO text, uuids as 32 hex
-    digits (its `Uuid` storage there)."""
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, uuid.UUID):
-        return value.hex
-    return value
-
-
-def _same(value: Any) -> Any:
-    return value
 
 
 def _start_of(day: date, plus_days: int = 0) -> datetime:

@@ -22,6 +22,7 @@ everywhere except under a user query, which only users can match.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import ColumnElement
@@ -68,7 +69,7 @@ class AnalyticsService:
         elif params.by is Measure.USERS or users is not None:
             raw = await repo.heatmap_subject_cells(grid, filters, users, params.by is Measure.USERS)
         else:
-            raw = await repo.heatmap_cells(grid, filters)
+            raw = await repo.heatmap_cells(grid, await _widened(repo, grid.level, filters))
         cells = []
         for row, column, weight in raw:
             lat, lon = cell_centre(row, column, grid.exponent)
@@ -96,6 +97,7 @@ class AnalyticsService:
             rows = await repo.top_subject_places(column, dim, filters, users, distinct, limit, bbox)
             total = await repo.subject_place_total(column, filters, users, distinct)
         else:
+            filters = await _widened(repo, dim, filters)
             rows = await repo.top_places(dim, filters, limit, bbox)
             total = await repo.place_total(dim, filters)
         return TopLocationsRead(
@@ -111,6 +113,19 @@ class AnalyticsService:
         users = _user_filter(params.filters, _dialect(session))
         rows = await repo.journeys(params.filters, users, params.limit)
         return JourneysRead(items=[_journey(row) for row in rows])
+
+
+async def _widened(repo: AnalyticsRepository, dim: int, filters: Filters) -> Filters:
+    """A time range covering every stored day (e.g. "last 90 days" with 90 days kept) is
+    answered from the all-days totals: one row per cell instead of one per cell and day."""
+    if not filters.bounded:
+        return filters
+    first, last = await repo.stored_days(dim)
+    if first is None or last is None:
+        return filters
+    if (filters.first or first) <= first and (filters.last or last) >= last:
+        return replace(filters, first=None, last=None)
+    return filters
 
 
 def _dialect(session: AsyncSession) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from globeguard.cli import admin, db, demo, keys, serve, subscriptions, worker
+from globeguard.cli import admin, db, demo, jobs, keys, serve, subscriptions, worker
 
 app = typer.Typer(
     help="Globeguard: self-hosted identity with login intelligence.",
@@ -18,6 +18,8 @@ app.add_typer(keys.app, name="keys")
 app.command("worker")(worker.worker)
 app.add_typer(subscriptions.app, name="subscriptions")
 app.add_typer(demo.app, name="demo")
+app.add_typer(jobs.users_app, name="users")
+app.add_typer(jobs.auth0_app, name="auth0")
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ import logging
 
 from globeguard.boot import prepare
 from globeguard.events.delivery.worker import run_until_stopped
+from globeguard.jobs import worker as jobs_worker
 from globeguard.settings import Settings
 from globeguard.wiring import build
 
@@ -24,7 +25,12 @@ def worker() -> None:
         container = build(settings)
         try:
             await prepare(container)
-            await run_until_stopped(container)
+            # Bulk jobs too (set GLOBEGUARD_JOBS__EMBEDDED=false on the API servers).
+            job_tasks = jobs_worker.start(container)
+            try:
+                await run_until_stopped(container)
+            finally:
+                await jobs_worker.stop(job_tasks)
         finally:
             await container.db.dispose()
 

@@ -105,7 +105,9 @@ class Addresses:
 
     def anywhere(self) -> tuple[str, City]:
         for _ in range(DRAW_TRIES):
-            ip = ".".join(str(self.rng.randint(a, b)) for a, b in ((1, 223), (0, 255), (0, 255), (1, 254)))
+            ip = ".".join(
+                str(self.rng.randint(a, b)) for a, b in ((1, 223), (0, 255), (0, 255), (1, 254))
+            )
             city = self._city(ip)
             if city is not None:
                 return ip, city
@@ -134,7 +136,7 @@ def users(
     impossible_journeys: int = 8,
 ) -> Iterator[DemoUser]:
     """`count` users with their sign-ins, numbered from 1, in order."""
-    rng = random.Random(seed)
+    rng = random.Random(seed)  # noqa: S311 - reproducible demo data, not secrets
     addresses = Addresses(rng, locate)
     start = until - timedelta(days=days)
     # Spread the impossible journeys over the population, deterministically.
@@ -142,7 +144,9 @@ def users(
     for number in range(1, count + 1):
         user = _user(rng, seed, number)
         home_ip, home = addresses.home()
-        user.logins = _logins(rng, user, addresses, home_ip, home, start, until, number in travellers)
+        user.logins = _logins(
+            rng, user, addresses, home_ip, home, start, until, number in travellers
+        )
         successes = [login for login in user.logins if login.success]
         user.user_metadata["last_login_ip"] = successes[-1].ip if successes else home_ip
         yield user

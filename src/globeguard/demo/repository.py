@@ -18,7 +18,9 @@ class DemoRepository:
         self.session = session
 
     async def username_taken(self, username_key: str) -> bool:
-        found = await self.session.scalar(select(USER.c.id).where(USER.c.username_key == username_key))
+        found = await self.session.scalar(
+            select(USER.c.id).where(USER.c.username_key == username_key)
+        )
         return found is not None
 
     async def insert_users(self, rows: Sequence[dict[str, Any]]) -> None:

@@ -74,20 +74,31 @@ class DemoSeeder:
         async with self.db.read() as session:
             if await DemoRepository(session).username_taken(first.username.lower()):
                 raise Conflict(
-                    f"demo users of this seed exist already ({first.username}); pick another --seed",
+                    f"demo users of seed {first.username} exist already; pick another --seed",
                     code="demo_seeded",
                 )
 
     async def _store(self, chunk: Sequence[DemoUser], report: SeedReport) -> None:
         events = [
-            (n, IncomingEvent(subject=str(u.id), occurred_at=login.occurred_at, ip=login.ip, success=login.success, event_uuid=login.event_uuid))
+            (
+                n,
+                IncomingEvent(
+                    subject=str(u.id),
+                    occurred_at=login.occurred_at,
+                    ip=login.ip,
+                    success=login.success,
+                    event_uuid=login.event_uuid,
+                ),
+            )
             for n, (u, login) in enumerate(((u, x) for u in chunk for x in u.logins), start=1)
         ]
         ingest = IngestReport()
         async with self.db.transaction() as session:
             await DemoRepository(session).insert_users([_user_row(u) for u in chunk])
             for start in range(0, len(events), BATCH_SIZE):
-                await self.ingestor.store(session, events[start : start + BATCH_SIZE], SOURCE, ingest)
+                await self.ingestor.store(
+                    session, events[start : start + BATCH_SIZE], SOURCE, ingest
+                )
         report.users += len(chunk)
         report.events += ingest.accepted
         report.flagged += ingest.suspicious

@@ -7,11 +7,14 @@ than executing it.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import uuid
 from collections.abc import Callable
 from typing import Any, cast
 
-from sqlalchemy import Table, event, insert
+from sqlalchemy import Table, event, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -20,9 +23,13 @@ from globeguard.events.models import OutboxEvent
 from globeguard.kit.clock import utcnow
 from globeguard.kit.ids import event_id
 
+log = logging.getLogger(__name__)
 _INSERT = insert(cast(Table, OutboxEvent.__table__))
 # Set on a session that wrote an outbox row, so its commit can wake the dispatcher.
 WROTE_OUTBOX = "globeguard.wrote_outbox"
+# PostgreSQL channel telling dispatchers in other processes that events were committed.
+CHANNEL = "globeguard_outbox"
+_NOTIFY = text(f"NOTIFY {CHANNEL}")
 
 
 async def record(
@@ -56,9 +63,21 @@ async def record(
     return public_id
 
 
-def install_commit_wakeup(session_class: type[Session], wake: Callable[[], None]) -> None:
+def install_commit_wakeup(
+    session_class: type[Session], wake: Callable[[], None], *, notify: bool = False
+) -> None:
     """Call `wake` after each commit that wrote outbox rows: an in-process dispatcher then
-    delivers at once instead of at its next poll. A rollback forgets the flag."""
+    delivers at once instead of at its next poll. A rollback forgets the flag. With `notify`
+    (PostgreSQL) the transaction also NOTIFYs, which PostgreSQL delivers only if it commits,
+    so `globeguard worker` processes hear of it too: one statement per writing transaction,
+    however many events it wrote."""
+
+    if notify:
+
+        @event.listens_for(session_class, "before_commit")
+        def _notify(session: Session) -> None:
+            if session.info.get(WROTE_OUTBOX):
+                session.execute(_NOTIFY)
 
     @event.listens_for(session_class, "after_commit")
     def _committed(session: Session) -> None:
@@ -68,3 +87,34 @@ def install_commit_wakeup(session_class: type[Session], wake: Callable[[], None]
     @event.listens_for(session_class, "after_rollback")
     def _rolled_back(session: Session) -> None:
         session.info.pop(WROTE_OUTBOX, None)
+
+
+class OutboxListener:
+    """LISTENs for committed events on a dedicated PostgreSQL connection and wakes the
+    dispatcher; reconnects after a loss (the dispatcher's polling covers the gap)."""
+
+    def __init__(self, dsn: str, wake: Callable[[], None]) -> None:
+        self.dsn = dsn
+        self.wake = wake
+
+    async def run(self) -> None:
+        import asyncpg
+
+        while True:
+            try:
+                conn = await asyncpg.connect(self.dsn)
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("outbox listener cannot connect: %s", exc)
+                await asyncio.sleep(1)
+                continue
+            closed = asyncio.Event()
+            try:
+                conn.add_termination_listener(lambda _conn, done=closed: done.set())
+                await conn.add_listener(CHANNEL, lambda *_args: self.wake())
+                self.wake()  # anything committed while we were not listening
+                await closed.wait()
+            except (OSError, asyncpg.PostgresError) as exc:
+                log.warning("outbox listener failed: %s", exc)
+            finally:
+                with contextlib.suppress(Exception):
+                    await conn.close()

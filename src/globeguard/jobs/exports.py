@@ -6,20 +6,22 @@ pass over the same rows."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import gzip
 import io
 import os
-import uuid
+import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from functools import partial
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 import anyio
 import orjson
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Select
 
 from globeguard.db.session import Database
 from globeguard.jobs.bulk_repository import UserExportRepository
@@ -58,6 +60,10 @@ GZIP_LEVEL = 1
 Progress = Callable[[int], Awaitable[None]]
 
 
+# Metadata keys a dotted field may name (the user search language's alphabet).
+KEY = re.compile(r"[A-Za-z0-9_\-]{1,64}")
+
+
 class ExportError(ValueError):
     pass
 
@@ -71,9 +77,13 @@ class Field:
     path: tuple[str, ...] = ()
 
     def value(self, raw: Any) -> Any:
-        for key in self.path:
-            raw = raw.get(key) if isinstance(raw, dict) else None
-        return raw
+        return dig(raw, self.path)
+
+
+def dig(raw: Any, path: Sequence[str]) -> Any:
+    for key in path:
+        raw = raw.get(key) if isinstance(raw, dict) else None
+    return raw
 
 
 def resolve(names: Sequence[str] | None) -> list[Field]:
@@ -81,7 +91,7 @@ def resolve(names: Sequence[str] | None) -> list[Field]:
     fields = []
     for name in names or DEFAULT_FIELDS:
         head, _, rest = name.partition(".")
-        if rest and head in METADATA and all(rest.split(".")):
+        if rest and head in METADATA and all(KEY.fullmatch(k) for k in rest.split(".")):
             fields.append(Field(name, head, tuple(rest.split("."))))
         elif name in COLUMNS:
             fields.append(Field(name, COLUMNS[name]))
@@ -140,11 +150,21 @@ class Exporter:
         progress: Progress,
     ) -> int:
         columns = _columns(fields)
-        encode = _ndjson_encoder(fields, columns) if header is None else _csv_encoder(header, columns)
+        # NDJSON: SQLite writes each line itself; PostgreSQL rows are raw driver values with
+        # only the JSON text wrapped. CSV flattens metadata, so it reads typed values.
+        statements = UserExportRepository.page_statements(columns, where, PAGE, raw=True)
         if header is not None:
+            statements = UserExportRepository.page_statements(columns, where, PAGE)
+            encode = _csv_encoder(header, columns)
             handle.write(_csv_line(header))
+        elif self.db.dialect == "sqlite":
+            plan = [(f.name, f.column, f.path) for f in fields]
+            statements = UserExportRepository.sqlite_ndjson_statements(plan, where, PAGE)
+            encode = _lines
+        else:
+            encode = _ndjson_encoder(fields, columns, self.db.dialect)
         written, pending = 0, None
-        async for rows in self._rows(columns, where):
+        async for rows in self._rows(*statements):
             chunk = encode(rows)
             if pending is not None:
                 await pending
@@ -156,18 +176,27 @@ class Exporter:
             await pending
         return written
 
-    async def _rows(self, columns: list[str], where: ColumnElement[bool] | None) -> Any:
-        after: tuple[datetime, uuid.UUID] | None = None
+    async def _rows(self, first: Select[Any], later: Select[Any]) -> Any:
+        """Pages of rows; the next page is already being read while the caller encodes this
+        one (the driver fetches in its own thread)."""
         async with self.db.read() as session:
             repo = UserExportRepository(session)
-            while True:
-                rows = await repo.page(columns, where, after, PAGE)
-                if not rows:
-                    return
-                yield rows
-                if len(rows) < PAGE:
-                    return
-                after = (rows[-1][-2], rows[-1][-1])
+            rows = await repo.rows(first, {})
+            while rows:
+                upcoming = None
+                if len(rows) == PAGE:
+                    last = rows[-1]
+                    after = {"after_created": last[len(last) - 2], "after_id": last[len(last) - 1]}
+                    upcoming = asyncio.ensure_future(repo.rows(later, after))
+                try:
+                    yield rows
+                except BaseException:
+                    if upcoming is not None:
+                        upcoming.cancel()
+                        with contextlib.suppress(BaseException):
+                            await upcoming
+                    raise
+                rows = await upcoming if upcoming is not None else []
 
     async def _csv_header(
         self, fields: Sequence[Field], where: ColumnElement[bool] | None
@@ -177,7 +206,7 @@ class Exporter:
         whole = [f.column for f in fields if f.column in METADATA and not f.path]
         found: dict[str, set[str]] = {column: set() for column in whole}
         if whole:
-            async for rows in self._rows(whole, where):
+            async for rows in self._rows(*UserExportRepository.page_statements(whole, where, PAGE)):
                 for row in rows:
                     for index, column in enumerate(whole):
                         found[column].update(path for path, _ in flatten(row[index] or {}, column))
@@ -192,24 +221,74 @@ class Exporter:
         return header
 
 
+def _lines(rows: Sequence[Any]) -> bytes:
+    """Rows whose first column is a finished JSON line."""
+    return ("\n".join(row[0] for row in rows) + "\n").encode()
+
+
 def _ndjson_encoder(
-    fields: Sequence[Field], columns: list[str]
+    fields: Sequence[Field], columns: list[str], dialect: str
 ) -> Callable[[Sequence[Any]], bytes]:
-    plan = [(f.name, columns.index(f.column), f) for f in fields]
-    simple = all(not f.path for f in fields)
+    """Raw driver rows → NDJSON. Metadata stored as JSON text is embedded as it is
+    (orjson.Fragment), not parsed and serialised again, unless a dotted field digs into it."""
+    plan = [
+        (f.name, columns.index(f.column), _converter(f.column, dialect, bool(f.path)), f.path)
+        for f in fields
+    ]
 
     def encode(rows: Sequence[Any]) -> bytes:
-        dumps = orjson.dumps
-        if simple:
-            return b"".join(
-                dumps({name: row[i] for name, i, _ in plan}, option=NDJSON_OPTIONS) for row in rows
-            )
-        return b"".join(
-            dumps({name: f.value(row[i]) for name, i, f in plan}, option=NDJSON_OPTIONS)
-            for row in rows
-        )
+        dumps, options = orjson.dumps, NDJSON_OPTIONS
+        lines = []
+        for row in rows:
+            doc = {}
+            for name, index, convert, path in plan:
+                value = row[index]
+                if value is not None and convert is not None:
+                    value = convert(value)
+                doc[name] = dig(value, path) if path else value
+            # orjson serialises uuid.UUID itself; `default=str` covers asyncpg's UUID class.
+            lines.append(dumps(doc, default=str, option=options))
+        return b"".join(lines)
 
     return encode
+
+
+TIME_COLUMNS = frozenset({"created_at", "updated_at", "last_login_at"})
+
+
+def _converter(column: str, dialect: str, dig_into: bool) -> Callable[[Any], Any] | None:
+    if column in METADATA:
+        return _json_object if dig_into else _json_fragment
+    if dialect != "sqlite":
+        return None  # asyncpg already returns datetimes, booleans and UUIDs
+    if column == "id":
+        return _hyphenated
+    if column in TIME_COLUMNS:
+        return _sqlite_time
+    if column == "email_verified":
+        return bool
+    return None
+
+
+def _json_fragment(value: Any) -> Any:
+    return orjson.Fragment(value) if isinstance(value, str | bytes) else value
+
+
+def _json_object(value: Any) -> Any:
+    return orjson.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _hyphenated(value: Any) -> str:
+    """SQLite keeps a UUID as 32 hex digits; the export shows the usual form."""
+    text = str(value)
+    if len(text) != 32:
+        return text
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+def _sqlite_time(value: Any) -> Any:
+    """SQLite keeps UTC times as 'YYYY-MM-DD HH:MM:SS.ffffff' text: ISO 8601 with a Z."""
+    return value.replace(" ", "T", 1) + "Z" if isinstance(value, str) else value
 
 
 def _csv_encoder(header: list[str], columns: list[str]) -> Callable[[Sequence[Any]], bytes]:
@@ -218,11 +297,9 @@ def _csv_encoder(header: list[str], columns: list[str]) -> Callable[[Sequence[An
     for name in header:
         head, _, rest = name.partition(".")
         if rest and head in METADATA:
-            index, path = columns.index(head), tuple(rest.split("."))
-            getters.append(lambda row, i=index, p=path: Field("", "", p).value(row[i]))
+            getters.append(partial(_dig_row, columns.index(head), tuple(rest.split("."))))
         else:
-            index = columns.index(COLUMNS[name])
-            getters.append(lambda row, i=index: row[i])
+            getters.append(itemgetter(columns.index(COLUMNS[name])))
 
     def encode(rows: Sequence[Any]) -> bytes:
         out = io.StringIO()
@@ -232,6 +309,10 @@ def _csv_encoder(header: list[str], columns: list[str]) -> Callable[[Sequence[An
         return out.getvalue().encode()
 
     return encode
+
+
+def _dig_row(index: int, path: tuple[str, ...], row: Any) -> Any:
+    return dig(row[index], path)
 
 
 def _csv_line(values: list[str]) -> bytes:

@@ -11,7 +11,7 @@ import gzip
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import ijson
 import orjson
@@ -38,8 +38,9 @@ class RecordReader:
     def __init__(self, path: Path) -> None:
         with open(path, "rb") as raw:
             compressed = is_gzip(raw.read(2))
-        self._file: IO[bytes] = gzip.open(path, "rb") if compressed else open(path, "rb")  # noqa: SIM115
-        self.format = detect(self._file.peek(HEAD_BYTES)[:HEAD_BYTES])  # type: ignore[attr-defined]
+        # Both are buffered readers, so `peek` looks at the head without consuming it.
+        self._file: Any = gzip.open(path, "rb") if compressed else open(path, "rb")  # noqa: SIM115
+        self.format = detect(self._file.peek(HEAD_BYTES)[:HEAD_BYTES])
         self.position_name = "line" if self.format is ImportFormat.NDJSON else "index"
         self._items: Iterator[Item] = (
             self._ndjson() if self.format is ImportFormat.NDJSON else self._array()

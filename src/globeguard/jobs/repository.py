@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from globeguard.jobs.models import Auth0Tenant, Job
 
 ACTIVE = ("pending", "processing")
-CLAIM_CANDIDATES = 8
 
 
 def _claimable(now: datetime) -> Any:
@@ -38,54 +37,61 @@ class JobRepository:
     async def get(self, job_id: uuid.UUID) -> Job | None:
         return await self.session.get(Job, job_id)
 
-    async def fail_exhausted(self, now: datetime, max_attempts: int) -> int:
-        """Jobs whose lease ran out on their last allowed attempt fail with the reason."""
-        result = await self.session.execute(
+    async def claim(
+        self,
+        now: datetime,
+        owner: str,
+        until: datetime,
+        max_attempts: int,
+        job_id: uuid.UUID | None = None,
+    ) -> Job | None:
+        """Take the oldest claimable job (or `job_id`) under a lease; None if there is none.
+        A job whose lease ran out on its last allowed attempt is failed with the reason on
+        the way. An idle runner's round is this one SELECT: no write, no lock."""
+        query = select(Job.id, Job.status, Job.attempts).where(_claimable(now))
+        if job_id is not None:
+            query = query.where(Job.id == job_id)
+        candidates = (await self.session.execute(query.order_by(Job.created_at).limit(8))).all()
+        for candidate, status, attempts in candidates:
+            if status == "processing" and attempts >= max_attempts:
+                await self._fail_interrupted(candidate, now, max_attempts)
+            elif await self._take(candidate, now, owner, until):
+                return await self.session.scalar(
+                    select(Job).where(Job.id == candidate).execution_options(populate_existing=True)
+                )
+        return None
+
+    async def _fail_interrupted(self, job_id: uuid.UUID, now: datetime, attempts: int) -> None:
+        await self.session.execute(
             update(Job)
-            .where(
-                Job.status == "processing",
-                Job.lease_expires_at < now,
-                Job.attempts >= max_attempts,
-            )
+            .where(Job.id == job_id, _claimable(now))
             .values(
                 status="failed",
-                error=f"interrupted {max_attempts} times (its process stopped mid-run)",
+                error=f"interrupted {attempts} times (its process stopped mid-run)",
                 lease_owner=None,
                 finished_at=now,
                 updated_at=now,
             )
         )
-        return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def claim(
-        self, now: datetime, owner: str, until: datetime, job_id: uuid.UUID | None = None
-    ) -> Job | None:
-        """Take the oldest claimable job (or `job_id`) under a lease; None if there is none."""
-        query = select(Job.id).where(_claimable(now)).order_by(Job.created_at)
-        if job_id is not None:
-            query = query.where(Job.id == job_id)
-        for candidate in (await self.session.scalars(query.limit(CLAIM_CANDIDATES))).all():
-            result = await self.session.execute(
-                update(Job)
-                .where(Job.id == candidate, _claimable(now))
-                .values(
-                    status="processing",
-                    lease_owner=owner,
-                    lease_expires_at=until,
-                    attempts=Job.attempts + 1,
-                    updated_at=now,
-                )
+    async def _take(self, job_id: uuid.UUID, now: datetime, owner: str, until: datetime) -> bool:
+        result = await self.session.execute(
+            update(Job)
+            .where(Job.id == job_id, _claimable(now))
+            .values(
+                status="processing",
+                lease_owner=owner,
+                lease_expires_at=until,
+                attempts=Job.attempts + 1,
+                updated_at=now,
             )
-            if result.rowcount == 1:  # type: ignore[attr-defined]
-                await self.session.execute(
-                    update(Job)
-                    .where(Job.id == candidate, Job.started_at.is_(None))
-                    .values(started_at=now)
-                )
-                return await self.session.scalar(
-                    select(Job).where(Job.id == candidate).execution_options(populate_existing=True)
-                )
-        return None
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return False  # another runner took it first
+        await self.session.execute(
+            update(Job).where(Job.id == job_id, Job.started_at.is_(None)).values(started_at=now)
+        )
+        return True
 
     def _held(self, job_id: uuid.UUID, owner: str) -> Any:
         return and_(Job.id == job_id, Job.lease_owner == owner, Job.status == "processing")

@@ -27,4 +27,5 @@ def verify(key: bytes, job_id: uuid.UUID, expires: int, signature: str, now: flo
     """True when `signature` was made by `sign` for this job and expiry, and the expiry is
     still ahead. The comparison takes the same time wherever the first difference is."""
     expected = sign(key, job_id, expires)
-    return hmac.compare_digest(expected, signature) and now < expires
+    # Bytes, not str: compare_digest refuses non-ASCII text, and the signature is client input.
+    return hmac.compare_digest(expected.encode(), signature.encode()) and now < expires

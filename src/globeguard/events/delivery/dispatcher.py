@@ -45,6 +45,8 @@ from globeguard.kit.clock import Clock, utcnow
 from globeguard.settings import DeliverySettings
 
 log = logging.getLogger(__name__)
+SETTLE_LINGER_S = 0.005
+SETTLE_BATCH = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,7 +364,10 @@ class Dispatcher:
     async def _settle_loop(self) -> None:
         while True:
             batch = [await self._settled.get()]
-            while not self._settled.empty() and len(batch) < 500:
+            # Sends finish one by one; settling each alone would make a write transaction
+            # (and then a claim transaction) per delivery. A few milliseconds gather a batch.
+            await asyncio.sleep(SETTLE_LINGER_S)
+            while not self._settled.empty() and len(batch) < SETTLE_BATCH:
                 batch.append(self._settled.get_nowait())
             try:
                 await self.settle(batch)

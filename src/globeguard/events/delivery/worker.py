@@ -8,6 +8,9 @@ import contextlib
 import logging
 import signal
 
+from sqlalchemy.engine import make_url
+
+from globeguard.events.outbox import OutboxListener
 from globeguard.events.retention import retention_loop
 from globeguard.wiring import Container
 
@@ -15,10 +18,16 @@ log = logging.getLogger(__name__)
 
 
 def start(app: Container) -> list[asyncio.Task[None]]:
-    return [
+    tasks = [
         asyncio.create_task(app.dispatcher.run(), name="dispatcher"),
         asyncio.create_task(retention_loop(app.db, app.settings.delivery), name="outbox-retention"),
     ]
+    if app.db.dialect == "postgresql":
+        # Events committed by other processes (API servers) wake this dispatcher at once.
+        dsn = make_url(app.settings.db.url).set(drivername="postgresql")
+        listener = OutboxListener(dsn.render_as_string(hide_password=False), app.dispatcher.wake)
+        tasks.append(asyncio.create_task(listener.run(), name="outbox-listener"))
+    return tasks
 
 
 async def close_sinks(app: Container) -> None:
