@@ -11,6 +11,7 @@ from sqlalchemy import (
     ColumnElement,
     Select,
     Table,
+    Text,
     bindparam,
     case,
     func,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
 
@@ -81,18 +83,24 @@ class UserExportRepository:
         return first, first.where(tuple_(created, key) > after)
 
     @staticmethod
-    def sqlite_ndjson_statements(
+    def ndjson_statements(
         fields: Sequence[tuple[str, str, tuple[str, ...]]],
         where: ColumnElement[bool] | None,
         limit: int,
+        dialect: str,
     ) -> tuple[Select[Any], Select[Any]]:
-        """Like `page_statements`, but SQLite writes each NDJSON line itself with
-        json_object(): metadata is stored as JSON text and goes out as it is, with no parse
-        and re-serialisation in Python. Fields are (name, column, path into the column)."""
+        """Like `page_statements`, but the database writes each NDJSON line itself
+        (SQLite's json_object(), PostgreSQL's json_build_object(), both in C): metadata
+        goes out as stored, never parsed and serialised again in Python, which would cost
+        more than the read. Fields are (name, column, path into the column)."""
+        value = _sqlite_json_value if dialect == "sqlite" else _postgres_json_value
         parts: list[Any] = []
         for name, column, path in fields:
-            parts += [literal(name), _sqlite_json_value(column, path)]
-        line = func.json_object(*parts).label("line")
+            parts += [literal(name), value(column, path)]
+        if dialect == "sqlite":
+            line = func.json_object(*parts).label("line")
+        else:
+            line = sql_cast(func.json_build_object(*parts), Text).label("line")
         created, key = (type_coerce(USER.c[n], NullType()) for n in ("created_at", "id"))
         first = select(line, created.label("k_created"), key.label("k_id"))
         first = first.order_by(created, key).limit(limit)
@@ -131,6 +139,19 @@ def _sqlite_json_value(column: str, path: tuple[str, ...]) -> Any:
 
 
 _UUID_GROUPS = ((1, 8), (9, 4), (13, 4), (17, 4), (21, 12))
+# ISO 8601 in UTC with microseconds, whatever the session's TimeZone.
+_PG_TIME = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+
+
+def _postgres_json_value(column: str, path: tuple[str, ...]) -> Any:
+    raw = USER.c[column]
+    if path:
+        return func.jsonb_extract_path(raw, *(literal(key) for key in path))
+    if column == "id":
+        return sql_cast(raw, Text)
+    if column in ("created_at", "updated_at", "last_login_at"):
+        return func.to_char(func.timezone("UTC", raw), literal(_PG_TIME))
+    return raw
 
 
 class UserImportRepository:

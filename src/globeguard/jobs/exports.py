@@ -150,19 +150,16 @@ class Exporter:
         progress: Progress,
     ) -> int:
         columns = _columns(fields)
-        # NDJSON: SQLite writes each line itself; PostgreSQL rows are raw driver values with
-        # only the JSON text wrapped. CSV flattens metadata, so it reads typed values.
-        statements = UserExportRepository.page_statements(columns, where, PAGE, raw=True)
-        if header is not None:
+        # NDJSON lines are written by the database; CSV flattens metadata in Python.
+        encode: Callable[[Sequence[Any]], bytes]
+        if header is None:
+            plan = [(f.name, f.column, f.path) for f in fields]
+            statements = UserExportRepository.ndjson_statements(plan, where, PAGE, self.db.dialect)
+            encode = _lines
+        else:
             statements = UserExportRepository.page_statements(columns, where, PAGE)
             encode = _csv_encoder(header, columns)
             handle.write(_csv_line(header))
-        elif self.db.dialect == "sqlite":
-            plan = [(f.name, f.column, f.path) for f in fields]
-            statements = UserExportRepository.sqlite_ndjson_statements(plan, where, PAGE)
-            encode = _lines
-        else:
-            encode = _ndjson_encoder(fields, columns, self.db.dialect)
         written, pending = 0, None
         async for rows in self._rows(*statements):
             chunk = encode(rows)
@@ -224,71 +221,6 @@ class Exporter:
 def _lines(rows: Sequence[Any]) -> bytes:
     """Rows whose first column is a finished JSON line."""
     return ("\n".join(row[0] for row in rows) + "\n").encode()
-
-
-def _ndjson_encoder(
-    fields: Sequence[Field], columns: list[str], dialect: str
-) -> Callable[[Sequence[Any]], bytes]:
-    """Raw driver rows → NDJSON. Metadata stored as JSON text is embedded as it is
-    (orjson.Fragment), not parsed and serialised again, unless a dotted field digs into it."""
-    plan = [
-        (f.name, columns.index(f.column), _converter(f.column, dialect, bool(f.path)), f.path)
-        for f in fields
-    ]
-
-    def encode(rows: Sequence[Any]) -> bytes:
-        dumps, options = orjson.dumps, NDJSON_OPTIONS
-        lines = []
-        for row in rows:
-            doc = {}
-            for name, index, convert, path in plan:
-                value = row[index]
-                if value is not None and convert is not None:
-                    value = convert(value)
-                doc[name] = dig(value, path) if path else value
-            # orjson serialises uuid.UUID itself; `default=str` covers asyncpg's UUID class.
-            lines.append(dumps(doc, default=str, option=options))
-        return b"".join(lines)
-
-    return encode
-
-
-TIME_COLUMNS = frozenset({"created_at", "updated_at", "last_login_at"})
-
-
-def _converter(column: str, dialect: str, dig_into: bool) -> Callable[[Any], Any] | None:
-    if column in METADATA:
-        return _json_object if dig_into else _json_fragment
-    if dialect != "sqlite":
-        return None  # asyncpg already returns datetimes, booleans and UUIDs
-    if column == "id":
-        return _hyphenated
-    if column in TIME_COLUMNS:
-        return _sqlite_time
-    if column == "email_verified":
-        return bool
-    return None
-
-
-def _json_fragment(value: Any) -> Any:
-    return orjson.Fragment(value) if isinstance(value, str | bytes) else value
-
-
-def _json_object(value: Any) -> Any:
-    return orjson.loads(value) if isinstance(value, str | bytes) else value
-
-
-def _hyphenated(value: Any) -> str:
-    """SQLite keeps a UUID as 32 hex digits; the export shows the usual form."""
-    text = str(value)
-    if len(text) != 32:
-        return text
-    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
-
-
-def _sqlite_time(value: Any) -> Any:
-    """SQLite keeps UTC times as 'YYYY-MM-DD HH:MM:SS.ffffff' text: ISO 8601 with a Z."""
-    return value.replace(" ", "T", 1) + "Z" if isinstance(value, str) else value
 
 
 def _csv_encoder(header: list[str], columns: list[str]) -> Callable[[Sequence[Any]], bytes]:

@@ -32,6 +32,7 @@ SEAL_PURPOSE = "subscription-secret"
 # NATS subject tokens: no wildcards (`*`, `>`) and no whitespace; we append `.<event type>`.
 _SUBJECT_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 MAX_SUBJECT_PREFIX = 200
+MAX_OPENED_KEYS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,9 @@ class SubscriptionService:
         self.guard = guard
         self.settings = settings
         self.clock = clock
+        # Opened keys by their sealed text (unique: each sealing has a random nonce; row ids
+        # are not, SQLite reuses them): the dispatcher needs every key every round.
+        self._opened: dict[str, str] = {}
 
     # -- targets -----------------------------------------------------------------------------
 
@@ -86,7 +90,13 @@ class SubscriptionService:
         return row, value
 
     def reveal(self, secret: SubscriptionSecret) -> str:
-        return self.sealer.open(secret.sealed, SEAL_PURPOSE).decode()
+        value = self._opened.get(secret.sealed)
+        if value is None:
+            if len(self._opened) >= MAX_OPENED_KEYS:
+                self._opened.clear()
+            opened = self.sealer.open(secret.sealed, SEAL_PURPOSE).decode()
+            value = self._opened[secret.sealed] = opened
+        return value
 
     def signing_keys(
         self, secrets: Sequence[SubscriptionSecret], now: datetime
