@@ -36,9 +36,10 @@ run: $(STAMP) $(UI_DIST) ## Start the service on SQLite (./var) at http://127.0.
 	@echo "Demo data:  $(BIN)/globeguard demo seed --users 100000 --seed 1"
 	$(BIN)/globeguard serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) ## Run every test, on SQLite and on PostgreSQL
+test: $(STAMP) $(UI_DIST) ## Run every test: SQLite, PostgreSQL, the browser, vitest
 	@set -e; scripts/ensure-tools.sh; services=$$(scripts/ensure-services.sh); \
 	env $$services $(BIN)/pytest $(PYTEST_ARGS)
+	cd ui && npm test
 
 lint: $(STAMP) ## Ruff and mypy
 	$(BIN)/ruff check src tests bench

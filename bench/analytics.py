@@ -12,13 +12,14 @@ are printed too, for information (they grow with the users involved, by design).
 How. Rollups are filled by the production observer (`RollupObserver.inserted`), fed the rows
 the recording paths would write, in batches of 1000 inside transactions, as the bulk path
 does; the raw `login_event` rows are not written, since no analytics request reads them
-(recording throughput is bench/travel.py's). Events: subjects = events / 10, each with a home
-place (40 % from ten hot spots, the rest from a pool of cities the bundled GeoIP database
-places, as the demo seeder draws them) and a trip now and then, over the last 30 days; 10 %
-failures, verdicts as the travel grading would leave them (mostly none/plausible, a few
-flagged). Latency: the service call inside `db.read()` (SQL and response building, no HTTP),
-median of 15 runs after 3 warm-ups,
-the two databases alternately (ABBA). Users of `q=` are created for real (1 in 3 premium).
+(recording throughput is bench/travel.py's). Both sizes are the same population (`--users`,
+default 10,000 Globeguard users, 1 in 3 premium for `q=`) with the same homes (40 % in ten
+hot spots, the rest in cities the bundled GeoIP database places, drawn as the demo seeder
+draws them): 10k events is each user signing in about once, 1M about a hundred times. One
+sign-in in ten is away, at another user's home; 10 % fail; verdicts as grading leaves them
+(mostly none/plausible, 2 % flagged); times over the last 30 days. `ANALYZE` after filling.
+Latency: the service call inside `db.read()` (SQL and response building, no HTTP), median of
+15 runs after 3 warm-ups, the two databases alternately (ABBA).
 
 The seeder: `globeguard demo seed`'s service on a fresh SQLite database, 2000 users.
 
@@ -107,19 +108,30 @@ class Places:
         return self.details[city.geoname_id]
 
 
-def event_rows(count: int, seed: int, places: Places, users: list[uuid.UUID]) -> Any:
+class Population:
+    """The same users, with the same homes, for every database of a run: 1M events are the
+    same people signing in a hundred times more often than 10k, not a hundred times more
+    people (who would add places, and rightly cost more cells)."""
+
+    def __init__(self, places: Places, size: int, seed: int = 3) -> None:
+        rng = random.Random(seed)
+        self.users = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(size)]
+        self.homes = [places.home() for _ in self.users]
+
+
+def event_rows(count: int, seed: int, population: Population) -> Any:
     rng = random.Random(seed)
-    subjects = [str(u) for u in users] + [
-        f"ext-{i}" for i in range(max(1, count // 10) - len(users))
-    ]
-    homes = {s: places.home() for s in subjects}
+    size = len(population.users)
     for n in range(count):
-        subject = rng.choice(subjects)
-        geo = homes[subject] if rng.random() < 0.9 else places.home()
+        who = rng.randrange(size)
+        # One sign-in in ten away from home: at another user's home (people travel to where
+        # people are).
+        where = who if rng.random() < 0.9 else rng.randrange(size)
+        geo = population.homes[where]
         verdict = rng.choices(("none", "plausible", "suspicious", "impossible"), (30, 68, 1, 1))[0]
         yield {
             "event_uuid": f"b{seed}-{n}",
-            "subject": subject,
+            "subject": str(population.users[who]),
             "user_id": None,
             "occurred_at": NOW - timedelta(seconds=rng.uniform(0, 30 * 86400)),
             "success": rng.random() >= 0.1,
@@ -137,11 +149,10 @@ def event_rows(count: int, seed: int, places: Places, users: list[uuid.UUID]) ->
         }
 
 
-async def fill(settings: Settings, events: int, places: Places) -> Any:
+async def fill(settings: Settings, events: int, population: Population) -> Any:
     container = build(settings)
     await upgrade(container.db.engine)
-    rng = random.Random(events)
-    users = [uuid.UUID(int=rng.getrandbits(128), version=4) for _ in range(max(1, events // 30))]
+    users = population.users
     async with container.db.transaction() as session:
         for start in range(0, len(users), 5000):
             await session.execute(
@@ -160,7 +171,7 @@ async def fill(settings: Settings, events: int, places: Places) -> Any:
     observer = RollupObserver()
     batch: list[dict[str, Any]] = []
     started = time.perf_counter()
-    for done, row in enumerate(event_rows(events, 7, places, users), start=1):
+    for done, row in enumerate(event_rows(events, 7, population), start=1):
         batch.append(row)
         if len(batch) == BATCH:
             async with container.db.transaction() as session:
@@ -171,6 +182,9 @@ async def fill(settings: Settings, events: int, places: Places) -> Any:
     if batch:
         async with container.db.transaction() as session:
             await observer.inserted(session, batch)
+    # Fresh planner statistics, as autovacuum (PostgreSQL) or `ANALYZE` would leave them.
+    async with container.db.engine.begin() as conn:
+        await conn.execute(text("ANALYZE"))
     return container
 
 
@@ -206,7 +220,7 @@ async def measure(
     name: str,
     make_url_for: Callable[[str], Awaitable[str]],
     sizes: list[int],
-    places: Places,
+    population: Population,
     data: Path,
 ) -> dict[str, tuple[float, float]]:
     containers = []
@@ -219,7 +233,7 @@ async def measure(
                 data_dir=data,
                 secret_key=BENCH_SECRET,
             )
-            containers.append(await fill(settings, size, places))
+            containers.append(await fill(settings, size, population))
         say(f"{name}: measuring")
         return await latencies(*containers)
     finally:
@@ -249,16 +263,18 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
+    parser.add_argument("--users", type=int, default=10_000, help="population (both sizes)")
     parser.add_argument("--seed-users", type=int, default=2000)
     args = parser.parse_args()
     sizes = [args.small, args.large]
     data = Path(tempfile.mkdtemp(prefix="gg-bench-analytics-"))
     places = Places(Settings(_env_file=None, data_dir=data), random.Random(1))
+    population = Population(places, args.users)
 
     async def sqlite_url(tag: str) -> str:
         return f"sqlite+aiosqlite:///{data}/analytics-{tag}.db"
 
-    report = {"SQLite": await measure("SQLite", sqlite_url, sizes, places, data)}
+    report = {"SQLite": await measure("SQLite", sqlite_url, sizes, population, data)}
     admin = os.environ.get("GLOBEGUARD_BENCH_POSTGRES_URL") or os.environ.get(
         "GLOBEGUARD_TEST_POSTGRES_URL"
     )
@@ -281,7 +297,7 @@ async def main() -> int:
             )
 
         try:
-            report["PostgreSQL"] = await measure("PostgreSQL", pg_url, sizes, places, data)
+            report["PostgreSQL"] = await measure("PostgreSQL", pg_url, sizes, population, data)
         finally:
             engine = create_async_engine(
                 make_url(admin).set(drivername="postgresql+asyncpg"), isolation_level="AUTOCOMMIT"

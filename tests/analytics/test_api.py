@@ -220,6 +220,16 @@ async def test_answers_match_counts_from_the_raw_events(world, monkeypatch):
     body = await get(client, admin, "heatmap", zoom=2, q="user_metadata.subscription_tier:premium")
     assert cells_of(body) == expected_cells(premium, body["cell_deg"])
     assert premium and len(premium) < len(events)
+    recent = [e for e in premium if e.occurred_at.date() >= first]
+    body = await get(
+        client,
+        admin,
+        "heatmap",
+        zoom=2,
+        q="user_metadata.subscription_tier:premium",
+        **{"from": str(first)},
+    )
+    assert cells_of(body) == expected_cells(recent, body["cell_deg"])
 
 
 async def test_distinct_users_and_last_logins_match(world):

@@ -8,7 +8,13 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from globeguard.analytics.facts import day_counts, facts_of, subject_counts
-from globeguard.analytics.models import GeoLastLogin, GeoRollupDay, GeoRollupTotal, GeoSubjectDay
+from globeguard.analytics.models import (
+    GeoLastLogin,
+    GeoRollupDay,
+    GeoRollupTotal,
+    GeoSubjectDay,
+    GeoSubjectTotal,
+)
 from globeguard.analytics.rollups import RollupObserver, purge_once
 from globeguard.travel.models import LoginEvent
 from globeguard.travel.observers import VerdictChange
@@ -82,6 +88,12 @@ async def test_retention_retires_old_days_from_the_totals(app):
         assert after == await sum_of_days(session)
         assert after[(12, 2988507)] == 1
         assert await session.scalar(select(func.count()).select_from(GeoSubjectDay)) == 1
+        kept = await session.execute(
+            select(GeoSubjectTotal.subject, GeoSubjectTotal.events).where(
+                GeoSubjectTotal.events != 0
+            )
+        )
+        assert kept.all() == [("s", 1)]  # the subject totals lost the retired days too
         last = (await session.execute(select(GeoLastLogin.subject))).scalars().all()
         assert last == ["s"]  # t's only login aged out
     assert await purge_once(container.db, settings, now=NOW) == 0

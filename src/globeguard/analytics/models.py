@@ -5,9 +5,10 @@
   dimension, key, outcome, verdict). A dimension is a heatmap grid level (key = packed cell,
   see `grid`) or a place level (key = geoname id). The total is the sum of the day rows at
   all times: retention subtracts a day from it as it deletes that day.
-- `geo_subject_day`: counts per subject, UTC day and place (finest cell and geoname ids), for
-  what global counts cannot answer: distinct users (`by=users`) and user queries (`q=`),
-  joined to the users a query matches through `user_id`.
+- `geo_subject_day` / `geo_subject_total`: counts per subject, (UTC day,) and place (finest
+  cell and geoname ids), for what global counts cannot answer: distinct users (`by=users`)
+  and user queries (`q=`), joined to the users a query matches through `user_id`. Retention
+  keeps the total equal to the sum of the days, as for the global pair.
 - `geo_last_login`: each subject's latest successful located sign-in (`basis=last_login`).
 - `geo_flagged_journey`: suspicious and impossible journeys, with both ends, for the arcs.
 - `geo_place`: labels and a position for the geoname ids the counts are keyed by (names are
@@ -36,6 +37,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from globeguard.db.base import Base, UtcDateTime
 
+# SQLite: rows stored in primary-key order (WITHOUT ROWID), so a request's key range is read
+# in one sequential pass instead of one table lookup per index entry, and an upsert writes
+# one B-tree instead of two. PostgreSQL ignores it.
+CLUSTERED = {"sqlite_with_rowid": False}
+
 # Place dimensions, after the grid levels 0..4.
 COUNTRY_DIM, REGION_DIM, CITY_DIM = 10, 11, 12
 DIMENSIONS = (0, 1, 2, 3, 4, COUNTRY_DIM, REGION_DIM, CITY_DIM)
@@ -53,6 +59,8 @@ class GeoRollupDay(Base):
     verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
     events: Mapped[int] = mapped_column(Integer, nullable=False)
 
+    __table_args__ = (CLUSTERED,)
+
 
 class GeoRollupTotal(Base):
     __tablename__ = "geo_rollup_total"
@@ -62,6 +70,8 @@ class GeoRollupTotal(Base):
     success: Mapped[bool] = mapped_column(Boolean, primary_key=True)
     verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
     events: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (CLUSTERED,)
 
 
 class GeoSubjectDay(Base):
@@ -83,7 +93,27 @@ class GeoSubjectDay(Base):
     __table_args__ = (
         Index("ix_geo_subject_day_user_id", "user_id", "day"),
         Index("ix_geo_subject_day_day", "day"),
+        CLUSTERED,
     )
+
+
+class GeoSubjectTotal(Base):
+    """`geo_subject_day` summed over its days: what a user query or `by=users` without a
+    time range reads (one row per user and place, not per user, place and day)."""
+
+    __tablename__ = "geo_subject_total"
+
+    subject: Mapped[str] = mapped_column(String(320), primary_key=True)
+    cell: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    country_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    region_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    city_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    success: Mapped[bool] = mapped_column(Boolean, primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
+    user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
+    events: Mapped[int] = mapped_column(Integer, nullable=False)
+
+    __table_args__ = (Index("ix_geo_subject_total_user_id", "user_id"), CLUSTERED)
 
 
 class GeoLastLogin(Base):

@@ -45,6 +45,7 @@ from globeguard.analytics.models import (
     GeoRollupDay,
     GeoRollupTotal,
     GeoSubjectDay,
+    GeoSubjectTotal,
 )
 from globeguard.analytics.params import Filters
 from globeguard.identity.models import User
@@ -53,6 +54,8 @@ from globeguard.travel.models import LoginEvent
 DAY = cast(Table, GeoRollupDay.__table__)
 TOTAL = cast(Table, GeoRollupTotal.__table__)
 SUBJECT = cast(Table, GeoSubjectDay.__table__)
+SUBJECT_TOTAL = cast(Table, GeoSubjectTotal.__table__)
+SUBJECT_PLACE = ("subject", "cell", "country_id", "region_id", "city_id", "success", "verdict")
 LAST = cast(Table, GeoLastLogin.__table__)
 FLAGGED = cast(Table, GeoFlaggedJourney.__table__)
 PLACE = cast(Table, GeoPlace.__table__)
@@ -138,6 +141,14 @@ class AnalyticsRepository:
         ]
         keys = ("subject", "day", "cell", "country_id", "region_id", "city_id", "success")
         await self._add(SUBJECT, (*keys, "verdict", "user_id", "events"), (*keys, "verdict"), rows)
+        totals: dict[tuple[Any, ...], int] = {}
+        for (subject, _, *place), n in counts.items():
+            key = (subject, *place)
+            totals[key] = totals.get(key, 0) + n
+        total_rows = [(*k, owners.get(k[0]), n) for k, n in totals.items() if n]
+        await self._add(
+            SUBJECT_TOTAL, (*SUBJECT_PLACE, "user_id", "events"), SUBJECT_PLACE, total_rows
+        )
 
     async def note_places(self, places: list[dict[str, Any]]) -> None:
         """Labels and positions of places, and when each was last seen."""
@@ -225,16 +236,29 @@ class AnalyticsRepository:
         result = await self.session.execute(
             delete(DAY).where(DAY.c.dim.in_(DIMENSIONS), DAY.c.day == day)
         )
+        await self._retire_subject_day(day)
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
+    async def _retire_subject_day(self, day: date) -> None:
+        place = [SUBJECT.c[c] for c in SUBJECT_PLACE]
+        rows = (
+            await self.session.execute(
+                select(*place, SUBJECT.c.events).where(SUBJECT.c.day == day, SUBJECT.c.events != 0)
+            )
+        ).all()
+        retracted = [(*r[:-1], None, -r[-1]) for r in rows]
+        columns = (*SUBJECT_PLACE, "user_id", "events")
+        await self._add(SUBJECT_TOTAL, columns, SUBJECT_PLACE, retracted)
+        await self.session.execute(delete(SUBJECT).where(SUBJECT.c.day == day))
+
     async def purge_before(self, cutoff: date, instant: datetime) -> None:
-        """Per-subject rows, last logins and journeys older than the retention, and counts
-        that went back to 0."""
-        await self.session.execute(delete(SUBJECT).where(SUBJECT.c.day < cutoff))
+        """Last logins and journeys older than the retention, and counts that went back to
+        0 (the day rollups go a day at a time, through `retire_day`)."""
         await self.session.execute(delete(LAST).where(LAST.c.day < cutoff))
         await self.session.execute(delete(FLAGGED).where(FLAGGED.c.occurred_at < instant))
         await self.session.execute(delete(TOTAL).where(TOTAL.c.events == 0))
         await self.session.execute(delete(SUBJECT).where(SUBJECT.c.events == 0))
+        await self.session.execute(delete(SUBJECT_TOTAL).where(SUBJECT_TOTAL.c.events == 0))
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -265,20 +289,21 @@ class AnalyticsRepository:
         self, grid: Grid, filters: Filters, users: ColumnElement[bool] | None, distinct: bool
     ) -> list[Cell]:
         """Counts per cell from the per-subject rollups: events, or distinct subjects."""
+        table = SUBJECT if filters.bounded else SUBJECT_TOTAL
         factor = grid.finest_factor()
-        row = SUBJECT.c.cell // ROW_STRIDE // factor
-        column = (SUBJECT.c.cell % ROW_STRIDE) // factor
-        weight = (
-            func.count(SUBJECT.c.subject.distinct()) if distinct else func.sum(SUBJECT.c.events)
-        )
+        row = table.c.cell // ROW_STRIDE // factor
+        column = (table.c.cell % ROW_STRIDE) // factor
+        weight = func.count(table.c.subject.distinct()) if distinct else func.sum(table.c.events)
         query = (
             select(row, column, weight)
-            .where(SUBJECT.c.cell >= 0, SUBJECT.c.events > 0)
-            .where(_in_box(SUBJECT.c.cell, grid, FINEST_EXPONENT))
+            .where(table.c.cell >= 0, table.c.events > 0)
+            .where(_in_box(table.c.cell, grid, FINEST_EXPONENT))
             .group_by(row, column)
         )
-        query = _days(_outcome_verdict(query, SUBJECT, filters), SUBJECT.c.day, filters)
-        return await self._cells(_for_users(query, SUBJECT, users), grid)
+        query = _outcome_verdict(query, table, filters)
+        if filters.bounded:
+            query = _days(query, table.c.day, filters)
+        return await self._cells(_for_users(query, table, users), grid)
 
     async def heatmap_last_login_cells(
         self, grid: Grid, filters: Filters, users: ColumnElement[bool] | None
@@ -333,26 +358,37 @@ class AnalyticsRepository:
         limit: int,
         bbox: BBox | None,
     ) -> list[dict[str, Any]]:
-        place = SUBJECT.c[column_name]
+        table = SUBJECT if filters.bounded else SUBJECT_TOTAL
+        place = table.c[column_name]
         count = (
-            func.count(SUBJECT.c.subject.distinct()) if distinct else func.sum(SUBJECT.c.events)
+            func.count(table.c.subject.distinct()) if distinct else func.sum(table.c.events)
         ).label("count")
         query = (
             select(place.label("geoname_id"), count)
-            .where(place != 0, SUBJECT.c.events > 0)
+            .where(place != 0, table.c.events > 0)
             .group_by(place)
         )
-        query = _days(_outcome_verdict(query, SUBJECT, filters), SUBJECT.c.day, filters)
-        return await self._labelled(_for_users(query, SUBJECT, users), dim, place, limit, bbox)
+        query = _outcome_verdict(query, table, filters)
+        if filters.bounded:
+            query = _days(query, table.c.day, filters)
+        return await self._labelled(_for_users(query, table, users), dim, place, limit, bbox)
 
     async def subject_place_total(
         self, column_name: str, filters: Filters, users: ColumnElement[bool] | None, distinct: bool
     ) -> int:
-        place = SUBJECT.c[column_name]
-        count = func.count(SUBJECT.c.subject.distinct()) if distinct else func.sum(SUBJECT.c.events)
-        query = select(func.coalesce(count, 0)).where(place != 0, SUBJECT.c.events > 0)
-        query = _days(_outcome_verdict(query, SUBJECT, filters), SUBJECT.c.day, filters)
-        return int(await self.session.scalar(_for_users(query, SUBJECT, users)) or 0)
+        table = SUBJECT if filters.bounded else SUBJECT_TOTAL
+        place = table.c[column_name]
+        count = func.count(table.c.subject.distinct()) if distinct else func.sum(table.c.events)
+        query = select(func.coalesce(count, 0)).where(place != 0, table.c.events > 0)
+        query = _outcome_verdict(query, table, filters)
+        if filters.bounded:
+            query = _days(query, table.c.day, filters)
+        return int(await self.session.scalar(_for_users(query, table, users)) or 0)
+
+    async def subject_days(self) -> tuple[date | None, date | None]:
+        first = await self.session.scalar(select(func.min(SUBJECT.c.day)))
+        last = await self.session.scalar(select(func.max(SUBJECT.c.day)))
+        return first, last
 
     async def top_last_login_places(
         self,
@@ -379,7 +415,16 @@ class AnalyticsRepository:
     async def _labelled(
         self, query: AnySelect, dim: int, key: Any, limit: int, bbox: BBox | None
     ) -> list[dict[str, Any]]:
+        """The top `limit` counts with their places' labels. Without a box the top is cut
+        before the join, so the labels are looked up `limit` times whatever the plan."""
         counted = query.subquery()
+        if bbox is None:
+            counted = (
+                select(counted)
+                .order_by(counted.c.count.desc(), counted.c.geoname_id)
+                .limit(limit)
+                .subquery()
+            )
         labelled = (
             select(
                 counted.c.geoname_id,

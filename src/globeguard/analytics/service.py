@@ -5,11 +5,13 @@ Which rollup answers a request, and what it costs:
 - events, no user query: `geo_rollup_total` (no time range) or `geo_rollup_day`, one row per
   (cell or place, outcome, verdict[, day]): the read grows with the cells in view and the
   days in range, never with the number of events.
-- `by=users` or `q=`: `geo_subject_day`, one row per (subject, day, place, outcome, verdict).
+- `by=users` or `q=`: `geo_subject_total` (no time range) or `geo_subject_day`, one row per
+  (subject, [day,] place, outcome, verdict).
   A search first selects the matching users once (`q=` is the user search language, compiled
   for SQLite JSON1 or PostgreSQL JSONB), and only their rows are read, through the
   (user_id, day) index. A user signing in fifty times a day from home is one row a day, so
-  the read is bounded by matching users x active days x places, not by their events; and a
+  the read is bounded by matching users x places (x active days, for a time range), not by
+  their events; and a
   search matching few users reads few rows. Distinct users cannot be summed across days or
   cells, which is why `by=users` needs this table even without a search.
 - `basis=last_login`: `geo_last_login`, one row per subject (AuthGlobeTrek's view: each user
@@ -67,6 +69,7 @@ class AnalyticsService:
         if params.basis is Basis.LAST_LOGIN:
             raw = await repo.heatmap_last_login_cells(grid, filters, users)
         elif params.by is Measure.USERS or users is not None:
+            filters = await _widened(repo, None, filters)
             raw = await repo.heatmap_subject_cells(grid, filters, users, params.by is Measure.USERS)
         else:
             raw = await repo.heatmap_cells(grid, await _widened(repo, grid.level, filters))
@@ -94,6 +97,7 @@ class AnalyticsService:
             total = await repo.last_login_total(column, filters, users)
         elif params.by is Measure.USERS or users is not None:
             distinct = params.by is Measure.USERS
+            filters = await _widened(repo, None, filters)
             rows = await repo.top_subject_places(column, dim, filters, users, distinct, limit, bbox)
             total = await repo.subject_place_total(column, filters, users, distinct)
         else:
@@ -115,12 +119,13 @@ class AnalyticsService:
         return JourneysRead(items=[_journey(row) for row in rows])
 
 
-async def _widened(repo: AnalyticsRepository, dim: int, filters: Filters) -> Filters:
+async def _widened(repo: AnalyticsRepository, dim: int | None, filters: Filters) -> Filters:
     """A time range covering every stored day (e.g. "last 90 days" with 90 days kept) is
-    answered from the all-days totals: one row per cell instead of one per cell and day."""
+    answered from the all-days totals: one row per cell instead of one per cell and day.
+    `dim` None: the per-subject rollups."""
     if not filters.bounded:
         return filters
-    first, last = await repo.stored_days(dim)
+    first, last = await (repo.subject_days() if dim is None else repo.stored_days(dim))
     if first is None or last is None:
         return filters
     if (filters.first or first) <= first and (filters.last or last) >= last:

@@ -47,6 +47,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "dim", "day", "key", "success", "verdict", name=op.f("pk_geo_rollup_day")
         ),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "geo_rollup_total",
@@ -58,6 +59,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint(
             "dim", "key", "success", "verdict", name=op.f("pk_geo_rollup_total")
         ),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "geo_flagged_journey",
@@ -144,13 +146,50 @@ def upgrade() -> None:
             "verdict",
             name=op.f("pk_geo_subject_day"),
         ),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("geo_subject_day", schema=None) as batch_op:
         batch_op.create_index("ix_geo_subject_day_day", ["day"], unique=False)
         batch_op.create_index("ix_geo_subject_day_user_id", ["user_id", "day"], unique=False)
 
+    op.create_table(
+        "geo_subject_total",
+        sa.Column("subject", sa.String(length=320), nullable=False),
+        sa.Column("cell", sa.BigInteger(), nullable=False),
+        sa.Column("country_id", sa.Integer(), nullable=False),
+        sa.Column("region_id", sa.Integer(), nullable=False),
+        sa.Column("city_id", sa.Integer(), nullable=False),
+        sa.Column("success", sa.Boolean(), nullable=False),
+        sa.Column("verdict", sa.String(length=16), nullable=False),
+        sa.Column("user_id", sa.Uuid(), nullable=True),
+        sa.Column("events", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["user_id"],
+            ["user.id"],
+            name=op.f("fk_geo_subject_total_user_id_user"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "subject",
+            "cell",
+            "country_id",
+            "region_id",
+            "city_id",
+            "success",
+            "verdict",
+            name=op.f("pk_geo_subject_total"),
+        ),
+        sqlite_with_rowid=False,
+    )
+    with op.batch_alter_table("geo_subject_total", schema=None) as batch_op:
+        batch_op.create_index("ix_geo_subject_total_user_id", ["user_id"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("geo_subject_total", schema=None) as batch_op:
+        batch_op.drop_index("ix_geo_subject_total_user_id")
+
+    op.drop_table("geo_subject_total")
     with op.batch_alter_table("geo_subject_day", schema=None) as batch_op:
         batch_op.drop_index("ix_geo_subject_day_user_id")
         batch_op.drop_index("ix_geo_subject_day_day")
