@@ -3,8 +3,9 @@ what they got and answer as scripted, and shortcuts to write events and subscrip
 
 from __future__ import annotations
 
+import inspect
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from globeguard.events.catalog import EventType
 from globeguard.events.delivery.dispatcher import Dispatcher
 from globeguard.events.outbox import record
 from globeguard.events.sinks.guard import TargetGuard
+from globeguard.events.sinks.http import Answer as HttpAnswer
 from globeguard.events.sinks.port import Sink
 from globeguard.events.sinks.webhook import WebhookSink
 from globeguard.events.subscriptions.schemas import SubscriptionCreate
@@ -73,11 +75,31 @@ class Receiver:
         return [r.webhook_id for r in self.requests if host is None or host in r.url]
 
 
-def webhook_sinks(receiver: Receiver) -> dict[str, Sink]:
-    def factory() -> httpx.AsyncClient:
-        return httpx.AsyncClient(transport=httpx.MockTransport(receiver.handle))
+Handler = Callable[[httpx.Request], httpx.Response | Awaitable[httpx.Response]]
 
-    return {"webhook": WebhookSink(factory, TargetGuard(allow_private=True))}
+
+class MemoryTransport:
+    """The webhook sink's transport, answered in memory by a handler of httpx requests."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_s: float
+    ) -> HttpAnswer:
+        answer = self.handler(httpx.Request("POST", url, content=body, headers=dict(headers)))
+        response = await answer if inspect.isawaitable(answer) else answer
+        return HttpAnswer(
+            response.status_code, response.headers.get("retry-after"), response.content
+        )
+
+    async def close(self) -> None:
+        pass
+
+
+def webhook_sinks(receiver: Receiver, handler: Handler | None = None) -> dict[str, Sink]:
+    transport = MemoryTransport(handler or receiver.handle)
+    return {"webhook": WebhookSink(transport, TargetGuard(allow_private=True))}
 
 
 def dispatcher(

@@ -228,7 +228,7 @@ async def test_an_ordered_subscription_keeps_each_users_order_through_failures(a
         done = await pump.claim_round()
         per_user = defaultdict(int)
         for job in done.jobs:
-            per_user[job.event.user_id] += 1
+            per_user[job.event.aggregate_id] += 1
         in_flight_per_user += list(per_user.values())
         await pump.settle([await pump.send(job) for job in done.jobs])
         pending = [d for d in await _delivery(container, sub) if d.status == "pending"]

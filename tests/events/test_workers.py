@@ -54,10 +54,7 @@ async def test_two_workers_deliver_everything_once(app, container):
     containers = [build(container.settings), build(container.settings)]
     workers = []
     for other in containers:
-        sinks = webhook_sinks(probe)
-        sinks["webhook"].factory = lambda: httpx.AsyncClient(  # type: ignore[attr-defined]
-            transport=httpx.MockTransport(probe.handle_async)
-        )
+        sinks = webhook_sinks(probe, probe.handle_async)
         workers.append(Dispatcher(other.db, other.subscriptions, sinks, other.settings.delivery))
     tasks = [asyncio.create_task(w.run()) for w in workers]
     try:

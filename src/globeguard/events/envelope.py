@@ -24,14 +24,22 @@ PII_KEYS = frozenset(
 
 
 class OutboxRow(Protocol):
-    seq: int
-    event_id: str
-    type: str
-    aggregate_type: str
-    aggregate_id: str | None
-    aggregate_version: int | None
-    occurred_at: datetime
-    payload: dict[str, Any]
+    @property
+    def seq(self) -> int: ...
+    @property
+    def event_id(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def aggregate_type(self) -> str: ...
+    @property
+    def aggregate_id(self) -> str | None: ...
+    @property
+    def aggregate_version(self) -> int | None: ...
+    @property
+    def occurred_at(self) -> datetime: ...
+    @property
+    def payload(self) -> dict[str, Any]: ...
 
 
 def thin_data(payload: dict[str, Any], *, include_pii: bool) -> dict[str, Any]:

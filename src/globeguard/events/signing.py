@@ -10,9 +10,11 @@ the old or the new secret keeps verifying while a secret rotates. Receivers use
 from __future__ import annotations
 
 import base64
+import hmac
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -21,7 +23,6 @@ from globeguard.webhooks.verify import (
     PUBLIC_KEY_PREFIX,
     SECRET_KEY_PREFIX,
     decode_key,
-    hmac_signature,
     signed_content,
 )
 
@@ -54,9 +55,24 @@ def public_key(secret_key: str) -> str:
     return PUBLIC_KEY_PREFIX + base64.b64encode(raw).decode()
 
 
+# Keys are decoded once, not per delivery (a few active keys per subscription).
+@lru_cache(maxsize=4096)
+def _hmac_key(secret: str) -> bytes:
+    return decode_key(secret, HMAC_PREFIX)
+
+
+@lru_cache(maxsize=4096)
+def _ed25519_key(secret_key: str) -> Ed25519PrivateKey:
+    return Ed25519PrivateKey.from_private_bytes(decode_key(secret_key, SECRET_KEY_PREFIX))
+
+
+def _hmac_signature(secret: str, content: bytes) -> str:
+    """Equals `globeguard.webhooks.verify.hmac_signature`, with the key decoded once."""
+    return base64.b64encode(hmac.digest(_hmac_key(secret), content, "sha256")).decode()
+
+
 def _ed25519_signature(secret_key: str, content: bytes) -> str:
-    private = Ed25519PrivateKey.from_private_bytes(decode_key(secret_key, SECRET_KEY_PREFIX))
-    return base64.b64encode(private.sign(content)).decode()
+    return base64.b64encode(_ed25519_key(secret_key).sign(content)).decode()
 
 
 def signature_header(msg_id: str, timestamp: int, body: bytes, keys: Iterable[SigningKey]) -> str:
@@ -67,7 +83,7 @@ def signature_header(msg_id: str, timestamp: int, body: bytes, keys: Iterable[Si
         if key.scheme == "v1a":
             entries.append(f"v1a,{_ed25519_signature(key.value, content)}")
         else:
-            entries.append(f"v1,{hmac_signature(key.value, content)}")
+            entries.append(f"v1,{_hmac_signature(key.value, content)}")
     return " ".join(entries)
 
 

@@ -2,11 +2,16 @@
 them, and settles each attempt in the ledger. Runs inside `globeguard serve` (embedded) or
 alone in `globeguard worker`; any number of them may share one PostgreSQL database.
 
-One round = one short write transaction (fan-out, lease reclaim, claims for every
-subscription) → the sends, outside any transaction → one write transaction settling every
-finished attempt. Nothing is sent before it is committed as claimed, and nothing claimed is
-lost: a worker that dies mid-send leaves a lease that expires, and the delivery is sent again
-with the same `webhook-id`.
+One cycle = one short write transaction (settle the attempts that finished since the last
+cycle, fan out, reclaim expired leases, claim for every subscription up to the free slots)
+→ the sends, outside any transaction, while the next cycles run. Nothing is sent before it is
+committed as claimed, and nothing claimed is lost: a worker that dies mid-send leaves a lease
+that expires, and the delivery is sent again with the same `webhook-id`.
+
+Throughput comes from doing little per delivery: statements are built once (repository.py),
+one transaction both frees slots and refills them, and attempts that finish while a cycle
+runs are settled together by the next one (batches grow by themselves under load, with no
+timer to wait for).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import random
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -32,11 +37,11 @@ from globeguard.events.delivery.repository import (
     SUCCEEDED,
     Claimed,
     DeliveryRepository,
+    EventRow,
     Settlement,
 )
 from globeguard.events.delivery.schedule import Decision, Response, Verdict, decide
 from globeguard.events.filters import matches_any
-from globeguard.events.models import OutboxEvent
 from globeguard.events.signing import SigningKey, webhook_headers
 from globeguard.events.sinks.port import Message, SendResult, Sink
 from globeguard.events.subscriptions.repository import SubscriptionRepository
@@ -45,8 +50,9 @@ from globeguard.kit.clock import Clock, utcnow
 from globeguard.settings import DeliverySettings
 
 log = logging.getLogger(__name__)
-SETTLE_LINGER_S = 0.005
-SETTLE_BATCH = 500
+# Expired leases are looked for at most this often (by the dispatcher's clock): a lease lasts
+# tens of seconds, and the statement is one of the few in a cycle that is not about the work.
+RECLAIM_EVERY = timedelta(seconds=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +74,7 @@ class Target:
 class Job:
     claimed: Claimed
     target: Target
-    event: OutboxEvent
+    event: EventRow
 
 
 @dataclass(slots=True)
@@ -104,7 +110,8 @@ class Dispatcher:
         self._buckets: dict[uuid.UUID, TokenBucket] = {}
         self._wake = asyncio.Event()
         self._active: dict[int, asyncio.Task[None]] = {}
-        self._settled: asyncio.Queue[Settlement] = asyncio.Queue()
+        self._settled: list[Settlement] = []
+        self._reclaimed_at: datetime | None = None
 
     def wake(self) -> None:
         """An outbox row was committed in this process: look now, not at the next poll."""
@@ -113,26 +120,45 @@ class Dispatcher:
     # -- the claim transaction ---------------------------------------------------------------
 
     async def claim_round(self, capacity: int | None = None) -> Round:
+        return await self.cycle((), capacity)
+
+    async def cycle(self, settlements: Sequence[Settlement], capacity: int | None = None) -> Round:
+        """One write transaction: settle `settlements`, fan out, reclaim, claim up to
+        `capacity` deliveries (default: `concurrency`)."""
         capacity = self.settings.concurrency if capacity is None else capacity
         now = self.clock()
         done = Round()
         async with self.db.transaction() as session:
             repo = DeliveryRepository(session)
+            if settlements:
+                await self._settle(session, repo, settlements, now)
             targets = await self._targets(session, now)
             done.fanned_out = await self._fan_out(repo, targets, now)
-            reclaimed = await repo.reclaim_expired(now, self.settings.max_lease_expiries)
-            done.reclaimed = len(reclaimed)
+            if self._reclaim_due(now):
+                reclaimed = await repo.reclaim_expired(now, self.settings.max_lease_expiries)
+                done.reclaimed = len(reclaimed)
             if capacity > 0:
                 done.jobs = await self._claim(repo, targets, capacity, now)
+        self._count(settlements)
         return done
+
+    def _reclaim_due(self, now: datetime) -> bool:
+        last = self._reclaimed_at
+        if last is not None and last <= now < last + RECLAIM_EVERY:
+            return False
+        self._reclaimed_at = now
+        return True
 
     async def _targets(self, session: AsyncSession, now: datetime) -> list[Target]:
         repo = SubscriptionRepository(session)
-        enabled = await repo.enabled()
-        secrets = await repo.secrets_of([s.id for s in enabled])
-        by_owner: dict[uuid.UUID, list[Any]] = {}
-        for secret in secrets:
-            by_owner.setdefault(secret.subscription_id, []).append(secret)
+        enabled = await repo.enabled_rows()
+        if not enabled:
+            return []
+        keys: dict[uuid.UUID, list[SigningKey]] = {}
+        for owner, sealed, expires_at in await repo.secrets_of_enabled():
+            if expires_at is None or expires_at > now:
+                key = SigningKey(self.subscriptions.reveal_sealed(sealed))
+                keys.setdefault(owner, []).append(key)
         return [
             Target(
                 id=s.id,
@@ -143,7 +169,7 @@ class Dispatcher:
                 include_pii=s.include_pii,
                 rate_limit_per_s=s.rate_limit_per_s,
                 max_in_flight=s.max_in_flight,
-                keys=tuple(self.subscriptions.signing_keys(by_owner.get(s.id, []), now)),
+                keys=tuple(keys.get(s.id, ())),
             )
             for s in enabled
         ]
@@ -279,13 +305,28 @@ class Dispatcher:
     async def settle(self, settlements: Sequence[Settlement]) -> None:
         if not settlements:
             return
-        now = self.clock()
         async with self.db.transaction() as session:
-            await DeliveryRepository(session).settle(settlements, self.worker_id)
-            await self._subscription_health(SubscriptionRepository(session), settlements, now)
-        if self.metrics is not None:
+            await self._settle(session, DeliveryRepository(session), settlements, self.clock())
+        self._count(settlements)
+
+    async def _settle(
+        self,
+        session: AsyncSession,
+        repo: DeliveryRepository,
+        settlements: Sequence[Settlement],
+        now: datetime,
+    ) -> None:
+        await repo.settle(settlements, self.worker_id)
+        await self._subscription_health(SubscriptionRepository(session), settlements, now)
+
+    def _count(self, settlements: Sequence[Settlement]) -> None:
+        if self.metrics is not None and settlements:
+            counter = self.metrics.delivery_attempts
+            outcomes: dict[str, int] = {}
             for s in settlements:
-                self.metrics.delivery_attempts.labels(outcome=s.outcome).inc()
+                outcomes[s.outcome] = outcomes.get(s.outcome, 0) + 1
+            for outcome, count in outcomes.items():
+                counter.labels(outcome=outcome).inc(count)
 
     async def _subscription_health(
         self, repo: SubscriptionRepository, settlements: Sequence[Settlement], now: datetime
@@ -327,55 +368,55 @@ class Dispatcher:
         return attempts
 
     async def run(self) -> None:
-        """Forever: keep up to `concurrency` sends going, settle them in batches, and sleep
-        only when there is nothing to claim."""
-        settler = asyncio.create_task(self._settle_loop(), name="delivery-settler")
+        """Forever: keep up to `concurrency` sends going; each cycle settles what finished
+        and refills the free slots; sleep only when there is nothing to do."""
         poll = self.settings.poll_interval.total_seconds()
         try:
             while True:
                 self._wake.clear()
+                batch, self._settled = self._settled, []
+                capacity = self.settings.concurrency - len(self._active) + len(batch)
                 try:
-                    done = await self.claim_round(self.settings.concurrency - len(self._active))
-                except Exception:  # a DB hiccup must not kill the loop; next round retries
-                    log.exception("claiming deliveries failed")
+                    done = await self.cycle(batch, capacity)
+                except Exception:  # a DB hiccup must not kill the loop; next cycle retries
+                    log.exception("delivery cycle failed")
+                    await self._settle_alone(batch)
                     await asyncio.sleep(poll)
                     continue
+                finally:
+                    for s in batch:
+                        self._active.pop(s.delivery_id, None)
                 for job in done.jobs:
                     self._active[job.claimed.id] = asyncio.create_task(self._send_one(job))
-                if done.jobs or done.fanned_out == self.settings.fanout_batch:
-                    await asyncio.sleep(0)  # more may be due at once; let the sends start
-                    if len(self._active) < self.settings.concurrency:
+                if self._settled or done.fanned_out == self.settings.fanout_batch:
+                    continue
+                if done.jobs:
+                    # Let the sends start (and any answers already in arrive) before deciding.
+                    await asyncio.sleep(0)
+                    if self._settled or len(self._active) < self.settings.concurrency:
                         continue
                 await self._idle(poll)
         finally:
-            settler.cancel()
             for task in list(self._active.values()):
                 task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await settler
+
+    async def _settle_alone(self, batch: Sequence[Settlement]) -> None:
+        """After a failed cycle, the attempts it should have settled get their own try; if
+        that fails too, their leases expire and the deliveries are sent again."""
+        if not batch:
+            return
+        try:
+            await self.settle(batch)
+        except Exception:
+            log.exception("settling %d attempts failed", len(batch))
 
     async def _idle(self, poll: float) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), poll)
 
     async def _send_one(self, job: Job) -> None:
-        await self._settled.put(await self.send(job))
-
-    async def _settle_loop(self) -> None:
-        while True:
-            batch = [await self._settled.get()]
-            # Sends finish one by one; settling each alone would make a write transaction
-            # (and then a claim transaction) per delivery. A few milliseconds gather a batch.
-            await asyncio.sleep(SETTLE_LINGER_S)
-            while not self._settled.empty() and len(batch) < SETTLE_BATCH:
-                batch.append(self._settled.get_nowait())
-            try:
-                await self.settle(batch)
-            except Exception:  # leases expire and the deliveries are retried
-                log.exception("settling %d attempts failed", len(batch))
-            for s in batch:
-                self._active.pop(s.delivery_id, None)
-            self._wake.set()  # slots are free again
+        self._settled.append(await self.send(job))
+        self._wake.set()
 
 
 def next_attempt(decision: Decision, now: datetime) -> datetime:

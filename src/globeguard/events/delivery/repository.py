@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, case, exists, func, or_, select, update
+from sqlalchemy import Integer, Table, bindparam, case, exists, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.sql import Executable
 
 from globeguard.events.models import Delivery, DeliveryAttempt, OutboxEvent, Subscription
 from globeguard.kit.clock import as_utc
@@ -26,6 +26,9 @@ OPEN_STATUSES = (PENDING, INFLIGHT)
 
 _DELIVERY = cast(Table, Delivery.__table__)
 _ATTEMPT = cast(Table, DeliveryAttempt.__table__)
+_OUTBOX = cast(Table, OutboxEvent.__table__)
+_SUBSCRIPTION = cast(Table, Subscription.__table__)
+_D = _DELIVERY.c
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,6 +44,20 @@ class Claimed:
     event_seq: int
     subscription_id: uuid.UUID
     attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """The outbox columns a delivery's body is made of (envelope.OutboxRow)."""
+
+    seq: int
+    event_id: str
+    type: str
+    aggregate_type: str
+    aggregate_id: str | None
+    aggregate_version: int | None
+    occurred_at: datetime
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +95,143 @@ def ordering_key(user_id: uuid.UUID | None, aggregate_type: str, aggregate_id: s
     return f"{aggregate_type}:{aggregate_id or ''}"[:100]
 
 
+# -- the dispatcher's statements, built once ------------------------------------------------
+# The dispatcher runs these every round; building a statement costs more CPU than SQLite takes
+# to run it, so each is built once with bind parameters (and compiled once, then cached).
+
+_UNDISPATCHED = (
+    select(
+        _OUTBOX.c.seq,
+        _OUTBOX.c.type,
+        _OUTBOX.c.user_id,
+        _OUTBOX.c.aggregate_type,
+        _OUTBOX.c.aggregate_id,
+    )
+    .where(_OUTBOX.c.dispatched_at.is_(None))
+    .order_by(_OUTBOX.c.seq)
+    .limit(bindparam("b_limit", type_=Integer))
+)
+_MARK_DISPATCHED = (
+    _OUTBOX.update()
+    .where(_OUTBOX.c.seq.in_(bindparam("b_seqs", expanding=True)))
+    .values(dispatched_at=bindparam("b_now"))
+)
+_POISON = _D.lease_expiries + 1 >= bindparam("b_max", type_=Integer)
+_RECLAIM = (
+    _DELIVERY.update()
+    .where(_D.status == INFLIGHT, _D.lease_until < bindparam("b_now"))
+    .values(
+        status=case((_POISON, DEAD), else_=PENDING),
+        dead_reason=case((_POISON, "poison_worker"), else_=None),
+        finished_at=case((_POISON, bindparam("b_now")), else_=None),
+        lease_expiries=_D.lease_expiries + 1,
+        lease_owner=None,
+        lease_until=None,
+        next_attempt_at=bindparam("b_now"),
+        updated_at=bindparam("b_now"),
+    )
+    .returning(_D.id, _D.status)
+)
+_LOCK_SUBSCRIPTION = (
+    select(_SUBSCRIPTION.c.id)
+    .where(_SUBSCRIPTION.c.id == bindparam("b_sub"))
+    .with_for_update(skip_locked=True)
+)
+_IN_FLIGHT = select(func.count()).where(
+    _D.subscription_id == bindparam("b_sub"), _D.status == INFLIGHT
+)
+_EVENTS = select(
+    _OUTBOX.c.seq,
+    _OUTBOX.c.event_id,
+    _OUTBOX.c.type,
+    _OUTBOX.c.aggregate_type,
+    _OUTBOX.c.aggregate_id,
+    _OUTBOX.c.aggregate_version,
+    _OUTBOX.c.occurred_at,
+    _OUTBOX.c.payload,
+).where(_OUTBOX.c.seq.in_(bindparam("b_seqs", expanding=True)))
+_INSERT_ATTEMPT = _ATTEMPT.insert()
+_SETTLE = (
+    _DELIVERY.update()
+    .where(
+        _D.id == bindparam("b_id"),
+        _D.lease_owner == bindparam("b_owner"),
+        _D.status == INFLIGHT,
+    )
+    .values(
+        status=bindparam("b_status"),
+        attempts=_D.attempts + 1,
+        next_attempt_at=bindparam("b_next"),
+        last_status=bindparam("b_last_status"),
+        last_error=bindparam("b_last_error"),
+        dead_reason=bindparam("b_dead_reason"),
+        finished_at=bindparam("b_finished"),
+        lease_owner=None,
+        lease_until=None,
+        updated_at=bindparam("b_now"),
+    )
+)
+
+
+def _claim_statement(postgres: bool, ordered: bool) -> Executable:
+    due = (
+        select(_D.id)
+        .where(
+            _D.subscription_id == bindparam("b_sub"),
+            _D.status == PENDING,
+            _D.next_attempt_at <= bindparam("b_now"),
+        )
+        .order_by(_D.event_seq)
+        .limit(bindparam("b_limit", type_=Integer))
+    )
+    if ordered:
+        # A user's delivery waits while an older one of theirs is unsettled (pending or in
+        # flight); dead ones do not hold the line, or one poison event would stall the
+        # user for good.
+        older = _DELIVERY.alias("older")
+        due = due.where(
+            ~exists().where(
+                older.c.subscription_id == _D.subscription_id,
+                older.c.ordering_key == _D.ordering_key,
+                older.c.event_seq < _D.event_seq,
+                older.c.status.in_(OPEN_STATUSES),
+            )
+        )
+    claim = (
+        _DELIVERY.update()
+        .values(
+            status=INFLIGHT,
+            lease_owner=bindparam("b_owner"),
+            lease_until=bindparam("b_lease_until"),
+            updated_at=bindparam("b_now"),
+        )
+        .returning(_D.id, _D.event_seq, _D.subscription_id, _D.attempts)
+    )
+    if postgres:
+        # A materialized CTE runs the locking SELECT once. Written as `id IN (SELECT …
+        # LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may rescan the subquery for each
+        # row, skip the rows this very statement just locked, and take far more than n.
+        locked = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
+        return claim.where(_D.id == locked.c.id)
+    # SQLite evaluates the uncorrelated subquery once, under the write lock.
+    return claim.where(_D.id.in_(due), _D.status == PENDING)
+
+
+_CLAIMS = {
+    (pg, ordered): _claim_statement(pg, ordered)
+    for pg in (False, True)
+    for ordered in (False, True)
+}
+
+
+def _insert_deliveries(postgres: bool) -> Executable:
+    insert = pg_insert if postgres else sqlite_insert
+    return insert(_DELIVERY).on_conflict_do_nothing(index_elements=["event_seq", "subscription_id"])
+
+
+_INSERTS = {pg: _insert_deliveries(pg) for pg in (False, True)}
+
+
 class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -98,79 +252,37 @@ class DeliveryRepository:
         return bool(taken)
 
     async def undispatched(self, limit: int) -> list[FanoutEvent]:
-        query = (
-            select(
-                OutboxEvent.seq,
-                OutboxEvent.type,
-                OutboxEvent.user_id,
-                OutboxEvent.aggregate_type,
-                OutboxEvent.aggregate_id,
-            )
-            .where(OutboxEvent.dispatched_at.is_(None))
-            .order_by(OutboxEvent.seq)
-            .limit(limit)
-        )
-        rows = (await self.session.execute(query)).all()
-        return [FanoutEvent(r.seq, r.type, ordering_key(r[2], r[3], r[4])) for r in rows]
+        rows = (await self.session.execute(_UNDISPATCHED, {"b_limit": limit})).all()
+        return [FanoutEvent(r[0], r[1], ordering_key(r[2], r[3], r[4])) for r in rows]
 
     async def insert_deliveries(self, rows: Sequence[dict[str, Any]]) -> None:
         """Idempotent: a (event, subscription) pair that already has a delivery is left alone,
         so running fan-out twice, or in two workers, creates nothing new."""
-        if not rows:
-            return
-        insert = pg_insert if self._postgres else sqlite_insert
-        statement = insert(_DELIVERY).on_conflict_do_nothing(
-            index_elements=["event_seq", "subscription_id"]
-        )
-        await self.session.execute(statement, list(rows))
+        if rows:
+            await self.session.execute(_INSERTS[self._postgres], list(rows))
 
     async def mark_dispatched(self, seqs: Sequence[int], now: datetime) -> None:
         if seqs:
-            await self.session.execute(
-                update(OutboxEvent).where(OutboxEvent.seq.in_(seqs)).values(dispatched_at=now)
-            )
+            await self.session.execute(_MARK_DISPATCHED, {"b_seqs": list(seqs), "b_now": now})
 
     # -- leases and claims -------------------------------------------------------------------
 
     async def reclaim_expired(self, now: datetime, max_expiries: int) -> list[tuple[int, str]]:
         """Leases past their end go back to pending; a delivery whose lease expired
         `max_expiries` times keeps killing (or hanging) workers and is dead as poison."""
-        poison = Delivery.lease_expiries + 1 >= max_expiries
-        statement = (
-            update(Delivery)
-            .where(Delivery.status == INFLIGHT, Delivery.lease_until < now)
-            .values(
-                status=case((poison, DEAD), else_=PENDING),
-                dead_reason=case((poison, "poison_worker"), else_=None),
-                finished_at=case((poison, now), else_=None),
-                lease_expiries=Delivery.lease_expiries + 1,
-                lease_owner=None,
-                lease_until=None,
-                next_attempt_at=now,
-                updated_at=now,
-            )
-            .returning(Delivery.id, Delivery.status)
-            .execution_options(synchronize_session=False)
-        )
-        return [(r[0], r[1]) for r in (await self.session.execute(statement)).all()]
+        rows = (await self.session.execute(_RECLAIM, {"b_now": now, "b_max": max_expiries})).all()
+        return [(r[0], r[1]) for r in rows]
 
     async def lock_subscription(self, subscription_id: uuid.UUID) -> bool:
         """PostgreSQL: claims for one subscription are made by one worker at a time, which keeps
         `max_in_flight` exact across workers; a worker finding it busy moves on."""
         if not self._postgres:
             return True
-        query = (
-            select(Subscription.id)
-            .where(Subscription.id == subscription_id)
-            .with_for_update(skip_locked=True)
-        )
-        return (await self.session.scalar(query)) is not None
+        taken = await self.session.scalar(_LOCK_SUBSCRIPTION, {"b_sub": subscription_id})
+        return taken is not None
 
     async def in_flight(self, subscription_id: uuid.UUID) -> int:
-        query = select(func.count()).where(
-            Delivery.subscription_id == subscription_id, Delivery.status == INFLIGHT
-        )
-        return int(await self.session.scalar(query) or 0)
+        return int(await self.session.scalar(_IN_FLIGHT, {"b_sub": subscription_id}) or 0)
 
     async def claim(
         self,
@@ -182,50 +294,22 @@ class DeliveryRepository:
         owner: str,
         lease_until: datetime,
     ) -> list[Claimed]:
-        due = (
-            select(Delivery.id)
-            .where(
-                Delivery.subscription_id == subscription_id,
-                Delivery.status == PENDING,
-                Delivery.next_attempt_at <= now,
-            )
-            .order_by(Delivery.event_seq)
-            .limit(limit)
-        )
-        if ordered:
-            # A user's delivery waits while an older one of theirs is unsettled (pending or in
-            # flight); dead ones do not hold the line, or one poison event would stall the
-            # user for good.
-            older = aliased(Delivery)
-            due = due.where(
-                ~exists().where(
-                    older.subscription_id == Delivery.subscription_id,
-                    older.ordering_key == Delivery.ordering_key,
-                    older.event_seq < Delivery.event_seq,
-                    older.status.in_(OPEN_STATUSES),
-                )
-            )
-        claim = (
-            update(Delivery)
-            .values(status=INFLIGHT, lease_owner=owner, lease_until=lease_until, updated_at=now)
-            .returning(Delivery.id, Delivery.event_seq, Delivery.subscription_id, Delivery.attempts)
-            .execution_options(synchronize_session=False)
-        )
-        if self._postgres:
-            # A materialized CTE runs the locking SELECT once. Written as `id IN (SELECT …
-            # LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may rescan the subquery for each
-            # row, skip the rows this very statement just locked, and take far more than n.
-            locked = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
-            statement = claim.where(Delivery.id == locked.c.id)
-        else:
-            # SQLite evaluates the uncorrelated subquery once, under the write lock.
-            statement = claim.where(Delivery.id.in_(due), Delivery.status == PENDING)
-        rows = (await self.session.execute(statement)).all()
+        statement = _CLAIMS[(self._postgres, ordered)]
+        params = {
+            "b_sub": subscription_id,
+            "b_now": now,
+            "b_limit": limit,
+            "b_owner": owner,
+            "b_lease_until": lease_until,
+        }
+        rows = (await self.session.execute(statement, params)).all()
         return sorted((Claimed(r[0], r[1], r[2], r[3]) for r in rows), key=lambda c: c.event_seq)
 
-    async def events(self, seqs: Sequence[int]) -> dict[int, OutboxEvent]:
-        rows = await self.session.scalars(select(OutboxEvent).where(OutboxEvent.seq.in_(seqs)))
-        return {row.seq: row for row in rows}
+    async def events(self, seqs: Sequence[int]) -> dict[int, EventRow]:
+        if not seqs:
+            return {}
+        rows = (await self.session.execute(_EVENTS, {"b_seqs": list(seqs)})).all()
+        return {row[0]: EventRow(*row) for row in rows}
 
     # -- settling attempts -------------------------------------------------------------------
 
@@ -236,7 +320,7 @@ class DeliveryRepository:
         if not settlements:
             return
         await self.session.execute(
-            _ATTEMPT.insert(),
+            _INSERT_ATTEMPT,
             [
                 {
                     "delivery_id": s.delivery_id,
@@ -251,28 +335,8 @@ class DeliveryRepository:
                 for s in settlements
             ],
         )
-        statement = (
-            _DELIVERY.update()
-            .where(
-                _DELIVERY.c.id == bindparam("b_id"),
-                _DELIVERY.c.lease_owner == bindparam("b_owner"),
-                _DELIVERY.c.status == INFLIGHT,
-            )
-            .values(
-                status=bindparam("b_status"),
-                attempts=_DELIVERY.c.attempts + 1,
-                next_attempt_at=bindparam("b_next"),
-                last_status=bindparam("b_last_status"),
-                last_error=bindparam("b_last_error"),
-                dead_reason=bindparam("b_dead_reason"),
-                finished_at=bindparam("b_finished"),
-                lease_owner=None,
-                lease_until=None,
-                updated_at=bindparam("b_now"),
-            )
-        )
         await self.session.execute(
-            statement,
+            _SETTLE,
             [
                 {
                     "b_id": s.delivery_id,

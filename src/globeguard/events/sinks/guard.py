@@ -2,9 +2,9 @@
 link-local, reserved or multicast address is refused, unless the deployment allows them.
 
 Checked when a subscription is saved and again before each delivery (DNS may change in
-between). The check resolves the name itself; httpx resolves it once more to connect, so a
-name that flips between the two lookups (DNS rebinding with a zero TTL) can still slip by.
-Deployments that must close that gap run the dispatcher behind an egress proxy."""
+between). The webhook client connects only to the addresses `addresses()` approved (it never
+resolves the name itself), so a name that flips between two lookups (DNS rebinding with a
+zero TTL) cannot slip a private address in."""
 
 from __future__ import annotations
 
@@ -51,31 +51,43 @@ def is_public(address: str) -> bool:
 class TargetGuard:
     def __init__(self, allow_private: bool) -> None:
         self.allow_private = allow_private
-        self._verdicts: dict[tuple[str, int], tuple[float, str | None]] = {}
+        # (host, port) -> (when, the problem or None, the addresses)
+        self._verdicts: dict[tuple[str, int], tuple[float, str | None, tuple[str, ...]]] = {}
 
     async def check(self, url: str) -> None:
         """Raises UnsafeTarget when the URL may not be used."""
         host, port = parse_url(url)
         if self.allow_private:
             return
+        await self.addresses(host, port)
+
+    async def addresses(self, host: str, port: int) -> tuple[str, ...]:
+        """The addresses to connect to for `host`, every one of them allowed; raises
+        UnsafeTarget when the name does not resolve or any address is not allowed. A verdict
+        is reused for VERDICT_TTL_S."""
         cached = self._verdicts.get((host, port))
         if cached is not None and time.monotonic() - cached[0] < VERDICT_TTL_S:
-            problem = cached[1]
+            _, problem, found = cached
         else:
-            problem = await self._resolve(host, port)
-            self._verdicts[(host, port)] = (time.monotonic(), problem)
+            problem, found = await self._resolve(host, port)
+            self._verdicts[(host, port)] = (time.monotonic(), problem, found)
         if problem:
             raise UnsafeTarget(problem)
+        return found
 
-    async def _resolve(self, host: str, port: int) -> str | None:
+    async def _resolve(self, host: str, port: int) -> tuple[str | None, tuple[str, ...]]:
         try:
             infos = await asyncio.get_running_loop().getaddrinfo(
                 host, port, type=socket.SOCK_STREAM
             )
         except OSError:
-            return f"cannot resolve {host}"
-        addresses = {str(info[4][0]) for info in infos}
+            return f"cannot resolve {host}", ()
+        addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+        if not addresses:
+            return f"cannot resolve {host}", ()
+        if self.allow_private:
+            return None, addresses
         private = sorted(a for a in addresses if not is_public(a))
         if private:
-            return f"{host} resolves to a private or reserved address ({private[0]})"
-        return None
+            return f"{host} resolves to a private or reserved address ({private[0]})", ()
+        return None, addresses

@@ -5,11 +5,42 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Row, Table, bindparam, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.events.models import Subscription, SubscriptionSecret
+
+_SUB = cast(Table, Subscription.__table__).c
+_SECRET = cast(Table, SubscriptionSecret.__table__).c
+# What the dispatcher reads every round, built once (plain rows, no ORM objects).
+_ENABLED = (
+    select(
+        _SUB.id,
+        _SUB.kind,
+        _SUB.target,
+        _SUB.event_types,
+        _SUB.ordered,
+        _SUB.include_pii,
+        _SUB.rate_limit_per_s,
+        _SUB.max_in_flight,
+    )
+    .where(_SUB.disabled_at.is_(None))
+    .order_by(_SUB.id)
+)
+_SECRETS_OF_ENABLED = (
+    select(_SECRET.subscription_id, _SECRET.sealed, _SECRET.expires_at)
+    .join(cast(Table, Subscription.__table__), _SUB.id == _SECRET.subscription_id)
+    .where(_SUB.disabled_at.is_(None))
+    .order_by(_SECRET.id)
+)
+_RECORD_SUCCESS = (
+    cast(Table, Subscription.__table__)
+    .update()
+    .where(_SUB.id.in_(bindparam("b_ids", expanding=True)), _SUB.failing_since.is_not(None))
+    .values(failing_since=None)
+)
 
 
 class SubscriptionRepository:
@@ -32,6 +63,17 @@ class SubscriptionRepository:
     async def enabled(self) -> Sequence[Subscription]:
         query = select(Subscription).where(Subscription.disabled_at.is_(None))
         return (await self.session.scalars(query.order_by(Subscription.id))).all()
+
+    async def enabled_rows(
+        self,
+    ) -> Sequence[Row[uuid.UUID, str, str, list[str], bool, bool, float | None, int]]:
+        """Enabled subscriptions as rows: id, kind, target, event_types, ordered,
+        include_pii, rate_limit_per_s, max_in_flight."""
+        return (await self.session.execute(_ENABLED)).all()
+
+    async def secrets_of_enabled(self) -> Sequence[Row[uuid.UUID, str, datetime | None]]:
+        """(subscription_id, sealed, expires_at) of every enabled subscription's keys."""
+        return (await self.session.execute(_SECRETS_OF_ENABLED)).all()
 
     async def secrets_of(
         self, subscription_ids: Sequence[uuid.UUID]
@@ -74,13 +116,7 @@ class SubscriptionRepository:
 
     async def record_success(self, subscription_ids: Sequence[uuid.UUID]) -> None:
         if subscription_ids:
-            await self.session.execute(
-                update(Subscription)
-                .where(
-                    Subscription.id.in_(subscription_ids), Subscription.failing_since.is_not(None)
-                )
-                .values(failing_since=None)
-            )
+            await self.session.execute(_RECORD_SUCCESS, {"b_ids": list(subscription_ids)})
 
     async def record_failure(self, subscription_id: uuid.UUID, now: datetime) -> None:
         await self.session.execute(

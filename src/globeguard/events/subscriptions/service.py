@@ -90,12 +90,15 @@ class SubscriptionService:
         return row, value
 
     def reveal(self, secret: SubscriptionSecret) -> str:
-        value = self._opened.get(secret.sealed)
+        return self.reveal_sealed(secret.sealed)
+
+    def reveal_sealed(self, sealed: str) -> str:
+        value = self._opened.get(sealed)
         if value is None:
             if len(self._opened) >= MAX_OPENED_KEYS:
                 self._opened.clear()
-            opened = self.sealer.open(secret.sealed, SEAL_PURPOSE).decode()
-            value = self._opened[secret.sealed] = opened
+            opened = self.sealer.open(sealed, SEAL_PURPOSE).decode()
+            value = self._opened[sealed] = opened
         return value
 
     def signing_keys(
