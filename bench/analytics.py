@@ -36,6 +36,7 @@ import asyncio
 import os
 import random
 import secrets
+import shutil
 import statistics
 import sys
 import tempfile
@@ -259,7 +260,7 @@ async def seeder_users_per_s(data: Path, users: int) -> float:
         await container.db.dispose()
 
 
-async def main() -> int:
+async def run(data: Path) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=10_000)
     parser.add_argument("--large", type=int, default=1_000_000)
@@ -267,7 +268,6 @@ async def main() -> int:
     parser.add_argument("--seed-users", type=int, default=2000)
     args = parser.parse_args()
     sizes = [args.small, args.large]
-    data = Path(tempfile.mkdtemp(prefix="gg-bench-analytics-"))
     places = Places(Settings(_env_file=None, data_dir=data), random.Random(1))
     population = Population(places, args.users)
 
@@ -327,6 +327,14 @@ async def main() -> int:
         f"({args.seed_users} users with their sign-ins, SQLite)"
     )
     return 0 if ok else 3
+
+
+async def main() -> int:
+    data = Path(tempfile.mkdtemp(prefix="gg-bench-analytics-"))
+    try:
+        return await run(data)
+    finally:
+        shutil.rmtree(data, ignore_errors=True)
 
 
 if __name__ == "__main__":

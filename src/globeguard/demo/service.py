@@ -93,11 +93,12 @@ class DemoSeeder:
             for n, (u, login) in enumerate(((u, x) for u in chunk for x in u.logins), start=1)
         ]
         ingest = IngestReport()
+        users = {str(u.id): u.id for u in chunk}
         async with self.db.transaction() as session:
             await DemoRepository(session).insert_users([_user_row(u) for u in chunk])
             for start in range(0, len(events), BATCH_SIZE):
                 await self.ingestor.store(
-                    session, events[start : start + BATCH_SIZE], SOURCE, ingest
+                    session, events[start : start + BATCH_SIZE], SOURCE, ingest, users
                 )
         report.users += len(chunk)
         report.events += ingest.accepted

@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -199,8 +199,11 @@ class BulkIngestor:
         batch: Sequence[tuple[int, IncomingEvent]],
         source: str,
         report: IngestReport,
+        users: Mapping[str, uuid.UUID] | None = None,
     ) -> dict[str, Stored]:
         """Store one batch in the caller's transaction; returns the new events by event_uuid.
+        `users` maps subjects that are Globeguard users to their ids (trusted callers only:
+        imports, demo data), so those events are theirs (history, erasure) like sign-ins.
 
         New events are graded before they are written, so each is inserted once with its
         verdict; only stored events that a late arrival re-grades are updated. With the
@@ -211,6 +214,9 @@ class BulkIngestor:
         rows = self._rows(fresh, source, report)
         if not rows:
             return {}
+        if users:
+            for row in rows:
+                row["user_id"] = users.get(row["subject"])
         earliest: dict[str, datetime] = {}
         for row in rows:
             subject, at = row["subject"], row["occurred_at"]

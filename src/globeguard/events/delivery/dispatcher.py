@@ -415,7 +415,10 @@ class Dispatcher:
             await asyncio.wait_for(self._wake.wait(), poll)
 
     async def _send_one(self, job: Job) -> None:
-        self._settled.append(await self.send(job))
+        settlement = await self.send(job)
+        # Not `self._settled.append(await …)`: that binds the list before the await, and the
+        # loop swaps in a new list each cycle.
+        self._settled.append(settlement)
         self._wake.set()
 
 

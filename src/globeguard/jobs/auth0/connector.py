@@ -116,7 +116,8 @@ class Auth0SyncHandler:
         async def record_logins(session: AsyncSession, stored: Sequence[StoredUser]) -> None:
             events = [(i, e) for i, s in enumerate(stored) if (e := login_event(s)) is not None]
             if events:
-                await self.ingestor.store(session, events, SOURCE, logins)
+                users = {str(s.user_id): s.user_id for s in stored}
+                await self.ingestor.store(session, events, SOURCE, logins, users)
 
         report = await import_file(
             self.db,
