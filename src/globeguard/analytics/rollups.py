@@ -18,8 +18,6 @@ anonymous numbers until their day ages out; their per-user rows go with the user
 
 from __future__ import annotations
 
-import asyncio
-import logging
 import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
@@ -40,10 +38,9 @@ from globeguard.analytics.models import CITY_DIM, COUNTRY_DIM, REGION_DIM
 from globeguard.analytics.repository import AnalyticsRepository
 from globeguard.db.session import Database
 from globeguard.kit.clock import as_utc, utcnow
+from globeguard.kit.periodic import every
 from globeguard.settings import AnalyticsSettings
 from globeguard.travel.observers import VerdictChange
-
-log = logging.getLogger(__name__)
 
 
 class RollupObserver:
@@ -219,13 +216,5 @@ async def purge_once(db: Database, settings: AnalyticsSettings, now: datetime | 
 
 
 async def retention_loop(db: Database, settings: AnalyticsSettings) -> None:
-    interval = settings.retention_interval.total_seconds()
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            retired = await purge_once(db, settings)
-        except Exception:  # a DB hiccup must not kill the loop; the next round retries
-            log.exception("ageing out analytics rollups failed")
-            continue
-        if retired:
-            log.info("retired %d analytics rollup rows older than %s", retired, settings.retention)
+    what = f"retiring analytics rollups older than {settings.retention}"
+    await every(settings.retention_interval, lambda: purge_once(db, settings), what)

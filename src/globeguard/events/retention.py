@@ -5,16 +5,13 @@ owed stays until it is settled."""
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import datetime
 
 from globeguard.db.session import Database
 from globeguard.events.delivery.repository import DeliveryRepository
 from globeguard.kit.clock import utcnow
+from globeguard.kit.periodic import every
 from globeguard.settings import DeliverySettings
-
-log = logging.getLogger(__name__)
 
 
 async def purge_once(db: Database, settings: DeliverySettings, now: datetime | None = None) -> int:
@@ -33,13 +30,5 @@ async def purge_once(db: Database, settings: DeliverySettings, now: datetime | N
 
 
 async def retention_loop(db: Database, settings: DeliverySettings) -> None:
-    interval = settings.retention_interval.total_seconds()
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            purged = await purge_once(db, settings)
-        except Exception:  # a DB hiccup must not kill the loop; the next round retries
-            log.exception("purging expired outbox events failed")
-            continue
-        if purged:
-            log.info("purged %d outbox events older than %s", purged, settings.outbox_retention)
+    what = f"purging outbox events older than {settings.outbox_retention}"
+    await every(settings.retention_interval, lambda: purge_once(db, settings), what)

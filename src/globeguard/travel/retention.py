@@ -3,16 +3,13 @@ batch per transaction, and keep doing it in the background of every serving proc
 
 from __future__ import annotations
 
-import asyncio
-import logging
 from datetime import datetime
 
 from globeguard.db.session import Database
 from globeguard.kit.clock import utcnow
+from globeguard.kit.periodic import every
 from globeguard.settings import TravelSettings
 from globeguard.travel.repository import LoginEventRepository
-
-log = logging.getLogger(__name__)
 
 
 async def purge_once(db: Database, settings: TravelSettings, now: datetime | None = None) -> int:
@@ -32,16 +29,5 @@ async def purge_once(db: Database, settings: TravelSettings, now: datetime | Non
 
 
 async def retention_loop(db: Database, settings: TravelSettings) -> None:
-    """Purge every `retention_interval`, for as long as the process serves. The first purge
-    waits one interval: start-up stays quick, and workers started together do not all
-    delete at once."""
-    interval = settings.retention_interval.total_seconds()
-    while True:
-        await asyncio.sleep(interval)
-        try:
-            purged = await purge_once(db, settings)
-        except Exception:  # a DB hiccup must not kill the loop; the next round retries
-            log.exception("purging expired login events failed")
-            continue
-        if purged:
-            log.info("purged %d login events older than %s", purged, settings.retention)
+    what = f"purging login events older than {settings.retention}"
+    await every(settings.retention_interval, lambda: purge_once(db, settings), what)

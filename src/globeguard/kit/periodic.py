@@ -1,0 +1,26 @@
+"""Housekeeping that runs for as long as the process serves (retention purges)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+log = logging.getLogger(__name__)
+
+
+async def every(interval: timedelta, task: Callable[[], Awaitable[int]], what: str) -> None:
+    """Run `task` (returning how many rows it handled) every `interval`, forever. The first
+    run waits one interval: start-up stays quick, and processes started together do not all
+    run it at once. A failure (a database hiccup) is logged and the next round retries."""
+    seconds = interval.total_seconds()
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            done = await task()
+        except Exception:
+            log.exception("%s failed", what)
+            continue
+        if done:
+            log.info("%s: %d rows", what, done)
