@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from globeguard.events.sinks import guard as guard_module
+from globeguard.events.sinks import http as http_module
 from globeguard.events.sinks.guard import TargetGuard, UnsafeTarget
 from globeguard.events.sinks.http import BODY_LIMIT, HttpClient, HttpError, HttpTimeout
 from globeguard.events.sinks.port import Message
@@ -215,6 +216,8 @@ async def test_headers_cannot_smuggle_lines():
         http = client()
         with pytest.raises(HttpError):
             await http.post(server.url(), b"{}", {"x": "a\r\nHost: evil"}, timeout_s=5)
+        with pytest.raises(HttpError):
+            await http.post(server.url(), b"{}", {"x": "\u2603"}, timeout_s=5)
         await http.close()
     assert server.requests == []
 
@@ -274,3 +277,14 @@ async def test_the_sink_reports_a_refused_connection_as_a_failed_attempt():
     await sink.close()
     assert result.status is None and not result.timed_out
     assert result.error and result.error.startswith("HttpError")
+
+
+async def test_a_connection_idle_too_long_is_not_reused(monkeypatch):
+    async with serving(lambda n, r: (reply(204), False)) as server:
+        http = client()
+        await http.post(server.url(), b"{}", HEADERS, timeout_s=5)
+        await http.post(server.url(), b"{}", HEADERS, timeout_s=5)
+        monkeypatch.setattr(http_module, "KEEPALIVE_S", -1.0)  # everything idle is too old
+        await http.post(server.url(), b"{}", HEADERS, timeout_s=5)
+        await http.close()
+    assert server.connections == 2

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import uuid
 from collections import Counter
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -119,3 +120,33 @@ async def test_a_commit_in_another_process_wakes_a_postgres_worker(app, containe
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
+
+
+async def test_a_running_worker_finds_events_nobody_told_it_about(app, container):
+    """The loop fans out when woken, and otherwise at least once a poll interval: an event
+    committed where no wake-up reaches this worker (another process, a lost NOTIFY) is still
+    delivered, also while the worker is busy with other deliveries."""
+    await subscribe(container, "hook")
+    receiver = Receiver()
+    worker = Dispatcher(
+        container.db,
+        container.subscriptions,
+        webhook_sinks(receiver),
+        container.settings.delivery.model_copy(update={"poll_interval": timedelta(seconds=0.05)}),
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        async with asyncio.timeout(PATIENCE_S):
+            while worker._fanned_out_at == float("-inf"):  # noqa: ASYNC110 - its first look
+                await asyncio.sleep(0.01)
+            first = await emit(container, uuid.uuid4())  # wakes only container.dispatcher
+            while first not in receiver.ids():  # noqa: ASYNC110 - polling the fake receiver
+                await asyncio.sleep(0.01)
+            second = await emit(container, uuid.uuid4())
+            worker.wake()
+            while second not in receiver.ids():  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert receiver.ids() == [first, second]

@@ -3,8 +3,10 @@ them, and settles each attempt in the ledger. Runs inside `globeguard serve` (em
 alone in `globeguard worker`; any number of them may share one PostgreSQL database.
 
 One cycle = one short write transaction (settle the attempts that finished since the last
-cycle, fan out, reclaim expired leases, claim for every subscription up to the free slots)
-→ the sends, outside any transaction, while the next cycles run. Nothing is sent before it is
+cycle, fan out new outbox rows, reclaim expired leases, claim for every subscription up to the
+free slots) → the sends, outside any transaction, while the next cycles run. The loop fans
+out when told of new rows (a commit in this process, a NOTIFY on PostgreSQL), after a full
+batch, and at least once a poll interval. Nothing is sent before it is
 committed as claimed, and nothing claimed is lost: a worker that dies mid-send leaves a lease
 that expires, and the delivery is sent again with the same `webhook-id`.
 
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,9 +115,15 @@ class Dispatcher:
         self._active: dict[int, asyncio.Task[None]] = {}
         self._settled: list[Settlement] = []
         self._reclaimed_at: datetime | None = None
+        # run(): fan out when told of new outbox rows, after a full fan-out batch, or once a
+        # poll interval; not on every cycle (two statements that mostly find nothing).
+        self._outbox_news = True
+        self._fanned_out_at = float("-inf")
 
     def wake(self) -> None:
-        """An outbox row was committed in this process: look now, not at the next poll."""
+        """An outbox row was committed (in this process, or NOTIFYed on PostgreSQL): look
+        now, not at the next poll."""
+        self._outbox_news = True
         self._wake.set()
 
     # -- the claim transaction ---------------------------------------------------------------
@@ -122,9 +131,15 @@ class Dispatcher:
     async def claim_round(self, capacity: int | None = None) -> Round:
         return await self.cycle((), capacity)
 
-    async def cycle(self, settlements: Sequence[Settlement], capacity: int | None = None) -> Round:
-        """One write transaction: settle `settlements`, fan out, reclaim, claim up to
-        `capacity` deliveries (default: `concurrency`)."""
+    async def cycle(
+        self,
+        settlements: Sequence[Settlement],
+        capacity: int | None = None,
+        *,
+        fan_out: bool = True,
+    ) -> Round:
+        """One write transaction: settle `settlements`, fan out (unless told not to),
+        reclaim, claim up to `capacity` deliveries (default: `concurrency`)."""
         capacity = self.settings.concurrency if capacity is None else capacity
         now = self.clock()
         done = Round()
@@ -133,7 +148,8 @@ class Dispatcher:
             if settlements:
                 await self._settle(session, repo, settlements, now)
             targets = await self._targets(session, now)
-            done.fanned_out = await self._fan_out(repo, targets, now)
+            if fan_out:
+                done.fanned_out = await self._fan_out(repo, targets, now)
             if self._reclaim_due(now):
                 reclaimed = await repo.reclaim_expired(now, self.settings.max_lease_expiries)
                 done.reclaimed = len(reclaimed)
@@ -150,15 +166,14 @@ class Dispatcher:
         return True
 
     async def _targets(self, session: AsyncSession, now: datetime) -> list[Target]:
-        repo = SubscriptionRepository(session)
-        enabled = await repo.enabled_rows()
-        if not enabled:
-            return []
+        rows = await SubscriptionRepository(session).enabled_with_keys()
         keys: dict[uuid.UUID, list[SigningKey]] = {}
-        for owner, sealed, expires_at in await repo.secrets_of_enabled():
-            if expires_at is None or expires_at > now:
-                key = SigningKey(self.subscriptions.reveal_sealed(sealed))
-                keys.setdefault(owner, []).append(key)
+        subscriptions: dict[uuid.UUID, Any] = {}
+        for row in rows:
+            subscriptions.setdefault(row.id, row)
+            owned = keys.setdefault(row.id, [])
+            if row.sealed is not None and (row.expires_at is None or row.expires_at > now):
+                owned.append(SigningKey(self.subscriptions.reveal_sealed(row.sealed)))
         return [
             Target(
                 id=s.id,
@@ -169,9 +184,9 @@ class Dispatcher:
                 include_pii=s.include_pii,
                 rate_limit_per_s=s.rate_limit_per_s,
                 max_in_flight=s.max_in_flight,
-                keys=tuple(keys.get(s.id, ())),
+                keys=tuple(keys[s.id]),
             )
-            for s in enabled
+            for s in subscriptions.values()
         ]
 
     async def _fan_out(
@@ -239,9 +254,8 @@ class Dispatcher:
             limit = min(limit, self._bucket(target).available())
             if limit <= 0:
                 return 0
-        if not await repo.lock_subscription(target.id):
-            return 0  # another worker is claiming for it right now
-        return min(limit, target.max_in_flight - await repo.in_flight(target.id))
+        # 0 while another worker is claiming for it (PostgreSQL: its row is locked).
+        return min(limit, await repo.free_slots(target.id, target.max_in_flight))
 
     def _bucket(self, target: Target) -> TokenBucket:
         bucket = self._buckets.get(target.id)
@@ -376,10 +390,12 @@ class Dispatcher:
                 self._wake.clear()
                 batch, self._settled = self._settled, []
                 capacity = self.settings.concurrency - len(self._active) + len(batch)
+                fan_out = self._fan_out_due(poll)
                 try:
-                    done = await self.cycle(batch, capacity)
+                    done = await self.cycle(batch, capacity, fan_out=fan_out)
                 except Exception:  # a DB hiccup must not kill the loop; next cycle retries
                     log.exception("delivery cycle failed")
+                    self._outbox_news = self._outbox_news or fan_out
                     await self._settle_alone(batch)
                     await asyncio.sleep(poll)
                     continue
@@ -388,7 +404,10 @@ class Dispatcher:
                         self._active.pop(s.delivery_id, None)
                 for job in done.jobs:
                     self._active[job.claimed.id] = asyncio.create_task(self._send_one(job))
-                if self._settled or done.fanned_out == self.settings.fanout_batch:
+                if done.fanned_out == self.settings.fanout_batch:
+                    self._outbox_news = True  # more are waiting
+                    continue
+                if self._settled:
                     continue
                 if done.jobs:
                     # Let the sends start (and any answers already in arrive) before deciding.
@@ -399,6 +418,14 @@ class Dispatcher:
         finally:
             for task in list(self._active.values()):
                 task.cancel()
+
+    def _fan_out_due(self, poll: float) -> bool:
+        now = time.monotonic()
+        if self._outbox_news or now - self._fanned_out_at >= poll:
+            self._outbox_news = False
+            self._fanned_out_at = now
+            return True
+        return False
 
     async def _settle_alone(self, batch: Sequence[Settlement]) -> None:
         """After a failed cycle, the attempts it should have settled get their own try; if

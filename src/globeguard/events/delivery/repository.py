@@ -281,6 +281,15 @@ class DeliveryRepository:
         taken = await self.session.scalar(_LOCK_SUBSCRIPTION, {"b_sub": subscription_id})
         return taken is not None
 
+    async def free_slots(self, subscription_id: uuid.UUID, max_in_flight: int) -> int:
+        """How many more of its deliveries may go in flight now: `max_in_flight` minus those
+        in flight; 0 on PostgreSQL while another worker is claiming for it. Two statements:
+        the count must see what the previous lock holder committed (a statement's snapshot
+        in PostgreSQL is taken before it waits for, or takes, the row lock)."""
+        if not await self.lock_subscription(subscription_id):
+            return 0
+        return max_in_flight - await self.in_flight(subscription_id)
+
     async def in_flight(self, subscription_id: uuid.UUID) -> int:
         return int(await self.session.scalar(_IN_FLIGHT, {"b_sub": subscription_id}) or 0)
 

@@ -23,7 +23,22 @@ class UnsafeTarget(ValueError):
     """The URL is malformed or points somewhere we must not send to."""
 
 
+_PARSED: dict[str, tuple[str, int]] = {}
+
+
 def parse_url(url: str) -> tuple[str, int]:
+    """(host, port) of an acceptable webhook URL; raises UnsafeTarget. Good answers are
+    remembered: the dispatcher asks before every delivery."""
+    parsed = _PARSED.get(url)
+    if parsed is None:
+        parsed = _parse_url(url)
+        if len(_PARSED) >= 4096:
+            _PARSED.clear()
+        _PARSED[url] = parsed
+    return parsed
+
+
+def _parse_url(url: str) -> tuple[str, int]:
     if len(url) > MAX_URL_LENGTH:
         raise UnsafeTarget(f"URL longer than {MAX_URL_LENGTH} characters")
     parts = urlsplit(url)

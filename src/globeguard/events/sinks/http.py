@@ -32,10 +32,13 @@ from urllib.parse import quote, urlsplit
 import httptools
 
 BODY_LIMIT = 64 * 1024
+# An idle connection older than this is closed rather than reused: a peer (or a NAT between)
+# may have dropped it silently, and a request written into that would only end at the
+# deadline. Servers commonly keep idle connections for 5-75 s.
+KEEPALIVE_S = 5.0
 MAX_TARGETS = 4096
 _PATH_SAFE = "/%:@!$&'()*+,;=-._~"
 _QUERY_SAFE = _PATH_SAFE + "?"
-_FORBIDDEN = ("\r", "\n", "\0")
 
 Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 
@@ -89,13 +92,24 @@ def parse_target(url: str, user_agent: str) -> _Target:
 
 
 def _encode_headers(headers: Mapping[str, str], length: int) -> bytes:
-    lines = []
-    for name, value in headers.items():
-        if any(c in name or c in value for c in _FORBIDDEN) or ":" in name:
-            raise HttpError(f"invalid header {name[:40]!r}")
-        lines.append(f"{name}: {value}\r\n")
-    lines.append(f"Content-Length: {length}\r\n\r\n")
-    return "".join(lines).encode("latin-1")
+    block = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+    # Each header adds exactly one CR and one LF: any other is an attempt to add a line.
+    lines = len(headers)
+    if block.count("\n") != lines or block.count("\r") != lines or "\0" in block:
+        raise HttpError("a header name or value holds a line break")
+    for name in headers:
+        if name not in _GOOD_NAMES:
+            if not name or ":" in name or " " in name:
+                raise HttpError(f"invalid header name {name[:40]!r}")
+            if len(_GOOD_NAMES) < 256:
+                _GOOD_NAMES.add(name)
+    try:
+        return (block + f"Content-Length: {length}\r\n\r\n").encode("latin-1")
+    except UnicodeEncodeError as exc:
+        raise HttpError("a header value is not latin-1") from exc
+
+
+_GOOD_NAMES: set[str] = set()
 
 
 class _Connection(asyncio.Protocol):
@@ -105,6 +119,7 @@ class _Connection(asyncio.Protocol):
         self.excerpt_limit = excerpt
         self.transport: asyncio.Transport | None = None
         self.closed = False
+        self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[Answer] | None = None
         self._reset()
@@ -213,11 +228,15 @@ class _Origin:
         self.slots = asyncio.Semaphore(limit)
         self.idle: list[_Connection] = []
 
-    def take_idle(self) -> _Connection | None:
+    def take_idle(self, now: float) -> _Connection | None:
         while self.idle:
             connection = self.idle.pop()
-            if not connection.closed:
-                return connection
+            if connection.closed:
+                continue
+            if now - connection.idle_since > KEEPALIVE_S:
+                connection.close()
+                continue
+            return connection
         return None
 
 
@@ -273,7 +292,7 @@ class HttpClient:
         try:
             async with asyncio.timeout(timeout_s):
                 async with origin.slots:
-                    connection = origin.take_idle()
+                    connection = origin.take_idle(asyncio.get_running_loop().time())
                     if connection is not None:
                         try:
                             answer = await connection.request(data)
@@ -297,6 +316,7 @@ class HttpClient:
         if self._closed:
             connection.close()
         elif connection.reusable and not connection.closed:
+            connection.idle_since = asyncio.get_running_loop().time()
             origin.idle.append(connection)
 
     async def _connect(self, origin: tuple[str, str, int]) -> _Connection:

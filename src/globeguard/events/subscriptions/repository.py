@@ -14,8 +14,9 @@ from globeguard.events.models import Subscription, SubscriptionSecret
 
 _SUB = cast(Table, Subscription.__table__).c
 _SECRET = cast(Table, SubscriptionSecret.__table__).c
-# What the dispatcher reads every round, built once (plain rows, no ORM objects).
-_ENABLED = (
+# What the dispatcher reads every cycle, built once: each enabled subscription with each of
+# its keys (plain rows, no ORM objects; one round trip).
+_ENABLED_WITH_KEYS = (
     select(
         _SUB.id,
         _SUB.kind,
@@ -25,15 +26,13 @@ _ENABLED = (
         _SUB.include_pii,
         _SUB.rate_limit_per_s,
         _SUB.max_in_flight,
+        _SECRET.sealed,
+        _SECRET.expires_at,
     )
+    .select_from(cast(Table, Subscription.__table__))
+    .outerjoin(cast(Table, SubscriptionSecret.__table__), _SECRET.subscription_id == _SUB.id)
     .where(_SUB.disabled_at.is_(None))
-    .order_by(_SUB.id)
-)
-_SECRETS_OF_ENABLED = (
-    select(_SECRET.subscription_id, _SECRET.sealed, _SECRET.expires_at)
-    .join(cast(Table, Subscription.__table__), _SUB.id == _SECRET.subscription_id)
-    .where(_SUB.disabled_at.is_(None))
-    .order_by(_SECRET.id)
+    .order_by(_SUB.id, _SECRET.id)
 )
 _RECORD_SUCCESS = (
     cast(Table, Subscription.__table__)
@@ -64,16 +63,26 @@ class SubscriptionRepository:
         query = select(Subscription).where(Subscription.disabled_at.is_(None))
         return (await self.session.scalars(query.order_by(Subscription.id))).all()
 
-    async def enabled_rows(
+    async def enabled_with_keys(
         self,
-    ) -> Sequence[Row[uuid.UUID, str, str, list[str], bool, bool, float | None, int]]:
-        """Enabled subscriptions as rows: id, kind, target, event_types, ordered,
-        include_pii, rate_limit_per_s, max_in_flight."""
-        return (await self.session.execute(_ENABLED)).all()
-
-    async def secrets_of_enabled(self) -> Sequence[Row[uuid.UUID, str, datetime | None]]:
-        """(subscription_id, sealed, expires_at) of every enabled subscription's keys."""
-        return (await self.session.execute(_SECRETS_OF_ENABLED)).all()
+    ) -> Sequence[
+        Row[
+            uuid.UUID,
+            str,
+            str,
+            list[str],
+            bool,
+            bool,
+            float | None,
+            int,
+            str | None,
+            datetime | None,
+        ]
+    ]:
+        """One row per (enabled subscription, key), in subscription then key order: id, kind,
+        target, event_types, ordered, include_pii, rate_limit_per_s, max_in_flight, sealed,
+        expires_at (the last two None for a subscription without keys)."""
+        return (await self.session.execute(_ENABLED_WITH_KEYS)).all()
 
     async def secrets_of(
         self, subscription_ids: Sequence[uuid.UUID]
