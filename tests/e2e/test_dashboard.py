@@ -164,6 +164,22 @@ def test_the_heatmap_canvas_has_drawn_pixels(page):
     assert drawn_pixels(page) > 500
 
 
+def test_the_heat_is_painted_over_the_land_not_under_it(page):
+    """Opaque country fills stacked above the heat canvas hid every cell over land (only the
+    blur reaching into the sea showed)."""
+    sign_in(page)
+    page.wait_for_function("document.querySelector('canvas.leaflet-heatmap-layer') !== null")
+    heat_above_land = page.evaluate(
+        """() => {
+            const z = (el) => Number(getComputedStyle(el.closest('.leaflet-pane')).zIndex);
+            const heat = document.querySelector('canvas.leaflet-heatmap-layer');
+            const land = document.querySelector('.leaflet-countries-pane path');
+            return land !== null && z(heat) > z(land);
+        }"""
+    )
+    assert heat_above_land
+
+
 def test_the_top_ten_lists_ten_places_in_descending_order(page):
     sign_in(page)
     counts = top_counts(page)

@@ -44,7 +44,12 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
     if (!element.current) return;
     const m = L.map(element.current, { center: [25, 10], zoom: 2, minZoom: 1, maxZoom: 12, worldCopyJump: false, keyboard: true, attributionControl: true });
     if (tileUrl) L.tileLayer(tileUrl, { attribution: tileAttribution, maxZoom: 19 }).addTo(m);
+    // Country shapes get a pane of their own below the overlay pane (z-index 400), where
+    // leaflet.heat draws its canvas: sharing the overlay pane, the opaque land fills could
+    // end up above the heat and hide every cell over land.
+    m.createPane("countries").style.zIndex = "350";
     L.geoJSON(world, {
+      pane: "countries",
       interactive: false,
       style: { color: "#7c8b99", weight: 0.6, fillColor: tileUrl ? "transparent" : "#e9eef2", fillOpacity: tileUrl ? 0 : 1 },
     }).addTo(m);
