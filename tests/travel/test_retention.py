@@ -16,6 +16,7 @@ from globeguard.travel import retention
 from globeguard.travel.models import LoginEvent
 from globeguard.travel.repository import LoginEventRepository
 from globeguard.travel.retention import purge_once, retention_loop
+from globeguard.travel.service import LoginReport
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -138,3 +139,21 @@ async def test_the_loop_purges_every_interval_and_survives_errors(monkeypatch, c
     messages = [r.getMessage() for r in caplog.records]
     assert "purging login events older than 90 days, 0:00:00 failed" in messages
     assert "purging login events older than 90 days, 0:00:00: 5 rows" in messages
+
+
+async def test_a_profile_goes_when_all_it_describes_is_purged(app, container):
+    settings = TravelSettings(retention=timedelta(days=90))
+    old, recent = NOW - timedelta(days=200), NOW - timedelta(days=2)
+    for subject, at in (("gone", old), ("kept", old), ("kept", recent)):
+        report = LoginReport(subject=subject, occurred_at=at, success=True, source="test")
+        async with container.db.transaction() as session:
+            await container.logins.record(session, report)
+    async with container.db.read() as session:
+        assert set(await LoginEventRepository(session).profiles_of(["gone", "kept"])) == {
+            "gone",
+            "kept",
+        }
+    await purge_once(container.db, settings, now=NOW)
+    async with container.db.read() as session:
+        profiles = await LoginEventRepository(session).profiles_of(["gone", "kept"])
+    assert set(profiles) == {"kept"}

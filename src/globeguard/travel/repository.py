@@ -319,6 +319,20 @@ class LoginEventRepository:
         query = query.order_by(LoginEvent.id.desc()).limit(limit)
         return (await self.session.scalars(query)).all()
 
+    async def purge_profiles_batch(self, cutoff: datetime, batch: int) -> int:
+        """Delete at most `batch` login profiles whose newest event is older than `cutoff`:
+        everything they describe has been purged, so they go too."""
+        doomed = (
+            select(LoginProfile.subject)
+            .where(LoginProfile.last_at < cutoff)
+            .order_by(LoginProfile.last_at)
+            .limit(batch)
+        )
+        result = await self.session.execute(
+            delete(LoginProfile).where(LoginProfile.subject.in_(doomed))
+        )
+        return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
     async def purge_batch(self, cutoff: datetime, batch: int) -> int:
         """Delete at most `batch` events older than `cutoff`: small transactions keep the
         table available (one big DELETE locked Keycloak's event table for minutes)."""

@@ -3,6 +3,7 @@ batch per transaction, and keep doing it in the background of every serving proc
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from globeguard.db.session import Database
@@ -17,13 +18,21 @@ async def purge_once(db: Database, settings: TravelSettings, now: datetime | Non
     commits on its own so no lock is held for the whole purge, and a failure half-way keeps
     what was already deleted (the next run carries on from there)."""
     cutoff = (now or utcnow()) - settings.retention
-    batch = settings.retention_batch
+    total = await _in_batches(db, settings.retention_batch, lambda r, n: r.purge_batch(cutoff, n))
+    # A profile whose newest event is gone describes only purged events (places, times).
+    await _in_batches(db, settings.retention_batch, lambda r, n: r.purge_profiles_batch(cutoff, n))
+    return total
+
+
+async def _in_batches(
+    db: Database, batch: int, purge: Callable[[LoginEventRepository, int], Awaitable[int]]
+) -> int:
     total = 0
     while True:
         async with db.transaction() as session:
-            deleted = await LoginEventRepository(session).purge_batch(cutoff, batch)
+            deleted = await purge(LoginEventRepository(session), batch)
         total += deleted
-        # A short batch means nothing older is left (events arriving now are newer).
+        # A short batch means nothing older is left (what arrives now is newer).
         if deleted < batch:
             return total
 
