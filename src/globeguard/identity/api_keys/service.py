@@ -139,17 +139,33 @@ class ApiKeyAuthenticator:
         # Per-process memo of the last write, so a hot key costs no UPDATE most of the time.
         self._touched: dict[str, float] = {}
         self._resolved: dict[str, _Resolved] = {}
+        # Owner id → their remembered key ids: a sign-in announces its user, and must not
+        # scan every remembered key to find none.
+        self._by_owner: dict[str, set[str]] = {}
 
     def evict(self, key: str) -> None:
         """`key` is an announced change: `api_key:<id>` for one key, or an owner's user id."""
         if key.startswith("api_key:"):
-            self._resolved.pop(key.removeprefix("api_key:"), None)
+            self._forget(key.removeprefix("api_key:"))
             return
-        for key_id in [k for k, r in self._resolved.items() if str(r.key.user_id) == key]:
+        for key_id in self._by_owner.pop(key, set()):
             self._resolved.pop(key_id, None)
 
     def clear(self) -> None:
         self._resolved.clear()
+        self._by_owner.clear()
+
+    def _remember(self, key_id: str, resolved: _Resolved) -> None:
+        if key_id not in self._resolved and len(self._resolved) >= MAX_RESOLVED_KEYS:
+            self._forget(next(iter(self._resolved)))
+        self._resolved[key_id] = resolved
+        self._by_owner.setdefault(str(resolved.key.user_id), set()).add(key_id)
+
+    def _forget(self, key_id: str) -> None:
+        resolved = self._resolved.pop(key_id, None)
+        if resolved is not None:
+            owner = str(resolved.key.user_id)
+            self._by_owner.get(owner, set()).discard(key_id)
 
     async def authenticate(self, db: Database, presented: str) -> AuthenticatedKey:
         match = KEY_PATTERN.match(presented.strip())
@@ -183,9 +199,7 @@ class ApiKeyAuthenticator:
         resolved = _Resolved(time.monotonic(), key.secret_hash, key.expires_at, authenticated)
         # Only a key whose secret matched is remembered, so guessing fills nothing.
         if self.ttl_s > 0:
-            if len(self._resolved) >= MAX_RESOLVED_KEYS:
-                self._resolved.pop(next(iter(self._resolved)))
-            self._resolved[key_id] = resolved
+            self._remember(key_id, resolved)
         return resolved
 
     @staticmethod
