@@ -7,6 +7,7 @@ import uuid
 
 import pytest
 
+from globeguard.travel.repository import LoginEventRepository
 from tests.helpers import STRONG, bearer, make_admin, signin, signup
 
 
@@ -226,3 +227,16 @@ async def test_geo_lookup_needs_users_read(client):
     response = await client.get("/api/v1/geo/206.81.252.6", headers=bearer(user))
     assert response.status_code == 403
     assert (await client.get("/api/v1/geo/206.81.252.6")).status_code == 401
+
+
+async def test_erasing_a_user_erases_their_logins_and_profile(client, container):
+    tokens = await _signed_in_times(client, "erasable", 2)
+    user_id = tokens["user_id"]
+    admin = bearer(await make_admin(client, container))
+    async with container.db.read() as session:
+        assert user_id in await LoginEventRepository(session).profiles_of([user_id])
+    erased = await client.post(f"/api/v1/users/{user_id}/erase", headers=admin)
+    assert erased.status_code == 204
+    async with container.db.read() as session:
+        assert await LoginEventRepository(session).profiles_of([user_id]) == {}
+    assert (await _logins(client, user_id, admin)).status_code == 404
