@@ -7,9 +7,6 @@ than executing it.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import uuid
 from collections.abc import Callable
 from typing import Any, cast
@@ -18,12 +15,12 @@ from sqlalchemy import Table, event, insert, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from globeguard.db.listen import PostgresListener
 from globeguard.events.catalog import EventType
 from globeguard.events.models import OutboxEvent
 from globeguard.kit.clock import utcnow
 from globeguard.kit.ids import event_id
 
-log = logging.getLogger(__name__)
 _INSERT = insert(cast(Table, OutboxEvent.__table__))
 # Set on a session that wrote an outbox row, so its commit can wake the dispatcher.
 WROTE_OUTBOX = "globeguard.wrote_outbox"
@@ -89,32 +86,9 @@ def install_commit_wakeup(
         session.info.pop(WROTE_OUTBOX, None)
 
 
-class OutboxListener:
-    """LISTENs for committed events on a dedicated PostgreSQL connection and wakes the
-    dispatcher; reconnects after a loss (the dispatcher's polling covers the gap)."""
+class OutboxListener(PostgresListener):
+    """LISTENs for committed events and wakes the dispatcher; after a reconnection it wakes
+    it too (anything committed meanwhile), and the dispatcher's polling covers the gap."""
 
     def __init__(self, dsn: str, wake: Callable[[], None]) -> None:
-        self.dsn = dsn
-        self.wake = wake
-
-    async def run(self) -> None:
-        import asyncpg
-
-        while True:
-            try:
-                conn = await asyncpg.connect(self.dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("outbox listener cannot connect: %s", exc)
-                await asyncio.sleep(1)
-                continue
-            closed = asyncio.Event()
-            try:
-                conn.add_termination_listener(lambda _conn, done=closed: done.set())
-                await conn.add_listener(CHANNEL, lambda *_args: self.wake())
-                self.wake()  # anything committed while we were not listening
-                await closed.wait()
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("outbox listener failed: %s", exc)
-            finally:
-                with contextlib.suppress(Exception):
-                    await conn.close()
+        super().__init__(dsn, CHANNEL, lambda _payload: wake(), wake, "outbox listener")

@@ -10,9 +10,6 @@ is committed. `ttl` only bounds staleness if the notification channel is down.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,8 +20,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from globeguard.db.listen import PostgresListener
+
 CHANNEL = "globeguard_revocation"
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,42 +110,25 @@ def install_commit_hook(session_class: type[Session], caches: Sequence[Evictable
     event.listen(session_class, "after_soft_rollback", _after_rollback)
 
 
-class PostgresRevocationListener:
-    """LISTENs on a dedicated connection; reconnects, and clears the cache after any gap."""
+class PostgresRevocationListener(PostgresListener):
+    """Evicts what other processes announce; clears the caches after any gap, since what was
+    revoked while no one listened is unknown."""
 
     def __init__(self, database_url: str, caches: Sequence[Evictable]) -> None:
         url = make_url(database_url).set(drivername="postgresql")
-        self.dsn = url.render_as_string(hide_password=False)
         self.caches = caches
-        self.connected = asyncio.Event()
+        super().__init__(
+            url.render_as_string(hide_password=False),
+            CHANNEL,
+            self._evict,
+            self._clear,
+            "revocation listener",
+        )
 
-    async def run(self) -> None:
-        import asyncpg
-
-        while True:
-            try:
-                conn = await asyncpg.connect(self.dsn)
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("revocation listener cannot connect: %s", exc)
-                await asyncio.sleep(1)
-                continue
-            closed = asyncio.Event()
-            try:
-                conn.add_termination_listener(lambda _conn, done=closed: done.set())
-                await conn.add_listener(CHANNEL, self._on_notify)
-                # Anything revoked while we were not listening is unknown: start afresh.
-                for cache in self.caches:
-                    cache.clear()
-                self.connected.set()
-                await closed.wait()
-                log.warning("revocation listener lost its connection; reconnecting")
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("revocation listener failed: %s", exc)
-            finally:
-                self.connected.clear()
-                with contextlib.suppress(Exception):
-                    await conn.close()
-
-    def _on_notify(self, _conn: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _evict(self, key: str) -> None:
         for cache in self.caches:
-            cache.evict(payload)
+            cache.evict(key)
+
+    def _clear(self) -> None:
+        for cache in self.caches:
+            cache.clear()
