@@ -8,7 +8,8 @@ than executing it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Table, event, insert, text
@@ -29,6 +30,31 @@ CHANNEL = "globeguard_outbox"
 _NOTIFY = text(f"NOTIFY {CHANNEL}")
 
 
+def event_row(
+    type_: EventType,
+    *,
+    actor: str,
+    aggregate_type: str,
+    aggregate_id: str | None,
+    user_id: uuid.UUID | None,
+    payload: dict[str, Any],
+    aggregate_version: int | None = None,
+    occurred_at: datetime | None = None,
+) -> dict[str, Any]:
+    """One outbox row's values, with a fresh public id."""
+    return {
+        "event_id": event_id(),
+        "type": str(type_),
+        "aggregate_type": aggregate_type,
+        "aggregate_id": aggregate_id,
+        "aggregate_version": aggregate_version,
+        "user_id": user_id,
+        "actor": actor,
+        "payload": payload,
+        "occurred_at": occurred_at or utcnow(),
+    }
+
+
 async def record(
     session: AsyncSession,
     type_: EventType,
@@ -41,23 +67,24 @@ async def record(
     aggregate_version: int | None = None,
 ) -> str:
     """Append one event; returns its public id."""
-    public_id = event_id()
-    await session.execute(
-        _INSERT,
-        {
-            "event_id": public_id,
-            "type": str(type_),
-            "aggregate_type": aggregate_type,
-            "aggregate_id": aggregate_id,
-            "aggregate_version": aggregate_version,
-            "user_id": user_id,
-            "actor": actor,
-            "payload": payload,
-            "occurred_at": utcnow(),
-        },
+    row = event_row(
+        type_,
+        actor=actor,
+        aggregate_type=aggregate_type,
+        aggregate_id=aggregate_id,
+        user_id=user_id,
+        payload=payload,
+        aggregate_version=aggregate_version,
     )
-    session.info[WROTE_OUTBOX] = True
-    return public_id
+    await record_many(session, [row])
+    return str(row["event_id"])
+
+
+async def record_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Append `event_row`s in one statement (a bulk import's batch)."""
+    if rows:
+        await session.execute(_INSERT, list(rows))
+        session.info[WROTE_OUTBOX] = True
 
 
 def install_commit_wakeup(

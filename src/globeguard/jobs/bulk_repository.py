@@ -27,13 +27,11 @@ from sqlalchemy import cast as sql_cast
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.types import NullType
 
-from globeguard.events.models import OutboxEvent
-from globeguard.events.outbox import WROTE_OUTBOX
+from globeguard.events.outbox import record_many
 from globeguard.identity.models import Role, User, UserRole
 
 USER = cast(Table, User.__table__)
 USER_ROLE = cast(Table, UserRole.__table__)
-OUTBOX = cast(Table, OutboxEvent.__table__)
 
 
 class UserExportRepository:
@@ -207,8 +205,5 @@ class UserImportRepository:
         return {row[0]: row[1] for row in await self.session.execute(query)}
 
     async def record_events(self, events: Sequence[dict[str, Any]]) -> None:
-        """Lifecycle events of a batch in one multi-row INSERT into the outbox (the same
-        columns `events.outbox.record` writes one at a time), in the batch's transaction."""
-        if events:
-            await self.session.execute(insert(OUTBOX), list(events))
-            self.session.info[WROTE_OUTBOX] = True
+        """Lifecycle events of a batch (`events.outbox.event_row`s), in its transaction."""
+        await record_many(self.session, events)

@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.events.catalog import EventType
+from globeguard.events.outbox import event_row
 from globeguard.identity.permissions import USER_ROLE
 from globeguard.jobs.bulk_repository import UserImportRepository
 from globeguard.jobs.reader import Item
 from globeguard.jobs.records import ImportedUser, RecordError, to_user
-from globeguard.kit.ids import event_id
 
 # Auth0 commits imports in chunks too; 1000 rows keep one SQLite write transaction to tens
 # of milliseconds, so sign-ins are not held up behind an import.
@@ -208,14 +208,13 @@ def _group_updates(
 def _event(
     type_: EventType, user_id: uuid.UUID, username: str, version: int, actor: str, now: datetime
 ) -> dict[str, Any]:
-    return {
-        "event_id": event_id(),
-        "type": str(type_),
-        "aggregate_type": "user",
-        "aggregate_id": str(user_id),
-        "aggregate_version": version,
-        "user_id": user_id,
-        "actor": actor,
-        "payload": {"user_id": str(user_id), "username": username},
-        "occurred_at": now,
-    }
+    return event_row(
+        type_,
+        actor=actor,
+        aggregate_type="user",
+        aggregate_id=str(user_id),
+        user_id=user_id,
+        payload={"user_id": str(user_id), "username": username},
+        aggregate_version=version,
+        occurred_at=now,
+    )
