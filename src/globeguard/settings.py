@@ -12,9 +12,9 @@ from datetime import timedelta
 from functools import cached_property
 from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -78,21 +78,27 @@ class BootstrapSettings(BaseModel):
     admin_email: str | None = None
 
 
+def networks_of(items: list[str]) -> tuple[IPv4Network | IPv6Network, ...]:
+    return tuple(ip_network(item, strict=False) for item in items)
+
+
+def _valid_networks(items: list[str]) -> list[str]:
+    networks_of(items)  # raises ValueError on a bad entry, which settings report by name
+    return items
+
+
+# A list of CIDR networks (or bare addresses), checked when the settings load.
+Networks = Annotated[list[str], AfterValidator(_valid_networks)]
+
+
 class HttpSettings(BaseModel):
     # Only peers in these networks may set the client address through X-Forwarded-For.
-    trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxies: Networks = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
-
-    @field_validator("trusted_proxies")
-    @classmethod
-    def _valid_networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            ip_network(item, strict=False)
-        return value
 
     @cached_property
     def trusted_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
-        return tuple(ip_network(item, strict=False) for item in self.trusted_proxies)
+        return networks_of(self.trusted_proxies)
 
 
 class GeoIpSettings(BaseModel):
@@ -176,18 +182,11 @@ class MetricsSettings(BaseModel):
     # `Authorization: Bearer ggk_…`), except from these networks, e.g. ["127.0.0.1/32"] for
     # a Prometheus on the same host. Empty by default: a reverse proxy on loopback would
     # otherwise open the metrics to the world.
-    open_networks: list[str] = Field(default_factory=list)
-
-    @field_validator("open_networks")
-    @classmethod
-    def _valid_networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            ip_network(item, strict=False)
-        return value
+    open_networks: Networks = Field(default_factory=list)
 
     @cached_property
     def networks(self) -> tuple[IPv4Network | IPv6Network, ...]:
-        return tuple(ip_network(item, strict=False) for item in self.open_networks)
+        return networks_of(self.open_networks)
 
 
 class DeliverySettings(BaseModel):
