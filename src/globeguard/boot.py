@@ -4,7 +4,6 @@ background loops. Shared by `serve` and the CLI commands."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -15,6 +14,7 @@ from globeguard.db.migrate import startup_lock, upgrade
 from globeguard.events.delivery import worker as delivery
 from globeguard.identity.bootstrap import ensure_bootstrap_admin
 from globeguard.jobs import worker as jobs_worker
+from globeguard.kit.periodic import stop_all
 from globeguard.travel.retention import retention_loop
 from globeguard.wiring import Container
 
@@ -78,11 +78,7 @@ async def running(app: Container) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_all(tasks)
         await app.counters.close()
         await delivery.close_sinks(app)
         await app.db.dispose()

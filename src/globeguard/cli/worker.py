@@ -6,6 +6,7 @@ import logging
 from globeguard.boot import prepare
 from globeguard.events.delivery.worker import run_until_stopped
 from globeguard.jobs import worker as jobs_worker
+from globeguard.kit.periodic import stop_all
 from globeguard.settings import Settings
 from globeguard.wiring import build
 
@@ -30,7 +31,7 @@ def worker() -> None:
             try:
                 await run_until_stopped(container)
             finally:
-                await jobs_worker.stop(job_tasks)
+                await stop_all(job_tasks)
         finally:
             await container.db.dispose()
 

@@ -4,7 +4,6 @@ Started by `serve` when embedded, and by `globeguard worker`."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -54,11 +53,3 @@ def start(container: Container) -> list[asyncio.Task[None]]:
             name="job-purge",
         ),
     ]
-
-
-async def stop(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

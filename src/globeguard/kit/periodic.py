@@ -1,11 +1,14 @@
-"""Housekeeping that runs for as long as the process serves (retention purges)."""
+"""Background tasks: housekeeping that runs for as long as the process serves (retention
+purges), and stopping tasks cleanly."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -24,3 +27,12 @@ async def every(interval: timedelta, task: Callable[[], Awaitable[int]], what: s
             continue
         if done:
             log.info("%s: %d rows", what, done)
+
+
+async def stop_all(tasks: Sequence[asyncio.Task[Any]]) -> None:
+    """Cancel `tasks` and wait until each has finished (its cleanup included)."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 
 from globeguard.events.outbox import OutboxListener
 from globeguard.events.retention import retention_loop
+from globeguard.kit.periodic import stop_all
 from globeguard.wiring import Container
 
 log = logging.getLogger(__name__)
@@ -48,9 +49,5 @@ async def run_until_stopped(app: Container) -> None:
     try:
         await stop.wait()
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_all(tasks)
         await close_sinks(app)
