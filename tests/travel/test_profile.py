@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import reduce
 from typing import Any
 
 from hypothesis import given
@@ -26,6 +27,10 @@ class Row:
     successes: int
     first_success: datetime | None
     event: TravelEvent
+
+
+def moved_forward(events: Sequence[TravelEvent]) -> Profile:
+    return reduce(Profile.after, events, Profile())
 
 
 def to_travel(row: Row) -> TravelEvent:
@@ -94,7 +99,7 @@ def same_event(a: TravelEvent | None, b: TravelEvent | None) -> bool:
 
 @given(histories())
 def test_moving_forward_gives_the_context_the_events_define(events: list[TravelEvent]) -> None:
-    context = Profile().after_all(events).context()
+    context = moved_forward(events).context()
     history, anchor, latest = expected_context(events)
     assert context.history == history
     assert same_event(context.anchor, anchor)
@@ -105,7 +110,7 @@ def test_moving_forward_gives_the_context_the_events_define(events: list[TravelE
 def test_a_profile_read_from_the_window_equals_one_moved_forward(
     events: list[TravelEvent],
 ) -> None:
-    moved = Profile().after_all(events)
+    moved = moved_forward(events)
     # The window path looks up an anchor older than the window itself.
     old_anchor = next((e for e in reversed(events) if e.success), None)
     read = Profile.from_window(window_rows(events), to_travel, old_anchor)
@@ -119,7 +124,7 @@ def test_a_profile_read_from_the_window_equals_one_moved_forward(
 
 @given(histories())
 def test_storage_round_trip_keeps_every_fact(events: list[TravelEvent]) -> None:
-    profile = Profile().after_all(events)
+    profile = moved_forward(events)
     again = Profile.from_doc(profile.to_doc())
     assert again.context().history == profile.context().history
     assert same_event(again.anchor, profile.anchor)
@@ -152,7 +157,7 @@ def test_judging_from_a_stored_profile_equals_judging_in_one_go(
         for i, e in enumerate(later)
     ]
     whole, _ = Profile().judge([*past, *shifted], WITH_CONTROLS)
-    stored = Profile.from_doc(Profile().after_all(past).to_doc())
+    stored = Profile.from_doc(moved_forward(past).to_doc())
     split, _ = stored.judge(shifted, WITH_CONTROLS)
     assert split == {e.key: whole[e.key] for e in shifted}
 

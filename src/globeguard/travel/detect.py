@@ -98,7 +98,7 @@ class Measurement:
 MEASUREMENT_KEYS = tuple(f.name for f in fields(Measurement))
 
 
-def astuple_fast(measured: Measurement) -> tuple[float, ...]:
+def _measured_values(measured: Measurement) -> tuple[float, ...]:
     return tuple(getattr(measured, key) for key in MEASUREMENT_KEYS)
 
 
@@ -121,7 +121,7 @@ class Reasons:
         numbers = (
             dict.fromkeys(MEASUREMENT_KEYS)
             if measured is None
-            else dict(zip(MEASUREMENT_KEYS, astuple_fast(measured), strict=True))
+            else dict(zip(MEASUREMENT_KEYS, _measured_values(measured), strict=True))
         )
         return {
             **numbers,

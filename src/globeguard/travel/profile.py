@@ -82,13 +82,6 @@ class Profile:
         first = self.first_success_at or event.occurred_at
         return Profile(self.successes + 1, first, event, event, recent)
 
-    def after_all(self, events: Sequence[TravelEvent]) -> Profile:
-        """`events` in event order."""
-        profile = self
-        for event in events:
-            profile = profile.after(event)
-        return profile
-
     def judge(
         self, events: Sequence[TravelEvent], settings: TravelSettings
     ) -> tuple[dict[str, Verdict], Profile]:
