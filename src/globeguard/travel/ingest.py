@@ -222,7 +222,7 @@ class BulkIngestor:
             subject, at = row["subject"], row["occurred_at"]
             earliest[subject] = min(at, earliest.get(subject, at))
         await repo.lock_subjects(earliest)
-        profiles, behind = await self._profiles(repo, earliest)
+        profiles, behind, existing = await self._profiles(repo, earliest)
         stored: list[Any] = []
         if behind:
             start = min(earliest[s] for s in behind)
@@ -239,22 +239,24 @@ class BulkIngestor:
                 [VerdictChange(c["row_id"], c["old"], c["verdict"]) for c in changes],
             )
         user_ids = {r["subject"]: r["user_id"] for r in rows if r["user_id"] is not None}
-        await save_profiles(repo, after, saved=profiles.keys() - behind, user_ids=user_ids)
+        await save_profiles(repo, after, existing, user_ids)
         report.accepted += len(rows)
         return graded
 
     @staticmethod
     async def _profiles(
         repo: LoginEventRepository, earliest: dict[str, datetime]
-    ) -> tuple[dict[str, Profile], set[str]]:
+    ) -> tuple[dict[str, Profile], set[str], set[str]]:
         """The stored profiles that describe everything before each subject's earliest new
-        event, and the subjects whose past must be read from their events instead (no
-        profile yet, or a new event older than their newest stored one)."""
+        event; the subjects whose past must be read from their events instead (no profile
+        yet, or a new event older than their newest stored one); and the subjects that have
+        a stored profile row at all."""
+        stored = await repo.profiles_of(earliest)
         profiles = {}
-        for subject, (last_at, state) in (await repo.profiles_of(earliest)).items():
+        for subject, (last_at, state) in stored.items():
             if as_utc(last_at) <= earliest[subject]:
                 profiles[subject] = Profile.from_doc(state)
-        return profiles, set(earliest) - profiles.keys()
+        return profiles, set(earliest) - profiles.keys(), set(stored)
 
     async def _drop_known(
         self,

@@ -216,7 +216,7 @@ class LoginEventService:
         else:
             profiles = await window_profiles(repo, [subject], END_OF_TIME)
         user_ids = {subject: event.user_id} if event.user_id is not None else {}
-        await save_profiles(repo, profiles, saved=[subject] if saved else [], user_ids=user_ids)
+        await save_profiles(repo, profiles, [subject] if saved else [], user_ids)
 
     async def _anchor(
         self, repo: LoginEventRepository, window: Sequence[LoginFacts], report: LoginReport
@@ -334,13 +334,11 @@ async def window_profiles(
 async def save_profiles(
     repo: LoginEventRepository,
     profiles: dict[str, Profile],
-    saved: Collection[str],
+    existing: Collection[str],
     user_ids: dict[str, uuid.UUID],
 ) -> None:
-    """Store each subject's profile; `saved` names those that already have a stored row
-    (any other may or may not: it is looked up)."""
-    unknown = profiles.keys() - set(saved)
-    existing = set(saved) | set((await repo.profiles_of(unknown)).keys()) if unknown else set(saved)
+    """Store each subject's profile; `existing` names those with a stored row (the caller
+    read them already, under the subjects' locks)."""
     inserts, updates = [], []
     for subject, profile in profiles.items():
         assert profile.latest is not None
