@@ -39,11 +39,12 @@ from globeguard.travel.repository import LoginEventRepository
 from globeguard.travel.service import (
     LAST_ARRIVAL,
     geo_columns,
+    place_from_columns,
     save_profiles,
     to_travel,
     window_profiles,
 )
-from globeguard.travel.timeline import Neighbours, Place, TravelEvent, sort_timeline
+from globeguard.travel.timeline import Neighbours, TravelEvent, sort_timeline
 
 # 9999-12-31T23:59:59Z: a larger number is a millisecond timestamp or garbage.
 MAX_UNIX_TIMESTAMP = 253_402_300_799
@@ -380,16 +381,14 @@ def _row(item: Fresh, found: Any, source: str, received_at: datetime) -> dict[st
 
 
 def _travel_of_new(row: dict[str, Any], arrival: int) -> TravelEvent:
-    place = None
-    if row["located"] and row["latitude"] is not None and row["longitude"] is not None:
-        radius = row["accuracy_radius_km"]
-        place = Place(
-            row["latitude"],
-            row["longitude"],
-            float(radius) if radius is not None else None,
-            row["country_iso"],
-            row["city_name"],
-        )
+    place = place_from_columns(
+        row["located"],
+        row["latitude"],
+        row["longitude"],
+        row["accuracy_radius_km"],
+        row["country_iso"],
+        row["city_name"],
+    )
     return TravelEvent(
         row["event_uuid"], row["occurred_at"], arrival, place, row["success"], row["ip"]
     )

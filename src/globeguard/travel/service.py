@@ -93,10 +93,29 @@ class LoginFacts(Protocol):
 
 
 def place_of(event: LoginFacts) -> Place | None:
-    if not event.located or event.latitude is None or event.longitude is None:
+    return place_from_columns(
+        event.located,
+        event.latitude,
+        event.longitude,
+        event.accuracy_radius_km,
+        event.country_iso,
+        event.city_name,
+    )
+
+
+def place_from_columns(
+    located: bool,
+    latitude: float | None,
+    longitude: float | None,
+    radius_km: int | None,
+    country_iso: str | None,
+    city_name: str | None,
+) -> Place | None:
+    """The place a stored (or about to be stored) login's geo columns describe."""
+    if not located or latitude is None or longitude is None:
         return None
-    radius = float(event.accuracy_radius_km) if event.accuracy_radius_km is not None else None
-    return Place(event.latitude, event.longitude, radius, event.country_iso, event.city_name)
+    radius = float(radius_km) if radius_km is not None else None
+    return Place(latitude, longitude, radius, country_iso, city_name)
 
 
 def to_travel(event: LoginFacts) -> TravelEvent:
