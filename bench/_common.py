@@ -13,9 +13,11 @@ import os
 import re
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import mean
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 REPO = Path(__file__).resolve().parents[1]
 READY_TIMEOUT_S = 60.0
@@ -32,6 +34,7 @@ READY_TIMEOUT_S = 60.0
 EXIT_INVALID = 1
 EXIT_NO_WRK = 2
 EXIT_BELOW_GOAL = 3
+EXIT_INTERRUPTED = 130
 
 
 class InvalidMeasurementError(Exception):
@@ -53,6 +56,30 @@ def say(message: str) -> None:
 def fail(message: str, code: int = EXIT_INVALID) -> NoReturn:
     print(f"\n*** {message}\n", file=sys.stderr, flush=True)
     sys.exit(code)
+
+
+T = TypeVar("T")
+
+
+def _terminate_as_interrupt(signum: int, frame: object) -> None:
+    # SIGTERM (e.g. a CI timeout) must unwind like Ctrl-C so servers and temp dirs go away.
+    raise KeyboardInterrupt
+
+
+def run_guarded(measure: Callable[[Path], T], prefix: str = "gg-bench-") -> T | None:
+    """`measure(temp dir)`, with SIGTERM unwinding like Ctrl-C; an invalid measurement or a
+    failed set-up exits with its message. None when interrupted (exit EXIT_INTERRUPTED)."""
+    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
+    try:
+        with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+            return measure(Path(tmp))
+    except InvalidMeasurementError as exc:
+        fail(f"INVALID MEASUREMENT: {exc}")
+    except SetupError as exc:
+        fail(f"SET-UP FAILED: {exc}")
+    except KeyboardInterrupt:
+        say("interrupted; processes stopped and temp files removed")
+        return None
 
 
 # --------------------------------------------------------------------------------------------

@@ -40,9 +40,7 @@ import argparse
 import json
 import os
 import secrets
-import signal
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -51,18 +49,18 @@ from typing import Any
 
 from _common import (
     EXIT_BELOW_GOAL,
-    InvalidMeasurementError,
+    EXIT_INTERRUPTED,
     Ratio,
     Series,
     SetupError,
     backend_of,
     database,
     ensure_wrk,
-    fail,
     http,
     http_runner,
     measure_pair,
     report_json,
+    run_guarded,
     say,
     server,
     table_lines,
@@ -320,25 +318,13 @@ def parse_args(argv: list[str] | None) -> Settings:
     )
 
 
-def _terminate_as_interrupt(signum: int, frame: object) -> None:
-    # SIGTERM (e.g. a CI timeout) must unwind like Ctrl-C so the server and temp dir go away.
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     wrk = ensure_wrk()
-    try:
-        with tempfile.TemporaryDirectory(prefix="gg-bench-") as tmp:
-            ratios, config = run_benchmark(opts, wrk, Path(tmp))
-    except InvalidMeasurementError as exc:
-        fail(f"INVALID MEASUREMENT: {exc}")
-    except SetupError as exc:
-        fail(f"SET-UP FAILED: {exc}")
-    except KeyboardInterrupt:
-        say("interrupted; server stopped and temp files removed")
-        return 130
+    measured = run_guarded(lambda tmp: run_benchmark(opts, wrk, tmp))
+    if measured is None:
+        return EXIT_INTERRUPTED
+    ratios, config = measured
     print(report_json(ratios, config) if opts.as_json else report_text(ratios, config))
     if opts.check and not all(r.passed for r in ratios):
         return EXIT_BELOW_GOAL

@@ -40,10 +40,8 @@ import hashlib
 import hmac
 import json
 import os
-import signal
 import subprocess
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
@@ -55,6 +53,7 @@ from typing import Any
 
 from _common import (
     EXIT_BELOW_GOAL,
+    EXIT_INTERRUPTED,
     InvalidMeasurementError,
     Ratio,
     Series,
@@ -62,10 +61,10 @@ from _common import (
     check_wrk,
     database,
     ensure_wrk,
-    fail,
     free_port,
     globeguard_cli,
     http,
+    run_guarded,
     run_wrk,
     say,
     server,
@@ -398,31 +397,25 @@ def parse_args(argv: list[str] | None) -> Options:
     )
 
 
-def _terminate_as_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     wrk = ensure_wrk()
     plan = [("SQLite, embedded", None)]
     if opts.pg_url:
         plan.append(("PostgreSQL, 2 workers", opts.pg_url))
-    backends = []
-    try:
-        with tempfile.TemporaryDirectory(prefix="gg-bench-") as tmp, receiver(Path(tmp)) as rx:
+
+    def measure(tmp: Path) -> list[Any]:
+        backends = []
+        with receiver(tmp) as rx:
             for name, url in plan:
-                workdir = Path(tmp) / name.split(",")[0].lower()
+                workdir = tmp / name.split(",")[0].lower()
                 workdir.mkdir()
                 backends.append(run_backend(name, url, opts, wrk, workdir, rx))
-    except InvalidMeasurementError as exc:
-        fail(f"INVALID MEASUREMENT: {exc}")
-    except SetupError as exc:
-        fail(f"SET-UP FAILED: {exc}")
-    except KeyboardInterrupt:
-        say("interrupted; processes stopped and temp files removed")
-        return 130
+        return backends
+
+    backends = run_guarded(measure)
+    if backends is None:
+        return EXIT_INTERRUPTED
     ratios = [
         Ratio(f"{b.name}: deliveries / receiver max", b.deliveries, b.receiver_max, GOAL)
         for b in backends

@@ -32,10 +32,8 @@ import asyncio
 import gzip
 import random
 import secrets
-import signal
 import sqlite3
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import UTC, datetime
@@ -46,6 +44,7 @@ import bcrypt
 import orjson
 from _common import (
     EXIT_BELOW_GOAL,
+    EXIT_INTERRUPTED,
     InvalidMeasurementError,
     Ratio,
     Series,
@@ -53,10 +52,10 @@ from _common import (
     _asyncpg_dsn,
     backend_of,
     database,
-    fail,
     globeguard_cli,
     http,
     report_json,
+    run_guarded,
     say,
     server,
     server_env,
@@ -257,23 +256,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _terminate_as_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
-    try:
-        with tempfile.TemporaryDirectory(prefix="gg-bench-jobs-") as tmp:
-            ratios, config = run_benchmark(opts, Path(tmp))
-    except InvalidMeasurementError as exc:
-        fail(f"INVALID MEASUREMENT: {exc}")
-    except SetupError as exc:
-        fail(f"SET-UP FAILED: {exc}")
-    except KeyboardInterrupt:
-        say("interrupted; server stopped and temp files removed")
-        return 130
+    measured = run_guarded(lambda tmp: run_benchmark(opts, tmp), prefix="gg-bench-jobs-")
+    if measured is None:
+        return EXIT_INTERRUPTED
+    ratios, config = measured
     if opts.as_json:
         print(report_json(ratios, config))
     else:

@@ -52,9 +52,7 @@ import json
 import os
 import random
 import secrets
-import signal
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -63,6 +61,7 @@ from typing import Any
 
 from _common import (
     EXIT_BELOW_GOAL,
+    EXIT_INTERRUPTED,
     InvalidMeasurementError,
     Ratio,
     Series,
@@ -71,12 +70,12 @@ from _common import (
     check_wrk,
     database,
     ensure_wrk,
-    fail,
     globeguard_cli,
     http,
     http_runner,
     measure_pair,
     report_json,
+    run_guarded,
     run_wrk,
     say,
     server,
@@ -562,25 +561,13 @@ def parse_args(argv: list[str] | None) -> Settings:
     )
 
 
-def _terminate_as_interrupt(signum: int, frame: object) -> None:
-    # SIGTERM (e.g. a CI timeout) must unwind like Ctrl-C so the server and temp dir go away.
-    raise KeyboardInterrupt
-
-
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    signal.signal(signal.SIGTERM, _terminate_as_interrupt)
     wrk = ensure_wrk()
-    try:
-        with tempfile.TemporaryDirectory(prefix="gg-bench-") as tmp:
-            ratios, config = run_benchmark(opts, wrk, Path(tmp))
-    except InvalidMeasurementError as exc:
-        fail(f"INVALID MEASUREMENT: {exc}")
-    except SetupError as exc:
-        fail(f"SET-UP FAILED: {exc}")
-    except KeyboardInterrupt:
-        say("interrupted; server stopped and temp files removed")
-        return 130
+    measured = run_guarded(lambda tmp: run_benchmark(opts, wrk, tmp))
+    if measured is None:
+        return EXIT_INTERRUPTED
+    ratios, config = measured
     print(report_json(ratios, config) if opts.as_json else report_text(ratios, config))
     if opts.check and not all(r.passed for r in ratios):
         return EXIT_BELOW_GOAL
