@@ -5,7 +5,8 @@ The parameters are declared for the OpenAPI page, but parsed from the raw query 
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 
@@ -21,6 +22,7 @@ from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest
 
+P = TypeVar("P")
 router = APIRouter(prefix="/api/v1/analytics", tags=["analytics"])
 Reader = Annotated[Principal, Depends(require(Permission.ANALYTICS_READ))]
 
@@ -37,8 +39,12 @@ BasisQ = Annotated[Text, Query(description="all (default) | last_login (each use
 Bbox = Annotated[Text, Query(description="south,west,north,east")]
 
 
-def _bad(exc: ParamError) -> BadRequest:
-    return BadRequest(str(exc), code="invalid_parameter", parameter=exc.name)
+def _parsed(parse: Callable[[list[tuple[str, str]]], P], request: Request) -> P:
+    """The raw query string through `parse`; a parameter it refuses is a 400 naming it."""
+    try:
+        return parse(request.query_params.multi_items())
+    except ParamError as exc:
+        raise BadRequest(str(exc), code="invalid_parameter", parameter=exc.name) from exc
 
 
 @router.get("/heatmap", response_model=HeatmapRead)
@@ -57,10 +63,7 @@ async def heatmap(
     basis: BasisQ = None,
 ) -> HeatmapRead:
     """Sign-ins binned to a grid sized by the zoom (or the box): `[lat, lon, weight]` cells."""
-    try:
-        params = heatmap_params(request.query_params.multi_items())
-    except ParamError as exc:
-        raise _bad(exc) from exc
+    params = _parsed(heatmap_params, request)
     async with app.db.read() as session:
         return await app.analytics.heatmap(session, params)
 
@@ -82,10 +85,7 @@ async def top_locations(
     bbox: Bbox = None,
 ) -> TopLocationsRead:
     """The places most sign-ins come from, keyed by geoname id, with their share of all."""
-    try:
-        params = top_params(request.query_params.multi_items())
-    except ParamError as exc:
-        raise _bad(exc) from exc
+    params = _parsed(top_params, request)
     async with app.db.read() as session:
         return await app.analytics.top_locations(session, params)
 
@@ -103,9 +103,6 @@ async def suspicious_travel(
     limit: Annotated[Text, Query(description="1-1000, default 200")] = None,
 ) -> JourneysRead:
     """Suspicious and impossible journeys, newest first, with both ends for drawing arcs."""
-    try:
-        params = journey_params(request.query_params.multi_items())
-    except ParamError as exc:
-        raise _bad(exc) from exc
+    params = _parsed(journey_params, request)
     async with app.db.read() as session:
         return await app.analytics.suspicious_travel(session, params)
