@@ -4,24 +4,23 @@ background loops. Shared by `serve` and the CLI commands."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 
 from globeguard.analytics.rollups import retention_loop as rollup_retention_loop
 from globeguard.db.migrate import startup_lock, upgrade
 from globeguard.events.delivery import worker as delivery
 from globeguard.identity.bootstrap import ensure_bootstrap_admin
 from globeguard.jobs import worker as jobs_worker
-from globeguard.kit.periodic import stop_all
+from globeguard.kit.periodic import every, stop_all
 from globeguard.travel.retention import retention_loop
 from globeguard.wiring import Container
 
-log = logging.getLogger(__name__)
 # Keys rotated by another process (`globeguard keys rotate`) are picked up this often, and
 # at once when a token names a kid we have not loaded.
-KEY_RELOAD_INTERVAL_S = 60.0
+KEY_RELOAD_INTERVAL = timedelta(seconds=60)
 
 
 async def prepare(app: Container) -> None:
@@ -44,12 +43,7 @@ async def reload_keys(app: Container) -> None:
 
 
 async def _key_reloader(app: Container) -> None:
-    while True:
-        await asyncio.sleep(KEY_RELOAD_INTERVAL_S)
-        try:
-            await reload_keys(app)
-        except Exception:  # a DB hiccup must not kill the loop; next round retries
-            log.exception("reloading signing keys failed")
+    await every(KEY_RELOAD_INTERVAL, lambda: reload_keys(app), "reloading signing keys")
 
 
 # Password hashes run in threads that release the GIL; when one finishes it must get the GIL

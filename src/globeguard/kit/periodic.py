@@ -13,10 +13,10 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
-async def every(interval: timedelta, task: Callable[[], Awaitable[int]], what: str) -> None:
-    """Run `task` (returning how many rows it handled) every `interval`, forever. The first
-    run waits one interval: start-up stays quick, and processes started together do not all
-    run it at once. A failure (a database hiccup) is logged and the next round retries."""
+async def every(interval: timedelta, task: Callable[[], Awaitable[int | None]], what: str) -> None:
+    """Run `task` every `interval`, forever; it may return how many rows it handled. The
+    first run waits one interval: start-up stays quick, and processes started together do
+    not all run it at once. A failure (a database hiccup) is logged; the next round retries."""
     seconds = interval.total_seconds()
     while True:
         await asyncio.sleep(seconds)
