@@ -252,7 +252,9 @@ async def seeder_users_per_s(data: Path, users: int) -> float:
     container = build(settings)
     await upgrade(container.db.engine)
     try:
-        seeder = DemoSeeder(container.db, container.locator, container.ingestor)
+        seeder = DemoSeeder(
+            container.db, container.ingestor, container.settings.geoip, container.settings.travel
+        )
         start = time.perf_counter()
         report = await seeder.seed(users, 5, NOW)
         return report.users / (time.perf_counter() - start)

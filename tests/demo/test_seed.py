@@ -9,7 +9,8 @@ from tests.helpers import bearer, make_admin
 
 
 async def test_seeded_sign_ins_are_in_each_users_history(client, container):
-    seeder = DemoSeeder(container.db, container.locator, container.ingestor)
+    settings = container.settings
+    seeder = DemoSeeder(container.db, container.ingestor, settings.geoip, settings.travel)
     report = await seeder.seed(3, seed=7, until=datetime.now(UTC))
     assert report.users == 3 and report.events > 0
     admin = bearer(await make_admin(client, container))

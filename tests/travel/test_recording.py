@@ -128,3 +128,67 @@ async def test_bulk_batches_in_any_order_match_one_by_one_recording(container, s
     random.Random(seed).shuffle(shuffled)
     in_batches = await ingest_all(container, [shuffled[:4], shuffled[4:8], shuffled[8:]])
     assert in_batches == one_by_one
+
+
+def incoming(items) -> list:
+    from globeguard.travel.ingest import IncomingEvent
+
+    return [
+        (
+            n,
+            IncomingEvent(
+                subject=r.subject,
+                occurred_at=r.occurred_at,
+                ip=r.ip,
+                success=r.success,
+                event_uuid=r.event_uuid,
+            ),
+        )
+        for n, r in enumerate(items, start=1)
+    ]
+
+
+async def forget_profiles(container) -> None:
+    from globeguard.travel.models import LoginProfile
+
+    async with container.db.transaction() as session:
+        for row in await session.scalars(select(LoginProfile)):
+            await session.delete(row)
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+async def test_events_graded_apart_from_the_database_match_one_by_one_recording(container, seed):
+    """`prepare_new` grades a new subject's batch with no database (the demo seeder does it
+    in another process); stored by `store_prepared`, it gives the one-by-one verdicts."""
+    from globeguard.travel.ingest import IngestReport
+
+    items = list({r.occurred_at: r for r in reports(seed)}.values())
+    one_by_one = await post_all(container, sorted(items, key=lambda r: r.occurred_at))
+    await forget_profiles(container)
+    shuffled = items[:]
+    random.Random(seed).shuffle(shuffled)
+    prepared = container.ingestor.prepare_new(incoming(shuffled), "test", {})
+    report = IngestReport()
+    async with container.db.transaction() as session:
+        await container.ingestor.store_prepared(session, prepared, report)
+    assert report.accepted == len(items)
+    async with container.db.read() as session:
+        rows = (await session.scalars(select(LoginEvent))).all()
+    assert {r.event_uuid: r.verdict for r in rows} == one_by_one
+    assert set(one_by_one.values()) - {"none"}
+
+
+async def test_prepared_events_are_refused_for_a_subject_with_history(container):
+    from globeguard.kit.errors import Conflict
+    from globeguard.travel.ingest import IngestReport
+
+    items = sorted(reports(8), key=lambda r: r.occurred_at)
+    async with container.db.transaction() as session:
+        await container.ingestor.store(session, incoming(items[:1]), "test", IngestReport())
+    prepared = container.ingestor.prepare_new(incoming(items[1:]), "test", {})
+    with pytest.raises(Conflict):
+        async with container.db.transaction() as session:
+            await container.ingestor.store_prepared(session, prepared, IngestReport())
+    async with container.db.read() as session:
+        stored = (await session.scalars(select(LoginEvent.event_uuid))).all()
+    assert stored == [items[0].event_uuid]  # the refused batch left nothing behind

@@ -2,20 +2,20 @@
 
 `facts_of` reads the columns of a `login_event` row (as written, or as read back) into the
 few values the rollups are keyed by; `day_counts` and `subject_counts` turn a batch of them
-into counts per rollup row, summed in memory so a batch of a thousand events from a few
-hundred places costs a few hundred upserts, not a thousand times nine.
+into a vector of counts per rollup row (one count per `models.COUNTS` column), summed in
+memory so a batch of a thousand events from a few hundred places costs a few hundred
+upserts, not a thousand times nine.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from globeguard.analytics.grid import FINEST_EXPONENT, ROW_STRIDE, STORED_EXPONENTS, cell_key
-from globeguard.analytics.models import CITY_DIM, COUNTRY_DIM, REGION_DIM
+from globeguard.analytics.models import CITY_DIM, COUNTRY_DIM, COUNTS, REGION_DIM, count_position
 from globeguard.kit.clock import as_utc
 
 NO_CELL = -1
@@ -23,8 +23,12 @@ NO_PLACE = 0
 NO_VERDICT = "none"
 FLAGGED = frozenset({"suspicious", "impossible"})
 
-DayKey = tuple[date, int, int, bool, str]
-SubjectKey = tuple[str, date, int, int, int, int, bool, str]
+# (day, dimension, key) and (subject, day, cell, country, region, city): the primary keys.
+DayKey = tuple[date, int, int]
+SubjectKey = tuple[str, date, int, int, int, int]
+# One count per `models.COUNTS` column, in that order.
+Counts = tuple[int, ...]
+K = TypeVar("K", bound=Hashable)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +53,11 @@ class Facts:
     @property
     def has_place(self) -> bool:
         return self.located or bool(self.country_id or self.region_id or self.city_id)
+
+    @property
+    def position(self) -> int:
+        """The count column the event adds to: an index into `Counts`."""
+        return count_position(self.success, self.verdict)
 
 
 def facts_of(row: Mapping[str, Any]) -> Facts:
@@ -92,33 +101,54 @@ def dimension_keys(facts: Facts) -> list[tuple[int, int]]:
     return keys
 
 
-def day_counts(items: Iterable[tuple[Facts, int]]) -> Counter[DayKey]:
-    """Counts per day-rollup row of `(facts, +1 | -1)` items; rows that sum to 0 are kept
-    out (an event and its retraction in one batch change nothing)."""
-    counts: Counter[DayKey] = Counter()
-    for facts, sign in items:
-        for dim, key in dimension_keys(facts):
-            counts[(facts.day, dim, key, facts.success, facts.verdict)] += sign
-    return Counter({k: v for k, v in counts.items() if v})
+def day_counts(items: Iterable[tuple[Facts, int]]) -> dict[DayKey, Counts]:
+    """Counts per day-rollup row of `(facts, +1 | -1)` items; a row whose every count sums
+    to 0 is kept out (an event and its retraction in one batch change nothing)."""
+    return _tally(
+        ((facts.day, dim, key), facts.position, sign)
+        for facts, sign in items
+        for dim, key in dimension_keys(facts)
+    )
 
 
-def subject_counts(items: Iterable[tuple[Facts, int]]) -> Counter[SubjectKey]:
-    counts: Counter[SubjectKey] = Counter()
-    for facts, sign in items:
-        if not facts.has_place:
-            continue
-        key = (
-            facts.subject,
-            facts.day,
-            facts.cell,
-            facts.country_id,
-            facts.region_id,
-            facts.city_id,
-            facts.success,
-            facts.verdict,
-        )
-        counts[key] += sign
-    return Counter({k: v for k, v in counts.items() if v})
+def subject_counts(items: Iterable[tuple[Facts, int]]) -> dict[SubjectKey, Counts]:
+    return _tally(
+        (_subject_key(facts), facts.position, sign) for facts, sign in items if facts.has_place
+    )
+
+
+def _subject_key(facts: Facts) -> SubjectKey:
+    return (
+        facts.subject,
+        facts.day,
+        facts.cell,
+        facts.country_id,
+        facts.region_id,
+        facts.city_id,
+    )
+
+
+def without_day(counts: Mapping[tuple[Any, ...], Counts], at: int) -> dict[tuple[Any, ...], Counts]:
+    """Day counts summed over their days (the key's item `at`): what they add to the
+    all-days totals. Sums that are all 0 are kept out."""
+    sums: dict[tuple[Any, ...], list[int]] = {}
+    for key, amounts in counts.items():
+        total = sums.setdefault(key[:at] + key[at + 1 :], [0] * len(COUNTS))
+        for i, amount in enumerate(amounts):
+            total[i] += amount
+    return {key: tuple(total) for key, total in sums.items() if any(total)}
+
+
+def _tally(items: Iterable[tuple[K, int, int]]) -> dict[K, Counts]:
+    """Sums `(key, position, amount)` items into a count vector per key, leaving out the
+    keys whose counts are all 0."""
+    sums: dict[K, list[int]] = {}
+    for key, position, amount in items:
+        counts = sums.get(key)
+        if counts is None:
+            counts = sums[key] = [0] * len(COUNTS)
+        counts[position] += amount
+    return {key: tuple(counts) for key, counts in sums.items() if any(counts)}
 
 
 def latest_success(rows: Iterable[tuple[Facts, Mapping[str, Any]]]) -> dict[str, Mapping[str, Any]]:

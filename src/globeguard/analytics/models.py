@@ -1,10 +1,17 @@
 """Rollups of login events, kept current in the transaction that stores each event (see
 `analytics.rollups`), so an analytics request reads cells and places, not events.
 
+The four count tables (the first two pairs below) keep one row per key, with a count column
+per (outcome, verdict): `ok_none` … `ok_impossible` for successful sign-ins, `failed_none` …
+`failed_impossible` for failed ones (`COUNT_COLUMNS`; an event without a verdict counts as
+`none`). A key sees 4 to 6 of those combinations, so a row per combination would make reads
+and upserts touch that many times more rows; a filter on outcome or verdict adds up the
+columns it selects instead.
+
 - `geo_rollup_day` / `geo_rollup_total`: event counts per (UTC day | all retained days,
-  dimension, key, outcome, verdict). A dimension is a heatmap grid level (key = packed cell,
-  see `grid`) or a place level (key = geoname id). The total is the sum of the day rows at
-  all times: retention subtracts a day from it as it deletes that day.
+  dimension, key). A dimension is a heatmap grid level (key = packed cell, see `grid`) or a
+  place level (key = geoname id). The total is the sum of the day rows at all times:
+  retention subtracts a day from it as it deletes that day.
 - `geo_subject_day` / `geo_subject_total`: counts per subject, (UTC day,) and place (finest
   cell and geoname ids), for what global counts cannot answer: distinct users (`by=users`)
   and user queries (`q=`), joined to the users a query matches through `user_id`. Retention
@@ -32,9 +39,11 @@ from sqlalchemy import (
     Integer,
     SmallInteger,
     String,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
+from globeguard.analytics.params import VERDICTS
 from globeguard.db.base import Base, UtcDateTime
 
 # SQLite: rows stored in primary-key order (WITHOUT ROWID), so a request's key range is read
@@ -46,8 +55,40 @@ CLUSTERED = {"sqlite_with_rowid": False}
 COUNTRY_DIM, REGION_DIM, CITY_DIM = 10, 11, 12
 DIMENSIONS = (0, 1, 2, 3, 4, COUNTRY_DIM, REGION_DIM, CITY_DIM)
 
+# (success, verdict, column) of every count column, in table order: the one list the
+# models, the aggregation (`facts`) and the SQL (`repository`) are derived from.
+COUNT_COLUMNS: tuple[tuple[bool, str, str], ...] = tuple(
+    (success, verdict, f"{'ok' if success else 'failed'}_{verdict}")
+    for success in (True, False)
+    for verdict in VERDICTS
+)
+COUNTS = tuple(name for _, _, name in COUNT_COLUMNS)
+_POSITIONS = {(success, verdict): i for i, (success, verdict, _) in enumerate(COUNT_COLUMNS)}
 
-class GeoRollupDay(Base):
+
+def count_position(success: bool, verdict: str) -> int:
+    """Where an event's outcome and verdict count: an index into `COUNTS`."""
+    return _POSITIONS[(success, verdict)]
+
+
+def count_column(success: bool, verdict: str) -> str:
+    return COUNTS[count_position(success, verdict)]
+
+
+class CountColumns:
+    """Mixin: the count columns of the four count tables, added below from `COUNTS` so the
+    list is written once. Upserts set every one; the server default serves other inserts."""
+
+
+for _name in COUNTS:
+    setattr(
+        CountColumns,
+        _name,
+        mapped_column(Integer, nullable=False, default=0, server_default=text("0")),
+    )
+
+
+class GeoRollupDay(CountColumns, Base):
     __tablename__ = "geo_rollup_day"
 
     # Key order = how requests read: one dimension, a range of days, then keys (cells in a
@@ -55,26 +96,20 @@ class GeoRollupDay(Base):
     dim: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     day: Mapped[date] = mapped_column(Date, primary_key=True)
     key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    success: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
-    events: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __table_args__ = (CLUSTERED,)
 
 
-class GeoRollupTotal(Base):
+class GeoRollupTotal(CountColumns, Base):
     __tablename__ = "geo_rollup_total"
 
     dim: Mapped[int] = mapped_column(SmallInteger, primary_key=True)
     key: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    success: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
-    events: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __table_args__ = (CLUSTERED,)
 
 
-class GeoSubjectDay(Base):
+class GeoSubjectDay(CountColumns, Base):
     __tablename__ = "geo_subject_day"
 
     subject: Mapped[str] = mapped_column(String(320), primary_key=True)
@@ -84,11 +119,8 @@ class GeoSubjectDay(Base):
     country_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     region_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     city_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    success: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
     # Set when the subject is a Globeguard user: erasing the user erases these rows.
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
-    events: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __table_args__ = (
         Index("ix_geo_subject_day_user_id", "user_id", "day"),
@@ -97,7 +129,7 @@ class GeoSubjectDay(Base):
     )
 
 
-class GeoSubjectTotal(Base):
+class GeoSubjectTotal(CountColumns, Base):
     """`geo_subject_day` summed over its days: what a user query or `by=users` without a
     time range reads (one row per user and place, not per user, place and day)."""
 
@@ -108,10 +140,7 @@ class GeoSubjectTotal(Base):
     country_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     region_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     city_id: Mapped[int] = mapped_column(Integer, primary_key=True)
-    success: Mapped[bool] = mapped_column(Boolean, primary_key=True)
-    verdict: Mapped[str] = mapped_column(String(16), primary_key=True)
     user_id: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("user.id", ondelete="CASCADE"))
-    events: Mapped[int] = mapped_column(Integer, nullable=False)
 
     __table_args__ = (Index("ix_geo_subject_total_user_id", "user_id"), CLUSTERED)
 

@@ -2,8 +2,10 @@
 reads that answer requests, and the purge that ages them out. Tested on SQLite and
 PostgreSQL; the only dialect difference is which `insert` construct spells ON CONFLICT.
 
-Counts only ever change by adding (negative amounts retract): rows that reach 0 are left in
-place and ignored by every read (`events > 0`), and retention sweeps them.
+Each count row has a count column per (outcome, verdict) (`models.COUNT_COLUMNS`): a read
+adds up the columns its outcome and verdict filters select (`_events`). Counts only ever
+change by adding (negative amounts retract): rows whose counts reach 0 are left in place and
+ignored by every read (selected counts > 0), and retention sweeps them.
 """
 
 from __future__ import annotations
@@ -15,13 +17,16 @@ from functools import lru_cache
 from typing import Any, cast
 
 from sqlalchemy import (
+    Column,
     ColumnElement,
+    Integer,
     Select,
     Table,
     and_,
     delete,
     func,
     literal,
+    literal_column,
     or_,
     select,
     update,
@@ -29,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from globeguard.analytics.facts import DayKey, SubjectKey
+from globeguard.analytics.facts import Counts, DayKey, SubjectKey, without_day
 from globeguard.analytics.grid import (
     FINEST_EXPONENT,
     ROW_STRIDE,
@@ -38,6 +43,8 @@ from globeguard.analytics.grid import (
     wrap_longitude,
 )
 from globeguard.analytics.models import (
+    COUNT_COLUMNS,
+    COUNTS,
     DIMENSIONS,
     GeoFlaggedJourney,
     GeoLastLogin,
@@ -55,12 +62,18 @@ DAY = cast(Table, GeoRollupDay.__table__)
 TOTAL = cast(Table, GeoRollupTotal.__table__)
 SUBJECT = cast(Table, GeoSubjectDay.__table__)
 SUBJECT_TOTAL = cast(Table, GeoSubjectTotal.__table__)
-SUBJECT_PLACE = ("subject", "cell", "country_id", "region_id", "city_id", "success", "verdict")
+# Primary keys of the count tables.
+DAY_KEY = ("dim", "day", "key")
+TOTAL_KEY = ("dim", "key")
+SUBJECT_DAY_KEY = ("subject", "day", "cell", "country_id", "region_id", "city_id")
+SUBJECT_PLACE = ("subject", "cell", "country_id", "region_id", "city_id")
+# Set by the first insert of a per-subject row, never by the upsert's update.
+OWNER = ("user_id",)
 LAST = cast(Table, GeoLastLogin.__table__)
 FLAGGED = cast(Table, GeoFlaggedJourney.__table__)
 PLACE = cast(Table, GeoPlace.__table__)
-# Rows per statement: far below SQLite's 32766 bound parameters with 9 columns a row.
-CHUNK = 2000
+# Rows per statement: far below SQLite's 32766 bound parameters with up to 17 columns a row.
+CHUNK = 1000
 
 Cell = tuple[int, int, int]
 # Any SELECT, whatever its columns.
@@ -81,18 +94,20 @@ class AnalyticsRepository:
     async def _add(
         self,
         table: Table,
-        columns: tuple[str, ...],
         keys: tuple[str, ...],
         values: list[tuple[Any, ...]],
+        carried: tuple[str, ...] = (),
     ) -> None:
-        """INSERT … ON CONFLICT (keys) DO UPDATE SET events = events + the new amount.
+        """INSERT … ON CONFLICT (keys) DO UPDATE SET each count = itself + the new amount.
+        Each value tuple is the keys, the `carried` columns (written by the insert only),
+        then the `COUNTS`.
 
         Rollups take about a dozen upserts per event, so these go to the driver as tuples
         already in its types (`_day`, `_uuid`): SQLAlchemy's per-row parameter processing, or
         even a per-value conversion, cost more than SQLite's own work."""
         if not values:
             return
-        sql = _upsert_sql(table.name, columns, keys, self._dialect)
+        sql = _upsert_sql(table.name, (*keys, *carried, *COUNTS), keys, self._dialect)
         connection = await self.session.connection()
         for start in range(0, len(values), CHUNK):
             await connection.exec_driver_sql(sql, values[start : start + CHUNK])  # type: ignore[arg-type]
@@ -118,37 +133,25 @@ class AnalyticsRepository:
         found = await self.session.scalars(select(User.id).where(User.id.in_(wanted)))
         return set(found)
 
-    async def add_day_counts(self, counts: Mapping[DayKey, int]) -> None:
+    async def add_day_counts(self, counts: Mapping[DayKey, Counts]) -> None:
         days = self._day_values(k[0] for k in counts)
-        day_rows = [(dim, days[d], key, ok, v, n) for (d, dim, key, ok, v), n in counts.items()]
-        day_keys = ("dim", "day", "key", "success", "verdict")
-        await self._add(DAY, (*day_keys, "events"), day_keys, day_rows)
-        totals: dict[tuple[int, int, bool, str], int] = {}
-        for (_, dim, key, ok, v), n in counts.items():
-            totals[(dim, key, ok, v)] = totals.get((dim, key, ok, v), 0) + n
-        total_rows = [(*k, n) for k, n in totals.items() if n]
-        keys = ("dim", "key", "success", "verdict")
-        await self._add(TOTAL, (*keys, "events"), keys, total_rows)
+        day_rows = [(dim, days[d], key, *n) for (d, dim, key), n in counts.items()]
+        await self._add(DAY, DAY_KEY, day_rows)
+        total_rows = [(*k, *n) for k, n in without_day(counts, 0).items()]
+        await self._add(TOTAL, TOTAL_KEY, total_rows)
 
     async def add_subject_counts(
-        self, counts: Mapping[SubjectKey, int], users: Mapping[str, uuid.UUID]
+        self, counts: Mapping[SubjectKey, Counts], users: Mapping[str, uuid.UUID]
     ) -> None:
         days = self._day_values(k[1] for k in counts)
         owners = {s: self._uuid_value(u) for s, u in users.items()}
         rows = [
-            (subject, days[d], cell, country, region, city, ok, v, owners.get(subject), n)
-            for (subject, d, cell, country, region, city, ok, v), n in counts.items()
+            (subject, days[d], *place, owners.get(subject), *n)
+            for (subject, d, *place), n in counts.items()
         ]
-        keys = ("subject", "day", "cell", "country_id", "region_id", "city_id", "success")
-        await self._add(SUBJECT, (*keys, "verdict", "user_id", "events"), (*keys, "verdict"), rows)
-        totals: dict[tuple[Any, ...], int] = {}
-        for (subject, _, *place), n in counts.items():
-            key = (subject, *place)
-            totals[key] = totals.get(key, 0) + n
-        total_rows = [(*k, owners.get(k[0]), n) for k, n in totals.items() if n]
-        await self._add(
-            SUBJECT_TOTAL, (*SUBJECT_PLACE, "user_id", "events"), SUBJECT_PLACE, total_rows
-        )
+        await self._add(SUBJECT, SUBJECT_DAY_KEY, rows, OWNER)
+        total_rows = [(*k, owners.get(k[0]), *n) for k, n in without_day(counts, 1).items()]
+        await self._add(SUBJECT_TOTAL, SUBJECT_PLACE, total_rows, OWNER)
 
     async def note_places(self, places: list[dict[str, Any]]) -> None:
         """Labels and positions of places, and when each was last seen."""
@@ -225,14 +228,12 @@ class AnalyticsRepository:
         """Subtract one day from the totals, then delete its rows; returns the rows deleted."""
         rows = (
             await self.session.execute(
-                select(DAY.c.dim, DAY.c.key, DAY.c.success, DAY.c.verdict, DAY.c.events).where(
-                    DAY.c.dim.in_(DIMENSIONS), DAY.c.day == day, DAY.c.events != 0
+                select(DAY.c.dim, DAY.c.key, *_counts(DAY)).where(
+                    DAY.c.dim.in_(DIMENSIONS), DAY.c.day == day
                 )
             )
         ).all()
-        keys = ("dim", "key", "success", "verdict")
-        retracted = [(r.dim, r.key, r.success, r.verdict, -r.events) for r in rows]
-        await self._add(TOTAL, (*keys, "events"), keys, retracted)
+        await self._add(TOTAL, TOTAL_KEY, _retractions(rows, len(TOTAL_KEY)))
         result = await self.session.execute(
             delete(DAY).where(DAY.c.dim.in_(DIMENSIONS), DAY.c.day == day)
         )
@@ -243,12 +244,13 @@ class AnalyticsRepository:
         place = [SUBJECT.c[c] for c in SUBJECT_PLACE]
         rows = (
             await self.session.execute(
-                select(*place, SUBJECT.c.events).where(SUBJECT.c.day == day, SUBJECT.c.events != 0)
+                select(*place, *_counts(SUBJECT)).where(SUBJECT.c.day == day)
             )
         ).all()
-        retracted = [(*r[:-1], None, -r[-1]) for r in rows]
-        columns = (*SUBJECT_PLACE, "user_id", "events")
-        await self._add(SUBJECT_TOTAL, columns, SUBJECT_PLACE, retracted)
+        # No owner: it is only written when a row is inserted, and the total row a
+        # retraction applies to exists as long as any of its days does.
+        retracted = _retractions(rows, len(SUBJECT_PLACE), (None,))
+        await self._add(SUBJECT_TOTAL, SUBJECT_PLACE, retracted, OWNER)
         await self.session.execute(delete(SUBJECT).where(SUBJECT.c.day == day))
 
     async def purge_before(self, cutoff: date, instant: datetime) -> None:
@@ -256,9 +258,8 @@ class AnalyticsRepository:
         0 (the day rollups go a day at a time, through `retire_day`)."""
         await self.session.execute(delete(LAST).where(LAST.c.day < cutoff))
         await self.session.execute(delete(FLAGGED).where(FLAGGED.c.occurred_at < instant))
-        await self.session.execute(delete(TOTAL).where(TOTAL.c.events == 0))
-        await self.session.execute(delete(SUBJECT).where(SUBJECT.c.events == 0))
-        await self.session.execute(delete(SUBJECT_TOTAL).where(SUBJECT_TOTAL.c.events == 0))
+        for table in (TOTAL, SUBJECT, SUBJECT_TOTAL):
+            await self.session.execute(delete(table).where(*(c == 0 for c in _counts(table))))
 
     # --- reads ----------------------------------------------------------------------------
 
@@ -274,13 +275,13 @@ class AnalyticsRepository:
         factor = grid.factor
         row = table.c.key // ROW_STRIDE // factor
         column = (table.c.key % ROW_STRIDE) // factor
+        events = func.sum(_events(table, filters))
         query = (
-            select(row, column, func.sum(table.c.events))
+            select(row, column, events)
             .where(table.c.dim == grid.level, _in_box(table.c.key, grid, grid.stored_exponent))
             .group_by(row, column)
-            .having(func.sum(table.c.events) > 0)
+            .having(events > 0)
         )
-        query = _outcome_verdict(query, table, filters)
         if filters.bounded:
             query = _days(query, table.c.day, filters)
         return await self._cells(query, grid)
@@ -293,14 +294,14 @@ class AnalyticsRepository:
         factor = grid.finest_factor()
         row = table.c.cell // ROW_STRIDE // factor
         column = (table.c.cell % ROW_STRIDE) // factor
-        weight = func.count(table.c.subject.distinct()) if distinct else func.sum(table.c.events)
+        events = _events(table, filters)
+        weight = func.count(table.c.subject.distinct()) if distinct else func.sum(events)
         query = (
             select(row, column, weight)
-            .where(table.c.cell >= 0, table.c.events > 0)
+            .where(table.c.cell >= 0, events > 0)
             .where(_in_box(table.c.cell, grid, FINEST_EXPONENT))
             .group_by(row, column)
         )
-        query = _outcome_verdict(query, table, filters)
         if filters.bounded:
             query = _days(query, table.c.day, filters)
         return await self._cells(_for_users(query, table, users), grid)
@@ -328,22 +329,21 @@ class AnalyticsRepository:
         self, dim: int, filters: Filters, limit: int, bbox: BBox | None
     ) -> list[dict[str, Any]]:
         table = DAY if filters.bounded else TOTAL
-        count = func.sum(table.c.events).label("count")
+        count = func.sum(_events(table, filters)).label("count")
         query = (
             select(table.c.key.label("geoname_id"), count)
             .where(table.c.dim == dim)
             .group_by(table.c.key)
             .having(count > 0)
         )
-        query = _outcome_verdict(query, table, filters)
         if filters.bounded:
             query = _days(query, table.c.day, filters)
         return await self._labelled(query, dim, table.c.key, limit, bbox)
 
     async def place_total(self, dim: int, filters: Filters) -> int:
         table = DAY if filters.bounded else TOTAL
-        query = select(func.coalesce(func.sum(table.c.events), 0)).where(table.c.dim == dim)
-        query = _outcome_verdict(query, table, filters)
+        events = func.sum(_events(table, filters))
+        query = select(func.coalesce(events, 0)).where(table.c.dim == dim)
         if filters.bounded:
             query = _days(query, table.c.day, filters)
         return int(await self.session.scalar(query) or 0)
@@ -360,15 +360,13 @@ class AnalyticsRepository:
     ) -> list[dict[str, Any]]:
         table = SUBJECT if filters.bounded else SUBJECT_TOTAL
         place = table.c[column_name]
-        count = (
-            func.count(table.c.subject.distinct()) if distinct else func.sum(table.c.events)
-        ).label("count")
-        query = (
-            select(place.label("geoname_id"), count)
-            .where(place != 0, table.c.events > 0)
-            .group_by(place)
+        events = _events(table, filters)
+        count = (func.count(table.c.subject.distinct()) if distinct else func.sum(events)).label(
+            "count"
         )
-        query = _outcome_verdict(query, table, filters)
+        query = (
+            select(place.label("geoname_id"), count).where(place != 0, events > 0).group_by(place)
+        )
         if filters.bounded:
             query = _days(query, table.c.day, filters)
         return await self._labelled(_for_users(query, table, users), dim, place, limit, bbox)
@@ -378,9 +376,9 @@ class AnalyticsRepository:
     ) -> int:
         table = SUBJECT if filters.bounded else SUBJECT_TOTAL
         place = table.c[column_name]
-        count = func.count(table.c.subject.distinct()) if distinct else func.sum(table.c.events)
-        query = select(func.coalesce(count, 0)).where(place != 0, table.c.events > 0)
-        query = _outcome_verdict(query, table, filters)
+        events = _events(table, filters)
+        count = func.count(table.c.subject.distinct()) if distinct else func.sum(events)
+        query = select(func.coalesce(count, 0)).where(place != 0, events > 0)
         if filters.bounded:
             query = _days(query, table.c.day, filters)
         return int(await self.session.scalar(_for_users(query, table, users)) or 0)
@@ -467,10 +465,11 @@ def _upsert_sql(table: str, columns: Sequence[str], keys: Sequence[str], dialect
         marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
     else:
         marks = ", ".join("?" for _ in columns)
+    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTS)
     # Names come from our models, values are bound.
     return (
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "  # noqa: S608
-        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET events = {table}.events + excluded.events"
+        f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
     )
 
 
@@ -478,12 +477,34 @@ def _start_of(day: date, plus_days: int = 0) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=UTC) + timedelta(days=plus_days)
 
 
-def _outcome_verdict(query: AnySelect, table: Table, filters: Filters) -> AnySelect:
-    if len(filters.successes) == 1:
-        query = query.where(table.c.success == filters.successes[0])
-    if filters.verdicts is not None:
-        query = query.where(table.c.verdict.in_(filters.verdicts))
-    return query
+def _counts(table: Table) -> list[Column[int]]:
+    return [table.c[name] for name in COUNTS]
+
+
+def _events(table: Table, filters: Filters) -> ColumnElement[int]:
+    """A row's events of the outcomes and verdicts the filters keep: the sum of their count
+    columns. Filters keeping none (the API always keeps a verdict) give 0: every read then
+    answers nothing."""
+    kept = [
+        table.c[name]
+        for success, verdict, name in COUNT_COLUMNS
+        if success in filters.successes
+        and (filters.verdicts is None or verdict in filters.verdicts)
+    ]
+    if not kept:
+        return literal_column("0", Integer)
+    events: ColumnElement[int] = kept[0]
+    for column in kept[1:]:
+        events = events + column
+    return events
+
+
+def _retractions(
+    rows: Iterable[Sequence[Any]], width: int, carried: tuple[Any, ...] = ()
+) -> list[tuple[Any, ...]]:
+    """Rows of `width` key columns then the counts, as `_add` values that take the counts
+    back (rows with nothing to take back left out)."""
+    return [(*r[:width], *carried, *(-n for n in r[width:])) for r in rows if any(r[width:])]
 
 
 def _last_verdicts(query: AnySelect, filters: Filters) -> AnySelect:

@@ -3,10 +3,10 @@
 Which rollup answers a request, and what it costs:
 
 - events, no user query: `geo_rollup_total` (no time range) or `geo_rollup_day`, one row per
-  (cell or place, outcome, verdict[, day]): the read grows with the cells in view and the
-  days in range, never with the number of events.
+  (cell or place[, day]), whose count columns an outcome or verdict filter picks from: the
+  read grows with the cells in view and the days in range, never with the number of events.
 - `by=users` or `q=`: `geo_subject_total` (no time range) or `geo_subject_day`, one row per
-  (subject, [day,] place, outcome, verdict).
+  (subject, [day,] place).
   A search first selects the matching users once (`q=` is the user search language, compiled
   for SQLite JSON1 or PostgreSQL JSONB), and only their rows are read, through the
   (user_id, day) index. A user signing in fifty times a day from home is one row a day, so

@@ -31,7 +31,9 @@ def seed(
     started = time.perf_counter()
 
     async def _work(container: Container) -> SeedReport:
-        seeder = DemoSeeder(container.db, container.locator, container.ingestor)
+        seeder = DemoSeeder(
+            container.db, container.ingestor, container.settings.geoip, container.settings.travel
+        )
         columns = (TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns) as bar:
             task = bar.add_task("users", total=users)

@@ -1,16 +1,42 @@
-"""SQL of the demo seeder: users in bulk, one multi-row INSERT per chunk."""
+"""SQL of the demo seeder: users in bulk, one executemany per chunk."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from globeguard.db.bulk import BulkInsert
 from globeguard.identity.models import User
 
 USER = cast(Table, User.__table__)
+# Every column a demo user row sets (see demo.service._user_row).
+USER_COLUMNS = (
+    "id",
+    "username",
+    "username_key",
+    "email",
+    "email_key",
+    "email_verified",
+    "password_hash",
+    "given_name",
+    "family_name",
+    "user_metadata",
+    "app_metadata",
+    "status",
+    "token_version",
+    "revision",
+    "logins_count",
+    "last_login_at",
+    "last_login_ip",
+    "blocked_at",
+    "deleted_at",
+    "created_at",
+    "updated_at",
+)
+_INSERT_USERS = BulkInsert(USER, USER_COLUMNS)
 
 
 class DemoRepository:
@@ -24,5 +50,4 @@ class DemoRepository:
         return found is not None
 
     async def insert_users(self, rows: Sequence[dict[str, Any]]) -> None:
-        if rows:
-            await self.session.execute(insert(USER), list(rows))
+        await _INSERT_USERS.run(self.session, rows)

@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.adapters.geoip.port import GeoLocator, GeoReason, normalise_ip
 from globeguard.kit.clock import as_utc
+from globeguard.kit.errors import Conflict
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.grading import Verdict
@@ -40,6 +41,7 @@ from globeguard.travel.service import (
     LAST_ARRIVAL,
     geo_columns,
     place_from_columns,
+    profile_rows,
     save_profiles,
     to_travel,
     window_profiles,
@@ -183,6 +185,18 @@ class Stored:
     neighbours: Neighbours
 
 
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """Events graded by `BulkIngestor.prepare_new`, ready to store: rows to insert, each
+    subject's profile once they are stored, and what the lines came to."""
+
+    rows: list[dict[str, Any]]
+    # The subjects' new login_profile rows (documents, not Profile objects: cheaper to pass
+    # between processes).
+    profile_rows: list[dict[str, Any]]
+    report: IngestReport
+
+
 class BulkIngestor:
     def __init__(
         self,
@@ -230,6 +244,61 @@ class BulkIngestor:
             stored = await repo.tail_facts(behind, start)
             profiles.update(await window_profiles(repo, behind, start))
         graded, changes, after = self._grade(rows, stored, profiles, report)
+        await self._persist(session, repo, rows, changes, after, existing)
+        report.accepted += len(rows)
+        return graded
+
+    def prepare_new(
+        self,
+        batch: Sequence[tuple[int, IncomingEvent]],
+        source: str,
+        users: Mapping[str, uuid.UUID],
+    ) -> Prepared:
+        """Grade a batch of events whose subjects have no stored past, without a database:
+        what `store` does once it has found nothing stored. For trusted callers that create
+        the subjects themselves (demo data), so this CPU work can run in another process;
+        `store_prepared` checks the premise before writing."""
+        report = IngestReport()
+        fresh = self._number_fresh(batch, {}, report)
+        rows = self._rows(fresh, source, report)
+        for row in rows:
+            row["user_id"] = users.get(row["subject"])
+        _, _, after = self._grade(rows, [], {}, report)
+        inserts, _ = profile_rows(after, (), _owners_of(rows))
+        return Prepared(rows, inserts, report)
+
+    async def store_prepared(
+        self, session: AsyncSession, prepared: Prepared, report: IngestReport
+    ) -> None:
+        """Write what `prepare_new` graded, in the caller's transaction. Conflict when a
+        subject or an event uuid turns out to be stored already: the grading assumed neither."""
+        repo = LoginEventRepository(session)
+        rows = prepared.rows
+        subjects = {row["subject"]: row["occurred_at"] for row in rows}
+        await repo.lock_subjects(subjects)
+        if await repo.any_stored(subjects, [row["event_uuid"] for row in rows]):
+            raise Conflict(
+                "some of these subjects or events are stored already", code="not_new_subjects"
+            )
+        await self._persist(session, repo, rows, [], {}, set())
+        await repo.save_profiles(prepared.profile_rows, [])
+        report.accepted += len(rows)
+        report.duplicates += prepared.report.duplicates
+        report.suspicious += prepared.report.suspicious
+        report.error_count += prepared.report.error_count
+        report.errors.extend(prepared.report.errors[: MAX_ERRORS_LISTED - len(report.errors)])
+
+    async def _persist(
+        self,
+        session: AsyncSession,
+        repo: LoginEventRepository,
+        rows: list[dict[str, Any]],
+        changes: list[dict[str, Any]],
+        after: dict[str, Profile],
+        existing: set[str],
+    ) -> None:
+        """Insert the graded rows, apply changed verdicts, tell the observers, and save the
+        subjects' profiles: all in the caller's transaction."""
         await repo.insert_many(rows)
         await notify_inserted(self.observers, session, rows)
         if changes:
@@ -239,10 +308,7 @@ class BulkIngestor:
                 session,
                 [VerdictChange(c["row_id"], c["old"], c["verdict"]) for c in changes],
             )
-        user_ids = {r["subject"]: r["user_id"] for r in rows if r["user_id"] is not None}
-        await save_profiles(repo, after, existing, user_ids)
-        report.accepted += len(rows)
-        return graded
+        await save_profiles(repo, after, existing, _owners_of(rows))
 
     @staticmethod
     async def _profiles(
@@ -269,6 +335,15 @@ class BulkIngestor:
         event is a line error. Events without a uuid get one."""
         uuids = [e.event_uuid for _, e in batch if e.event_uuid]
         known = await repo.digests_of(uuids) if uuids else {}
+        return self._number_fresh(batch, known, report)
+
+    @staticmethod
+    def _number_fresh(
+        batch: Sequence[tuple[int, IncomingEvent]],
+        known: dict[str, str | None],
+        report: IngestReport,
+    ) -> list[Fresh]:
+        """The events that are not replays of `known` (uuid → digest) or of each other."""
         fresh = []
         for line, event in batch:
             event_uuid = event.event_uuid or uuid.uuid4().hex
@@ -349,6 +424,10 @@ class BulkIngestor:
                         }
                     )
         return graded, changes, after
+
+
+def _owners_of(rows: Sequence[dict[str, Any]]) -> dict[str, uuid.UUID]:
+    return {r["subject"]: r["user_id"] for r in rows if r["user_id"] is not None}
 
 
 def _neighbours(

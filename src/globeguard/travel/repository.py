@@ -7,9 +7,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, insert, or_, select, text, update
+from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from globeguard.db.bulk import BulkInsert
 from globeguard.travel.models import LoginEvent, LoginProfile
 from globeguard.travel.profile import KNOWN_PLACES_WINDOW
 
@@ -50,7 +51,7 @@ FACTS = (
 
 TABLE: Table = LoginEvent.__table__  # type: ignore[assignment]
 # Built once: compiling a statement per batch costs more than running it.
-_INSERT = insert(TABLE)
+_INSERT = BulkInsert(TABLE, [c.name for c in TABLE.columns if c.name != "id"])
 _SET_VERDICT = (
     update(TABLE)
     .where(TABLE.c.id == bindparam("row_id"))
@@ -100,7 +101,7 @@ PROFILES: Table = LoginProfile.__table__  # type: ignore[assignment]
 _PROFILES_OF = select(PROFILES.c.subject, PROFILES.c.last_at, PROFILES.c.state).where(
     PROFILES.c.subject.in_(bindparam("subjects", expanding=True))
 )
-_INSERT_PROFILE = insert(PROFILES)
+_INSERT_PROFILE = BulkInsert(PROFILES, [c.name for c in PROFILES.columns])
 _UPDATE_PROFILE = (
     update(PROFILES)
     .where(PROFILES.c.subject == bindparam("key"))
@@ -152,6 +153,19 @@ class LoginEventRepository:
         connection = await self.session.connection()
         return await connection.execute(statement, params)
 
+    async def any_stored(self, subjects: Collection[str], event_uuids: Collection[str]) -> bool:
+        """Whether any of these subjects has a stored event, or any of these uuids is taken."""
+        for column, values in (
+            (TABLE.c.subject, list(subjects)),
+            (TABLE.c.event_uuid, list(event_uuids)),
+        ):
+            # In slices: far below every driver's limit on bound parameters.
+            for start in range(0, len(values), 1000):
+                found = select(TABLE.c.id).where(column.in_(values[start : start + 1000]))
+                if await self.session.scalar(found.limit(1)) is not None:
+                    return True
+        return False
+
     async def profiles_of(self, subjects: Collection[str]) -> dict[str, tuple[datetime, Any]]:
         """Each subject's stored profile: (time of its newest event, state document)."""
         rows = await self._core(_PROFILES_OF, {"subjects": list(subjects)})
@@ -162,14 +176,13 @@ class LoginEventRepository:
     ) -> None:
         """`inserts`: {subject, user_id, last_at, state}; `updates` the same with the subject
         under `key` (a bound name may not repeat a column's)."""
-        if inserts:
-            await self.session.execute(_INSERT_PROFILE, inserts)
+        await _INSERT_PROFILE.run(self.session, inserts)
         if updates:
             await self.session.execute(_UPDATE_PROFILE, updates)
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        """One executemany: every row must carry the same keys."""
-        await self.session.execute(_INSERT, rows)
+        """One executemany; every row carries every column but `id`."""
+        await _INSERT.run(self.session, rows)
 
     async def set_verdicts(self, changes: Sequence[dict[str, Any]]) -> None:
         """`changes`: {row_id, verdict, reasons} each."""

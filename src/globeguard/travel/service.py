@@ -358,6 +358,13 @@ async def save_profiles(
 ) -> None:
     """Store each subject's profile; `existing` names those with a stored row (the caller
     read them already, under the subjects' locks)."""
+    await repo.save_profiles(*profile_rows(profiles, existing, user_ids))
+
+
+def profile_rows(
+    profiles: dict[str, Profile], existing: Collection[str], user_ids: dict[str, uuid.UUID]
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The rows `LoginEventRepository.save_profiles` inserts and updates."""
     inserts, updates = [], []
     for subject, profile in profiles.items():
         assert profile.latest is not None
@@ -370,4 +377,4 @@ async def save_profiles(
             updates.append({"key": subject, **values})
         else:
             inserts.append({"subject": subject, **values})
-    await repo.save_profiles(inserts, updates)
+    return inserts, updates
