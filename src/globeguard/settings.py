@@ -26,6 +26,10 @@ class DatabaseSettings(BaseModel):
     pool_recycle: timedelta = timedelta(minutes=30)
     # SQLite waits this long for the single writer lock before raising "database is locked".
     sqlite_busy_timeout: timedelta = timedelta(seconds=5)
+    # Page cache of each SQLite connection, in MiB (SQLite's own default is 2). A bulk write
+    # dirties pages all over the random-keyed indexes; a cache that holds them until commit
+    # writes each page once instead of spilling it mid-transaction.
+    sqlite_cache_mib: int = Field(default=64, ge=2, le=4096)
     migrate_on_start: bool = True
     echo: bool = False
 

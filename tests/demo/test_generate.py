@@ -59,3 +59,11 @@ def test_a_handful_of_users_make_an_impossible_journey():
             if hours <= 1 and haversine_km(here.lat, here.lon, there.lat, there.lon) >= FAR_KM:
                 far.append(user.number)
     assert len(far) == 6
+
+
+def test_user_ids_are_version_7_and_sort_in_creation_order():
+    made = list(users(50, 7, locate, UNTIL))
+    assert {u.id.version for u in made} == {7}
+    assert [u.id for u in made] == sorted(u.id for u in made)
+    assert [str(u.id) for u in made] == sorted(str(u.id) for u in made)  # as subjects too
+    assert len({u.id for u in made}) == 50

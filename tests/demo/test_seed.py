@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
+
 from globeguard.demo.service import DemoSeeder
 from tests.helpers import bearer, make_admin
 
@@ -25,3 +27,27 @@ async def test_seeded_sign_ins_are_in_each_users_history(client, container):
         assert all(item["ip"] for item in items)
         total += len(items)
     assert total == report.events
+
+
+async def test_chunks_and_transactions_of_any_size_store_every_user_once(
+    client, container, monkeypatch
+):
+    import globeguard.demo.service as demo
+    from globeguard.kit.errors import Conflict
+
+    monkeypatch.setattr(demo, "USERS_PER_CHUNK", 2)
+    monkeypatch.setattr(demo, "CHUNKS_PER_TRANSACTION", 2)
+    settings = container.settings
+    seeder = DemoSeeder(container.db, container.ingestor, settings.geoip, settings.travel)
+    ticks: list[int] = []
+    report = await seeder.seed(7, seed=11, until=datetime.now(UTC), progress=ticks.append)
+    assert report.users == 7 and ticks == [2, 2, 2, 1]
+    admin = bearer(await make_admin(client, container))
+    listed = await client.get("/api/v1/users", headers=admin, params={"limit": 20})
+    names = sorted(u["username"] for u in listed.json()["items"] if u["username"] != "root")
+    assert names == sorted(f"demo11-{n}" for n in range(1, 8))
+
+    with pytest.raises(Conflict):  # the same seed again would duplicate its users
+        await seeder.seed(7, seed=11, until=datetime.now(UTC))
+    again = await client.get("/api/v1/users", headers=admin, params={"limit": 20})
+    assert len(again.json()["items"]) == len(listed.json()["items"])

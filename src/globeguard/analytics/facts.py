@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import date
+from operator import add
 from typing import Any, TypeVar
 
 from globeguard.analytics.grid import FINEST_EXPONENT, ROW_STRIDE, STORED_EXPONENTS, cell_key
@@ -105,8 +106,9 @@ def day_counts(items: Iterable[tuple[Facts, int]]) -> dict[DayKey, Counts]:
     """Counts per day-rollup row of `(facts, +1 | -1)` items; a row whose every count sums
     to 0 is kept out (an event and its retraction in one batch change nothing)."""
     return _tally(
-        ((facts.day, dim, key), facts.position, sign)
+        ((facts.day, dim, key), position, sign)
         for facts, sign in items
+        for position in (facts.position,)
         for dim, key in dimension_keys(facts)
     )
 
@@ -131,12 +133,12 @@ def _subject_key(facts: Facts) -> SubjectKey:
 def without_day(counts: Mapping[tuple[Any, ...], Counts], at: int) -> dict[tuple[Any, ...], Counts]:
     """Day counts summed over their days (the key's item `at`): what they add to the
     all-days totals. Sums that are all 0 are kept out."""
-    sums: dict[tuple[Any, ...], list[int]] = {}
+    sums: dict[tuple[Any, ...], Counts] = {}
     for key, amounts in counts.items():
-        total = sums.setdefault(key[:at] + key[at + 1 :], [0] * len(COUNTS))
-        for i, amount in enumerate(amounts):
-            total[i] += amount
-    return {key: tuple(total) for key, total in sums.items() if any(total)}
+        rest = key[:at] + key[at + 1 :]
+        total = sums.get(rest)
+        sums[rest] = amounts if total is None else tuple(map(add, total, amounts))
+    return {key: total for key, total in sums.items() if any(total)}
 
 
 def _tally(items: Iterable[tuple[K, int, int]]) -> dict[K, Counts]:

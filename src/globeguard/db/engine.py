@@ -92,6 +92,7 @@ def _sqlite_engine(
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
+        cursor.execute(f"PRAGMA cache_size=-{settings.sqlite_cache_mib * 1024}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

@@ -36,7 +36,11 @@ from globeguard.kit.errors import Conflict
 from globeguard.settings import GeoIpSettings, TravelSettings
 from globeguard.travel.ingest import BulkIngestor, IncomingEvent, IngestReport, Prepared
 
-USERS_PER_TRANSACTION = 2000
+# The producer hands over small chunks, so the pipeline fills and drains fast and progress
+# moves often; the seeder writes several per transaction, since every commit rewrites the
+# pages it touched all over the random-keyed indexes (user ids, subjects).
+USERS_PER_CHUNK = 5000
+CHUNKS_PER_TRANSACTION = 2
 SOURCE = "demo"
 
 
@@ -49,7 +53,7 @@ class SeedReport:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """A transaction's worth: user rows, and their sign-ins graded."""
+    """Some users' rows, and their sign-ins graded."""
 
     users: list[dict[str, Any]]
     sign_ins: Prepared
@@ -74,13 +78,12 @@ class DemoSeeder:
         report = SeedReport()
         producer = _Producer(count, seed, until, self.geoip, self.travel)
         try:
-            first = True
-            while (chunk := await producer.next()) is not None:
-                if first:
-                    await self._refuse_reseed(chunk.users[0]["username"])
-                    first = False
-                await self._store(chunk, report)
-                progress(len(chunk.users))
+            first = await producer.next()
+            if first is not None:
+                await self._refuse_reseed(first.users[0]["username"])
+            chunk = first
+            while chunk is not None:
+                chunk = await self._store(chunk, producer, report, progress)
         finally:
             producer.close()
         return report
@@ -93,14 +96,31 @@ class DemoSeeder:
                     code="demo_seeded",
                 )
 
-    async def _store(self, chunk: Chunk, report: SeedReport) -> None:
+    async def _store(
+        self,
+        chunk: Chunk,
+        producer: _Producer,
+        report: SeedReport,
+        progress: Callable[[int], None],
+    ) -> Chunk | None:
+        """Write `chunk` and the next ones, up to a transaction's worth; returns the chunk
+        that starts the next transaction, or None at the end."""
         ingest = IngestReport()
+        users = 0
+        next_chunk: Chunk | None = chunk
         async with self.db.transaction() as session:
-            await DemoRepository(session).insert_users(chunk.users)
-            await self.ingestor.store_prepared(session, chunk.sign_ins, ingest)
-        report.users += len(chunk.users)
+            for _ in range(CHUNKS_PER_TRANSACTION):
+                if next_chunk is None:
+                    break
+                await DemoRepository(session).insert_users(next_chunk.users)
+                await self.ingestor.store_prepared(session, next_chunk.sign_ins, ingest)
+                users += len(next_chunk.users)
+                progress(len(next_chunk.users))
+                next_chunk = await producer.next()
+        report.users += users
         report.events += ingest.accepted
         report.flagged += ingest.suspicious
+        return next_chunk
 
 
 class _Producer:
@@ -174,8 +194,8 @@ def produce(
 def chunks(
     count: int, seed: int, until: datetime, locator: GeoLocator, ingestor: BulkIngestor
 ) -> Iterator[Chunk]:
-    """The seed's users a transaction at a time, with their sign-ins graded. Pure CPU work:
-    no database."""
+    """The seed's users a chunk at a time, with their sign-ins graded. Pure CPU work: no
+    database."""
 
     def city(ip: str) -> City | None:
         found = locator.locate(ip)
@@ -186,7 +206,7 @@ def chunks(
     batch: list[DemoUser] = []
     for user in users(count, seed, city, until):
         batch.append(user)
-        if len(batch) == USERS_PER_TRANSACTION:
+        if len(batch) == USERS_PER_CHUNK:
             yield _chunk(batch, ingestor)
             batch = []
     if batch:
