@@ -23,8 +23,8 @@ sign-in in ten is away, at another user's home; 10 % fail; verdicts as grading l
 Latency: the service call inside `db.read()` (SQL and response building, no HTTP), median of
 15 runs after 3 warm-ups, the two databases alternately (ABBA).
 
-The seeder: `globeguard demo seed`'s service on a fresh SQLite database, 20,000 users (its
-producer hands over 5,000 at a time: fewer users would time the pipeline filling up).
+The seeder: `globeguard demo seed`'s service on a fresh SQLite database, 20,000 users (a few
+thousand would mostly time its producer's first chunk, before the two processes overlap).
 
 PostgreSQL is measured when GLOBEGUARD_BENCH_POSTGRES_URL (or GLOBEGUARD_TEST_POSTGRES_URL)
 names a server whose user may create databases.

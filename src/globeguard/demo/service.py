@@ -37,9 +37,10 @@ from globeguard.settings import GeoIpSettings, TravelSettings
 from globeguard.travel.ingest import BulkIngestor, IncomingEvent, IngestReport, Prepared
 
 # The producer hands over small chunks, so the pipeline fills and drains fast and progress
-# moves often; the seeder writes several per transaction, since every commit rewrites the
-# pages it touched all over the random-keyed indexes (user ids, subjects).
-USERS_PER_CHUNK = 5000
+# moves often; the seeder writes two per transaction, since every commit rewrites the pages
+# it touched. Not more: a transaction holds SQLite's write lock, and a server running beside
+# the seeder must get it well within its busy timeout (5 s); 2000 users take about 2 s.
+USERS_PER_CHUNK = 1000
 CHUNKS_PER_TRANSACTION = 2
 SOURCE = "demo"
 
