@@ -21,7 +21,12 @@ from __future__ import annotations
 
 import asyncio
 import multiprocessing
-from collections.abc import Callable, Iterator, Sequence
+import os
+import pickle
+import queue
+import threading
+from collections.abc import AsyncGenerator, Callable, Iterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.connection import Connection
@@ -42,6 +47,8 @@ from globeguard.travel.ingest import BulkIngestor, IncomingEvent, IngestReport, 
 # the seeder must get it well within its busy timeout (5 s); 2000 users take about 2 s.
 USERS_PER_CHUNK = 1000
 CHUNKS_PER_TRANSACTION = 2
+# Chunks the producer may have ready before the seeder takes them.
+AHEAD = 3
 SOURCE = "demo"
 
 
@@ -79,12 +86,17 @@ class DemoSeeder:
         report = SeedReport()
         producer = _Producer(count, seed, until, self.geoip, self.travel)
         try:
-            first = await producer.next()
-            if first is not None:
-                await self._refuse_reseed(first.users[0]["username"])
-            chunk = first
-            while chunk is not None:
-                chunk = await self._store(chunk, producer, report, progress)
+            batch: list[Chunk] = []
+            async with aclosing(producer.chunks()) as chunks:
+                async for chunk in chunks:
+                    if report.users == 0 and not batch:  # the seed's first chunk
+                        await self._refuse_reseed(chunk.users[0]["username"])
+                    batch.append(chunk)
+                    if len(batch) == CHUNKS_PER_TRANSACTION:
+                        await self._store(batch, report, progress)
+                        batch = []
+            if batch:
+                await self._store(batch, report, progress)
         finally:
             producer.close()
         return report
@@ -98,30 +110,20 @@ class DemoSeeder:
                 )
 
     async def _store(
-        self,
-        chunk: Chunk,
-        producer: _Producer,
-        report: SeedReport,
-        progress: Callable[[int], None],
-    ) -> Chunk | None:
-        """Write `chunk` and the next ones, up to a transaction's worth; returns the chunk
-        that starts the next transaction, or None at the end."""
+        self, batch: Sequence[Chunk], report: SeedReport, progress: Callable[[int], None]
+    ) -> None:
+        """Write chunks in one transaction, all in hand first: the transaction holds SQLite's
+        write lock, never while waiting for the producer."""
         ingest = IngestReport()
-        users = 0
-        next_chunk: Chunk | None = chunk
         async with self.db.transaction() as session:
-            for _ in range(CHUNKS_PER_TRANSACTION):
-                if next_chunk is None:
-                    break
-                await DemoRepository(session).insert_users(next_chunk.users)
-                await self.ingestor.store_prepared(session, next_chunk.sign_ins, ingest)
-                users += len(next_chunk.users)
-                progress(len(next_chunk.users))
-                next_chunk = await producer.next()
-        report.users += users
+            for chunk in batch:
+                await DemoRepository(session).insert_users(chunk.users)
+                await self.ingestor.store_prepared(session, chunk.sign_ins, ingest)
+        for chunk in batch:
+            report.users += len(chunk.users)
+            progress(len(chunk.users))
         report.events += ingest.accepted
         report.flagged += ingest.suspicious
-        return next_chunk
 
 
 class _Producer:
@@ -141,12 +143,18 @@ class _Producer:
         self.receiver, sender = context.Pipe(duplex=False)
         self.process = context.Process(
             target=produce,
-            args=(sender, count, seed, until, geoip, travel),
+            args=(self.receiver, sender, count, seed, until, geoip, travel),
             name="globeguard-demo-producer",
             daemon=True,
         )
         self.process.start()
         sender.close()
+
+    async def chunks(self) -> AsyncGenerator[Chunk, None]:
+        """Every chunk in order. Received only between writes: unpickling in a thread while
+        the writer runs would fight it for the GIL at every row SQLite steps through."""
+        while (chunk := await self.next()) is not None:
+            yield chunk
 
     async def next(self) -> Chunk | None:
         """The next chunk, or None after the last."""
@@ -171,6 +179,7 @@ class _Producer:
 
 
 def produce(
+    inherited: Connection,
     sender: Connection,
     count: int,
     seed: int,
@@ -178,18 +187,41 @@ def produce(
     geoip: GeoIpSettings,
     travel: TravelSettings,
 ) -> None:
-    """The producer process: every chunk of the seed, in order, then "done"."""
+    """The producer process: every chunk of the seed, in order, then "done".
+
+    A thread writes to the pipe, so the producer runs up to `AHEAD` chunks ahead of the
+    seeder instead of waiting, chunk by chunk, for it to read."""
+    # The seeder's end of the pipe, which a forked child holds a copy of: closed, so that
+    # the seeder going away breaks the pipe instead of leaving the producer blocked.
+    inherited.close()
+    outbox: queue.Queue[bytes | None] = queue.Queue(maxsize=AHEAD)
+    writer = threading.Thread(target=_send_all, args=(outbox, sender), daemon=True)
+    writer.start()
     try:
         locator = MaxMindLocator.from_settings(geoip)
         for chunk in chunks(count, seed, until, locator, BulkIngestor(locator, travel)):
-            sender.send(("chunk", chunk))
-        sender.send(("done", None))
-    except BrokenPipeError:
-        pass  # the seeder stopped listening (an error or Ctrl-C on its side)
+            outbox.put(_message("chunk", chunk))
+        outbox.put(_message("done", None))
     except Exception as exc:  # reported to the seeder, which raises it
-        sender.send(("error", f"{type(exc).__name__}: {exc}"))
+        outbox.put(_message("error", f"{type(exc).__name__}: {exc}"))
     finally:
+        outbox.put(None)
+        writer.join()
         sender.close()
+
+
+def _message(kind: str, payload: Any) -> bytes:
+    return pickle.dumps((kind, payload), protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def _send_all(outbox: queue.Queue[bytes | None], sender: Connection) -> None:
+    while (message := outbox.get()) is not None:
+        try:
+            sender.send_bytes(message)
+        except BrokenPipeError:
+            # The seeder stopped listening (an error, Ctrl-C, or it died): nothing left to
+            # do, and the producer must not stay behind blocked on a full outbox.
+            os._exit(0)
 
 
 def chunks(
