@@ -2,14 +2,14 @@
 
 Bulk paths only: users go in with one executemany per chunk, sign-ins through the same
 `BulkIngestor` that serves `POST /api/v1/login-events` (GeoIP, grading, analytics rollups),
-a chunk of users and their events per transaction.
+`CHUNKS_PER_TRANSACTION` chunks of users and their events per transaction.
 
 Two processes share the work, so both cores are busy: a producer process draws the users,
 locates their addresses and grades their sign-ins (`BulkIngestor.prepare_new`: the users are
-new, so nothing stored can change a verdict), while this process writes the previous chunk
-(`store_prepared`, which checks that premise). Chunks go through a pipe, at most one ahead,
-so memory stays bounded whatever the count. The producer uses the local GeoIP database:
-demo places are what that database knows.
+new, so nothing stored can change a verdict), while this process writes earlier chunks
+(`store_prepared`, which checks that premise). Chunks go through a pipe, at most `AHEAD`
+ready before the writer takes them, so memory stays bounded whatever the count. The producer
+uses the local GeoIP database: demo places are what that database knows.
 
 Demo users have no password (`password_hash` NULL): nobody can sign in as them, and seeding
 100k of them costs no argon2 hashing (17 ms each, half an hour for 100k). Their sign-ins are
