@@ -325,6 +325,30 @@ def globeguard_cli(args: list[str], env: dict[str, str], workdir: Path) -> str:
     return done.stdout
 
 
+BENCH_ADMIN = "benchadmin"
+
+
+def admin_api_key(base: str, env: dict[str, str], workdir: Path, scopes: list[str]) -> str:
+    """Set-up shared by the benches: an admin made with the CLI, signed in, and an API key
+    with `scopes`."""
+    password = secrets.token_urlsafe(24)
+    create = ["admin", "create", "--username", BENCH_ADMIN, "--password", password]
+    globeguard_cli(create, env, workdir)
+    credentials = {"username": BENCH_ADMIN, "password": password}
+    status, body = http("POST", f"{base}/api/v1/auth/signin", credentials)
+    if status != 200:
+        raise SetupError(f"signin answered {status}: {body}")
+    status, body = http(
+        "POST",
+        f"{base}/api/v1/api-keys",
+        {"name": "bench", "scopes": scopes},
+        headers={"Authorization": f"Bearer {body['access_token']}"},
+    )
+    if status != 201:
+        raise SetupError(f"creating an API key answered {status}: {body}")
+    return str(body["api_key"])
+
+
 @contextmanager
 def server(
     db_url: str, workdir: Path, log_level: str, env: dict[str, str] | None = None

@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import gzip
 import random
-import secrets
 import sqlite3
 import sys
 import time
@@ -48,11 +47,10 @@ from _common import (
     InvalidMeasurementError,
     Ratio,
     Series,
-    SetupError,
     _asyncpg_dsn,
+    admin_api_key,
     backend_of,
     database,
-    globeguard_cli,
     http,
     report_json,
     run_guarded,
@@ -62,7 +60,6 @@ from _common import (
     table_lines,
 )
 
-ADMIN = "benchadmin"
 GOAL = 0.5
 POLL_S = 0.25
 JOB_TIMEOUT_S = 3600.0
@@ -106,20 +103,7 @@ def users_file(path: Path, count: int, seed: int) -> None:
 
 
 def api_key(base: str, env: dict[str, str], workdir: Path) -> str:
-    password = secrets.token_urlsafe(24)
-    globeguard_cli(["admin", "create", "--username", ADMIN, "--password", password], env, workdir)
-    status, body = http(
-        "POST", f"{base}/api/v1/auth/signin", {"username": ADMIN, "password": password}
-    )
-    if status != 200:
-        raise SetupError(f"signin answered {status}: {body}")
-    status, body = http(
-        "POST", f"{base}/api/v1/api-keys", {"name": "bench", "scopes": ["jobs:manage"]},
-        headers={"Authorization": f"Bearer {body['access_token']}"},
-    )  # fmt: skip
-    if status != 201:
-        raise SetupError(f"creating an API key answered {status}: {body}")
-    return str(body["api_key"])
+    return admin_api_key(base, env, workdir, ["jobs:manage"])
 
 
 def wait_job(base: str, key: str, job_id: str) -> dict[str, Any]:

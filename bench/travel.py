@@ -60,18 +60,18 @@ from pathlib import Path
 from typing import Any
 
 from _common import (
+    BENCH_ADMIN,
     EXIT_BELOW_GOAL,
     EXIT_INTERRUPTED,
     InvalidMeasurementError,
     Ratio,
     Series,
     SetupError,
+    admin_api_key,
     backend_of,
     check_wrk,
     database,
     ensure_wrk,
-    globeguard_cli,
-    http,
     http_runner,
     measure_pair,
     report_json,
@@ -102,7 +102,6 @@ WARMUP_EVENTS = 2_500
 # Lines per chunk of the streamed request body.
 CHUNK_EVENTS = 1_000
 INGEST_TIMEOUT_S = 1_800.0
-ADMIN = "benchadmin"
 
 
 # --------------------------------------------------------------------------------------------
@@ -303,23 +302,7 @@ end
 
 
 def api_key_for(base: str, env: dict[str, str], workdir: Path) -> str:
-    password = secrets.token_urlsafe(24)
-    globeguard_cli(["admin", "create", "--username", ADMIN, "--password", password], env, workdir)
-    status, body = http(
-        "POST", f"{base}/api/v1/auth/signin", {"username": ADMIN, "password": password}
-    )
-    if status != 200:
-        raise SetupError(f"signin answered {status}: {body}")
-    token = body["access_token"]
-    status, body = http(
-        "POST",
-        f"{base}/api/v1/api-keys",
-        {"name": "bench", "scopes": ["login_events:write"]},
-        headers={"Authorization": f"Bearer {token}"},
-    )
-    if status != 201:
-        raise SetupError(f"creating an API key answered {status}: {body}")
-    return str(body["api_key"])
+    return admin_api_key(base, env, workdir, ["login_events:write"])
 
 
 # --------------------------------------------------------------------------------------------
@@ -372,7 +355,9 @@ def run_benchmark(opts: Settings, wrk: str, workdir: Path) -> tuple[list[Ratio],
         env = server_env(db_url, workdir, opts.log_level)
         with server(db_url, workdir, opts.log_level, env) as (base, process):
             api_key = api_key_for(base, env, workdir)
-            say(f"server ready at {base} ({backend_of(db_url)}); admin {ADMIN} has an API key")
+            say(
+                f"server ready at {base} ({backend_of(db_url)}); admin {BENCH_ADMIN} has an API key"
+            )
 
             healthz = http_runner(wrk, f"{base}/healthz", CONNECTIONS)
 
