@@ -12,8 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.identity.models import User
-from globeguard.identity.search import QueryError, compile_user_filter, parse
-from globeguard.identity.search.nodes import And, Node, Not, Or
+from globeguard.identity.search import QueryError, compile_user_filter, parse, top_fields
 from globeguard.jobs import signing
 from globeguard.jobs.exports import ExportError, resolve
 from globeguard.jobs.files import JobFiles
@@ -40,20 +39,10 @@ def user_filter(q: str | None, dialect: str) -> Any:
     `status` (as `GET /users` does). QueryError for a bad query."""
     tree = parse(q or "")
     where = compile_user_filter(tree, dialect) if tree is not None else None
-    if "status" in _fields(tree):
+    if "status" in top_fields(tree):
         return where
     live = User.status != "deleted"
     return live if where is None else live & where
-
-
-def _fields(tree: Node | None) -> set[str]:
-    if tree is None:
-        return set()
-    if isinstance(tree, Not):
-        return _fields(tree.operand)
-    if isinstance(tree, And | Or):
-        return set().union(*(_fields(op) for op in tree.operands))
-    return {tree.field.split(".", 1)[0]}
 
 
 class JobService:

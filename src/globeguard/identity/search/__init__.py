@@ -10,7 +10,7 @@ Both errors are `QueryError`s with `message` and `position` (0-based offset into
 from __future__ import annotations
 
 from globeguard.identity.search.compiler import QueryFieldError, compile_user_filter
-from globeguard.identity.search.nodes import QueryError, QuerySyntaxError, to_text
+from globeguard.identity.search.nodes import QueryError, QuerySyntaxError, to_text, top_fields
 from globeguard.identity.search.parser import parse
 
 __all__ = [
@@ -20,4 +20,5 @@ __all__ = [
     "compile_user_filter",
     "parse",
     "to_text",
+    "top_fields",
 ]

@@ -109,6 +109,18 @@ Term = Match | Prefix | Range | Exists
 Node = Term | Not | And | Or
 
 
+def top_fields(node: Node | None) -> set[str]:
+    """The top-level fields a query names (`user_metadata` for `user_metadata.plan:x`): a
+    query about `status` is asking about deleted users too."""
+    if node is None:
+        return set()
+    if isinstance(node, Not):
+        return top_fields(node.operand)
+    if isinstance(node, And | Or):
+        return set().union(*(top_fields(op) for op in node.operands))
+    return {node.field.split(".", 1)[0]}
+
+
 def scalar_kind(text: str) -> Literal["number", "date", "datetime"] | None:
     """Classify a bare value: a number, a calendar date, a date with a time, or neither."""
     if _NUMBER_RE.fullmatch(text):

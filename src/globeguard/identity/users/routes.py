@@ -20,8 +20,8 @@ from globeguard.identity.dependencies import (
 from globeguard.identity.models import User
 from globeguard.identity.permissions import PROFILE_SCOPE, Permission
 from globeguard.identity.principal import Principal
-from globeguard.identity.search import QueryError, compile_user_filter, parse
-from globeguard.identity.search.nodes import And, Node, Not, Or
+from globeguard.identity.search import QueryError, compile_user_filter, parse, top_fields
+from globeguard.identity.search.nodes import Node
 from globeguard.identity.users.schemas import (
     PasswordChange,
     UserAdminUpdate,
@@ -153,7 +153,7 @@ async def list_users(
     size = min(limit or app.settings.limits.page_size_default, app.settings.limits.page_size_max)
     tree = _parse_query(q)
     where = _compile_query(tree, q, session.get_bind().dialect.name)
-    if not include_deleted and "status" not in _fields(tree):
+    if not include_deleted and "status" not in top_fields(tree):
         deleted_hidden = User.status != "deleted"
         where = deleted_hidden if where is None else (where & deleted_hidden)
     rows, next_cursor = await app.users.page(session, where, cursor, size)
@@ -182,17 +182,6 @@ def _compile_query(tree: Node | None, q: str | None, dialect: str) -> Any:
         return None if tree is None else compile_user_filter(tree, dialect)
     except QueryError as exc:
         raise _query_error(exc, q) from exc
-
-
-def _fields(tree: Node | None) -> set[str]:
-    """Top-level fields a query names; a query about `status` sees deleted users too."""
-    if tree is None:
-        return set()
-    if isinstance(tree, Not):
-        return _fields(tree.operand)
-    if isinstance(tree, And | Or):
-        return set().union(*(_fields(op) for op in tree.operands))
-    return {tree.field.split(".", 1)[0]}
 
 
 @router.get("/{user_id}", response_model=UserRead)
