@@ -91,25 +91,12 @@ async def test_any_posting_order_gives_the_time_order_verdicts(container, seed):
 
 
 async def ingest_all(container, chunks) -> dict[str, str]:
-    from globeguard.travel.ingest import IncomingEvent, IngestReport
+    from globeguard.travel.ingest import IngestReport
 
     for chunk in chunks:
-        batch = [
-            (
-                n,
-                IncomingEvent(
-                    subject=r.subject,
-                    occurred_at=r.occurred_at,
-                    ip=r.ip,
-                    success=r.success,
-                    event_uuid=r.event_uuid,
-                ),
-            )
-            for n, r in enumerate(chunk, start=1)
-        ]
         report = IngestReport()
         async with container.db.transaction() as session:
-            await container.ingestor.store(session, batch, "test", report)
+            await container.ingestor.store(session, incoming(chunk), "test", report)
         assert report.error_count == 0
     async with container.db.read() as session:
         rows = (await session.scalars(select(LoginEvent))).all()

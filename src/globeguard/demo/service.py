@@ -60,6 +60,17 @@ class SeedReport:
 
 
 @dataclass(frozen=True, slots=True)
+class Plan:
+    """What the producer process needs to make a seed's chunks (picklable)."""
+
+    count: int
+    seed: int
+    until: datetime
+    geoip: GeoIpSettings
+    travel: TravelSettings
+
+
+@dataclass(frozen=True, slots=True)
 class Chunk:
     """Some users' rows, and their sign-ins graded."""
 
@@ -84,7 +95,7 @@ class DemoSeeder:
         progress: Callable[[int], None] = lambda _: None,
     ) -> SeedReport:
         report = SeedReport()
-        producer = _Producer(count, seed, until, self.geoip, self.travel)
+        producer = _Producer(Plan(count, seed, until, self.geoip, self.travel))
         try:
             batch: list[Chunk] = []
             async with aclosing(producer.chunks()) as chunks:
@@ -129,21 +140,14 @@ class DemoSeeder:
 class _Producer:
     """The producer process and the receiving end of its pipe."""
 
-    def __init__(
-        self,
-        count: int,
-        seed: int,
-        until: datetime,
-        geoip: GeoIpSettings,
-        travel: TravelSettings,
-    ) -> None:
+    def __init__(self, plan: Plan) -> None:
         # fork where there is one: the child starts with every module loaded.
         methods = multiprocessing.get_all_start_methods()
         context: Any = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
         self.receiver, sender = context.Pipe(duplex=False)
         self.process = context.Process(
             target=produce,
-            args=(self.receiver, sender, count, seed, until, geoip, travel),
+            args=(self.receiver, sender, plan),
             name="globeguard-demo-producer",
             daemon=True,
         )
@@ -178,15 +182,7 @@ class _Producer:
         self.process.join(timeout=5)
 
 
-def produce(
-    inherited: Connection,
-    sender: Connection,
-    count: int,
-    seed: int,
-    until: datetime,
-    geoip: GeoIpSettings,
-    travel: TravelSettings,
-) -> None:
+def produce(inherited: Connection, sender: Connection, plan: Plan) -> None:
     """The producer process: every chunk of the seed, in order, then "done".
 
     A thread writes to the pipe, so the producer runs up to `AHEAD` chunks ahead of the
@@ -198,8 +194,9 @@ def produce(
     writer = threading.Thread(target=_send_all, args=(outbox, sender), daemon=True)
     writer.start()
     try:
-        locator = MaxMindLocator.from_settings(geoip)
-        for chunk in chunks(count, seed, until, locator, BulkIngestor(locator, travel)):
+        locator = MaxMindLocator.from_settings(plan.geoip)
+        ingestor = BulkIngestor(locator, plan.travel)
+        for chunk in chunks(plan.count, plan.seed, plan.until, locator, ingestor):
             outbox.put(_message("chunk", chunk))
         outbox.put(_message("done", None))
     except Exception as exc:  # reported to the seeder, which raises it
