@@ -51,3 +51,26 @@ async def test_chunks_and_transactions_of_any_size_store_every_user_once(
         await seeder.seed(7, seed=11, until=datetime.now(UTC))
     again = await client.get("/api/v1/users", headers=admin, params={"limit": 20})
     assert len(again.json()["items"]) == len(listed.json()["items"])
+
+
+def test_producing_chunks_leaves_no_cycles_behind():
+    """The producer process runs without the cycle collector; that is only safe while what
+    it does leaves nothing that reference counting cannot free."""
+    import gc
+
+    from globeguard.adapters.geoip.maxmind import MaxMindLocator
+    from globeguard.demo.service import chunks
+    from globeguard.settings import GeoIpSettings, TravelSettings
+    from globeguard.travel.ingest import BulkIngestor
+
+    locator = MaxMindLocator.from_settings(GeoIpSettings())
+    ingestor = BulkIngestor(locator, TravelSettings())
+    until = datetime(2026, 11, 1, tzinfo=UTC)
+    gc.collect()
+    gc.disable()
+    try:
+        made = [len(chunk.sign_ins.rows) for chunk in chunks(300, 5, until, locator, ingestor)]
+        assert sum(made) > 300
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
