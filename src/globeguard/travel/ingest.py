@@ -263,7 +263,7 @@ class BulkIngestor:
         rows = self._rows(fresh, source, report)
         for row in rows:
             row["user_id"] = users.get(row["subject"])
-        _, _, after = self._grade(rows, [], {}, report)
+        _, _, after = self._grade(rows, [], {}, report, described=False)
         inserts, _ = profile_rows(after, (), _owners_of(rows))
         return Prepared(rows, inserts, report)
 
@@ -382,11 +382,13 @@ class BulkIngestor:
         stored: Sequence[Any],
         profiles: dict[str, Profile],
         report: IngestReport,
+        described: bool = True,
     ) -> tuple[dict[str, Stored], list[dict[str, Any]], dict[str, Profile]]:
         """Judge each subject's timeline: its stored events from the batch's start on (only
         for subjects judged from their events; their verdicts may change) merged with the new
-        ones. Sets the new rows' verdicts in place; returns them, the changes to stored rows,
-        and each subject's profile once the batch is stored."""
+        ones. Sets the new rows' verdicts in place; returns them (with their neighbours, unless
+        not `described`), the changes to stored rows, and each subject's profile once the
+        batch is stored."""
         timelines: dict[str, list[TravelEvent]] = defaultdict(list)
         stored_by_uuid = {}
         for row in stored:
@@ -408,8 +410,9 @@ class BulkIngestor:
                 grade, reasons = verdicts[event.key]
                 if (new := new_by_uuid.get(event.key)) is not None:
                     new["verdict"], new["verdict_reasons"] = grade.value, reasons
-                    neighbours = _neighbours(timeline, index, before.latest)
-                    graded[event.key] = Stored(new, (grade, reasons), event, neighbours)
+                    if described:
+                        neighbours = _neighbours(timeline, index, before.latest)
+                        graded[event.key] = Stored(new, (grade, reasons), event, neighbours)
                     if grade in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
                         report.suspicious += 1
                     continue
