@@ -4,6 +4,7 @@ checked against a plain count per (row, column) on random batches."""
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +22,9 @@ from globeguard.analytics.facts import (
 )
 from globeguard.analytics.models import (
     COUNTS,
+    GeoFlaggedJourney,
     GeoLastLogin,
+    GeoPlace,
     GeoRollupDay,
     GeoRollupTotal,
     GeoSubjectDay,
@@ -221,3 +224,58 @@ async def test_a_regrade_moves_counts_between_verdicts(app):
             summed = (await session.execute(select(*map(func.sum, counts_of(model))))).one()
             rows = 8 if model is GeoRollupTotal else 1
             assert tuple(summed) == vector(ok_suspicious=rows), model
+
+
+ROLLUP_MODELS = (
+    GeoRollupDay,
+    GeoRollupTotal,
+    GeoSubjectDay,
+    GeoSubjectTotal,
+    GeoFlaggedJourney,
+    GeoLastLogin,
+    GeoPlace,
+    GeoFlaggedJourney,
+    GeoPlace,
+)
+
+
+async def rollup_contents(session) -> dict:
+    contents = {}
+    for model in ROLLUP_MODELS:
+        table = model.__table__
+        rows = (await session.execute(select(table))).all()
+        contents[table.name] = sorted(tuple(map(str, r)) for r in rows)
+    return contents
+
+
+async def test_a_summary_made_elsewhere_writes_what_inserted_writes(app):
+    """The demo seeder's producer process summarises its rows for the observer, and the
+    seeder applies the (pickled) summary: the rollups must come out as `inserted` makes them."""
+    container = app.state.container
+    observer = RollupObserver()
+    journey = {
+        "origin": {"lat": 48.85, "lon": 2.35, "city_name": "Paris", "country_iso": "FR"},
+        "destination": {"lat": 35.68, "lon": 139.69, "city_name": "Tokyo", "country_iso": "JP"},
+        "distance_km": 9712.0,
+        "elapsed_seconds": 3600.0,
+        "speed_mph": 6035.0,
+    }
+    rows = [
+        row(1, 3),
+        row(2, 3, subject="t", success=False),
+        row(3, 1),
+        {**row(4, 0, subject="t", verdict="impossible"), "verdict_reasons": journey},
+        {**row(5, 0, subject="u"), "located": False, "latitude": None, "longitude": None},
+    ]
+    async with container.db.transaction() as session:
+        await observer.inserted(session, rows)
+    async with container.db.read() as session:
+        written = await rollup_contents(session)
+    assert all(written.values())
+    async with container.db.transaction() as session:
+        for model in ROLLUP_MODELS:
+            await session.execute(model.__table__.delete())
+        summary = pickle.loads(pickle.dumps(observer.summarise(rows, {})))
+        await observer.apply(session, summary)
+    async with container.db.read() as session:
+        assert await rollup_contents(session) == written

@@ -102,6 +102,28 @@ def dimension_keys(facts: Facts) -> list[tuple[int, int]]:
     return keys
 
 
+@dataclass(frozen=True, slots=True)
+class Tallies:
+    """Every count a batch of `(facts, +1 | -1)` items changes: per day and all days, in the
+    global rollups and per subject."""
+
+    days: dict[DayKey, Counts]
+    totals: dict[tuple[int, int], Counts]
+    subject_days: dict[SubjectKey, Counts]
+    subject_totals: dict[tuple[str, int, int, int, int], Counts]
+
+
+def tallies(items: Iterable[tuple[Facts, int]]) -> Tallies:
+    listed = list(items)
+    days, subject_days = day_counts(listed), subject_counts(listed)
+    return Tallies(
+        days,
+        without_day(days, 0),
+        subject_days,
+        without_day(subject_days, 1),
+    )
+
+
 def day_counts(items: Iterable[tuple[Facts, int]]) -> dict[DayKey, Counts]:
     """Counts per day-rollup row of `(facts, +1 | -1)` items; a row whose every count sums
     to 0 is kept out (an event and its retraction in one batch change nothing)."""
@@ -130,7 +152,7 @@ def _subject_key(facts: Facts) -> SubjectKey:
     )
 
 
-def without_day(counts: Mapping[tuple[Any, ...], Counts], at: int) -> dict[tuple[Any, ...], Counts]:
+def without_day(counts: Mapping[Any, Counts], at: int) -> dict[Any, Counts]:
     """Day counts summed over their days (the key's item `at`): what they add to the
     all-days totals. Sums that are all 0 are kept out."""
     sums: dict[tuple[Any, ...], Counts] = {}

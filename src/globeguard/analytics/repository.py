@@ -34,7 +34,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from globeguard.analytics.facts import Counts, DayKey, SubjectKey, without_day
+from globeguard.analytics.facts import Tallies
 from globeguard.analytics.grid import (
     FINEST_EXPONENT,
     ROW_STRIDE,
@@ -133,24 +133,21 @@ class AnalyticsRepository:
         found = await self.session.scalars(select(User.id).where(User.id.in_(wanted)))
         return set(found)
 
-    async def add_day_counts(self, counts: Mapping[DayKey, Counts]) -> None:
-        days = self._day_values(k[0] for k in counts)
-        day_rows = [(dim, days[d], key, *n) for (d, dim, key), n in counts.items()]
+    async def add_counts(self, counts: Tallies, users: Mapping[str, uuid.UUID]) -> None:
+        """Add the tallies to the four count tables; `users` gives the owner of the subjects
+        that are Globeguard users."""
+        days = self._day_values(k[0] for k in counts.days)
+        day_rows = [(dim, days[d], key, *n) for (d, dim, key), n in counts.days.items()]
         await self._add(DAY, DAY_KEY, day_rows)
-        total_rows = [(*k, *n) for k, n in without_day(counts, 0).items()]
-        await self._add(TOTAL, TOTAL_KEY, total_rows)
-
-    async def add_subject_counts(
-        self, counts: Mapping[SubjectKey, Counts], users: Mapping[str, uuid.UUID]
-    ) -> None:
-        days = self._day_values(k[1] for k in counts)
+        await self._add(TOTAL, TOTAL_KEY, [(*k, *n) for k, n in counts.totals.items()])
+        days = self._day_values(k[1] for k in counts.subject_days)
         owners = {s: self._uuid_value(u) for s, u in users.items()}
         rows = [
             (subject, days[d], *place, owners.get(subject), *n)
-            for (subject, d, *place), n in counts.items()
+            for (subject, d, *place), n in counts.subject_days.items()
         ]
         await self._add(SUBJECT, SUBJECT_DAY_KEY, rows, OWNER)
-        total_rows = [(*k, owners.get(k[0]), *n) for k, n in without_day(counts, 1).items()]
+        total_rows = [(*k, owners.get(k[0]), *n) for k, n in counts.subject_totals.items()]
         await self._add(SUBJECT_TOTAL, SUBJECT_PLACE, total_rows, OWNER)
 
     async def note_places(self, places: list[dict[str, Any]]) -> None:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -28,10 +29,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from globeguard.analytics.facts import (
     FLAGGED,
     Facts,
-    day_counts,
+    Tallies,
     facts_of,
     latest_success,
-    subject_counts,
+    tallies,
     with_verdict,
 )
 from globeguard.analytics.models import CITY_DIM, COUNTRY_DIM, REGION_DIM
@@ -43,23 +44,51 @@ from globeguard.settings import AnalyticsSettings
 from globeguard.travel.observers import VerdictChange
 
 
+@dataclass(frozen=True, slots=True)
+class Changes:
+    """What a batch of new events adds to the rollups: the repository's arguments."""
+
+    counts: Tallies
+    owners: dict[str, uuid.UUID]
+    places: list[dict[str, Any]]
+    last_logins: list[dict[str, Any]]
+    flagged: list[dict[str, Any]]
+
+
 class RollupObserver:
     async def inserted(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        repo = AnalyticsRepository(session)
         pairs = [(facts_of(row), row) for row in rows]
-        facts = [f for f, _ in pairs]
-        users = await _owners(repo, pairs)
-        await repo.add_day_counts(day_counts((f, 1) for f in facts))
-        await repo.add_subject_counts(subject_counts((f, 1) for f in facts), users)
-        await repo.note_places(_places(pairs))
-        await repo.note_last_logins(
-            [_last_login(f, row, users) for f, row in _latest(pairs).values()]
+        owners = await _owners(AnalyticsRepository(session), pairs)
+        await self.apply(session, self._changes(pairs, owners))
+
+    def summarise(
+        self, rows: Sequence[Mapping[str, Any]], owners: Mapping[str, uuid.UUID]
+    ) -> Changes:
+        return self._changes([(facts_of(row), row) for row in rows], owners)
+
+    @staticmethod
+    def _changes(
+        pairs: Sequence[tuple[Facts, Mapping[str, Any]]], owners: Mapping[str, uuid.UUID]
+    ) -> Changes:
+        subjects = {f.subject for f, _ in pairs}
+        return Changes(
+            counts=tallies((f, 1) for f, _ in pairs),
+            owners={s: u for s, u in owners.items() if s in subjects},
+            places=_places(pairs),
+            last_logins=[_last_login(f, row, owners) for f, row in _latest(pairs).values()],
+            flagged=[
+                j for f, row in pairs if f.verdict in FLAGGED if (j := _journey(f, row, owners))
+            ],
         )
-        await repo.note_flagged(
-            [j for f, row in pairs if f.verdict in FLAGGED if (j := _journey(f, row, users))]
-        )
+
+    async def apply(self, session: AsyncSession, summary: Changes) -> None:
+        repo = AnalyticsRepository(session)
+        await repo.add_counts(summary.counts, summary.owners)
+        await repo.note_places(summary.places)
+        await repo.note_last_logins(summary.last_logins)
+        await repo.note_flagged(summary.flagged)
 
     async def regraded(self, session: AsyncSession, changes: Sequence[VerdictChange]) -> None:
         """Move each re-graded event's counts from its old verdict to its new one."""
@@ -74,8 +103,7 @@ class RollupObserver:
         for facts, row in pairs:
             change = by_id[row["id"]]
             moves += [(with_verdict(facts, change.old), -1), (with_verdict(facts, change.new), 1)]
-        await repo.add_day_counts(day_counts(moves))
-        await repo.add_subject_counts(subject_counts(moves), users)
+        await repo.add_counts(tallies(moves), users)
         await repo.set_last_login_verdicts(
             {row["event_uuid"]: by_id[row["id"]].new for row in rows}
         )

@@ -2,14 +2,16 @@
 
 Bulk paths only: users go in with one executemany per chunk, sign-ins through the same
 `BulkIngestor` that serves `POST /api/v1/login-events` (GeoIP, grading, analytics rollups),
-`CHUNKS_PER_TRANSACTION` chunks of users and their events per transaction.
+a chunk of `USERS_PER_CHUNK` users and their events per transaction.
 
 Two processes share the work, so both cores are busy: a producer process draws the users,
 locates their addresses and grades their sign-ins (`BulkIngestor.prepare_new`: the users are
 new, so nothing stored can change a verdict), while this process writes earlier chunks
-(`store_prepared`, which checks that premise). Chunks go through a pipe, at most `AHEAD`
-ready before the writer takes them, so memory stays bounded whatever the count. The producer
-uses the local GeoIP database: demo places are what that database knows.
+(`store_prepared`, which checks that premise). The producer also works out what each chunk
+adds to the analytics rollups (the ingestor's observers' summaries), so this process only
+writes. Chunks go through a pipe, at most `AHEAD` ready before the writer takes them, so
+memory stays bounded whatever the count. The producer uses the local GeoIP database: demo
+places are what that database knows.
 
 Demo users have no password (`password_hash` NULL): nobody can sign in as them, and seeding
 100k of them costs no argon2 hashing (17 ms each, half an hour for 100k). Their sign-ins are
@@ -42,13 +44,13 @@ from globeguard.kit.collector import collecting_between_batches
 from globeguard.kit.errors import Conflict
 from globeguard.settings import GeoIpSettings, TravelSettings
 from globeguard.travel.ingest import BulkIngestor, IncomingEvent, IngestReport, Prepared
+from globeguard.travel.observers import LoginEventObserver
 
-# The producer hands over small chunks, so the pipeline fills and drains fast and progress
-# moves often; the seeder writes two per transaction, since every commit rewrites the pages
-# it touched. Not more: a transaction holds SQLite's write lock, and a server running beside
-# the seeder must get it well within its busy timeout (5 s); 2000 users take about 2 s.
-USERS_PER_CHUNK = 1000
-CHUNKS_PER_TRANSACTION = 2
+# Users per chunk, and so per transaction. Bigger transactions cost less per user (each
+# commit rewrites the pages it touched; a chunk's rollup counts are summed in memory first),
+# but a transaction holds SQLite's write lock, and a server running beside the seeder must
+# get it well within its busy timeout (5 s): 2000 users take under a second to write.
+USERS_PER_CHUNK = 2000
 # Chunks the producer may have ready before the seeder takes them.
 AHEAD = 3
 SOURCE = "demo"
@@ -70,6 +72,8 @@ class Plan:
     until: datetime
     geoip: GeoIpSettings
     travel: TravelSettings
+    # The seeder's ingestor's: the producer summarises each chunk for them.
+    observers: tuple[LoginEventObserver, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,20 +102,15 @@ class DemoSeeder:
     ) -> SeedReport:
         report = SeedReport()
         with collecting_between_batches() as batch_done:
-            producer = _Producer(Plan(count, seed, until, self.geoip, self.travel))
+            plan = Plan(count, seed, until, self.geoip, self.travel, tuple(self.ingestor.observers))
+            producer = _Producer(plan)
             try:
-                batch: list[Chunk] = []
                 async with aclosing(producer.chunks()) as chunks:
                     async for chunk in chunks:
-                        if report.users == 0 and not batch:  # the seed's first chunk
+                        if report.users == 0:  # the seed's first chunk
                             await self._refuse_reseed(chunk.users[0]["username"])
-                        batch.append(chunk)
-                        if len(batch) == CHUNKS_PER_TRANSACTION:
-                            await self._store(batch, report, progress)
-                            batch = []
-                            batch_done()
-                if batch:
-                    await self._store(batch, report, progress)
+                        await self._store(chunk, report, progress)
+                        batch_done()
             finally:
                 producer.close()
         return report
@@ -125,20 +124,18 @@ class DemoSeeder:
                 )
 
     async def _store(
-        self, batch: Sequence[Chunk], report: SeedReport, progress: Callable[[int], None]
+        self, chunk: Chunk, report: SeedReport, progress: Callable[[int], None]
     ) -> None:
-        """Write chunks in one transaction, all in hand first: the transaction holds SQLite's
-        write lock, never while waiting for the producer."""
+        """Write a chunk in one transaction. It is in hand before the transaction opens: the
+        transaction holds SQLite's write lock, never while waiting for the producer."""
         ingest = IngestReport()
         async with self.db.transaction() as session:
-            for chunk in batch:
-                await DemoRepository(session).insert_users(chunk.users)
-                await self.ingestor.store_prepared(session, chunk.sign_ins, ingest)
-        for chunk in batch:
-            report.users += len(chunk.users)
-            progress(len(chunk.users))
+            await DemoRepository(session).insert_users(chunk.users)
+            await self.ingestor.store_prepared(session, chunk.sign_ins, ingest)
+        report.users += len(chunk.users)
         report.events += ingest.accepted
         report.flagged += ingest.suspicious
+        progress(len(chunk.users))
 
 
 class _Producer:
@@ -202,7 +199,7 @@ def produce(inherited: Connection, sender: Connection, plan: Plan) -> None:
     writer.start()
     try:
         locator = MaxMindLocator.from_settings(plan.geoip)
-        ingestor = BulkIngestor(locator, plan.travel)
+        ingestor = BulkIngestor(locator, plan.travel, plan.observers)
         for chunk in chunks(plan.count, plan.seed, plan.until, locator, ingestor):
             outbox.put(_message("chunk", chunk))
         outbox.put(_message("done", None))

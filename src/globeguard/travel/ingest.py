@@ -32,8 +32,10 @@ from globeguard.travel.grading import Verdict
 from globeguard.travel.observers import (
     LoginEventObserver,
     VerdictChange,
+    apply_summaries,
     notify_inserted,
     notify_regraded,
+    summarise_inserted,
 )
 from globeguard.travel.profile import Profile
 from globeguard.travel.repository import LoginEventRepository
@@ -187,10 +189,12 @@ class Stored:
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
-    """Events graded by `BulkIngestor.prepare_new`, ready to store: rows to insert, each
-    subject's profile once they are stored, and what the lines came to."""
+    """Events graded by `BulkIngestor.prepare_new`, ready to store: rows to insert, what
+    they change for each observer, each subject's profile once they are stored, and what
+    the lines came to."""
 
     rows: list[dict[str, Any]]
+    summaries: tuple[Any, ...]
     # The subjects' new login_profile rows (documents, not Profile objects: cheaper to pass
     # between processes).
     profile_rows: list[dict[str, Any]]
@@ -254,24 +258,28 @@ class BulkIngestor:
         source: str,
         users: Mapping[str, uuid.UUID],
     ) -> Prepared:
-        """Grade a batch of events whose subjects have no stored past, without a database:
-        what `store` does once it has found nothing stored. For trusted callers that create
-        the subjects themselves (demo data), so this CPU work can run in another process;
-        `store_prepared` checks the premise before writing."""
+        """Grade a batch of events whose subjects have no stored past, and summarise them
+        for the observers, without a database: what `store` does once it has found nothing
+        stored. For trusted callers that create the subjects themselves (demo data), so this
+        CPU work can run in another process; `store_prepared` checks the premise before
+        writing. `users` maps every subject that is a Globeguard user to its id."""
         report = IngestReport()
         fresh = self._number_fresh(batch, {}, report)
         rows = self._rows(fresh, source, report)
         for row in rows:
             row["user_id"] = users.get(row["subject"])
         _, _, after = self._grade(rows, [], {}, report, described=False)
-        inserts, _ = profile_rows(after, (), _owners_of(rows))
-        return Prepared(rows, inserts, report)
+        owners = _owners_of(rows)
+        inserts, _ = profile_rows(after, (), owners)
+        summaries = summarise_inserted(self.observers, rows, owners)
+        return Prepared(rows, summaries, inserts, report)
 
     async def store_prepared(
         self, session: AsyncSession, prepared: Prepared, report: IngestReport
     ) -> None:
-        """Write what `prepare_new` graded, in the caller's transaction. Conflict when a
-        subject or an event uuid turns out to be stored already: the grading assumed neither."""
+        """Write what `prepare_new` graded, in the caller's transaction (an ingestor with
+        the same observers). Conflict when a subject or an event uuid turns out to be stored
+        already: the grading assumed neither."""
         repo = LoginEventRepository(session)
         rows = prepared.rows
         subjects = {row["subject"]: row["occurred_at"] for row in rows}
@@ -280,7 +288,8 @@ class BulkIngestor:
             raise Conflict(
                 "some of these subjects or events are stored already", code="not_new_subjects"
             )
-        await self._persist(session, repo, rows, [], {}, set())
+        await repo.insert_many(rows)
+        await apply_summaries(self.observers, session, prepared.summaries)
         await repo.save_profiles(prepared.profile_rows, [])
         report.accepted += len(rows)
         report.duplicates += prepared.report.duplicates

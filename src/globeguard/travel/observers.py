@@ -7,6 +7,7 @@ back with them.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -27,6 +28,14 @@ class LoginEventObserver(Protocol):
     async def inserted(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
         """New events, as the column values written (`login_event` columns; the bulk path
         does not read back ids, so `id` may be absent)."""
+
+    def summarise(self, rows: Sequence[Mapping[str, Any]], owners: Mapping[str, uuid.UUID]) -> Any:
+        """What `inserted` would write for these rows, worked out without a database, given
+        the Globeguard user of every subject that is one (`owners`). Picklable, so another
+        process can do this work (demo seeding); `apply` writes it."""
+
+    async def apply(self, session: AsyncSession, summary: Any) -> None:
+        """Write a `summarise` result, once its rows are inserted."""
 
     async def regraded(self, session: AsyncSession, changes: Sequence[VerdictChange]) -> None:
         """Verdicts changed on stored events (ids known)."""
@@ -49,3 +58,22 @@ async def notify_regraded(
     if changes:
         for observer in observers:
             await observer.regraded(session, changes)
+
+
+def summarise_inserted(
+    observers: Sequence[LoginEventObserver],
+    rows: Sequence[Mapping[str, Any]],
+    owners: Mapping[str, uuid.UUID],
+) -> tuple[Any, ...]:
+    """Each observer's summary of new rows, in the observers' order."""
+    return tuple(observer.summarise(rows, owners) for observer in observers)
+
+
+async def apply_summaries(
+    observers: Sequence[LoginEventObserver], session: AsyncSession, summaries: Sequence[Any]
+) -> None:
+    """Write summaries made by `summarise_inserted` with the same observers."""
+    if len(summaries) != len(observers):
+        raise ValueError(f"{len(summaries)} summaries for {len(observers)} observers")
+    for observer, summary in zip(observers, summaries, strict=True):
+        await observer.apply(session, summary)
