@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, datetime
 from operator import add
 from typing import Any, TypeVar
 
@@ -67,7 +67,7 @@ def facts_of(row: Mapping[str, Any]) -> Facts:
     return Facts(
         subject=row["subject"],
         event_uuid=row["event_uuid"],
-        day=as_utc(row["occurred_at"]).date(),
+        day=_day_of(row["occurred_at"]),
         success=bool(row["success"]),
         verdict=row.get("verdict") or NO_VERDICT,
         lat=float(lat) if located and lat is not None else None,
@@ -79,6 +79,22 @@ def facts_of(row: Mapping[str, Any]) -> Facts:
         if located and lat is not None and lon is not None
         else NO_CELL,
     )
+
+
+# One date object per day: the tallies' keys then share it, so a pickled batch (the demo
+# seeder passes them between processes) holds each day once instead of once per key.
+_DAYS: dict[date, date] = {}
+_MAX_DAYS = 4096
+
+
+def _day_of(at: datetime) -> date:
+    day = as_utc(at).date()
+    shared = _DAYS.get(day)
+    if shared is None:
+        if len(_DAYS) >= _MAX_DAYS:
+            _DAYS.clear()
+        shared = _DAYS[day] = day
+    return shared
 
 
 def with_verdict(facts: Facts, verdict: str | None) -> Facts:
@@ -160,7 +176,7 @@ def without_day(counts: Mapping[Any, Counts], at: int) -> dict[Any, Counts]:
         rest = key[:at] + key[at + 1 :]
         total = sums.get(rest)
         sums[rest] = amounts if total is None else tuple(map(add, total, amounts))
-    return {key: total for key, total in sums.items() if any(total)}
+    return _shared({key: total for key, total in sums.items() if any(total)})
 
 
 def _tally(items: Iterable[tuple[K, int, int]]) -> dict[K, Counts]:
@@ -172,7 +188,14 @@ def _tally(items: Iterable[tuple[K, int, int]]) -> dict[K, Counts]:
         if counts is None:
             counts = sums[key] = [0] * len(COUNTS)
         counts[position] += amount
-    return {key: tuple(counts) for key, counts in sums.items() if any(counts)}
+    return _shared({key: tuple(counts) for key, counts in sums.items() if any(counts)})
+
+
+def _shared(counts: dict[K, Counts]) -> dict[K, Counts]:
+    """The same counts with equal vectors as one object: most are a single 1 or -1, and a
+    pickled batch then holds each once."""
+    vectors: dict[Counts, Counts] = {}
+    return {key: vectors.setdefault(amounts, amounts) for key, amounts in counts.items()}
 
 
 def latest_success(rows: Iterable[tuple[Facts, Mapping[str, Any]]]) -> dict[str, Mapping[str, Any]]:
