@@ -363,3 +363,14 @@ async def test_admins_and_analytics_keys_only(world):
     )
     writer = {"X-API-KEY": other.json()["api_key"]}
     assert (await client.get("/api/v1/analytics/heatmap", headers=writer)).status_code == 403
+
+
+async def test_the_openapi_page_lists_every_filter(client):
+    spec = (await client.get("/openapi.json")).json()
+    for path, own in (
+        ("heatmap", {"zoom", "bbox", "by", "basis"}),
+        ("top-locations", {"level", "limit", "by", "basis", "bbox"}),
+        ("suspicious-travel", {"limit"}),
+    ):
+        declared = spec["paths"][f"/api/v1/analytics/{path}"]["get"]["parameters"]
+        assert {p["name"] for p in declared} == {"from", "to", "outcome", "verdict", "q"} | own

@@ -39,6 +39,13 @@ BasisQ = Annotated[Text, Query(description="all (default) | last_login (each use
 Bbox = Annotated[Text, Query(description="south,west,north,east")]
 
 
+def _filters(from_: From = None, to: To = None, outcome: Outcome = None, q: Q = None) -> None:
+    """The filters every analytics request takes, declared once for the OpenAPI page."""
+
+
+Filters = Annotated[None, Depends(_filters)]
+
+
 def _parsed(parse: Callable[[list[tuple[str, str]]], P], request: Request) -> P:
     """The raw query string through `parse`; a parameter it refuses is a 400 naming it."""
     try:
@@ -52,11 +59,8 @@ async def heatmap(
     request: Request,
     app: ContainerDep,
     _: Reader,
-    from_: From = None,
-    to: To = None,
-    outcome: Outcome = None,
+    __: Filters,
     verdict: Verdict = None,
-    q: Q = None,
     zoom: Annotated[Text, Query(description="map zoom 0-22; sizes the grid")] = None,
     bbox: Bbox = None,
     by: By = None,
@@ -73,11 +77,8 @@ async def top_locations(
     request: Request,
     app: ContainerDep,
     _: Reader,
-    from_: From = None,
-    to: To = None,
-    outcome: Outcome = None,
+    __: Filters,
     verdict: Verdict = None,
-    q: Q = None,
     level: Annotated[Text, Query(description="city (default) | region | country")] = None,
     limit: Annotated[Text, Query(description="1-100, default 10")] = None,
     by: By = None,
@@ -95,11 +96,8 @@ async def suspicious_travel(
     request: Request,
     app: ContainerDep,
     _: Reader,
-    from_: From = None,
-    to: To = None,
-    outcome: Outcome = None,
+    __: Filters,
     verdict: Annotated[Text, Query(description="suspicious and/or impossible")] = None,
-    q: Q = None,
     limit: Annotated[Text, Query(description="1-1000, default 200")] = None,
 ) -> JourneysRead:
     """Suspicious and impossible journeys, newest first, with both ends for drawing arcs."""
