@@ -3,7 +3,7 @@
 Python's collector runs after every few hundred allocations and, now and then, walks every
 live object. A bulk job allocates millions of short-lived rows, dicts and tuples that are
 freed by reference counting alone, while holding a large live heap (the app's modules, a
-GeoIP cache of 100k results): measured on the demo seeder, those walks were a third of its
+GeoIP cache of 100k results): measured on the demo seeder, they took a quarter of its
 CPU time. So the job freezes what was live before it started (never walked again), turns
 the automatic collector off and collects itself between batches, when little is live.
 """
