@@ -248,7 +248,16 @@ class BulkIngestor:
             stored = await repo.tail_facts(behind, start)
             profiles.update(await window_profiles(repo, behind, start))
         graded, changes, after = self._grade(rows, stored, profiles, report)
-        await self._persist(session, repo, rows, changes, after, existing)
+        await repo.insert_many(rows)
+        await notify_inserted(self.observers, session, rows)
+        if changes:
+            await repo.set_verdicts(changes)
+            await notify_regraded(
+                self.observers,
+                session,
+                [VerdictChange(c["row_id"], c["old"], c["verdict"]) for c in changes],
+            )
+        await save_profiles(repo, after, existing, _owners_of(rows))
         report.accepted += len(rows)
         return graded
 
@@ -282,7 +291,7 @@ class BulkIngestor:
         already: the grading assumed neither."""
         repo = LoginEventRepository(session)
         rows = prepared.rows
-        subjects = {row["subject"]: row["occurred_at"] for row in rows}
+        subjects = {row["subject"] for row in rows}
         await repo.lock_subjects(subjects)
         if await repo.any_stored(subjects, [row["event_uuid"] for row in rows]):
             raise Conflict(
@@ -296,28 +305,6 @@ class BulkIngestor:
         report.suspicious += prepared.report.suspicious
         report.error_count += prepared.report.error_count
         report.errors.extend(prepared.report.errors[: MAX_ERRORS_LISTED - len(report.errors)])
-
-    async def _persist(
-        self,
-        session: AsyncSession,
-        repo: LoginEventRepository,
-        rows: list[dict[str, Any]],
-        changes: list[dict[str, Any]],
-        after: dict[str, Profile],
-        existing: set[str],
-    ) -> None:
-        """Insert the graded rows, apply changed verdicts, tell the observers, and save the
-        subjects' profiles: all in the caller's transaction."""
-        await repo.insert_many(rows)
-        await notify_inserted(self.observers, session, rows)
-        if changes:
-            await repo.set_verdicts(changes)
-            await notify_regraded(
-                self.observers,
-                session,
-                [VerdictChange(c["row_id"], c["old"], c["verdict"]) for c in changes],
-            )
-        await save_profiles(repo, after, existing, _owners_of(rows))
 
     @staticmethod
     async def _profiles(
