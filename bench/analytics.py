@@ -256,9 +256,7 @@ async def seeder_timing(data: Path, users: int) -> tuple[float, float]:
     container = build(settings)
     await upgrade(container.db.engine)
     try:
-        seeder = DemoSeeder(
-            container.db, container.ingestor, container.settings.geoip, container.settings.travel
-        )
+        seeder = DemoSeeder(container.db, container.ingestor, container.settings.geoip)
         start = time.perf_counter()
         report = await seeder.seed(users, 5, NOW)
         seconds = time.perf_counter() - start

@@ -12,7 +12,7 @@ from tests.helpers import bearer, make_admin
 
 async def test_seeded_sign_ins_are_in_each_users_history(client, container):
     settings = container.settings
-    seeder = DemoSeeder(container.db, container.ingestor, settings.geoip, settings.travel)
+    seeder = DemoSeeder(container.db, container.ingestor, settings.geoip)
     report = await seeder.seed(3, seed=7, until=datetime.now(UTC))
     assert report.users == 3 and report.events > 0
     admin = bearer(await make_admin(client, container))
@@ -35,7 +35,7 @@ async def test_chunks_of_any_size_store_every_user_once(client, container, monke
 
     monkeypatch.setattr(demo, "USERS_PER_CHUNK", 2)
     settings = container.settings
-    seeder = DemoSeeder(container.db, container.ingestor, settings.geoip, settings.travel)
+    seeder = DemoSeeder(container.db, container.ingestor, settings.geoip)
     ticks: list[int] = []
     report = await seeder.seed(7, seed=11, until=datetime.now(UTC), progress=ticks.append)
     assert report.users == 7 and ticks == [2, 2, 2, 1]
@@ -87,7 +87,7 @@ async def test_seeded_rollups_match_counts_from_the_raw_events(client, container
     from tests.analytics.test_api import cells_of, expected_cells, get, raw_events
 
     settings = container.settings
-    seeder = DemoSeeder(container.db, container.ingestor, settings.geoip, settings.travel)
+    seeder = DemoSeeder(container.db, container.ingestor, settings.geoip)
     await seeder.seed(60, seed=3, until=datetime.now(UTC))
     admin = await make_admin(client, container)
     events = await raw_events(container)

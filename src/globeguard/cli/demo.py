@@ -31,9 +31,7 @@ def seed(
     started = time.perf_counter()
 
     async def _work(container: Container) -> SeedReport:
-        seeder = DemoSeeder(
-            container.db, container.ingestor, container.settings.geoip, container.settings.travel
-        )
+        seeder = DemoSeeder(container.db, container.ingestor, container.settings.geoip)
         columns = (TextColumn("seeding"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
         with Progress(*columns) as bar:
             task = bar.add_task("users", total=users)

@@ -85,13 +85,12 @@ class Chunk:
 
 
 class DemoSeeder:
-    def __init__(
-        self, db: Database, ingestor: BulkIngestor, geoip: GeoIpSettings, travel: TravelSettings
-    ) -> None:
+    def __init__(self, db: Database, ingestor: BulkIngestor, geoip: GeoIpSettings) -> None:
+        """`geoip`: the database the producer process opens for itself (the ingestor's
+        locator stays with this process)."""
         self.db = db
         self.ingestor = ingestor
         self.geoip = geoip
-        self.travel = travel
 
     async def seed(
         self,
@@ -102,7 +101,10 @@ class DemoSeeder:
     ) -> SeedReport:
         report = SeedReport()
         with collecting_between_batches() as batch_done:
-            plan = Plan(count, seed, until, self.geoip, self.travel, tuple(self.ingestor.observers))
+            ingestor = self.ingestor
+            plan = Plan(
+                count, seed, until, self.geoip, ingestor.settings, tuple(ingestor.observers)
+            )
             producer = _Producer(plan)
             try:
                 async with aclosing(producer.chunks()) as chunks:
