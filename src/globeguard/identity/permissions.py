@@ -20,6 +20,9 @@ class Permission(StrEnum):
     EVENTS_READ = "events:read"
     EVENTS_MANAGE = "events:manage"
     JOBS_MANAGE = "jobs:manage"
+    # Reading (export) or writing (import) password hashes: a hash lets its holder sign in
+    # as the user wherever the password is reused, or, written, sign in here.
+    USERS_PASSWORD_HASHES = "users:password_hashes"  # noqa: S105 - a permission name
 
 
 # Every signed-in user may read and change their own account.
@@ -32,4 +35,5 @@ BUILTIN_ROLES: dict[str, tuple[str, frozenset[Permission]]] = {
     USER_ROLE: ("Self-service on one's own account", frozenset()),
 }
 
-ALL_SCOPES: frozenset[str] = frozenset({PROFILE_SCOPE, *Permission})
+ALL_PERMISSIONS: frozenset[str] = frozenset(p.value for p in Permission)
+ALL_SCOPES: frozenset[str] = frozenset({PROFILE_SCOPE, *ALL_PERMISSIONS})
