@@ -41,10 +41,11 @@ test: $(STAMP) $(UI_DIST) ## Run every test: SQLite, PostgreSQL, the browser, vi
 	env $$services $(BIN)/pytest $(PYTEST_ARGS)
 	cd ui && npm test
 
-lint: $(STAMP) ## Ruff and mypy
+lint: $(STAMP) ## Ruff, mypy, and the import layers (lint-imports, pyproject.toml)
 	$(BIN)/ruff check src tests bench
 	$(BIN)/ruff format --check src tests bench
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 bench: $(STAMP) ## Benchmarks: print our throughput as ratios to baselines on this machine
 	$(BIN)/python bench/auth.py
