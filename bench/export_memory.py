@@ -83,7 +83,7 @@ async def measure(workdir: Path, users: int, seed: int) -> dict[str, object]:
         _env_file=None,
         db={"url": f"sqlite+aiosqlite:///{workdir / 'gg.db'}"},
         data_dir=workdir,
-        secret_key="bench-only-secret",  # noqa: S106 - a throwaway database
+        secret_key="bench-only-secret-for-a-throwaway-database",  # noqa: S106 - a throwaway database
         jobs={"embedded": False},
     )
     container = build(settings)

@@ -14,8 +14,38 @@ from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, Field, SecretStr, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# 32 bytes: the seal key is derived from the master secret with HKDF-SHA256, and a shorter
+# secret would hold less than the 256 bits of the key it derives.
+MIN_SECRET_KEY_BYTES = 32
+# Words of the sample values in deploy/, the README and common templates (lowercase, with
+# "-", "_" and spaces removed): a copied sample is public, whatever its length.
+PLACEHOLDER_MARKERS = ("changeme", "replaceme", "placeholder", "yoursecret", "secretgoeshere")
+
+
+def secret_key_problem(value: str) -> str | None:
+    """Why `value` cannot be the master secret, or None when it can."""
+    squashed = "".join(c for c in value.lower() if c not in "-_ ")
+    if any(marker in squashed for marker in PLACEHOLDER_MARKERS):
+        return (
+            "GLOBEGUARD_SECRET_KEY is a placeholder from a sample configuration; "
+            "set a random value, e.g. `openssl rand -base64 48`"
+        )
+    if len(value.encode()) < MIN_SECRET_KEY_BYTES:
+        return (
+            f"GLOBEGUARD_SECRET_KEY must be at least {MIN_SECRET_KEY_BYTES} bytes; "
+            "set a random value, e.g. `openssl rand -base64 48`"
+        )
+    return None
 
 
 class DatabaseSettings(BaseModel):
@@ -324,12 +354,14 @@ class Settings(BaseSettings):
         env_nested_delimiter="__",
         env_file=".env",
         extra="ignore",
+        # A refused value may be a secret: errors name the setting, never echo its value.
+        hide_input_in_errors=True,
     )
 
     data_dir: Path = Path("./var")
-    # Seals private signing keys and other secrets at rest. When unset, a random key is
-    # generated once into data_dir/secret.key; set it explicitly when several processes share
-    # one database.
+    # Seals private signing keys and other secrets at rest: at least 32 bytes, never a
+    # placeholder (see secret_key_problem). Required on PostgreSQL, where every process must
+    # share it; on SQLite, when unset, a random one is generated once into data_dir/secret.key.
     secret_key: SecretStr | None = None
     log_level: str = "info"
     db: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -348,3 +380,20 @@ class Settings(BaseSettings):
     dashboard: DashboardSettings = Field(default_factory=DashboardSettings)
     jobs: JobsSettings = Field(default_factory=JobsSettings)
     auth0: Auth0Settings = Field(default_factory=Auth0Settings)
+
+    @field_validator("secret_key")
+    @classmethod
+    def _usable_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and (problem := secret_key_problem(value.get_secret_value())):
+            raise ValueError(problem)
+        return value
+
+    @model_validator(mode="after")
+    def _shared_secret_on_postgresql(self) -> Settings:
+        if self.secret_key is None and not self.db.is_sqlite:
+            raise ValueError(
+                "GLOBEGUARD_SECRET_KEY is required with PostgreSQL: every process sharing the "
+                "database must seal and open keys with the same secret (a secret.key generated "
+                "per host would differ); create one with `openssl rand -base64 48`"
+            )
+        return self

@@ -3,7 +3,6 @@ implementations."""
 
 from __future__ import annotations
 
-import os
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,10 +50,11 @@ from globeguard.jobs.auth0.client import TokenCache
 from globeguard.jobs.runner import JobRunner
 from globeguard.jobs.service import JobService
 from globeguard.jobs.setup import build_jobs
+from globeguard.kit import secret_file
 from globeguard.kit.clock import Clock, utcnow
 from globeguard.kit.crypto import Sealer
 from globeguard.observability.metrics import Metrics
-from globeguard.settings import Settings
+from globeguard.settings import Settings, secret_key_problem
 from globeguard.travel.batcher import LoginBatcher
 from globeguard.travel.ingest import BulkIngestor
 from globeguard.travel.service import LoginEventService
@@ -65,12 +65,10 @@ def master_secret(settings: Settings) -> bytes:
     if settings.secret_key is not None:
         return settings.secret_key.get_secret_value().encode()
     path = Path(settings.data_dir) / "secret.key"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_urlsafe(48))
-    return path.read_text().strip().encode()
+    secret = secret_file.read_or_create(path, lambda: secrets.token_urlsafe(48))
+    if problem := secret_key_problem(secret):
+        raise RuntimeError(f"{path}: {problem}")
+    return secret.encode()
 
 
 @dataclass

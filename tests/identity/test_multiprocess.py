@@ -127,7 +127,7 @@ async def servers(backend: str, database_url: str, tmp_path: Path) -> AsyncItera
     env = {
         **os.environ,
         "GLOBEGUARD_DB__URL": database_url,
-        "GLOBEGUARD_SECRET_KEY": "same-secret-for-both",
+        "GLOBEGUARD_SECRET_KEY": "same-secret-for-both-processes-of-this-test",
         "GLOBEGUARD_DATA_DIR": str(tmp_path / "data"),
         "GLOBEGUARD_AUTH__REVOCATION_CACHE_TTL": REVOCATION_CACHE_TTL,
         "GLOBEGUARD_LOG_LEVEL": "warning",

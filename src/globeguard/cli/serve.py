@@ -3,8 +3,8 @@ from __future__ import annotations
 import typer
 import uvicorn
 
+from globeguard.cli.common import load_settings
 from globeguard.observability.logs import log_config
-from globeguard.settings import Settings
 
 
 def serve(
@@ -13,7 +13,7 @@ def serve(
     workers: int = typer.Option(1, help="Processes (PostgreSQL only; SQLite is single-process)."),
 ) -> None:
     """Run the API (and, when embedded, its background loops)."""
-    settings = Settings()
+    settings = load_settings()
     if workers > 1 and settings.db.is_sqlite:
         raise typer.BadParameter("SQLite supports one process; use PostgreSQL for --workers > 1")
     uvicorn.run(

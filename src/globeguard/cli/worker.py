@@ -4,17 +4,17 @@ import asyncio
 import logging
 
 from globeguard.boot import prepare
+from globeguard.cli.common import load_settings
 from globeguard.events.delivery.worker import run_until_stopped
 from globeguard.jobs import worker as jobs_worker
 from globeguard.kit.periodic import stop_all
-from globeguard.settings import Settings
 from globeguard.wiring import build
 
 
 def worker() -> None:
     """Deliver events (webhooks, NATS) without serving HTTP. Run any number against one
     PostgreSQL database; set GLOBEGUARD_DELIVERY__EMBEDDED=false on the API servers."""
-    settings = Settings()
+    settings = load_settings()
     logging.basicConfig(level=settings.log_level.upper())
     if settings.db.is_sqlite:
         logging.getLogger(__name__).warning(

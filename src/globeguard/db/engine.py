@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +63,19 @@ def create_read_engine(settings: DatabaseSettings, engine: AsyncEngine) -> Async
     return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
+def _create_private(path: Path) -> None:
+    """An empty owner-only file for SQLite to open: the database holds password hashes, and
+    SQLite gives its -wal and -shm files the database file's mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
 def _sqlite_engine(
     settings: DatabaseSettings, url: Any, *, pool_size: int, read_only: bool
 ) -> AsyncEngine:
     if url.database and url.database != ":memory:":
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+        _create_private(Path(url.database))
     busy_ms = int(settings.sqlite_busy_timeout.total_seconds() * 1000)
     # The writer engine has one connection: the process is SQLite's only writer, and queueing
     # on the pool (an asyncio wait) is far cheaper than SQLite's busy handler, which sleeps in
