@@ -15,7 +15,6 @@ from globeguard.events.delivery.schedule import (
     Response,
     Verdict,
     decide,
-    parse_retry_after,
 )
 
 S = timedelta(seconds=1)
@@ -72,22 +71,6 @@ def test_throttling_honours_retry_after_within_bounds(attempt, retry_after, expe
 
 def test_a_timeout_is_throttling():
     assert decide(1, Response(None, timed_out=True), jitter=0).delay == THROTTLE_MIN_DELAY
-
-
-@pytest.mark.parametrize(
-    ("header", "seconds"),
-    [
-        ("120", 120.0),
-        (" 5 ", 5.0),
-        ("0", 0.0),
-        ("-3", None),
-        ("soon", None),
-        (None, None),
-        ("Wed, 21 Oct 2015 07:28:00 GMT", None),
-    ],
-)
-def test_retry_after_parsing(header, seconds):
-    assert parse_retry_after(header) == seconds
 
 
 @given(

@@ -278,14 +278,21 @@ class Dispatcher:
         )
 
     async def send(self, job: Job) -> Settlement:
+        """The attempt's settlement, whatever happens: a sink or a decision that raises (a
+        bug, a bad payload, an answer nobody foresaw) is a failed attempt on the schedule.
+        Only cancellation (shutdown) goes through; the lease then expires and the delivery
+        is sent again."""
         attempted_at = self.clock()
         try:
             sink = self.sinks[job.target.kind]
             result = await sink.send(self.message(job))
-        except Exception as exc:  # our own failure (a bug, a bad payload) is a failed attempt
-            log.exception("delivery %s failed inside the dispatcher", job.claimed.id)
-            result = SendResult(None, 0, error=f"internal: {type(exc).__name__}"[:200])
-        return self._settlement(job, attempted_at, result)
+            return self._settlement(job, attempted_at, result)
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # an unsettled send would hold its slot forever
+            log.error("delivery %s failed inside the dispatcher", job.claimed.id, exc_info=exc)
+            failed = SendResult(None, 0, error=f"internal: {type(exc).__name__}"[:200])
+            return self._settlement(job, attempted_at, failed)
 
     def _settlement(self, job: Job, attempted_at: datetime, result: SendResult) -> Settlement:
         decision = decide(
@@ -442,7 +449,13 @@ class Dispatcher:
             await asyncio.wait_for(self._wake.wait(), poll)
 
     async def _send_one(self, job: Job) -> None:
-        settlement = await self.send(job)
+        try:
+            settlement = await self.send(job)
+        except BaseException:
+            # Cancelled, or settling itself failed: give the slot back; the lease expires and
+            # the delivery is claimed again.
+            self._active.pop(job.claimed.id, None)
+            raise
         # Not `self._settled.append(await …)`: that binds the list before the await, and the
         # loop swaps in a new list each cycle.
         self._settled.append(settlement)

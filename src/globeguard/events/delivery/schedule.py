@@ -7,9 +7,11 @@ receiver's bad day and short enough that the dead-letter alarm fires the next mo
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from enum import StrEnum
 
 
@@ -77,11 +79,13 @@ def jittered(base: timedelta, jitter: float, sample: float) -> timedelta:
 def throttled_delay(base: timedelta, retry_after_s: float | None) -> timedelta:
     """At least THROTTLE_MIN_DELAY; a Retry-After is honoured within [floor, 2 * floor], so a
     receiver can slow us down, yet neither stall a delivery beyond twice its schedule nor
-    make us retry sooner than planned."""
+    make us retry sooner than planned. A value that is not a finite number is ignored."""
     floor = max(base, THROTTLE_MIN_DELAY)
-    if retry_after_s is None:
+    if retry_after_s is None or not math.isfinite(retry_after_s):
         return floor
-    return min(max(timedelta(seconds=max(0.0, retry_after_s)), floor), 2 * floor)
+    # Clamped in float seconds first: timedelta(seconds=1e300) raises OverflowError.
+    seconds = min(max(0.0, retry_after_s), (2 * floor).total_seconds())
+    return max(timedelta(seconds=seconds), floor)
 
 
 def decide(
@@ -107,13 +111,37 @@ def decide(
     return Decision(Verdict.RETRY, outcome, delay=delay)
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a Retry-After header; the HTTP-date form is ignored (receivers that throttle
-    webhooks send seconds, and a date would need our clock to agree with theirs)."""
+# A Retry-After is honoured up to this: a day is more than any throttled delay asks for
+# (throttled_delay keeps at most twice a schedule step, 2 x 12 h), and it keeps a receiver's
+# number, however large, far from what a timedelta or a date can hold.
+RETRY_AFTER_MAX_S = 86_400.0
+# delay-seconds is digits only (RFC 9110 10.2.3); more than this many cannot be a sane delay.
+_MAX_DIGITS = 9
+
+
+def parse_retry_after(value: str | None, now: datetime) -> float | None:
+    """Seconds from a Retry-After header, within [0, RETRY_AFTER_MAX_S]: delay-seconds, or an
+    HTTP-date taken relative to `now` (aware). None when absent or unreadable (a sign, a
+    fraction, "inf", "nan", garbage): the schedule then decides alone."""
     if not value:
         return None
-    try:
-        seconds = float(value.strip())
-    except ValueError:
+    text = value.strip()
+    if text.isascii() and text.isdigit():
+        if len(text.lstrip("0")) > _MAX_DIGITS:
+            return RETRY_AFTER_MAX_S
+        return min(float(text), RETRY_AFTER_MAX_S)
+    when = _http_date(text)
+    if when is None:
         return None
-    return seconds if seconds >= 0 else None
+    seconds = (when - now).total_seconds()
+    return min(max(0.0, seconds), RETRY_AFTER_MAX_S)
+
+
+def _http_date(text: str) -> datetime | None:
+    if len(text) > 64 or not text.isascii():  # an IMF-fixdate is 29 characters
+        return None
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, OverflowError, IndexError):
+        return None
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import Protocol
 
 from globeguard.events.delivery.schedule import parse_retry_after
@@ -69,7 +70,7 @@ class WebhookSink:
         return SendResult(
             answer.status,
             _ms(began),
-            retry_after_s=parse_retry_after(answer.retry_after),
+            retry_after_s=parse_retry_after(answer.retry_after, datetime.now(UTC)),
             response=answer.excerpt[: self.excerpt].decode("utf-8", "replace"),
         )
 
