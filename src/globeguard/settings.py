@@ -98,6 +98,16 @@ class AuthSettings(BaseModel):
     # refused for the rest of the window. 0 disables.
     ip_failure_limit: int = Field(default=100, ge=0)
     ip_failure_window: timedelta = timedelta(hours=1)
+    # Failed sign-ins for one account from addresses it has never signed in from, all of
+    # them together, before such addresses are refused for the rest of the window (50
+    # addresses with 10 guesses each pass both limits above). Known addresses are never
+    # refused by it. 0 disables.
+    account_failure_ceiling: int = Field(default=100, ge=0)
+    account_failure_window: timedelta = timedelta(hours=1)
+    # The addresses an account signed in from last (IPv6 by /64), kept this long after its
+    # last sign-in: the ones still allowed to try while the ceiling holds.
+    known_addresses_per_account: int = Field(default=10, ge=1, le=100)
+    known_address_ttl: timedelta = timedelta(days=90)
 
 
 class KvSettings(BaseModel):

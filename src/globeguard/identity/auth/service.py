@@ -97,14 +97,15 @@ class AuthService:
         self, session: AsyncSession, identifier: str, password: str, ctx: ClientContext
     ) -> tuple[User, Grants]:
         """Check the password and record the sign-in; returns the user and their grants."""
-        await self.throttle.check(identifier, ctx.ip)
+        # Slots are taken before the hash and kept by a failure (see throttle.py).
+        attempt = await self.throttle.admit(identifier, ctx.ip)
         candidate = await self._candidate(identifier)
+        await self.throttle.admit_account(attempt, candidate.user_id)
         verdict = await self.hasher.verify(candidate.password_hash, password)
         if candidate.user_id is None or not verdict.ok or candidate.status == "deleted":
-            await self.throttle.failed(identifier, ctx.ip)
             await self._failed(session, candidate.user_id, identifier, ctx, "invalid_credentials")
             raise InvalidCredentials()
-        await self.throttle.succeeded(identifier, ctx.ip)
+        await self.throttle.succeeded(attempt)
         if candidate.status == "blocked":
             await self._failed(session, candidate.user_id, identifier, ctx, "blocked")
             raise Forbidden("this account is blocked", code="account_blocked", keep_changes=True)
@@ -130,6 +131,7 @@ class AuthService:
                 session, candidate.user_id, identifier, ctx, "invalid_credentials"
             )
             raise InvalidCredentials()
+        await self.throttle.signed_in(attempt)
         await announce(session, str(user.id), broadcast=False)
         await record(
             session,

@@ -1,30 +1,83 @@
 """Sign-in throttling: fair to the victim, costly to the guesser.
 
-Failures are counted per (identifier, client address) and per address. Ten failures for one
-account from one address lock that pair for 15 minutes (Auth0's default), so an attacker
-elsewhere cannot lock the real user out (FusionAuth's per-identity lockout can); a hundred
-failures from one address in an hour stop that address whatever it tries. Unknown usernames
-count too, so spraying is throttled like guessing. A locked attempt is refused before the
-password is hashed, so it costs no argon2 time. A success clears its pair.
+Failures are counted per (identifier, client address), per address and per account. Ten
+failures for one account from one address lock that pair for 15 minutes (Auth0's default), so
+an attacker elsewhere cannot lock the real user out (FusionAuth's per-identity lockout can); a
+hundred failures from one address in an hour stop that address whatever it tries. Guessing
+spread over many addresses (50 addresses, 10 guesses each, pass both) meets the account's
+ceiling: a hundred failures an hour from addresses the account has never signed in from, after
+which only its known addresses may try. The owner on a known address is never refused by it.
+
+Each attempt takes its slots before the password is hashed, in one atomic step per counter,
+so however many guesses arrive at once at most the limit reach the hash; a refused attempt
+costs no argon2 time and counts for nothing. A failure keeps its slots; a success clears its
+pair and gives the other slots back. Unknown usernames take slots and pay for a hash like
+known ones, so spraying is throttled like guessing and nothing tells them apart.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from ipaddress import IPv6Address, IPv6Network, ip_address
 
 from globeguard.adapters.kv.port import Counters
 from globeguard.kit.errors import TooManyRequests
 from globeguard.settings import AuthSettings
 
 
-def _pair_key(identifier: str, ip: str | None) -> str:
+def _digest(text: str) -> str:
     # Hashed: the store (Redis) should not hold usernames and addresses in the clear.
-    digest = hashlib.sha256(f"{identifier.strip().lower()}|{ip}".encode()).hexdigest()[:32]
-    return f"signin:pair:{digest}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def _pair_key(identifier: str, ip: str | None) -> str:
+    return f"signin:pair:{_digest(f'{identifier.strip().lower()}|{ip}')}"
 
 
 def _ip_key(ip: str | None) -> str:
-    return f"signin:ip:{hashlib.sha256(str(ip).encode()).hexdigest()[:32]}"
+    return f"signin:ip:{_digest(str(ip))}"
+
+
+def _account_of(identifier: str, user_id: uuid.UUID | None) -> str:
+    """Whom an attempt is against: the user when the identifier names one (so username and
+    email share one ceiling), else the identifier as typed, normalised."""
+    return f"user:{user_id}" if user_id else f"name:{identifier.strip().lower()}"
+
+
+def _account_key(account: str) -> str:
+    return f"signin:account:{_digest(account)}"
+
+
+def _known_key(account: str) -> str:
+    return f"signin:known:{_digest(account)}"
+
+
+def network_of(ip: str | None) -> str | None:
+    """The network a known address stands for: an IPv4 address itself, an IPv6 address's /64
+    (one home or phone line; its privacy addresses change daily inside it). None without an
+    address, which is then never known."""
+    if ip is None:
+        return None
+    try:
+        address = ip_address(ip)
+    except ValueError:
+        return None
+    if isinstance(address, IPv6Address):
+        return str(IPv6Network((address, 64), strict=False))
+    return str(address)
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One sign-in attempt and the counter slots it holds."""
+
+    identifier: str
+    ip: str | None
+    account: str | None = None
+    held: list[str] = field(default_factory=list)
 
 
 class SigninThrottle:
@@ -32,22 +85,63 @@ class SigninThrottle:
         self.counters = counters
         self.settings = settings
 
-    async def check(self, identifier: str, ip: str | None) -> None:
-        """Refuse (429 with Retry-After) while the pair or the address is locked."""
-        limits = (
-            (_pair_key(identifier, ip), self.settings.lockout_threshold),
-            (_ip_key(ip), self.settings.ip_failure_limit),
-        )
-        for key, limit in limits:
-            count, left = await self.counters.peek(key)
-            if limit and count >= limit:
-                raise TooManyRequests(int(left) + 1, "too many failed sign-ins; try again later")
+    async def admit(self, identifier: str, ip: str | None) -> Attempt:
+        """Take a slot for the pair and one for the address, or refuse with 429 (Retry-After)."""
+        attempt = Attempt(identifier, ip)
+        s = self.settings
+        await self._take(attempt, _pair_key(identifier, ip), s.lockout_threshold, s.lockout_window)
+        await self._take(attempt, _ip_key(ip), s.ip_failure_limit, s.ip_failure_window)
+        return attempt
 
-    async def failed(self, identifier: str, ip: str | None) -> None:
-        await self.counters.hit(
-            _pair_key(identifier, ip), self.settings.lockout_window.total_seconds()
+    async def admit_account(self, attempt: Attempt, user_id: uuid.UUID | None) -> None:
+        """From an address the account has never signed in from, also take a slot under the
+        account's ceiling, or refuse with 429 (Retry-After). `user_id` is None when the
+        identifier names nobody: such an attempt is counted against the identifier alike."""
+        account = attempt.account = _account_of(attempt.identifier, user_id)
+        ceiling = self.settings.account_failure_ceiling
+        if not ceiling or await self._known(attempt):
+            return
+        await self._take(
+            attempt, _account_key(account), ceiling, self.settings.account_failure_window
         )
-        await self.counters.hit(_ip_key(ip), self.settings.ip_failure_window.total_seconds())
 
-    async def succeeded(self, identifier: str, ip: str | None) -> None:
-        await self.counters.reset(_pair_key(identifier, ip))
+    async def succeeded(self, attempt: Attempt) -> None:
+        """The right password: its pair starts afresh and its other slots are given back."""
+        pair = _pair_key(attempt.identifier, attempt.ip)
+        await self.counters.reset(pair)
+        for key in attempt.held:
+            if key != pair:
+                await self.counters.refund(key)
+        attempt.held.clear()
+
+    async def signed_in(self, attempt: Attempt) -> None:
+        """The sign-in went through: its address is known to the account from now on."""
+        network = network_of(attempt.ip)
+        if attempt.account is None or network is None:
+            return
+        await self.counters.remember(
+            _known_key(attempt.account),
+            _digest(network)[:16],
+            self.settings.known_addresses_per_account,
+            self.settings.known_address_ttl.total_seconds(),
+        )
+
+    async def _known(self, attempt: Attempt) -> bool:
+        network = network_of(attempt.ip)
+        if attempt.account is None or network is None:
+            return False
+        return await self.counters.recalls(_known_key(attempt.account), _digest(network)[:16])
+
+    async def _take(self, attempt: Attempt, key: str, limit: int, window: timedelta) -> None:
+        if not limit:  # 0 disables this limit
+            return
+        reservation = await self.counters.reserve(key, limit, window.total_seconds())
+        if not reservation.taken:
+            # Refused before the hash: the attempt tried nothing, so it holds nothing.
+            for held in attempt.held:
+                await self.counters.refund(held)
+            attempt.held.clear()
+            raise TooManyRequests(
+                int(reservation.left_s) + 1, "too many failed sign-ins; try again later"
+            )
+        attempt.held.append(key)
