@@ -54,7 +54,7 @@ from globeguard.kit import secret_file
 from globeguard.kit.clock import Clock, utcnow
 from globeguard.kit.crypto import Sealer
 from globeguard.observability.metrics import Metrics
-from globeguard.settings import Settings, secret_key_problem
+from globeguard.settings import GeoIpSettings, Settings, secret_key_problem
 from globeguard.travel.batcher import LoginBatcher
 from globeguard.travel.ingest import BulkIngestor
 from globeguard.travel.service import LoginEventService
@@ -123,7 +123,7 @@ def build(settings: Settings) -> Container:
     listener = (
         PostgresRevocationListener(settings.db.url, caches) if db.dialect == "postgresql" else None
     )
-    locator = remote_locator(settings, MaxMindLocator.from_settings(settings.geoip))
+    locator = remote_locator(settings, local_locator(settings.geoip))
     counters: Counters = RedisCounters(settings.kv.url) if settings.kv.url else MemoryCounters()
     # Analytics rollups are written in the same transaction as the events they count.
     rollups = [RollupObserver()]
@@ -197,6 +197,11 @@ def build(settings: Settings) -> Container:
         job_runner=jobs.runner,
         auth0_tokens=jobs.tokens,
     )
+
+
+def local_locator(geoip: GeoIpSettings) -> GeoLocator:
+    """The local GeoIP database. The demo seeder's producer process opens its own with this."""
+    return MaxMindLocator.from_settings(geoip)
 
 
 def remote_locator(settings: Settings, local: GeoLocator) -> GeoLocator:

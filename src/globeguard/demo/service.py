@@ -35,7 +35,6 @@ from datetime import datetime
 from multiprocessing.connection import Connection
 from typing import Any
 
-from globeguard.adapters.geoip.maxmind import MaxMindLocator
 from globeguard.adapters.geoip.port import GeoLocator
 from globeguard.db.session import Database
 from globeguard.demo.generate import City, DemoUser, users
@@ -45,6 +44,7 @@ from globeguard.kit.errors import Conflict
 from globeguard.settings import GeoIpSettings, TravelSettings
 from globeguard.travel.ingest import BulkIngestor, IncomingEvent, IngestReport, Prepared
 from globeguard.travel.observers import LoginEventObserver
+from globeguard.wiring import local_locator
 
 # Users per chunk, and so per transaction. Bigger transactions cost less per user (each
 # commit rewrites the pages it touched; a chunk's rollup counts are summed in memory first),
@@ -200,7 +200,7 @@ def produce(inherited: Connection, sender: Connection, plan: Plan) -> None:
     writer = threading.Thread(target=_send_all, args=(outbox, sender), daemon=True)
     writer.start()
     try:
-        locator = MaxMindLocator.from_settings(plan.geoip)
+        locator = local_locator(plan.geoip)
         ingestor = BulkIngestor(locator, plan.travel, plan.observers)
         for chunk in chunks(plan.count, plan.seed, plan.until, locator, ingestor):
             outbox.put(_message("chunk", chunk))
