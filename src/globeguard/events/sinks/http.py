@@ -15,7 +15,8 @@ on every one; aiohttp ~4,400 req/s; this client ~10,000 req/s, parsing answers w
 * One deadline (`timeout_s`) covers waiting for a connection, connecting, sending and the
   whole answer, so a receiver trickling bytes cannot hold a delivery past its lease.
 * The answer's first `excerpt` bytes are kept; a body past `BODY_LIMIT` is not read: the
-  connection is dropped instead.
+  connection is dropped instead. The head is capped (status line, each header line, header
+  count, all header bytes): past a cap the answer is refused (`AnswerTooLarge`) unread.
 * A request on a reused connection that the server had already closed (an idle keep-alive
   timeout racing our write) is sent once more on a fresh connection, as long as not one byte
   of an answer came back.
@@ -32,6 +33,17 @@ from urllib.parse import quote, urlsplit
 import httptools
 
 BODY_LIMIT = 64 * 1024
+# The answer's head is capped before the parser sees it (httptools/llhttp keep a header
+# whole until its line ends, with no limit of their own): a receiver streaming one endless
+# header would otherwise be buffered in full. 32 KiB, 8 KiB a line and 100 headers are
+# twice Node's whole-head default (16 KiB) and leave room for any real webhook receiver.
+MAX_HEAD_BYTES = 32 * 1024
+MAX_STATUS_LINE = 1024
+MAX_HEADER_LINE = 8 * 1024
+MAX_HEADERS = 100
+# Bytes after the head: the body plus its framing (chunk sizes, extensions, trailers), which
+# a receiver could bloat without a byte of body.
+MAX_AFTER_HEAD = 2 * BODY_LIMIT
 # An idle connection older than this is closed rather than reused: a peer (or a NAT between)
 # may have dropped it silently, and a request written into that would only end at the
 # deadline. Servers commonly keep idle connections for 5-75 s.
@@ -49,6 +61,10 @@ class HttpError(Exception):
 
 class HttpTimeout(HttpError):
     """The deadline passed before the whole answer came."""
+
+
+class AnswerTooLarge(HttpError):
+    """The answer's head broke a size limit: not read further, the connection dropped."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,14 +138,20 @@ class _Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self._parser = httptools.HttpResponseParser(self)
         self._waiter: asyncio.Future[Answer] | None = None
+        self._head_left = MAX_HEAD_BYTES
+        self._after_head = 0
         self._reset()
 
     def _reset(self) -> None:
+        """Before a request, and after an interim (1xx) answer: the real one follows."""
         self._status = 0
         self._retry_after: bytes | None = None
         self._body: list[bytes] = []
         self._kept = 0
         self._received = 0
+        self._in_head = True
+        self._status_line = 0
+        self._headers = 0
         self.got_bytes = False
         self.reusable = False
 
@@ -144,9 +166,32 @@ class _Connection(asyncio.Protocol):
             return
         self.got_bytes = True
         try:
-            self._parser.feed_data(data)
+            self._feed(data)
+        except httptools.HttpParserCallbackError as exc:
+            refused = exc.__context__
+            self._fail(refused if isinstance(refused, HttpError) else HttpError(str(exc)))
         except httptools.HttpParserError as exc:
             self._fail(HttpError(f"invalid HTTP answer: {exc}"))
+        except HttpError as exc:
+            self._fail(exc)
+
+    def _feed(self, data: bytes) -> None:
+        """Hand `data` to the parser, never more head than MAX_HEAD_BYTES (all interim
+        answers' heads included) nor more than MAX_AFTER_HEAD after it."""
+        while data and self._in_head:
+            if self._head_left <= 0:
+                raise AnswerTooLarge(f"header section larger than {MAX_HEAD_BYTES} bytes")
+            piece = data if len(data) <= self._head_left else data[: self._head_left]
+            data = data[len(piece) :]
+            self._head_left -= len(piece)
+            self._parser.feed_data(piece)
+        if data:
+            self._after_head += len(data)
+            if self._after_head > MAX_AFTER_HEAD:
+                self._finish()  # the status is known: the receiver answered
+                self.close()
+                return
+            self._parser.feed_data(data)
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -163,12 +208,23 @@ class _Connection(asyncio.Protocol):
 
     # -- httptools callbacks -----------------------------------------------------------------
 
+    def on_status(self, part: bytes) -> None:
+        self._status_line += len(part)  # called once per piece of the reason phrase
+        if self._status_line > MAX_STATUS_LINE:
+            raise AnswerTooLarge(f"status line longer than {MAX_STATUS_LINE} bytes")
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers += 1  # trailers after a chunked body too
+        if self._headers > MAX_HEADERS:
+            raise AnswerTooLarge(f"answer has more than {MAX_HEADERS} headers")
+        if len(name) + len(value) > MAX_HEADER_LINE:
+            raise AnswerTooLarge(f"header line longer than {MAX_HEADER_LINE} bytes")
         if name.lower() == b"retry-after":
             self._retry_after = value
 
     def on_headers_complete(self) -> None:
         self._status = self._parser.get_status_code()
+        self._in_head = False
 
     def on_body(self, body: bytes) -> None:
         self._received += len(body)
@@ -211,6 +267,8 @@ class _Connection(asyncio.Protocol):
     async def request(self, data: bytes) -> Answer:
         assert self.transport is not None
         self._reset()
+        self._head_left = MAX_HEAD_BYTES
+        self._after_head = 0
         self._waiter = asyncio.get_running_loop().create_future()
         try:
             self.transport.write(data)
