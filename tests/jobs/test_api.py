@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from globeguard.events.models import OutboxEvent
 from globeguard.identity.models import User
+from globeguard.identity.permissions import ALL_PERMISSIONS
 from tests.conftest import wipe
 from tests.helpers import bearer, make_admin, signin, signup
 from tests.jobs.support import export_lines, import_file, ndjson, wait_job
@@ -70,7 +71,9 @@ async def _import_directly(container, content: bytes):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
     async with container.db.transaction() as session:
-        job = await container.jobs.submit_import(session, path, upsert=False, actor="test")
+        job = await container.jobs.submit_import(
+            session, path, upsert=False, actor="test", scopes=ALL_PERMISSIONS
+        )
     return await wait_job(container, job.id)
 
 
@@ -223,7 +226,9 @@ async def test_a_pending_job_can_be_cancelled_once(client, container):
     async with container.db.transaction() as session:
         from globeguard.jobs.schemas import ExportRequest
 
-        job = await container.jobs.submit_export(session, ExportRequest(), "test")
+        job = await container.jobs.submit_export(
+            session, ExportRequest(), "test", scopes=ALL_PERMISSIONS
+        )
     cancelled = await client.post(f"/api/v1/jobs/{job.id}/cancel", headers=admin)
     if cancelled.status_code == 200:
         assert cancelled.json()["status"] == "cancelled"

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 
 from globeguard.identity.models import User
+from globeguard.identity.permissions import ALL_PERMISSIONS
 from globeguard.jobs.handlers import ImportHandler
 from globeguard.jobs.imports import UserImporter
 from globeguard.jobs.models import Job
@@ -41,7 +42,9 @@ async def submit_import(container, records: list[dict], tmp_path) -> uuid.UUID:
     path = tmp_path / f"in-{uuid.uuid4().hex}.ndjson"
     path.write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
     async with container.db.transaction() as session:
-        job = await container.jobs.submit_import(session, path, upsert=False, actor="test")
+        job = await container.jobs.submit_import(
+            session, path, upsert=False, actor="test", scopes=ALL_PERMISSIONS
+        )
     return job.id
 
 
@@ -178,7 +181,9 @@ async def test_the_heartbeat_stops_a_job_cancelled_while_it_waits(app, container
     async with container.db.transaction() as session:
         from globeguard.jobs.schemas import ExportRequest
 
-        job = await container.jobs.submit_export(session, ExportRequest(), "test")
+        job = await container.jobs.submit_export(
+            session, ExportRequest(), "test", scopes=ALL_PERMISSIONS
+        )
     runner = JobRunner(container.db, container.settings.jobs, {"users.export": slow})
     running = asyncio.create_task(runner.run_one(job.id))
     await started.wait()
@@ -199,7 +204,9 @@ async def test_a_clean_shutdown_hands_the_job_back_for_an_immediate_resume(app, 
     async with container.db.transaction() as session:
         from globeguard.jobs.schemas import ExportRequest
 
-        job = await container.jobs.submit_export(session, ExportRequest(), "test")
+        job = await container.jobs.submit_export(
+            session, ExportRequest(), "test", scopes=ALL_PERMISSIONS
+        )
     runner = JobRunner(container.db, container.settings.jobs, {"users.export": slow})
     loop = asyncio.create_task(runner.run())
     await started.wait()
@@ -225,7 +232,9 @@ async def test_no_more_than_the_configured_number_of_jobs_run_at_once(app, conta
 
     async with container.db.transaction() as session:
         for _ in range(3):
-            await container.jobs.submit_export(session, ExportRequest(), "test")
+            await container.jobs.submit_export(
+                session, ExportRequest(), "test", scopes=ALL_PERMISSIONS
+            )
     runner = JobRunner(container.db, container.settings.jobs, {"users.export": held})
     assert container.settings.jobs.concurrency == 2
     assert await runner.tick() == 2

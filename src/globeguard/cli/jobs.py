@@ -21,6 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from globeguard.identity.permissions import ALL_PERMISSIONS
 from globeguard.jobs.models import Job
 from globeguard.jobs.schemas import Auth0SyncRequest, ExportRequest
 from globeguard.kit.errors import AppError
@@ -31,6 +32,8 @@ from .common import run_with_container
 users_app = typer.Typer(help="Bulk export and import of users.", no_args_is_help=True)
 auth0_app = typer.Typer(help="The Auth0 connector.", no_args_is_help=True)
 ACTOR = "cli"
+# Whoever runs the CLI holds the database itself: its jobs carry every permission.
+OPERATOR = ALL_PERMISSIONS
 FOLLOW_INTERVAL_S = 0.5
 
 Submit = Callable[[Container], Awaitable[Job]]
@@ -109,7 +112,7 @@ def export(
 
     async def submit(container: Container) -> Job:
         async with container.db.transaction() as session:
-            return await container.jobs.submit_export(session, body, ACTOR)
+            return await container.jobs.submit_export(session, body, ACTOR, scopes=OPERATOR)
 
     def finish(container: Container, job: Job) -> None:
         _failed(job)
@@ -131,7 +134,7 @@ def import_(
     async def submit(container: Container) -> Job:
         async with container.db.transaction() as session:
             return await container.jobs.submit_import(
-                session, path, upsert=upsert, actor=ACTOR, move=False
+                session, path, upsert=upsert, actor=ACTOR, scopes=OPERATOR, move=False
             )
 
     def finish(container: Container, job: Job) -> None:
@@ -162,7 +165,7 @@ def sync(
             connection_id=connection_id,
         )
         async with container.db.transaction() as session:
-            return await container.jobs.submit_auth0_sync(session, body, ACTOR)
+            return await container.jobs.submit_auth0_sync(session, body, ACTOR, scopes=OPERATOR)
 
     def finish(container: Container, job: Job) -> None:
         _failed(job)

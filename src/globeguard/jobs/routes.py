@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import shutil
 import uuid
+from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import IO, Annotated
+from typing import IO, Annotated, Any
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -17,11 +18,26 @@ from globeguard.identity.dependencies import ContainerDep, require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.jobs.schemas import Auth0SyncRequest, ExportRequest, JobRead
+from globeguard.kit.body_limit import limit_body
 from globeguard.kit.errors import BadRequest
 from globeguard.wiring import Container
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 Manager = Annotated[Principal, Depends(require(Permission.JOBS_MANAGE))]
+
+
+def _also(permission: Permission) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """`jobs:manage` runs jobs; what a job reads or writes needs its own permission too."""
+
+    async def _check(principal: Manager) -> Principal:
+        principal.require(permission)
+        return principal
+
+    return _check
+
+
+Exporter = Annotated[Principal, Depends(_also(Permission.USERS_READ))]
+Importer = Annotated[Principal, Depends(_also(Permission.USERS_WRITE))]
 RAW_TYPES = ("application/x-ndjson", "application/jsonl", "application/json", "application/gzip")
 COPY_CHUNK = 1024 * 1024
 
@@ -40,12 +56,12 @@ def _accepted(app: Container, request: Request, job: JobRead) -> Response:
 
 
 @router.post("/users-exports", status_code=202, response_model=JobRead)
-async def create_export(body: ExportRequest, principal: Manager, request: Request) -> Response:
+async def create_export(body: ExportRequest, principal: Exporter, request: Request) -> Response:
     """Export users (all, or those a search query matches) as gzipped NDJSON or CSV. Poll
     `GET /jobs/{id}`; once `completed` it carries a signed `location` valid 15 minutes."""
     app: Container = request.app.state.container
     async with app.db.transaction() as session:
-        job = await app.jobs.submit_export(session, body, principal.actor)
+        job = await app.jobs.submit_export(session, body, principal.actor, scopes=principal.scopes)
         view = app.jobs.view(job, _base(request))
     app.job_runner.wake()
     return _accepted(app, request, view)
@@ -74,7 +90,7 @@ async def create_export(body: ExportRequest, principal: Manager, request: Reques
     },
 )
 async def create_import(
-    principal: Manager, request: Request, upsert: bool = Query(default=False)
+    principal: Importer, request: Request, upsert: bool = Query(default=False)
 ) -> Response:
     """Import users from Auth0's bulk-import JSON array, Auth0's export NDJSON, or our own
     export, gzipped or not, of any size: as multipart (`users` file, `upsert` field) or as
@@ -86,7 +102,7 @@ async def create_import(
     try:
         async with app.db.transaction() as session:
             job = await app.jobs.submit_import(
-                session, staged, upsert=upsert, actor=principal.actor
+                session, staged, upsert=upsert, actor=principal.actor, scopes=principal.scopes
             )
             view = app.jobs.view(job, _base(request))
     finally:
@@ -97,6 +113,7 @@ async def create_import(
 
 async def _receive(request: Request, root: Path, upsert: bool) -> tuple[Path, bool]:
     """Spool the upload to a file under the jobs directory, whatever its size."""
+    limit_body(request, None)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "multipart/form-data" and kind not in RAW_TYPES:
         raise BadRequest(
@@ -133,14 +150,16 @@ async def _receive_form(request: Request, out: IO[bytes], upsert: bool) -> bool:
 
 @router.post("/auth0-sync", status_code=202, response_model=JobRead)
 async def create_auth0_sync(
-    body: Auth0SyncRequest, principal: Manager, request: Request
+    body: Auth0SyncRequest, principal: Importer, request: Request
 ) -> Response:
     """Import an Auth0 tenant's users through a Management API export job, and turn their
     last sign-in addresses into login events (map, travel checks). The client secret is
     stored sealed and never returned; no management token ever leaves the server."""
     app: Container = request.app.state.container
     async with app.db.transaction() as session:
-        job = await app.jobs.submit_auth0_sync(session, body, principal.actor)
+        job = await app.jobs.submit_auth0_sync(
+            session, body, principal.actor, scopes=principal.scopes
+        )
         view = app.jobs.view(job, _base(request))
     app.job_runner.wake()
     return _accepted(app, request, view)

@@ -4,7 +4,7 @@ the Auth0 tenants' sealed credentials. Services never commit."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -12,8 +12,10 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.identity.models import User
+from globeguard.identity.permissions import Permission
 from globeguard.identity.search import QueryError, compile_user_filter, parse, top_fields
 from globeguard.jobs import signing
+from globeguard.jobs.auth0.tenant import TenantAddresses
 from globeguard.jobs.exports import ExportError, resolve
 from globeguard.jobs.files import JobFiles
 from globeguard.jobs.models import Auth0Tenant, Job
@@ -29,9 +31,19 @@ from globeguard.jobs.schemas import (
 )
 from globeguard.kit.clock import Clock, utcnow
 from globeguard.kit.crypto import Sealer
-from globeguard.kit.errors import BadRequest, Conflict, NotFound, Unprocessable
+from globeguard.kit.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 
 TENANT_SECRET_PURPOSE = "auth0-client-secret"  # noqa: S105 - a sealing label
+# Job parameter: the creating credential's effective permissions (see submit_import).
+CREATOR_SCOPES = "creator_scopes"
+
+
+def _require_password_hashes(scopes: Iterable[str], doing: str) -> None:
+    if Permission.USERS_PASSWORD_HASHES not in set(scopes):
+        raise Forbidden(
+            f"{doing} needs the '{Permission.USERS_PASSWORD_HASHES}' permission",
+            code="forbidden",
+        )
 
 
 def user_filter(q: str | None, dialect: str) -> Any:
@@ -54,6 +66,7 @@ class JobService:
         link_ttl: timedelta,
         dialect: str,
         *,
+        auth0_tenants: TenantAddresses,
         wake: Callable[[], None] = lambda: None,
         clock: Clock = utcnow,
     ) -> None:
@@ -62,6 +75,7 @@ class JobService:
         self.link_key = link_key
         self.link_ttl = link_ttl
         self.dialect = dialect
+        self.auth0_tenants = auth0_tenants
         self.wake = wake
         self.clock = clock
 
@@ -81,9 +95,12 @@ class JobService:
         JobRepository(session).add(job)
         return job
 
-    async def submit_export(self, session: AsyncSession, body: ExportRequest, actor: str) -> Job:
+    async def submit_export(
+        self, session: AsyncSession, body: ExportRequest, actor: str, *, scopes: Iterable[str]
+    ) -> Job:
+        """`scopes`: the effective permissions of the credential submitting the job."""
         try:
-            resolve(body.fields)
+            fields = resolve(body.fields)
             user_filter(body.q, self.dialect)
         except ExportError as exc:
             raise Unprocessable(str(exc), code="invalid_fields") from exc
@@ -91,29 +108,41 @@ class JobService:
             raise BadRequest(
                 f"{exc.message} (at position {exc.position})", code="invalid_query"
             ) from exc
+        if any(f.column == "password_hash" for f in fields):
+            _require_password_hashes(scopes, "exporting password hashes")
         job = self._new(session, EXPORT, body.model_dump(), actor)
         await session.flush()
         return job
 
     async def submit_import(
-        self, session: AsyncSession, upload: Path, *, upsert: bool, actor: str, move: bool = True
+        self,
+        session: AsyncSession,
+        upload: Path,
+        *,
+        upsert: bool,
+        actor: str,
+        scopes: Iterable[str],
+        move: bool = True,
     ) -> Job:
         """`upload` becomes the job's file (moved into the jobs directory), or, for the CLI
-        (`move=False`), is read where it is: a server-side path, never taken from the API."""
+        (`move=False`), is read where it is: a server-side path, never taken from the API.
+        The job remembers `scopes`, its creator's effective permissions, because what a record
+        may change (a password hash, an admin's account) is decided record by record."""
         job = self._new(session, IMPORT, {"upsert": upsert}, actor)
         target = upload.resolve()  # noqa: ASYNC240 - path arithmetic and one readlink
         if move:
             target = self.files.upload(job.id)
             upload.replace(target)  # noqa: ASYNC240 - a rename within one directory tree
-        job.params = {"upsert": upsert, "path": str(target)}
+        job.params = {"upsert": upsert, "path": str(target), CREATOR_SCOPES: sorted(scopes)}
         await session.flush()
         return job
 
     async def submit_auth0_sync(
-        self, session: AsyncSession, body: Auth0SyncRequest, actor: str
+        self, session: AsyncSession, body: Auth0SyncRequest, actor: str, *, scopes: Iterable[str]
     ) -> Job:
         tenant = await self._tenant(session, body)
-        job = self._new(session, AUTH0_SYNC, {"domain": tenant.domain}, actor)
+        params = {"domain": tenant.domain, CREATOR_SCOPES: sorted(scopes)}
+        job = self._new(session, AUTH0_SYNC, params, actor)
         await session.flush()
         return job
 
@@ -125,6 +154,7 @@ class JobService:
                 raise Unprocessable("name the tenant's domain", code="auth0_tenant_required")
             return tenant
         domain = body.domain.strip().rstrip("/").lower()
+        await self.auth0_tenants.approve(domain)  # 422 before anything is stored
         tenant = await repo.get(domain)
         if body.client_id is not None or body.client_secret is not None:
             if body.client_id is None or body.client_secret is None:

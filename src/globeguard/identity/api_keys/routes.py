@@ -18,11 +18,17 @@ router = APIRouter(prefix="/api/v1/api-keys", tags=["api keys"])
 async def create_api_key(
     body: ApiKeyCreate, principal: CurrentUser, app: ContainerDep, session: DbSession
 ):
-    """A key for the caller's own account. Its scopes can never exceed what the owner holds,
-    and shrink with the owner's roles."""
+    """A key for the caller's own account. Its scopes can never exceed the presenting
+    credential's own permissions nor the owner's roles, and shrink with the owner's roles."""
     assert principal.user_id is not None
     key, secret = await app.api_keys.create(
-        session, principal.user_id, body.name, body.scopes, body.expires_at, principal.actor
+        session,
+        principal.user_id,
+        body.name,
+        body.scopes,
+        body.expires_at,
+        presenter=principal.scopes,
+        actor=principal.actor,
     )
     return ApiKeyCreated(**ApiKeyRead.model_validate(key).model_dump(), api_key=secret)
 

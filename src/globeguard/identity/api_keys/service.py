@@ -18,12 +18,14 @@ from globeguard.db.session import Database
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
 from globeguard.identity.api_keys.repository import ApiKeyRepository
+from globeguard.identity.authority import beyond, ensure_grantable
 from globeguard.identity.grants import grants_of
 from globeguard.identity.models import ApiKey
+from globeguard.identity.permissions import ALL_SCOPES
 from globeguard.identity.revocation import announce
 from globeguard.kit.clock import as_utc, utcnow
 from globeguard.kit.crypto import random_token, same_digest, sha256_hex
-from globeguard.kit.errors import Forbidden, NotFound, Unauthorized, Unprocessable
+from globeguard.kit.errors import NotFound, Unauthorized, Unprocessable
 
 PREFIX = "ggk_"
 KEY_PATTERN = re.compile(r"^ggk_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$")
@@ -51,17 +53,21 @@ class ApiKeyService:
         name: str,
         scopes: Iterable[str],
         expires_at: datetime | None,
+        *,
+        presenter: Iterable[str],
         actor: str,
     ) -> tuple[ApiKey, str]:
+        """`presenter` is the effective permissions of the credential asking: a new key never
+        holds more than it (a `profile`-only key cannot mint a `users:delete` key), nor more
+        than the owner's roles grant right now."""
         requested = sorted(set(scopes))
-        allowed = (await grants_of(session, owner_id)).scopes
-        beyond = [s for s in requested if s not in allowed]
-        if beyond:
-            raise Forbidden(
-                f"cannot grant scopes the owner does not hold: {', '.join(beyond)}",
-                code="scope_not_allowed",
-                scopes=beyond,
+        unknown = beyond(ALL_SCOPES, requested)
+        if unknown:
+            raise Unprocessable(
+                f"unknown scopes: {', '.join(unknown)}", code="unknown_scope", scopes=unknown
             )
+        ensure_grantable(presenter, requested, "an API key")
+        ensure_grantable((await grants_of(session, owner_id)).scopes, requested, "an API key")
         if expires_at is not None and as_utc(expires_at) <= utcnow():
             raise Unprocessable("expires_at must be in the future", code="invalid_expiry")
         secret = random_token(32)

@@ -42,7 +42,12 @@ async def create_client(
     body: ClientCreate, principal: ClientAdmin, app: ContainerDep, session: DbSession
 ):
     client, secret = await app.clients.create(
-        session, body.name, [s.value for s in body.scopes], principal.user_id, principal.actor
+        session,
+        body.name,
+        [s.value for s in body.scopes],
+        principal.user_id,
+        presenter=principal.scopes,
+        actor=principal.actor,
     )
     return ClientCreated(**ClientRead.model_validate(client).model_dump(), client_secret=secret)
 

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
 from globeguard.identity.api_keys.service import new_key_id
+from globeguard.identity.authority import beyond, ensure_grantable
 from globeguard.identity.clients.repository import ClientRepository
 from globeguard.identity.models import MachineClient
-from globeguard.identity.permissions import Permission
+from globeguard.identity.permissions import ALL_PERMISSIONS
 from globeguard.identity.revocation import announce
 from globeguard.kit.clock import utcnow
 from globeguard.kit.crypto import random_token, sha256_hex
@@ -26,12 +27,16 @@ class ClientService:
         name: str,
         scopes: Sequence[str],
         created_by: uuid.UUID | None,
+        *,
+        presenter: Iterable[str],
         actor: str,
     ) -> tuple[MachineClient, str]:
-        known = {p.value for p in Permission}
-        unknown = sorted(set(scopes) - known)
+        """`clients:manage` manages clients; it does not confer the permissions a client
+        carries: those must all be held by the credential creating it."""
+        unknown = beyond(ALL_PERMISSIONS, scopes)
         if unknown:
             raise Unprocessable(f"unknown scopes: {', '.join(unknown)}", code="unknown_permission")
+        ensure_grantable(presenter, scopes, "a machine client")
         secret = random_token(32)
         client = MachineClient(
             client_id=f"ggc_{new_key_id()}",

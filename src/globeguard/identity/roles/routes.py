@@ -55,8 +55,14 @@ async def list_permissions(_: RoleAdmin):
 async def create_role(
     body: RoleCreate, principal: RoleAdmin, app: ContainerDep, session: DbSession
 ):
+    """Only permissions the presenting credential holds itself can go into a role."""
     return await app.roles.create(
-        session, body.name, body.description, [p.value for p in body.permissions], principal.actor
+        session,
+        body.name,
+        body.description,
+        [p.value for p in body.permissions],
+        presenter=principal.scopes,
+        actor=principal.actor,
     )
 
 
@@ -75,12 +81,20 @@ async def update_role(
 ):
     role = await app.roles.get(session, role_id)
     permissions = None if body.permissions is None else [p.value for p in body.permissions]
-    return await app.roles.update(session, role, body.description, permissions, principal.actor)
+    return await app.roles.update(
+        session,
+        role,
+        body.description,
+        permissions,
+        presenter=principal.scopes,
+        actor=principal.actor,
+    )
 
 
 @router.delete("/{role_id}", status_code=status.HTTP_204_NO_CONTENT)
 async def delete_role(
     role_id: uuid.UUID, principal: RoleAdmin, app: ContainerDep, session: DbSession
 ):
-    await app.roles.delete(session, await app.roles.get(session, role_id), principal.actor)
+    role = await app.roles.get(session, role_id)
+    await app.roles.delete(session, role, presenter=principal.scopes, actor=principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -4,12 +4,14 @@ version, so access tokens minted with the old roles stop working at once."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
+from globeguard.identity.authority import acts_as_admin, ensure_grantable, ensure_may_change
+from globeguard.identity.grants import grants_of
 from globeguard.identity.models import Role, User
 from globeguard.identity.permissions import ADMIN_ROLE, BUILTIN_ROLES, Permission
 from globeguard.identity.revocation import announce
@@ -77,14 +79,16 @@ class RoleService:
         name: str,
         description: str | None,
         permissions: Sequence[str],
+        *,
+        presenter: Iterable[str],
         actor: str,
     ) -> Role:
+        checked = _checked_permissions(permissions)
+        ensure_grantable(presenter, checked, "a role")
         repo = RoleRepository(session)
         if await repo.by_name(name) is not None:
             raise Conflict("a role with that name exists", code="role_exists")
-        role = Role(
-            name=name, description=description, permissions=_checked_permissions(permissions)
-        )
+        role = Role(name=name, description=description, permissions=checked)
         repo.add(role)
         await session.flush()
         await self._event(session, EventType.ROLE_CREATED, role, actor, None)
@@ -96,26 +100,67 @@ class RoleService:
         role: Role,
         description: str | None,
         permissions: Sequence[str] | None,
+        *,
+        presenter: Iterable[str],
         actor: str,
     ) -> Role:
         if role.builtin:
             raise Conflict("built-in roles cannot be changed", code="role_builtin")
+        # A role someone else filled with more than we hold is theirs to change.
+        ensure_grantable(presenter, role.permissions, "a role")
         if description is not None:
             role.description = description
         if permissions is not None:
-            role.permissions = _checked_permissions(permissions)
+            checked = _checked_permissions(permissions)
+            ensure_grantable(presenter, checked, "a role")
+            role.permissions = checked
             await self._revoke_members(session, role)
         await self._event(session, EventType.ROLE_UPDATED, role, actor, None)
         return role
 
-    async def delete(self, session: AsyncSession, role: Role, actor: str) -> None:
+    async def delete(
+        self, session: AsyncSession, role: Role, *, presenter: Iterable[str], actor: str
+    ) -> None:
         if role.builtin:
             raise Conflict("built-in roles cannot be deleted", code="role_builtin")
+        ensure_grantable(presenter, role.permissions, "a role")
         await self._revoke_members(session, role)
         await self._event(session, EventType.ROLE_DELETED, role, actor, None)
         await RoleRepository(session).remove(role)
 
-    async def assign(self, session: AsyncSession, user: User, role: Role, actor: str) -> bool:
+    async def is_admin(self, session: AsyncSession, user_id: uuid.UUID) -> bool:
+        """Holds the `admin` role, or roles that together grant every permission."""
+        grants = await grants_of(session, user_id)
+        return ADMIN_ROLE in grants.roles or acts_as_admin(grants.scopes)
+
+    async def ensure_may_change(
+        self,
+        session: AsyncSession,
+        target: uuid.UUID,
+        *,
+        presenter: Iterable[str],
+        presenter_user: uuid.UUID | None,
+    ) -> None:
+        """Changing another admin's account, by any path, needs a credential that acts as
+        admin: otherwise `users:write` could block, or `roles:manage` demote, every admin."""
+        if target == presenter_user:
+            return
+        ensure_may_change(presenter, await self.is_admin(session, target))
+
+    async def assign(
+        self,
+        session: AsyncSession,
+        user: User,
+        role: Role,
+        *,
+        presenter: Iterable[str],
+        presenter_user: uuid.UUID | None,
+        actor: str,
+    ) -> bool:
+        ensure_grantable(presenter, role.permissions, f"the role '{role.name}'")
+        await self.ensure_may_change(
+            session, user.id, presenter=presenter, presenter_user=presenter_user
+        )
         repo = RoleRepository(session)
         if await repo.has_assignment(user.id, role.id):
             return False
@@ -124,7 +169,20 @@ class RoleService:
         await self._event(session, EventType.ROLE_ASSIGNED, role, actor, user.id)
         return True
 
-    async def unassign(self, session: AsyncSession, user: User, role: Role, actor: str) -> bool:
+    async def unassign(
+        self,
+        session: AsyncSession,
+        user: User,
+        role: Role,
+        *,
+        presenter: Iterable[str],
+        presenter_user: uuid.UUID | None,
+        actor: str,
+    ) -> bool:
+        ensure_grantable(presenter, role.permissions, f"the role '{role.name}'")
+        await self.ensure_may_change(
+            session, user.id, presenter=presenter, presenter_user=presenter_user
+        )
         repo = RoleRepository(session)
         if not await repo.has_assignment(user.id, role.id):
             return False

@@ -72,6 +72,23 @@ def _acting_on(principal: Principal, user_id: uuid.UUID, permission: Permission)
     principal.require(PROFILE_SCOPE)
 
 
+async def _changeable(
+    app: Container,
+    session: AsyncSession,
+    principal: Principal,
+    user_id: uuid.UUID,
+    *,
+    include_deleted: bool,
+) -> User:
+    """The user a request is about to change; another admin only for a credential that acts
+    as admin."""
+    user = await app.users.get(session, user_id, include_deleted=include_deleted)
+    await app.roles.ensure_may_change(
+        session, user.id, presenter=principal.scopes, presenter_user=principal.user_id
+    )
+    return user
+
+
 @router.get("/me", response_model=UserRead)
 async def read_me(principal: CurrentUser, request: Request) -> Response:
     app: Container = request.app.state.container
@@ -209,7 +226,7 @@ async def update_user(
     admin_only = {"app_metadata", "email_verified"} & changes.keys()
     if admin_only and not principal.has(Permission.USERS_WRITE):
         raise Forbidden(f"changing {', '.join(sorted(admin_only))} needs 'users:write'")
-    user = await app.users.get(session, user_id, include_deleted=False)
+    user = await _changeable(app, session, principal, user_id, include_deleted=False)
     await app.users.update(session, user, changes, principal.actor)
     return await _read(app, session, user)
 
@@ -219,7 +236,7 @@ async def delete_user(
     user_id: uuid.UUID, principal: CurrentPrincipal, app: ContainerDep, session: DbSession
 ):
     _acting_on(principal, user_id, Permission.USERS_DELETE)
-    user = await app.users.get(session, user_id, include_deleted=False)
+    user = await _changeable(app, session, principal, user_id, include_deleted=False)
     await app.users.soft_delete(session, user, principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -229,21 +246,21 @@ Admin = Annotated[Principal, Depends(require(Permission.USERS_WRITE))]
 
 @router.post("/{user_id}/restore", response_model=UserRead)
 async def restore_user(user_id: uuid.UUID, principal: Admin, app: ContainerDep, session: DbSession):
-    user = await app.users.get(session, user_id, include_deleted=True)
+    user = await _changeable(app, session, principal, user_id, include_deleted=True)
     await app.users.restore(session, user, principal.actor)
     return await _read(app, session, user)
 
 
 @router.post("/{user_id}/block", response_model=UserRead)
 async def block_user(user_id: uuid.UUID, principal: Admin, app: ContainerDep, session: DbSession):
-    user = await app.users.get(session, user_id, include_deleted=False)
+    user = await _changeable(app, session, principal, user_id, include_deleted=False)
     await app.users.block(session, user, principal.actor)
     return await _read(app, session, user)
 
 
 @router.post("/{user_id}/unblock", response_model=UserRead)
 async def unblock_user(user_id: uuid.UUID, principal: Admin, app: ContainerDep, session: DbSession):
-    user = await app.users.get(session, user_id, include_deleted=False)
+    user = await _changeable(app, session, principal, user_id, include_deleted=False)
     await app.users.unblock(session, user, principal.actor)
     return await _read(app, session, user)
 
@@ -257,7 +274,7 @@ async def erase_user(
 ):
     """Hard delete (right to erasure): the account and its credentials are removed for good and
     the username becomes free. The audit trail keeps only the id."""
-    user = await app.users.get(session, user_id, include_deleted=True)
+    user = await _changeable(app, session, principal, user_id, include_deleted=True)
     await app.users.erase(session, user, principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -284,7 +301,14 @@ async def assign_role(
 ):
     user = await app.users.get(session, user_id, include_deleted=False)
     role = await app.roles.by_name(session, body.role)
-    await app.roles.assign(session, user, role, principal.actor)
+    await app.roles.assign(
+        session,
+        user,
+        role,
+        presenter=principal.scopes,
+        presenter_user=principal.user_id,
+        actor=principal.actor,
+    )
     return await _read(app, session, user)
 
 
@@ -294,5 +318,12 @@ async def remove_role(
 ):
     user = await app.users.get(session, user_id, include_deleted=True)
     role = await app.roles.by_name(session, role_name)
-    await app.roles.unassign(session, user, role, principal.actor)
+    await app.roles.unassign(
+        session,
+        user,
+        role,
+        presenter=principal.scopes,
+        presenter_user=principal.user_id,
+        actor=principal.actor,
+    )
     return await _read(app, session, user)
