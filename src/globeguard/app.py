@@ -33,10 +33,12 @@ from globeguard.jobs.auth0.routes import router as auth0_logs_router
 from globeguard.jobs.routes import router as jobs_router
 from globeguard.kit.errors import AppError
 from globeguard.observability.routes import router as metrics_router
+from globeguard.security_headers import SecurityHeaders
 from globeguard.settings import Settings
 from globeguard.travel.ingest_routes import router as ingest_router
 from globeguard.travel.routes import router as travel_router
 from globeguard.travel.superman import router as superman_router
+from globeguard.web.docs import install_docs
 from globeguard.web.routes import install_dashboard
 from globeguard.wiring import Container, build
 
@@ -205,7 +207,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         version=__version__,
         description=DESCRIPTION,
         lifespan=lifespan,
-        swagger_ui_parameters={"persistAuthorization": True},
+        # Served by install_docs: FastAPI's pages use a CDN and inline scripts.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.container = container
     if settings.http.cors_origins:
@@ -216,6 +220,12 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             allow_methods=["*"],
             allow_headers=["*"],
         )
+    # Outermost, so every answer of the app (413, CORS, problems) carries them.
+    app.add_middleware(
+        SecurityHeaders,
+        trusted_proxies=settings.http.trusted_networks,
+        tile_url=settings.dashboard.tile_url,
+    )
     install_error_handlers(app)
     install_ops_routes(app)
     # Starlette tries routes in order: the one-event login route, the hottest, comes first.
@@ -241,4 +251,5 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     ):
         app.include_router(router)
     install_dashboard(app)
+    install_docs(app)
     return app

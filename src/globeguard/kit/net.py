@@ -40,3 +40,9 @@ def client_ip(
         if not _trusted(address, trusted):
             break
     return str(address)
+
+
+def trusted_peer(peer: str, trusted: Sequence[Network]) -> bool:
+    """The directly connected peer is one of our proxies."""
+    address = _parse(peer)
+    return address is not None and _trusted(address, trusted)
