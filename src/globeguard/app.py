@@ -31,6 +31,7 @@ from globeguard.ingest.routes import read_router as external_users_router
 from globeguard.ingest.routes import router as user_ingest_router
 from globeguard.jobs.auth0.routes import router as auth0_logs_router
 from globeguard.jobs.routes import router as jobs_router
+from globeguard.kit.body_limit import BodyLimitMiddleware
 from globeguard.kit.errors import AppError
 from globeguard.observability.routes import router as metrics_router
 from globeguard.security_headers import SecurityHeaders
@@ -212,6 +213,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         redoc_url=None,
     )
     app.state.container = container
+    app.add_middleware(BodyLimitMiddleware, default_bytes=settings.http.max_body_bytes)
     if settings.http.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -139,6 +139,10 @@ class HttpSettings(BaseModel):
     # Only peers in these networks may set the client address through X-Forwarded-For.
     trusted_proxies: Networks = Field(default_factory=list)
     cors_origins: list[str] = Field(default_factory=list)
+    # Request bodies a route parses whole (JSON objects) are refused past this with 413. The
+    # largest legitimate one, a user with both metadata objects at their 16 KiB limit, is far
+    # below; streams (NDJSON login events, imports) and small messages set their own limits.
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
     @cached_property
     def trusted_networks(self) -> tuple[IPv4Network | IPv6Network, ...]:

@@ -10,7 +10,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
 from globeguard.app import create_app
-from globeguard.ingest.routes import PayloadTooLarge, _status_of
+from globeguard.ingest.routes import _status_of
+from globeguard.kit.body_limit import BodyTooLarge
 from globeguard.kit.errors import BadRequest, Conflict, TooManyRequests, Unauthorized
 from tests.conftest import make_settings
 
@@ -19,7 +20,7 @@ EXCEPTIONS = [
     Unauthorized("x"),
     Conflict("x"),
     TooManyRequests(3),
-    PayloadTooLarge("x"),
+    BodyTooLarge(16 * 1024),
     StarletteHTTPException(405),
     RequestValidationError([]),
     IntegrityError("INSERT", {}, Exception("duplicate")),

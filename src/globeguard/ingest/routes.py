@@ -28,16 +28,13 @@ from globeguard.ingest.schemas import (
     UserMessage,
     parse_message,
 )
+from globeguard.kit.body_limit import limit_body
 from globeguard.kit.errors import AppError, BadRequest, TooManyRequests
 from globeguard.kit.net import client_ip
 from globeguard.wiring import Container
 
 access_log = logging.getLogger("globeguard.ingest.access")
 NO_KEY = "-"
-
-
-class PayloadTooLarge(AppError):
-    status, code, title = 413, "payload_too_large", "Payload too large"
 
 
 def _status_of(exc: Exception) -> int:
@@ -156,18 +153,6 @@ async def ingest_user_query(
     return await _accept(request, caller, _parsed(message), chosen)
 
 
-async def _read_limited(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"the body may be at most {limit} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise PayloadTooLarge(f"the body may be at most {limit} bytes")
-    return bytes(body)
-
-
 @router.post(
     "/users",
     openapi_extra={
@@ -187,7 +172,8 @@ async def ingest_user(
     false for a replay; 400 naming each bad field, with nothing stored; 409 when the
     user_id is already stored with other values."""
     app: Container = request.app.state.container
-    raw = await _read_limited(request, app.settings.ingest.max_body_bytes)
+    limit_body(request, app.settings.ingest.max_body_bytes)
+    raw = await request.body()
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:

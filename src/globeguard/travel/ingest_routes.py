@@ -13,8 +13,16 @@ from fastapi import APIRouter, Depends, Request, Response, status
 from globeguard.identity.dependencies import require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
+from globeguard.kit.body_limit import limit_body
 from globeguard.kit.errors import BadRequest
-from globeguard.travel.ingest import BATCH_SIZE, IncomingEvent, IngestReport, lines, parse_line
+from globeguard.travel.ingest import (
+    BATCH_SIZE,
+    MAX_LINE_BYTES,
+    IncomingEvent,
+    IngestReport,
+    lines,
+    parse_line,
+)
 from globeguard.wiring import Container
 
 router = APIRouter(prefix="/api/v1", tags=["login intelligence"])
@@ -49,8 +57,12 @@ async def post_login_events(request: Request, _: Writer) -> Response:
     login), `user_agent`, `failure_reason`."""
     app: Container = request.app.state.container
     if _is_stream(request):
+        # A stream of any size: each line is held to MAX_LINE_BYTES as it is read.
+        limit_body(request, None)
         report = await _ingest_stream(app, request)
         return Response(orjson.dumps(asdict(report)), media_type="application/json")
+    # One event is one line of a stream, and held to the same size.
+    limit_body(request, MAX_LINE_BYTES)
     return await _ingest_one(app, await request.body())
 
 

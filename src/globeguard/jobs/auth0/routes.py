@@ -9,7 +9,8 @@ import orjson
 from fastapi import APIRouter, Request, Response
 
 from globeguard.jobs.auth0.logstream import BatchError, items_of, parse_batch
-from globeguard.kit.errors import AppError, BadRequest, NotFound, Unauthorized
+from globeguard.kit.body_limit import limit_body
+from globeguard.kit.errors import BadRequest, NotFound, Unauthorized
 from globeguard.travel.ingest import BATCH_SIZE, IngestReport
 from globeguard.wiring import Container
 
@@ -17,10 +18,6 @@ router = APIRouter(prefix="/api/v1/ingest", tags=["login intelligence"])
 SOURCE = "auth0-logs"
 # Auth0 sends at most a few hundred events per request; 10 MiB is far beyond that.
 MAX_BODY_BYTES = 10 * 1024 * 1024
-
-
-class PayloadTooLarge(AppError):
-    status, code, title = 413, "payload_too_large", "Payload too large"
 
 
 def _authorised(request: Request, app: Container) -> None:
@@ -37,13 +34,8 @@ def _authorised(request: Request, app: Container) -> None:
 
 
 async def _body(request: Request) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise PayloadTooLarge(f"a log batch is limited to {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    limit_body(request, MAX_BODY_BYTES)
+    return await request.body()
 
 
 @router.post("/auth0-logs")
