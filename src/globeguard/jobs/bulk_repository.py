@@ -29,9 +29,11 @@ from sqlalchemy.types import NullType
 
 from globeguard.events.outbox import record_many
 from globeguard.identity.models import Role, User, UserRole
+from globeguard.identity.permissions import ADMIN_ROLE
 
 USER = cast(Table, User.__table__)
 USER_ROLE = cast(Table, UserRole.__table__)
+ROLE = cast(Table, Role.__table__)
 
 
 class UserExportRepository:
@@ -159,8 +161,23 @@ class UserImportRepository:
     async def existing(
         self, ids: Iterable[uuid.UUID], usernames: Iterable[str], emails: Iterable[str]
     ) -> Sequence[Any]:
-        """(id, username_key, email_key) of every stored user a batch could collide with."""
-        query = select(USER.c.id, USER.c.username_key, USER.c.email_key).where(
+        """(id, username_key, email_key, status, password_hash, holds admin) of every stored
+        user a batch could collide with: what the import plans against and the account
+        lifecycle compares with."""
+        is_admin = (
+            select(USER_ROLE.c.user_id)
+            .join(ROLE, ROLE.c.id == USER_ROLE.c.role_id)
+            .where(USER_ROLE.c.user_id == USER.c.id, ROLE.c.name == ADMIN_ROLE)
+            .exists()
+        )
+        query = select(
+            USER.c.id,
+            USER.c.username_key,
+            USER.c.email_key,
+            USER.c.status,
+            USER.c.password_hash,
+            is_admin,
+        ).where(
             or_(
                 USER.c.id.in_(list(ids)),
                 USER.c.username_key.in_(list(usernames)),

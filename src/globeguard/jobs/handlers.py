@@ -15,10 +15,16 @@ from globeguard.identity.search import QueryError
 from globeguard.jobs.exports import Exporter, ExportError, resolve
 from globeguard.jobs.files import JobFiles
 from globeguard.jobs.formats import UnknownFormat
-from globeguard.jobs.imports import BATCH_SIZE, ImportReport, StoredUser, UserImporter
+from globeguard.jobs.imports import (
+    BATCH_SIZE,
+    ImportAuthority,
+    ImportReport,
+    StoredUser,
+    UserImporter,
+)
 from globeguard.jobs.reader import Item, RecordReader
 from globeguard.jobs.runner import JobContext, JobFailed
-from globeguard.jobs.service import user_filter
+from globeguard.jobs.service import CREATOR_SCOPES, user_filter
 
 # Progress is written at most this often (in rows) during an export: one short UPDATE per
 # 20 pages instead of one per page.
@@ -106,12 +112,19 @@ async def import_file(
                 break
             skip -= len(skipped)
         actor = f"job:{ctx.job_id}"
+        authority = ImportAuthority.of(ctx.params.get(CREATOR_SCOPES))
         while items := await _next(reader, BATCH_SIZE, report):
             if before_batch is not None:
                 await before_batch(items)
             async with db.transaction() as session:
                 stored = await importer.store_batch(
-                    session, items, upsert=upsert, actor=actor, now=ctx.clock(), report=report
+                    session,
+                    items,
+                    upsert=upsert,
+                    actor=actor,
+                    now=ctx.clock(),
+                    report=report,
+                    authority=authority,
                 )
                 if after_batch is not None:
                     await after_batch(session, stored)

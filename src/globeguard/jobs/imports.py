@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,7 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import event_row
-from globeguard.identity.permissions import USER_ROLE
+from globeguard.identity.authority import acts_as_admin
+from globeguard.identity.permissions import USER_ROLE, Permission
+from globeguard.identity.users import lifecycle
 from globeguard.jobs.bulk_repository import UserImportRepository
 from globeguard.jobs.reader import Item
 from globeguard.jobs.records import ImportedUser, RecordError, to_user
@@ -27,6 +29,30 @@ BATCH_SIZE = 1000
 MAX_ERRORS_LISTED = 1000
 # Columns an upsert never changes: the row's identity and history.
 NEVER_UPDATED = frozenset({"id", "created_at"})
+# Columns the account lifecycle owns (its own events); the rest are listed by `user.updated`.
+STATUS_COLUMNS = frozenset({"status", "blocked_at", "deleted_at"})
+LIFECYCLE_COLUMNS = STATUS_COLUMNS | {"password_hash"}
+# Lower-cased copies of fields that are listed under their own names.
+DERIVED_COLUMNS = frozenset({"username_key", "email_key", "updated_at"})
+HASH_REFUSED = "writing password hashes needs the 'users:password_hashes' permission"
+ADMIN_REFUSED = (
+    "this record would change an admin's account, which needs a job created by a "
+    "credential holding every permission"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ImportAuthority:
+    """What the job's creator may write, from the effective permissions it was created
+    with (`creator_scopes`; a job from before they were recorded has none: least authority)."""
+
+    may_write_hashes: bool
+    may_change_admins: bool
+
+    @classmethod
+    def of(cls, creator_scopes: Iterable[str] | None) -> ImportAuthority:
+        scopes = frozenset(creator_scopes or ())
+        return cls(Permission.USERS_PASSWORD_HASHES in scopes, acts_as_admin(scopes))
 
 
 @dataclass(slots=True)
@@ -81,15 +107,16 @@ class UserImporter:
         actor: str,
         now: datetime,
         report: ImportReport,
+        authority: ImportAuthority,
     ) -> list[StoredUser]:
-        candidates = self._parse(items, now, report)
+        candidates = self._parse(items, now, report, authority)
         repo = UserImportRepository(session)
         existing = await repo.existing(
             [c.row["id"] for _, c in candidates],
             [c.row["username_key"] for _, c in candidates],
             [c.row["email_key"] for _, c in candidates if c.row["email_key"]],
         )
-        plan = _Plan(existing, upsert)
+        plan = _Plan(existing, upsert, authority)
         for position, candidate in candidates:
             reason = plan.place(candidate)
             if reason is not None:
@@ -99,25 +126,25 @@ class UserImporter:
             raise RuntimeError(f"the built-in role '{USER_ROLE}' is missing")
         inserts = [_insert_row(c.row, now) for c in plan.inserts]
         await repo.insert_users(inserts, role_id)
-        for columns, rows in _group_updates(plan.updates, now).items():
+        updates = [plan.changes(target, user) for target, user in plan.updates]
+        for columns, rows in _group_updates(updates, now).items():
             await repo.update_users(columns, rows)
-        revisions = await repo.revisions([target for target, _ in plan.updates])
-        events = [
-            _event(EventType.USER_CREATED, r["id"], r["username"], 1, actor, now) for r in inserts
-        ]
-        events += [
-            _event(EventType.USER_UPDATED, target, c.row["username"], revisions[target], actor, now)
-            for target, c in plan.updates
-        ]
-        await repo.record_events(events)
+        revisions = await repo.revisions([u.target for u in updates])
+        await repo.record_events(
+            [_event(EventType.USER_CREATED, r["id"], r["username"], 1, actor, now) for r in inserts]
+        )
+        # The same operation as the API's: sessions end, token versions move, caches are
+        # told, specific events are recorded; set-based for the whole batch.
+        changes = [u.account_change(revisions[u.target]) for u in updates]
+        await lifecycle.apply(session, changes, actor=actor, now=now)
         report.inserted += len(inserts)
-        report.updated += len(plan.updates)
+        report.updated += len(updates)
         return [StoredUser(c.row["id"], c) for c in plan.inserts] + [
             StoredUser(target, c) for target, c in plan.updates
         ]
 
     def _parse(
-        self, items: Sequence[Item], now: datetime, report: ImportReport
+        self, items: Sequence[Item], now: datetime, report: ImportReport, authority: ImportAuthority
     ) -> list[tuple[int, ImportedUser]]:
         parsed = []
         for item in items:
@@ -129,6 +156,9 @@ class UserImporter:
             except RecordError as exc:
                 report.reject(item.position, str(exc))
                 continue
+            if "password_hash" in user.given and not authority.may_write_hashes:
+                report.reject(item.position, HASH_REFUSED)
+                continue
             parsed.append((item.position, user))
         return parsed
 
@@ -137,9 +167,15 @@ class _Plan:
     """Decides, record by record, whether it inserts, updates or conflicts, against what is
     stored and what earlier records of the same batch claimed."""
 
-    def __init__(self, existing: Sequence[Any], upsert: bool) -> None:
+    def __init__(self, existing: Sequence[Any], upsert: bool, authority: ImportAuthority) -> None:
         self.upsert = upsert
+        self.authority = authority
         self.ids = {row[0] for row in existing}
+        # What the lifecycle compares against: (status, password_hash) as stored.
+        self.stored: dict[uuid.UUID, tuple[str, str | None]] = {
+            row[0]: (row[3], row[4]) for row in existing
+        }
+        self.admins = {row[0] for row in existing if row[5]}
         self.usernames: dict[str, uuid.UUID] = {row[1]: row[0] for row in existing}
         self.emails: dict[str, uuid.UUID] = {row[2]: row[0] for row in existing if row[2]}
         self.claimed: set[uuid.UUID] = set()
@@ -152,6 +188,9 @@ class _Plan:
         username_owner = self.usernames.get(row["username_key"])
         # Auth0's upsert matches on email; ids match first so a re-import is exact.
         target = row["id"] if row["id"] in self.ids else email_owner if self.upsert else None
+        named = {row["id"], email_owner, username_owner}
+        if self.upsert and named & self.admins and not self.authority.may_change_admins:
+            return ADMIN_REFUSED
         if target is not None and target in self.claimed:
             return "the same user appears earlier in this batch"
         if target is None:
@@ -173,6 +212,20 @@ class _Plan:
         self.updates.append((target, user))
         return None
 
+    def changes(self, target: uuid.UUID, user: ImportedUser) -> _Update:
+        """The columns an update writes and what it does to the account: a status or hash
+        the same as stored is no change (and keeps, say, when the user was blocked)."""
+        status, password_hash = self.stored[target]
+        row, columns = user.row, set(user.given - NEVER_UPDATED)
+        status_change = None
+        if "status" in columns and row["status"] != status:
+            status_change = (status, row["status"])
+        elif "status" in columns:
+            columns -= STATUS_COLUMNS
+        password = "password_hash" in columns and row["password_hash"] != password_hash
+        fields = tuple(sorted(columns - LIFECYCLE_COLUMNS - DERIVED_COLUMNS))
+        return _Update(target, user, frozenset(columns), status_change, password, fields)
+
     def _claim_new(self, user: ImportedUser) -> None:
         row = user.row
         self.ids.add(row["id"])
@@ -187,20 +240,35 @@ class _Plan:
             self.emails[row["email_key"]] = owner
 
 
+@dataclass(frozen=True, slots=True)
+class _Update:
+    target: uuid.UUID
+    user: ImportedUser
+    columns: frozenset[str]
+    status: tuple[str, str] | None
+    password: bool
+    fields: tuple[str, ...]
+
+    def account_change(self, version: int) -> lifecycle.AccountChange:
+        return lifecycle.AccountChange(
+            self.target, version, password=self.password, status=self.status, fields=self.fields
+        )
+
+
 def _insert_row(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {**row, "token_version": 1, "revision": 1}
 
 
 def _group_updates(
-    updates: Sequence[tuple[uuid.UUID, ImportedUser]], now: datetime
+    updates: Sequence[_Update], now: datetime
 ) -> dict[tuple[str, ...], list[dict[str, Any]]]:
     """Updates grouped by the columns they change (records of one file usually carry the
-    same fields, so this is one group)."""
+    same fields, so this is one group or two)."""
     groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for target, user in updates:
-        columns = tuple(sorted((user.given - NEVER_UPDATED) | {"updated_at"}))
-        values = {name: user.row[name] for name in columns}
-        values.update(id=target, updated_at=now)
+    for update in updates:
+        columns = tuple(sorted(update.columns | {"updated_at"}))
+        values = {name: update.user.row[name] for name in columns}
+        values.update(id=update.target, updated_at=now)
         groups[columns].append(values)
     return groups
 

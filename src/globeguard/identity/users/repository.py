@@ -115,8 +115,14 @@ class UserRepository:
         return int(row[0]), str(row[1]), session_revoked
 
     async def bump_token_version(self, user_id: uuid.UUID) -> None:
+        await self.bump_token_versions([user_id])
+
+    async def bump_token_versions(self, user_ids: Sequence[uuid.UUID]) -> None:
+        """Every access token of these users stops working (one statement for a batch)."""
         await self.session.execute(
-            update(User).where(User.id == user_id).values(token_version=User.token_version + 1)
+            update(User)
+            .where(User.id.in_(list(user_ids)))
+            .values(token_version=User.token_version + 1)
         )
 
     async def credentials(self, identifier: str) -> Credentials | None:
@@ -222,34 +228,32 @@ class CredentialRepository:
         self.session = session
 
     async def revoke_sessions(self, user_id: uuid.UUID, at: datetime, reason: str) -> int:
-        result = await self.session.execute(
-            update(AuthSession)
-            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-            .values(revoked_at=at, revoked_reason=reason)
+        return await self.revoke_sessions_of([user_id], at, reason)
+
+    async def revoke_sessions_of(
+        self,
+        user_ids: Sequence[uuid.UUID],
+        at: datetime,
+        reason: str,
+        keep: Sequence[uuid.UUID] = (),
+    ) -> int:
+        """End every live session (and so its refresh-token family) of these users but the
+        `keep` ones, in one statement."""
+        query = update(AuthSession).where(
+            AuthSession.user_id.in_(list(user_ids)), AuthSession.revoked_at.is_(None)
         )
+        if keep:
+            query = query.where(AuthSession.id.not_in(list(keep)))
+        result = await self.session.execute(query.values(revoked_at=at, revoked_reason=reason))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
-    async def revoke_other_sessions(
-        self, user_id: uuid.UUID, keep: uuid.UUID | None, at: datetime, reason: str
-    ) -> list[uuid.UUID]:
-        query = select(AuthSession.id).where(
-            AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None)
-        )
-        if keep is not None:
-            query = query.where(AuthSession.id != keep)
-        ids = list((await self.session.scalars(query)).all())
-        if ids:
-            await self.session.execute(
-                update(AuthSession)
-                .where(AuthSession.id.in_(ids))
-                .values(revoked_at=at, revoked_reason=reason)
-            )
-        return ids
-
     async def revoke_api_keys(self, user_id: uuid.UUID, at: datetime) -> int:
+        return await self.revoke_api_keys_of([user_id], at)
+
+    async def revoke_api_keys_of(self, user_ids: Sequence[uuid.UUID], at: datetime) -> int:
         result = await self.session.execute(
             update(ApiKey)
-            .where(ApiKey.user_id == user_id, ApiKey.revoked_at.is_(None))
+            .where(ApiKey.user_id.in_(list(user_ids)), ApiKey.revoked_at.is_(None))
             .values(revoked_at=at)
         )
         return int(result.rowcount or 0)  # type: ignore[attr-defined]

@@ -20,11 +20,8 @@ from globeguard.identity.models import AuthSession, User
 from globeguard.identity.passwords import PasswordHasher
 from globeguard.identity.permissions import USER_ROLE
 from globeguard.identity.revocation import announce
-from globeguard.identity.users.repository import (
-    CredentialRepository,
-    RoleRepository,
-    UserRepository,
-)
+from globeguard.identity.users import lifecycle
+from globeguard.identity.users.repository import RoleRepository, UserRepository
 from globeguard.kit.clock import utcnow
 from globeguard.kit.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
 from globeguard.settings import AuthSettings, LimitsSettings
@@ -157,46 +154,35 @@ class UserService:
                 merged = merge_metadata(getattr(user, field), changes[field])
                 self.check_metadata(field, merged)
                 setattr(user, field, merged)
-        await self._changed(session, user, EventType.USER_UPDATED, actor, sorted(changes))
+        await self._changed(session, user, actor, fields=tuple(sorted(changes)))
         return user
 
     async def _changed(
         self,
         session: AsyncSession,
         user: User,
-        type_: EventType,
         actor: str,
-        fields: list[str] | None = None,
-    ) -> None:
-        await announce(session, str(user.id))
-        user.revision += 1
-        user.updated_at = utcnow()
-        payload: dict[str, Any] = {"user_id": str(user.id)}
-        if fields is not None:
-            payload["changed"] = fields
-        await record(
-            session,
-            type_,
-            actor=actor,
-            aggregate_type="user",
-            aggregate_id=str(user.id),
-            user_id=user.id,
-            aggregate_version=user.revision,
-            payload=payload,
-        )
-
-    async def _cut_credentials(
-        self, session: AsyncSession, user: User, reason: str, *, revoke_api_keys: bool
-    ) -> None:
-        """Every session, refresh token and live access token stops working at once (the
-        caller's `_changed` announces it). API keys stop with the account's status; deletion
-        revokes them so a restore does not revive them."""
+        *,
+        status: tuple[str, str] | None = None,
+        password: bool = False,
+        fields: tuple[str, ...] = (),
+        keep_session: uuid.UUID | None = None,
+    ) -> int:
+        """The account's new revision, then the one lifecycle operation every path shares
+        (it revokes, announces and records what the change calls for). Returns how many
+        sessions it ended."""
         now = utcnow()
-        creds = CredentialRepository(session)
-        await creds.revoke_sessions(user.id, now, reason)
-        if revoke_api_keys:
-            await creds.revoke_api_keys(user.id, now)
-        user.token_version += 1
+        user.revision += 1
+        user.updated_at = now
+        change = lifecycle.AccountChange(
+            user.id,
+            user.revision,
+            password=password,
+            status=status,
+            fields=fields,
+            keep_session=keep_session,
+        )
+        return await lifecycle.apply(session, [change], actor=actor, now=now)
 
     async def change_password(
         self,
@@ -213,43 +199,48 @@ class UserService:
             raise Forbidden("the current password is wrong", code="invalid_current_password")
         await self.check_password(new, user.username, user.email)
         user.password_hash = await self.hasher.hash(new)
-        ended = await CredentialRepository(session).revoke_other_sessions(
-            user.id, keep_session, utcnow(), "password_changed"
+        return await self._changed(
+            session, user, f"user:{user.id}", password=True, keep_session=keep_session
         )
-        for session_id in ended:
-            await announce(session, f"session:{session_id}")
-        await self._changed(session, user, EventType.PASSWORD_CHANGED, f"user:{user.id}")
-        return len(ended)
 
     async def soft_delete(self, session: AsyncSession, user: User, actor: str) -> User:
+        """Every session, refresh token, live access token and API key stops at once; API
+        keys are revoked for good, so a restore does not revive them."""
         if user.status == "deleted":
             raise Conflict("user is already deleted", code="user_deleted")
-        user.status, user.deleted_at = "deleted", utcnow()
-        await self._cut_credentials(session, user, "deleted", revoke_api_keys=True)
-        await self._changed(session, user, EventType.USER_DELETED, actor)
+        await self._set_status(session, user, "deleted", actor)
         return user
 
     async def restore(self, session: AsyncSession, user: User, actor: str) -> User:
         if user.status != "deleted":
             raise Conflict("only deleted users can be restored", code="user_not_deleted")
-        user.status, user.deleted_at = "active", None
-        await self._changed(session, user, EventType.USER_RESTORED, actor)
+        await self._set_status(session, user, "active", actor)
         return user
 
     async def block(self, session: AsyncSession, user: User, actor: str) -> User:
         if user.status != "active":
             raise Conflict(f"user is {user.status}", code=f"user_{user.status}")
-        user.status, user.blocked_at = "blocked", utcnow()
-        await self._cut_credentials(session, user, "blocked", revoke_api_keys=False)
-        await self._changed(session, user, EventType.USER_BLOCKED, actor)
+        await self._set_status(session, user, "blocked", actor)
         return user
 
     async def unblock(self, session: AsyncSession, user: User, actor: str) -> User:
         if user.status != "blocked":
             raise Conflict("user is not blocked", code="user_not_blocked")
-        user.status, user.blocked_at = "active", None
-        await self._changed(session, user, EventType.USER_UNBLOCKED, actor)
+        await self._set_status(session, user, "active", actor)
         return user
+
+    async def _set_status(self, session: AsyncSession, user: User, status: str, actor: str) -> None:
+        before, now = user.status, utcnow()
+        user.status = status
+        if status == "blocked":
+            user.blocked_at = now
+        elif before == "blocked":
+            user.blocked_at = None
+        if status == "deleted":
+            user.deleted_at = now
+        elif before == "deleted":
+            user.deleted_at = None
+        await self._changed(session, user, actor, status=(before, status))
 
     async def erase(self, session: AsyncSession, user: User, actor: str) -> None:
         """Hard delete: the row and everything hanging off it go; the username is freed.
