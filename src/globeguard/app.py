@@ -12,12 +12,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from globeguard import __version__
 from globeguard.analytics.routes import router as analytics_router
 from globeguard.boot import running
+from globeguard.db.errors import CANDIDATES as DATABASE_ERRORS
+from globeguard.db.errors import RETRY_AFTER_S, database_unavailable
 from globeguard.events.routes import router as audit_router
 from globeguard.events.routes import stream_router as events_router
 from globeguard.events.subscriptions.routes import router as subscriptions_router
@@ -139,9 +141,10 @@ def install_error_handlers(app: FastAPI) -> None:
             },
         )
 
-    @app.exception_handler(OperationalError)
-    async def unavailable(request: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable on %s: %s", request.url.path, exc.orig)
+    async def unavailable(request: Request, exc: Exception) -> JSONResponse:
+        if not database_unavailable(exc):
+            raise exc  # another database error: its own handler's, or a bug (500)
+        log.error("database unavailable on %s: %r", request.url.path, exc)
         return _problem(
             503,
             {
@@ -151,8 +154,11 @@ def install_error_handlers(app: FastAPI) -> None:
                 "code": "database_unavailable",
                 "detail": "the database is not answering; retry shortly",
             },
-            {"Retry-After": "5"},
+            {"Retry-After": str(RETRY_AFTER_S)},
         )
+
+    for kind in DATABASE_ERRORS:
+        app.add_exception_handler(kind, unavailable)
 
     @app.exception_handler(Exception)
     async def crash(request: Request, exc: Exception) -> JSONResponse:

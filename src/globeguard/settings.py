@@ -277,6 +277,13 @@ class DeliverySettings(BaseModel):
     # Webhook URLs on private, loopback and link-local addresses are refused (SSRF) unless
     # this is set, e.g. for receivers inside the same private network.
     allow_private_targets: bool = False
+    # A PEM file of CA certificates trusted for https webhooks besides the public roots
+    # (certifi's): receivers whose certificates a private CA issued.
+    ca_bundle: Path | None = None
+    # An HTTP egress proxy for webhooks, `http://[user:password@]host[:port]`: https goes
+    # through a CONNECT tunnel, http in absolute form. The SSRF guard still checks every
+    # receiver, and the proxy is given the address it approved, never the name.
+    proxy_url: SecretStr | None = None
     # NATS server for `nats` subscriptions (JetStream must be enabled).
     nats_url: str | None = None
     # Outbox rows are kept this long for replay and the pull stream, then purged with their
@@ -294,6 +301,25 @@ class DeliverySettings(BaseModel):
     stream_settle: timedelta = Field(default=timedelta(seconds=1), ge=timedelta(0))
     # Bytes of a receiver's answer kept with each attempt.
     response_excerpt_bytes: int = Field(default=1000, ge=0, le=1024)
+
+    @field_validator("ca_bundle")
+    @classmethod
+    def _ca_bundle_is_a_file(cls, path: Path | None) -> Path | None:
+        if path is not None and not path.is_file():
+            raise ValueError(f"no such file: {path}")
+        return path
+
+    @field_validator("proxy_url")
+    @classmethod
+    def _proxy_is_http(cls, url: SecretStr | None) -> SecretStr | None:
+        from urllib.parse import urlsplit
+
+        if url is not None:
+            parts = urlsplit(url.get_secret_value())
+            if parts.scheme != "http" or not parts.hostname:
+                raise ValueError("must be an http://host[:port] URL")
+            parts.port  # noqa: B018 - raises ValueError for a port that is not one
+        return url
 
     @model_validator(mode="after")
     def _lease_outlasts_timeout(self) -> DeliverySettings:

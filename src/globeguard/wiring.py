@@ -228,6 +228,8 @@ def delivery_sinks(settings: Settings) -> dict[str, Sink]:
             lanes=delivery.connections_per_host,
             guard=TargetGuard(delivery.allow_private_targets),
             excerpt=delivery.response_excerpt_bytes,
+            ca_bundle=delivery.ca_bundle,
+            proxy_url=delivery.proxy_url.get_secret_value() if delivery.proxy_url else None,
         )
     }
     if delivery.nats_url:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from fastapi.exceptions import RequestValidationError
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import Request
 
@@ -25,6 +25,8 @@ EXCEPTIONS = [
     RequestValidationError([]),
     IntegrityError("INSERT", {}, Exception("duplicate")),
     OperationalError("SELECT", {}, Exception("gone")),
+    InterfaceError("SELECT", {}, Exception("connection is closed")),
+    ConnectionRefusedError(111, "Connect call failed"),
     RuntimeError("bug"),
 ]
 

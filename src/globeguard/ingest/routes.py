@@ -15,9 +15,10 @@ import orjson
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from globeguard.db.errors import database_unavailable
 from globeguard.identity.dependencies import CurrentPrincipal, require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
@@ -47,7 +48,7 @@ def _status_of(exc: Exception) -> int:
         return 422
     if isinstance(exc, IntegrityError):
         return 409
-    if isinstance(exc, OperationalError):
+    if database_unavailable(exc):
         return 503
     return 500
 

@@ -20,15 +20,25 @@ on every one; aiohttp ~4,400 req/s; this client ~10,000 req/s, parsing answers w
 * A request on a reused connection that the server had already closed (an idle keep-alive
   timeout racing our write) is sent once more on a fresh connection, as long as not one byte
   of an answer came back.
+* HTTPS trusts certifi's public roots plus an optional CA bundle (`tls_context`).
+* Through an egress proxy (`Proxy`) the proxy is handed the address the guard approved, never
+  the name, so it cannot resolve the name to somewhere else: https goes through a CONNECT
+  tunnel to that address (TLS inside it still checks the certificate against the name, which
+  also travels in SNI and Host); http is sent in absolute form to that address, with the
+  name in Host (a proxy may rewrite Host to the address).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from urllib.parse import quote, urlsplit
+from functools import partial
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
 
 import httptools
 
@@ -78,6 +88,47 @@ class Answer:
 class _Target:
     origin: tuple[str, str, int]
     head: bytes  # request line, Host and User-Agent
+    path: bytes  # the request line's origin-form target
+    tail: bytes  # what follows it: version, Host and User-Agent
+
+
+@dataclass(frozen=True, slots=True)
+class Proxy:
+    """An HTTP egress proxy: CONNECT for https targets, absolute-form requests for http."""
+
+    host: str
+    port: int
+    authorization: bytes  # a Proxy-Authorization line, or nothing
+
+    @classmethod
+    def parse(cls, url: str) -> Proxy:
+        """From `http://[user:password@]host[:port]`; raises ValueError."""
+        parts = urlsplit(url)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError("the proxy must be an http://host[:port] URL")
+        port = parts.port or 80  # ValueError for a bad port
+        authorization = b""
+        if parts.username is not None:
+            pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+            token = base64.b64encode(pair.encode()).decode("ascii")
+            authorization = f"Proxy-Authorization: Basic {token}\r\n".encode("ascii")
+        return cls(parts.hostname, port, authorization)
+
+
+def tls_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
+    """Certificates checked against certifi's public roots, plus `ca_bundle`'s (a PEM file)
+    when given: receivers behind a private CA work without trusting it system-wide."""
+    import certifi
+
+    context = ssl.create_default_context(cafile=certifi.where())
+    if ca_bundle is not None:
+        context.load_verify_locations(cafile=str(ca_bundle))
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def _authority(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def _ascii_host(host: str) -> str:
@@ -103,8 +154,9 @@ def parse_target(url: str, user_agent: str) -> _Target:
     path = quote(parts.path or "/", safe=_PATH_SAFE)
     if parts.query:
         path += "?" + quote(parts.query, safe=_QUERY_SAFE)
-    head = f"POST {path} HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {user_agent}\r\n"
-    return _Target((parts.scheme, host, port), head.encode("ascii"))
+    tail = f" HTTP/1.1\r\nHost: {authority}\r\nUser-Agent: {user_agent}\r\n".encode("ascii")
+    start = path.encode("ascii")
+    return _Target((parts.scheme, host, port), b"POST " + start + tail, start, tail)
 
 
 def _encode_headers(headers: Mapping[str, str], length: int) -> bytes:
@@ -131,8 +183,10 @@ _GOOD_NAMES: set[str] = set()
 class _Connection(asyncio.Protocol):
     """One TCP (or TLS) connection, one request at a time."""
 
-    def __init__(self, excerpt: int) -> None:
+    def __init__(self, excerpt: int, proxied: bytes = b"") -> None:
         self.excerpt_limit = excerpt
+        # To an http proxy: "http://<address>:<port>", the absolute form's start.
+        self.proxied = proxied
         self.transport: asyncio.Transport | None = None
         self.closed = False
         self.idle_since = 0.0
@@ -307,8 +361,10 @@ class HttpClient:
         excerpt: int = 1000,
         user_agent: str = "Globeguard-Webhooks/1",
         ssl_context: ssl.SSLContext | None = None,
+        proxy: Proxy | None = None,
     ) -> None:
         self.resolve = resolve
+        self.proxy = proxy
         self.limit = connections_per_host
         self.excerpt = excerpt
         self.user_agent = user_agent
@@ -319,13 +375,7 @@ class HttpClient:
 
     def _ssl_context(self) -> ssl.SSLContext:
         if self._ssl is None:
-            try:
-                import certifi
-
-                self._ssl = ssl.create_default_context(cafile=certifi.where())
-            except ImportError:  # pragma: no cover - certifi comes with httpx
-                self._ssl = ssl.create_default_context()
-            self._ssl.set_alpn_protocols(["http/1.1"])
+            self._ssl = tls_context()
         return self._ssl
 
     def _target(self, url: str) -> _Target:
@@ -343,7 +393,7 @@ class HttpClient:
         """POST `body`; the answer's status, Retry-After and first bytes. Raises HttpTimeout,
         HttpError, or whatever the resolver raises (the guard's UnsafeTarget)."""
         target = self._target(url)
-        data = target.head + _encode_headers(headers, len(body)) + body
+        rest = _encode_headers(headers, len(body)) + body
         origin = self._origins.get(target.origin)
         if origin is None:
             origin = self._origins[target.origin] = _Origin(self.limit)
@@ -353,7 +403,9 @@ class HttpClient:
                     connection = origin.take_idle(asyncio.get_running_loop().time())
                     if connection is not None:
                         try:
-                            answer = await connection.request(data)
+                            answer = await connection.request(
+                                self._request(connection, target, rest)
+                            )
                         except HttpError:
                             if connection.got_bytes:
                                 raise
@@ -362,13 +414,19 @@ class HttpClient:
                             self._give_back(origin, connection)
                             return answer
                     connection = await self._connect(target.origin)
-                    answer = await connection.request(data)
+                    answer = await connection.request(self._request(connection, target, rest))
                     self._give_back(origin, connection)
                     return answer
         except TimeoutError as exc:
             raise HttpTimeout(f"no complete answer within {timeout_s:g} s") from exc
         except OSError as exc:
             raise HttpError(f"{type(exc).__name__}: {exc}") from exc
+
+    def _request(self, connection: _Connection, target: _Target, rest: bytes) -> bytes:
+        if not connection.proxied:
+            return target.head + rest
+        auth = self.proxy.authorization if self.proxy is not None else b""
+        return b"POST " + connection.proxied + target.path + target.tail + auth + rest
 
     def _give_back(self, origin: _Origin, connection: _Connection) -> None:
         if self._closed:
@@ -380,18 +438,11 @@ class HttpClient:
     async def _connect(self, origin: tuple[str, str, int]) -> _Connection:
         scheme, host, port = origin
         addresses = await self.resolve(host, port)
-        loop = asyncio.get_running_loop()
         tls = self._ssl_context() if scheme == "https" else None
         failure: OSError | None = None
         for address in addresses:
             try:
-                _, connection = await loop.create_connection(
-                    lambda: _Connection(self.excerpt),
-                    address,
-                    port,
-                    ssl=tls,
-                    server_hostname=host if tls is not None else None,
-                )
+                connection = await self._open(host, address, port, tls)
             except OSError as exc:
                 failure = exc
                 continue
@@ -400,6 +451,50 @@ class HttpClient:
             raise failure
         raise HttpError(f"{host} has no address")
 
+    async def _open(
+        self, host: str, address: str, port: int, tls: ssl.SSLContext | None
+    ) -> _Connection:
+        """A connection to `address` (one the guard approved for `host`): direct, or through
+        the proxy, which is given the address and never the name."""
+        loop = asyncio.get_running_loop()
+        made = partial(_Connection, self.excerpt)
+        if self.proxy is None:
+            server_hostname = host if tls is not None else None
+            _, connection = await loop.create_connection(
+                made, address, port, ssl=tls, server_hostname=server_hostname
+            )
+        elif tls is None:
+            start = f"http://{_authority(address, port)}".encode("ascii")
+            _, connection = await loop.create_connection(
+                partial(made, start), self.proxy.host, self.proxy.port
+            )
+        else:
+            tunnel = await self._tunnel(self.proxy, address, port)
+            _, connection = await loop.create_connection(
+                made, sock=tunnel, ssl=tls, server_hostname=host
+            )
+        return connection
+
+    @staticmethod
+    async def _tunnel(proxy: Proxy, address: str, port: int) -> socket.socket:
+        """A socket to `proxy` on which it has agreed to CONNECT to address:port."""
+        loop = asyncio.get_running_loop()
+        sock = await _open_socket(proxy.host, proxy.port)
+        try:
+            authority = _authority(address, port).encode("ascii")
+            await loop.sock_sendall(
+                sock,
+                b"CONNECT %s HTTP/1.1\r\nHost: %s\r\n%s\r\n"
+                % (authority, authority, proxy.authorization),
+            )
+            status = _proxy_status(await _read_head(sock))
+            if status != 200:
+                raise HttpError(f"the proxy refused the tunnel: {status}")
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
     async def close(self) -> None:
         self._closed = True
         for origin in self._origins.values():
@@ -407,3 +502,48 @@ class HttpClient:
                 connection.close()
             origin.idle.clear()
         self._origins.clear()
+
+
+async def _open_socket(host: str, port: int) -> socket.socket:
+    loop = asyncio.get_running_loop()
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    failure: OSError = OSError(f"cannot resolve the proxy {host}")
+    for family, kind, proto, _, address in infos:
+        sock = socket.socket(family, kind, proto)
+        sock.setblocking(False)
+        try:
+            await loop.sock_connect(sock, address)
+        except OSError as exc:
+            sock.close()
+            failure = exc
+            continue
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+    raise failure
+
+
+async def _read_head(sock: socket.socket) -> bytes:
+    """The proxy's answer to CONNECT, up to its blank line. Nothing may follow it: the
+    proxy only relays once the client has spoken (its TLS ClientHello)."""
+    loop = asyncio.get_running_loop()
+    head = b""
+    while not head.endswith(b"\r\n\r\n"):
+        if b"\r\n\r\n" in head:
+            raise HttpError("the proxy sent bytes after its answer to CONNECT")
+        if len(head) > MAX_HEAD_BYTES:
+            raise AnswerTooLarge(f"the proxy's answer is larger than {MAX_HEAD_BYTES} bytes")
+        data = await loop.sock_recv(sock, 4096)
+        if not data:
+            raise HttpError("the proxy closed the connection")
+        head += data
+    return head
+
+
+def _proxy_status(head: bytes) -> int:
+    version, _, rest = head.partition(b" ")
+    code = rest[:3]
+    if not version.startswith(b"HTTP/1.") or not code.isdigit():
+        raise HttpError("the proxy's answer is not HTTP")
+    return int(code)

@@ -10,11 +10,19 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Protocol
 
 from globeguard.events.delivery.schedule import parse_retry_after
 from globeguard.events.sinks.guard import TargetGuard, UnsafeTarget
-from globeguard.events.sinks.http import Answer, HttpClient, HttpError, HttpTimeout
+from globeguard.events.sinks.http import (
+    Answer,
+    HttpClient,
+    HttpError,
+    HttpTimeout,
+    Proxy,
+    tls_context,
+)
 from globeguard.events.sinks.port import Message, SendResult
 
 DEFAULT_TIMEOUT_S = 15.0
@@ -46,9 +54,22 @@ class WebhookSink:
 
     @classmethod
     def create(
-        cls, *, timeout_s: float, lanes: int, guard: TargetGuard, excerpt: int
+        cls,
+        *,
+        timeout_s: float,
+        lanes: int,
+        guard: TargetGuard,
+        excerpt: int,
+        ca_bundle: Path | None = None,
+        proxy_url: str | None = None,
     ) -> WebhookSink:
-        client = HttpClient(resolve=guard.addresses, connections_per_host=lanes, excerpt=excerpt)
+        client = HttpClient(
+            resolve=guard.addresses,
+            connections_per_host=lanes,
+            excerpt=excerpt,
+            ssl_context=tls_context(ca_bundle),  # read here, at start-up, not on the loop
+            proxy=Proxy.parse(proxy_url) if proxy_url else None,
+        )
         return cls(client, guard, timeout_s=timeout_s, response_excerpt_bytes=excerpt)
 
     async def send(self, message: Message) -> SendResult:
