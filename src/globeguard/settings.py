@@ -165,6 +165,9 @@ class GeoIpSettings(BaseModel):
     # once) and every lookup prefers a cached remote answer to the local file. Off when unset.
     remote_url: str | None = None
     remote_token: SecretStr | None = None
+    # The remote provider's host must resolve to public addresses (SSRF guard, as webhooks);
+    # set this for a provider inside the private network.
+    remote_allow_private: bool = False
     remote_concurrency: int = Field(default=4, ge=1)
     remote_cache_size: int = Field(default=100_000, ge=1)
     remote_cache_ttl: timedelta = Field(default=timedelta(hours=24), gt=timedelta(0))
@@ -383,6 +386,11 @@ class Auth0Settings(BaseModel):
     # Plain-HTTP tenant URLs (``http://host:port``) are refused unless this is set (tests,
     # a local mock); a management token must not cross the network in the clear.
     allow_http: bool = False
+    # Tenant domains that are, or resolve to, private, loopback or reserved addresses are
+    # refused at submission and on every connection (SSRF), and a domain may name a port
+    # only when this is set: for a local mock. Separate from the webhooks' setting, so that
+    # private receivers do not open the internal network to whoever may submit a sync.
+    allow_private_targets: bool = False
     # Bearer token Auth0's custom-webhook log stream sends (its "Authorization Token");
     # unset disables `POST /api/v1/ingest/auth0-logs`.
     log_stream_token: SecretStr | None = None

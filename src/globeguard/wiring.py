@@ -21,7 +21,7 @@ from globeguard.events.delivery.dispatcher import Dispatcher
 from globeguard.events.delivery.service import BacklogGauges, DeliveryService
 from globeguard.events.outbox import install_commit_wakeup
 from globeguard.events.service import AuditService, EventStreamService
-from globeguard.events.sinks.guard import TargetGuard
+from globeguard.events.sinks.guard import GuardedTransport, TargetGuard
 from globeguard.events.sinks.nats import NatsSink
 from globeguard.events.sinks.port import Sink
 from globeguard.events.sinks.webhook import WebhookSink
@@ -211,7 +211,10 @@ def remote_locator(settings: Settings, local: GeoLocator) -> GeoLocator:
         return local
     return RemoteBatchLocator(
         local,
-        httpx.AsyncClient(timeout=10.0),
+        # Connected only to addresses the SSRF guard approved, as webhooks and Auth0 are.
+        httpx.AsyncClient(
+            timeout=10.0, transport=GuardedTransport(TargetGuard(geoip.remote_allow_private))
+        ),
         geoip.remote_url,
         geoip.remote_token.get_secret_value() if geoip.remote_token else None,
         concurrency=geoip.remote_concurrency,

@@ -33,7 +33,8 @@ def settings(database_url, tmp_path):
         database_url,
         tmp_path,
         jobs={"embedded": False},
-        auth0={"allow_http": True, "poll_deadline": "PT60S"},
+        # The fake tenant listens on loopback: a mock, as the setting describes.
+        auth0={"allow_http": True, "allow_private_targets": True, "poll_deadline": "PT60S"},
     )
 
 

@@ -9,6 +9,7 @@ from globeguard.db.session import Database
 from globeguard.jobs import signing
 from globeguard.jobs.auth0.client import TokenCache
 from globeguard.jobs.auth0.connector import Auth0SyncHandler
+from globeguard.jobs.auth0.tenant import TenantAddresses
 from globeguard.jobs.files import JobFiles
 from globeguard.jobs.handlers import ExportHandler, ImportHandler
 from globeguard.jobs.imports import UserImporter
@@ -32,12 +33,15 @@ def build_jobs(
     settings: Settings, db: Database, sealer: Sealer, secret: bytes, ingestor: BulkIngestor
 ) -> JobsParts:
     files = JobFiles(settings.jobs.dir or Path(settings.data_dir) / "jobs")
+    # One outbound policy for the tenant: checked at submission and on every connection.
+    tenants = TenantAddresses(settings.auth0)
     service = JobService(
         files,
         sealer,
         signing.link_key(secret),
         settings.jobs.download_link_ttl,
         db.dialect,
+        auth0_tenants=tenants,
     )
     importer = UserImporter(settings.limits.metadata_max_bytes)
     tokens = TokenCache()
@@ -45,7 +49,7 @@ def build_jobs(
         EXPORT: ExportHandler(db, files),
         IMPORT: ImportHandler(db, importer, files),
         AUTH0_SYNC: Auth0SyncHandler(
-            db, service, importer, ingestor, files, settings.auth0, tokens
+            db, service, importer, ingestor, files, settings.auth0, tokens, tenants=tenants
         ),
     }
     runner = JobRunner(db, settings.jobs, handlers)

@@ -5,7 +5,10 @@ provider never sits on it: `locate` answers from a per-address cache of remote r
 falls back to the local database for anything not fetched yet. Bulk paths (the Auth0 sync)
 call `prefetch` with a batch's addresses first, outside any transaction: the addresses not
 cached are sent in requests of at most 1000 (the provider's batch limit), several at once.
-Private, reserved and invalid addresses are never sent.
+Private, reserved and invalid addresses are never sent. The HTTP client wiring.py hands in
+connects only to addresses the SSRF guard approved for the provider's host (a private one
+only with GLOBEGUARD_GEOIP__REMOTE_ALLOW_PRIVATE); a refused or failing provider is logged
+and the local database answers.
 
 Wire format (IPinfo's `POST /batch`): a JSON array of addresses in, an object keyed by
 address out, each `{"ip", "city", "region", "country", "loc": "lat,lon", "org": "AS… name",
@@ -174,7 +177,7 @@ class RemoteBatchLocator:
                 response = await self.http.post(f"{self.url}/batch", json=batch, params=params)
                 response.raise_for_status()
                 answers = response.json()
-            except (httpx.HTTPError, ValueError) as exc:
+            except (httpx.HTTPError, ValueError) as exc:  # the guard's refusal is a ValueError
                 log.warning(
                     "remote IP lookup of %d addresses failed: %s", len(batch), type(exc).__name__
                 )

@@ -1,22 +1,35 @@
-"""SSRF guard for webhook targets: a URL whose host is, or resolves to, a private, loopback,
-link-local, reserved or multicast address is refused, unless the deployment allows them.
+"""SSRF guard for every outbound target (webhooks, Auth0 tenants, the remote GeoIP provider):
+a URL whose host is, or resolves to, a private, loopback, link-local, reserved or multicast
+address is refused, unless the deployment allows them.
 
-Checked when a subscription is saved and again before each delivery (DNS may change in
-between). The webhook client connects only to the addresses `addresses()` approved (it never
-resolves the name itself), so a name that flips between two lookups (DNS rebinding with a
-zero TTL) cannot slip a private address in."""
+Checked when a target is saved or submitted and again before each connection (DNS may change
+in between). Clients connect only to the addresses `addresses()` approved and never resolve
+the name themselves -- the webhook client by its resolver hook, httpx clients through
+`GuardedTransport` -- so a name that flips between two lookups (DNS rebinding with a zero
+TTL) cannot slip a private address in. A refusal says only NOT_ALLOWED: whether a name did
+not resolve or resolved to a private address would tell a caller about the internal network.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
+import logging
 import socket
+import ssl
 import time
+from collections.abc import Iterable
 from urllib.parse import urlsplit
+
+import httpcore
+import httpx
+
+log = logging.getLogger(__name__)
 
 # A resolved verdict is reused this long, so a busy subscription costs one lookup a minute.
 VERDICT_TTL_S = 60.0
 MAX_URL_LENGTH = 2048
+NOT_ALLOWED = "target address is not allowed"
 
 
 class UnsafeTarget(ValueError):
@@ -90,19 +103,93 @@ class TargetGuard:
             raise UnsafeTarget(problem)
         return found
 
+    async def _lookup(self, host: str, port: int) -> tuple[str, ...]:
+        """The name's addresses, in the resolver's order; OSError when it has none."""
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        return tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+
     async def _resolve(self, host: str, port: int) -> tuple[str | None, tuple[str, ...]]:
         try:
-            infos = await asyncio.get_running_loop().getaddrinfo(
-                host, port, type=socket.SOCK_STREAM
-            )
-        except OSError:
-            return f"cannot resolve {host}", ()
-        addresses = tuple(dict.fromkeys(str(info[4][0]) for info in infos))
+            addresses = await self._lookup(host, port)
+        except OSError as exc:
+            log.debug("outbound target %s refused: it does not resolve (%s)", host, exc)
+            return NOT_ALLOWED, ()
         if not addresses:
-            return f"cannot resolve {host}", ()
+            log.debug("outbound target %s refused: no addresses", host)
+            return NOT_ALLOWED, ()
         if self.allow_private:
             return None, addresses
         private = sorted(a for a in addresses if not is_public(a))
         if private:
-            return f"{host} resolves to a private or reserved address ({private[0]})", ()
+            log.debug("outbound target %s refused: it resolves to %s", host, private[0])
+            return NOT_ALLOWED, ()
         return None, addresses
+
+
+class GuardedNetwork(httpcore.AsyncNetworkBackend):
+    """httpcore's network layer for httpx clients: a connection to `host` goes to an address
+    the guard approved for it, tried in the resolver's order. TLS still names `host` (httpcore
+    passes the URL's host as the server name), so certificates are checked against it."""
+
+    def __init__(
+        self, guard: TargetGuard, inner: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
+        self.guard = guard
+        self.inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        failure: Exception | None = None
+        for address in await self.guard.addresses(host, port):
+            try:
+                return await self.inner.connect_tcp(
+                    address, port, timeout, local_address, socket_options
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as exc:
+                failure = exc
+        raise failure or httpcore.ConnectError(NOT_ALLOWED)
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise httpcore.ConnectError(NOT_ALLOWED)
+
+    async def sleep(self, seconds: float) -> None:
+        await self.inner.sleep(seconds)
+
+
+class GuardedTransport(httpx.AsyncHTTPTransport):
+    """An httpx transport whose connections go only to guard-approved addresses (see
+    GuardedNetwork); a refused target raises UnsafeTarget out of the request. Passing a
+    transport also keeps httpx from routing through proxies named in the environment."""
+
+    def __init__(
+        self,
+        guard: TargetGuard,
+        *,
+        verify: ssl.SSLContext | bool = True,
+        limits: httpx.Limits | None = None,
+        network: httpcore.AsyncNetworkBackend | None = None,
+    ) -> None:
+        # httpx's own defaults (0.28): 100 connections, 20 kept alive for 5 s.
+        limits = limits or httpx.Limits(max_connections=100, max_keepalive_connections=20)
+        super().__init__(verify=verify, limits=limits)
+        # httpx (pinned) sends every request through `self._pool`; this one differs from
+        # the one just built only in its network layer. tests/adapters/test_guarded_http.py
+        # fails if a new httpx stops using it.
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(verify=verify),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=GuardedNetwork(guard, network),
+        )

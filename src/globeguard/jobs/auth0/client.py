@@ -7,22 +7,33 @@ the wait at once with Auth0's reason; 429s wait for `Retry-After`; polling backs
 full jitter and never sleeps past the deadline; no export `limit`, so large tenants are not
 silently cut to 500 users; the 60-second download link is used at once and fetched again if
 it expired all the same. No token or secret is ever logged or returned.
+
+Every connection goes through the SSRF guard (the handler's client uses the guarded
+transport of tenant.py). A refused or unreachable target fails with one fixed sentence
+(NOT_ALLOWED, UNREACHABLE): a job's error never says "connection refused" or "timed out",
+which would tell whoever submitted it which ports of which hosts are open.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import anyio
 import httpx
 
+from globeguard.events.sinks.guard import NOT_ALLOWED, UnsafeTarget
 from globeguard.jobs.auth0.backoff import full_jitter, retry_after
+
+log = logging.getLogger(__name__)
+UNREACHABLE = "the Auth0 tenant could not be reached"
 
 # Fields of the export: everything an import needs, and the last-login data for the map.
 # `user_metadata.last_login_ip` by name too: AuthGlobeTrek's tenants keep the address there.
@@ -56,19 +67,6 @@ class Credentials:
     @property
     def audience(self) -> str:
         return f"{self.base_url}/api/v2/"
-
-
-def base_url(domain: str, *, allow_http: bool) -> str:
-    """`https://<domain>` for a tenant domain; a full URL only if it is https, or http when
-    allowed (tests, a local mock)."""
-    domain = domain.strip().rstrip("/")
-    if domain.startswith("https://"):
-        return domain
-    if domain.startswith("http://"):
-        if not allow_http:
-            raise Auth0Error("plain-http tenant URLs are refused (GLOBEGUARD_AUTH0__ALLOW_HTTP)")
-        return domain
-    return f"https://{domain}"
 
 
 class TokenCache:
@@ -154,9 +152,12 @@ class ManagementClient:
         for attempt in range(MAX_RETRIES + 1):
             try:
                 response = await self.http.request(method, url, json=body, headers=headers)
+            except UnsafeTarget as exc:
+                raise Auth0Error(NOT_ALLOWED) from exc
             except httpx.HTTPError as exc:
+                log.debug("Auth0 %s request failed: %s", method, type(exc).__name__)
                 if attempt == MAX_RETRIES:
-                    raise Auth0Error(f"cannot reach Auth0: {type(exc).__name__}") from exc
+                    raise Auth0Error(UNREACHABLE) from exc
                 await self._wait(self._backoff(attempt))
                 continue
             if response.status_code == 429 or response.status_code >= 500:
@@ -220,15 +221,29 @@ class ManagementClient:
         """Save the export (gzip) to `target`; a link that expired before we used it is
         fetched again from the job. Returns the bytes written."""
         for refresh in range(MAX_LINK_REFRESHES + 1):
-            async with self.http.stream("GET", location) as response:
-                if response.status_code == 200:
-                    return await _save(response, target)
-                if response.status_code not in EXPIRED_LINK_STATUSES:
-                    raise Auth0Error(f"downloading the export: HTTP {response.status_code}")
+            self._check_link(location)
+            try:
+                async with self.http.stream("GET", location) as response:
+                    if response.status_code == 200:
+                        return await _save(response, target)
+                    if response.status_code not in EXPIRED_LINK_STATUSES:
+                        raise Auth0Error(f"downloading the export: HTTP {response.status_code}")
+            except UnsafeTarget as exc:
+                raise Auth0Error(f"the export's download link: {NOT_ALLOWED}") from exc
+            except httpx.HTTPError as exc:
+                log.debug("downloading an Auth0 export failed: %s", type(exc).__name__)
+                raise Auth0Error("the export's download link could not be reached") from exc
             if refresh == MAX_LINK_REFRESHES:
                 break
             location = await self.wait_for_export(job_id, self.polling.monotonic() + 60)
         raise Auth0Error("the export's download link kept expiring before it could be used")
+
+    def _check_link(self, location: str) -> None:
+        """The link Auth0 answered with is fetched only over https (or plain http when the
+        tenant itself is, a local mock); where it points, the guard decides."""
+        scheme = urlsplit(location).scheme
+        if scheme not in ("https", urlsplit(self.credentials.base_url).scheme):
+            raise Auth0Error("Auth0's export link is not an https URL")
 
     def _backoff(self, attempt: int) -> float:
         return full_jitter(attempt, self.polling.base_s, self.polling.cap_s, self.polling.rand)

@@ -28,8 +28,8 @@ from globeguard.jobs.auth0.client import (
     Polling,
     Sleep,
     TokenCache,
-    base_url,
 )
+from globeguard.jobs.auth0.tenant import TenantAddresses
 from globeguard.jobs.files import JobFiles
 from globeguard.jobs.handlers import import_file
 from globeguard.jobs.imports import StoredUser, UserImporter
@@ -87,7 +87,7 @@ class Auth0SyncHandler:
         sleep: Sleep | None = None,
         rand: Any = random.random,
         monotonic: Any = time.monotonic,
-        transport: httpx.AsyncBaseTransport | None = None,
+        tenants: TenantAddresses | None = None,
     ) -> None:
         self.db = db
         self.jobs = jobs
@@ -99,13 +99,14 @@ class Auth0SyncHandler:
         self.sleep = sleep
         self.rand = rand
         self.monotonic = monotonic
-        self.transport = transport
+        self.tenants = tenants or TenantAddresses(settings)
 
     async def __call__(self, ctx: JobContext) -> dict[str, Any]:
         credentials, connection_id = await self._credentials(ctx.params["domain"])
         polling = self._polling()
         timeout = self.settings.http_timeout.total_seconds()
-        async with httpx.AsyncClient(timeout=timeout, transport=self.transport) as http:
+        transport = self.tenants.transport()  # every connection through the SSRF guard
+        async with httpx.AsyncClient(timeout=timeout, transport=transport) as http:
             client = ManagementClient(http, credentials, self.tokens, polling)
             try:
                 path = await self._export(ctx, client, connection_id, polling)
@@ -147,8 +148,8 @@ class Auth0SyncHandler:
             tenant = await TenantRepository(session).get(domain)
         if tenant is None:
             raise JobFailed(f"no credentials are stored for the tenant '{domain}'")
-        try:
-            url = base_url(tenant.domain, allow_http=self.settings.allow_http)
+        try:  # checked at submission too; the settings may have changed since
+            url = self.tenants.url(tenant.domain)
         except Auth0Error as exc:
             raise JobFailed(str(exc)) from exc
         secret = self.jobs.client_secret(tenant)
