@@ -6,7 +6,9 @@ origins, and there the client's own CPU per request is the limit. Against bench/
 on one 2-core machine, 64 requests in flight: httpx (16 one-connection clients) ~670 req/s --
 its pool rescans every connection per request, and httpcore retries a failed `import sniffio`
 on every one; aiohttp ~4,400 req/s; this client ~10,000 req/s, parsing answers with httptools
-(llhttp, the parser uvicorn uses). It does only what a webhook needs:
+(llhttp, the parser uvicorn uses). Measured again against a bare 204 receiver (README,
+"Webhook transport"): ~6,100 vs aiohttp ~2,300 vs httpx ~130. It does only what a webhook
+needs:
 
 * POST with a Content-Length body; never follows redirects (a 3xx is an answer).
 * The connection is made to an address the resolver returned, with the URL's host in `Host`
