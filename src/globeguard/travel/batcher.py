@@ -10,6 +10,9 @@ the next batch.
 The answers are those of posting the events one by one in arrival order: the bulk path grades
 a subject's events of one batch as a timeline (each sees the others, so concurrent posts for
 one subject never miss each other) and reports each new event's neighbours after the batch.
+
+An event that fails the group's transaction fails only its own caller: the group is stored
+again one event at a time. A database that is not answering fails the whole group at once.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
+from globeguard.db.errors import database_unavailable
 from globeguard.db.session import Database
 from globeguard.travel.ingest import BulkIngestor, IncomingEvent, IngestReport, Stored
 
@@ -80,30 +84,45 @@ class LoginBatcher:
 
     async def _flush(self, batch: Sequence[_Waiting]) -> None:
         try:
-            outcomes = await self._store_racing(batch)
-        except Exception as exc:  # the database failed: every waiter gets the error
-            _fail(batch, exc)
-            return
+            outcomes: Sequence[Outcome | Exception] = await self._store(batch)
+        except Exception as exc:
+            if len(batch) == 1 and not isinstance(exc, IntegrityError):
+                outcomes = [exc]
+            elif database_unavailable(exc):
+                _fail(batch, exc)  # each retry would wait on the same dead database
+                return
+            else:
+                # The group's transaction stored nothing. One of its events failed it: a
+                # value the database refuses, or a uuid another process stored between our
+                # replay check and our insert (a unique violation). Each event alone now
+                # fails, if at all, only its own caller.
+                outcomes = await self._store_each(batch)
         for waiting, outcome in zip(batch, outcomes, strict=True):
-            if not waiting.answer.done():
+            if waiting.answer.done():
+                continue
+            if isinstance(outcome, Exception):
+                waiting.answer.set_exception(outcome)
+            else:
                 waiting.answer.set_result(outcome)
 
-    async def _store_racing(self, batch: Sequence[_Waiting]) -> list[Outcome]:
-        """Another process may store one of these uuids between our replay check and our
-        insert (a unique violation): then store the events one by one, and an event that
-        lost the race is checked again, now seeing the other row (a replay or a conflict)."""
-        try:
-            return await self._store(batch)
-        except IntegrityError:
-            if len(batch) == 1:
-                return await self._store(batch)
-        outcomes: list[Outcome] = []
-        for one in batch:
+    async def _store_each(self, batch: Sequence[_Waiting]) -> list[Outcome | Exception]:
+        outcomes: list[Outcome | Exception] = []
+        for index, one in enumerate(batch):
             try:
-                outcomes.extend(await self._store([one]))
-            except IntegrityError:
-                outcomes.extend(await self._store([one]))
+                outcomes.append(await self._store_alone(one))
+            except Exception as exc:
+                if database_unavailable(exc):  # gone mid-way: the rest would wait on it too
+                    return [*outcomes, *([exc] * (len(batch) - index))]
+                outcomes.append(exc)
         return outcomes
+
+    async def _store_alone(self, one: _Waiting) -> Outcome:
+        """An event that lost a uuid race is stored again, now seeing the other row: a
+        replay, or a conflict."""
+        try:
+            return (await self._store([one]))[0]
+        except IntegrityError:
+            return (await self._store([one]))[0]
 
     async def _store(self, batch: Sequence[_Waiting]) -> list[Outcome]:
         report = IngestReport()
