@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
@@ -35,6 +35,7 @@ from globeguard.jobs.auth0.routes import router as auth0_logs_router
 from globeguard.jobs.routes import router as jobs_router
 from globeguard.kit.body_limit import BodyLimitMiddleware
 from globeguard.kit.errors import AppError
+from globeguard.kit.input_guard import refuse_hostile_input
 from globeguard.observability.routes import router as metrics_router
 from globeguard.security_headers import SecurityHeaders
 from globeguard.settings import Settings
@@ -217,6 +218,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         # Served by install_docs: FastAPI's pages use a CDN and inline scripts.
         docs_url=None,
         redoc_url=None,
+        # Every route: no NUL in path, query or parsed body; JSON within kit.limits.
+        dependencies=[Depends(refuse_hostile_input)],
     )
     app.state.container = container
     app.add_middleware(BodyLimitMiddleware, default_bytes=settings.http.max_body_bytes)

@@ -15,8 +15,11 @@ from globeguard.identity.dependencies import ContainerDep, DbSession, require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.kit.errors import Unprocessable
+from globeguard.kit.limits import INT64_MAX
 
 router = APIRouter(prefix="/api/v1/audit", tags=["audit"])
+# A sequence number is a BIGINT: a larger one is refused, never sent to the database.
+After = Annotated[int, Query(ge=0, le=INT64_MAX, description="Return events after this seq.")]
 
 
 class AuditEvent(BaseModel):
@@ -45,7 +48,7 @@ async def read_audit(
     _: Annotated[Principal, Depends(require(Permission.AUDIT_READ))],
     user_id: uuid.UUID | None = None,
     type: Annotated[list[EventType] | None, Query()] = None,
-    after: Annotated[int, Query(ge=0, description="Return events after this seq.")] = 0,
+    after: After = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ):
     """Security-relevant changes, oldest first. Page on with `after=next_after`."""
@@ -68,7 +71,7 @@ async def read_stream(
     app: ContainerDep,
     session: DbSession,
     principal: Annotated[Principal, Depends(require(Permission.EVENTS_READ))],
-    after: Annotated[int, Query(ge=0, description="Return events after this seq.")] = 0,
+    after: After = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     type: Annotated[list[str] | None, Query(description="Patterns: user.*, user.**")] = None,
 ):

@@ -17,6 +17,7 @@ from globeguard.identity.dependencies import ContainerDep, CurrentPrincipal, DbS
 from globeguard.identity.permissions import PROFILE_SCOPE, Permission
 from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest, Forbidden
+from globeguard.kit.limits import INT64_MAX
 from globeguard.travel.models import LoginEvent
 
 router = APIRouter(prefix="/api/v1", tags=["login intelligence"])
@@ -171,7 +172,8 @@ async def user_logins(
     app: ContainerDep,
     session: DbSession,
     before: Annotated[
-        int | None, Query(ge=1, description="Return events older than this id (next_before).")
+        int | None,
+        Query(ge=1, le=INT64_MAX, description="Return events older than this id (next_before)."),
     ] = None,
     limit: Annotated[int | None, Query(ge=1)] = None,
 ) -> LoginPage:

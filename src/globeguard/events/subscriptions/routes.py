@@ -21,6 +21,7 @@ from globeguard.events.subscriptions.schemas import (
 from globeguard.identity.dependencies import ContainerDep, DbSession, require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
+from globeguard.kit.limits import INT64_MAX
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
 Manager = Annotated[Principal, Depends(require(Permission.EVENTS_MANAGE))]
@@ -149,7 +150,7 @@ async def list_deliveries(
     session: DbSession,
     _: Manager,
     status: Annotated[list[Status] | None, Query()] = None,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=INT64_MAX)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ):
     rows, next_after = await app.deliveries.page(

@@ -5,6 +5,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from globeguard.kit.limits import Time
+
 
 class ApiKeyCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -14,7 +16,7 @@ class ApiKeyCreate(BaseModel):
         default_factory=lambda: ["profile"],
         description="`profile` (act on the owner's account) and any permission the owner has.",
     )
-    expires_at: datetime | None = None
+    expires_at: Time | None = None
 
 
 class ApiKeyRead(BaseModel):

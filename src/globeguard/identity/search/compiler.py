@@ -37,7 +37,9 @@ from globeguard.identity.search.nodes import (
     Term,
     scalar_kind,
 )
+from globeguard.identity.search.parser import check_number_text
 from globeguard.kit.clock import as_utc
+from globeguard.kit.limits import LATEST_DATE, LimitError, check_date_bound
 
 SUPPORTED_DIALECTS = ("sqlite", "postgresql")
 MAX_METADATA_DEPTH = 8
@@ -145,7 +147,7 @@ class _Compiler:
         if isinstance(term, Exists):
             return column.is_not(None)
         if isinstance(term, Match) and term.value.lstrip("-").isdecimal():
-            return column == int(term.value)
+            return column == _int64(term)
         if isinstance(term, Match):
             raise _bad_value(term, "a whole number")
         if isinstance(term, Range) and term.kind == "number":
@@ -157,14 +159,20 @@ class _Compiler:
             return column.is_not(None)
         if isinstance(term, Match):
             kind = scalar_kind(term.value)
-            if kind == "date":  # a bare date means that whole UTC day
-                day = Range(term.field, term.value, term.value, position=term.position)
-                return self._range(column, day, _utc_datetime)
+            if kind is None:
+                raise _bad_value(term, "an ISO 8601 date or date-time")
+            try:  # before a day is added to it
+                check_date_bound(date.fromisoformat(term.value[:10]))
+            except LimitError:
+                raise _outside(term, term.value) from None
+            start = _utc_datetime(term, term.value)
             if kind == "datetime":
-                return column == _utc_datetime(term.value)
-            raise _bad_value(term, "an ISO 8601 date or date-time")
+                return column == start
+            # A bare date means that whole UTC day.
+            day = Range(term.field, term.value, term.value, position=term.position)
+            return self._range(column, day, partial(_utc_datetime, term))
         if isinstance(term, Range) and term.kind == "datetime":
-            return self._range(column, term, _utc_datetime)
+            return self._range(column, term, partial(_utc_datetime, term))
         raise _unsupported(term)
 
     def _role(self, term: Term) -> ColumnElement[bool]:
@@ -309,7 +317,7 @@ def _json_candidates(term: Match) -> list[str | float | bool]:
     """The JSON values an equality test accepts. Typing `age:42` cannot say whether the
     document holds 42 or "42", so unquoted numbers and booleans accept both forms."""
     candidates: list[str | float | bool] = [term.value]
-    if not term.quoted and scalar_kind(term.value) == "number":
+    if not term.quoted and scalar_kind(term.value) == "number" and _storable_number(term.value):
         candidates.append(_json_number(term.value))
     if not term.quoted and term.value in ("true", "false"):
         candidates.append(term.value == "true")
@@ -318,6 +326,16 @@ def _json_candidates(term: Match) -> list[str | float | bool]:
 
 def _json_number(text: str) -> int | float:
     return float(text) if "." in text else int(text)
+
+
+def _storable_number(text: str) -> bool:
+    """Whether a document could hold `text` as a number: no stored number lies outside the
+    signed 64-bit range (kit.limits), so a longer digit string can only be text."""
+    try:
+        check_number_text(text)
+    except LimitError:
+        return False
+    return True
 
 
 def _aligned_bounds(term: Range) -> list[tuple[str, bool, bool]]:
@@ -339,9 +357,31 @@ def _aligned_bounds(term: Range) -> list[tuple[str, bool, bool]]:
     return bounds
 
 
-def _utc_datetime(text: str) -> datetime:
+def _utc_datetime(term: Term, text: str) -> datetime:
     # A date-time without an offset is taken as UTC, like every time the service stores.
-    return as_utc(datetime.fromisoformat(text))
+    # Dates are at most 9998-12-31 (the parser checks bounds, _datetime single values), so
+    # a day's shift or an offset stays inside datetime's calendar; at the low end
+    # 0001-01-01T00:00+05:00 falls out of it.
+    try:
+        return as_utc(datetime.fromisoformat(text))
+    except OverflowError:
+        raise _outside(term, text) from None
+
+
+def _outside(term: Term, text: str) -> QueryFieldError:
+    return QueryFieldError(
+        f"{term.field}: {text!r} is outside the times the service can compare "
+        f"(0001-01-01 to {LATEST_DATE} in UTC)",
+        term.position,
+    )
+
+
+def _int64(term: Match) -> int:
+    try:
+        check_number_text(term.value)
+    except LimitError as exc:
+        raise QueryFieldError(f"{term.field}: {exc}", term.position) from None
+    return int(term.value)
 
 
 def _like_prefix(prefix: str) -> str:

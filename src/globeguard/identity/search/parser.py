@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
 from typing import Literal, NoReturn
 
 from globeguard.identity.search.nodes import (
@@ -36,8 +38,15 @@ from globeguard.identity.search.nodes import (
     Term,
     scalar_kind,
 )
+from globeguard.kit.limits import (
+    INT64_MAX,
+    INT64_MIN,
+    LimitError,
+    check_date_bound,
+    text_fault,
+)
 
-__all__ = ["parse"]
+__all__ = ["check_number_text", "parse"]
 
 # A leading "-" would read as negation, so a field may not start with one.
 _FIELD_RE = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.\-]*")
@@ -231,7 +240,23 @@ def _range_bound_kind(text: str, position: int) -> str:
         raise QuerySyntaxError(
             f"range bound {text!r} is not a number, an ISO 8601 date or *", position
         )
+    try:
+        if kind == "number":
+            check_number_text(text)
+        else:
+            check_date_bound(date.fromisoformat(text[:10]))
+    except LimitError as exc:
+        raise QuerySyntaxError(f"range bound {text!r}: {exc}", position) from None
     return kind
+
+
+def check_number_text(text: str) -> None:
+    """A number typed in a query (digits, optional fraction) within the signed 64-bit range,
+    the range of every integer the service stores; LimitError otherwise."""
+    if not INT64_MIN <= Decimal(text) <= INT64_MAX:
+        raise LimitError(
+            f"numbers must lie between {INT64_MIN} and {INT64_MAX}", code="number_out_of_range"
+        )
 
 
 # --- Parser --------------------------------------------------------------------------------
@@ -335,6 +360,9 @@ def parse(text: str) -> Node | None:
         )
     if not text.strip():
         return None
+    if (fault := text_fault(text)) is not None:
+        position = next(i for i, char in enumerate(text) if text_fault(char) is not None)
+        raise QuerySyntaxError(fault, position)
     return _Parser(_Lexer(text).tokens()).parse()
 
 

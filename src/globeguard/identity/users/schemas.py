@@ -8,6 +8,8 @@ from typing import Any
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, EmailStr, Field
 
+from globeguard.kit.limits import JsonObject
+
 USERNAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$"
 
 Username = Field(
@@ -36,7 +38,7 @@ class UserCreate(StrictBody):
     email: EmailStr | None = None
     given_name: str | None = GivenName
     family_name: str | None = FamilyName
-    user_metadata: dict[str, Any] = Field(default_factory=dict)
+    user_metadata: JsonObject = Field(default_factory=dict)
 
 
 class UserSelfUpdate(StrictBody):
@@ -45,12 +47,12 @@ class UserSelfUpdate(StrictBody):
     email: EmailStr | None = None
     given_name: str | None = GivenName
     family_name: str | None = FamilyName
-    user_metadata: dict[str, Any] | None = None
+    user_metadata: JsonObject | None = None
 
 
 class UserAdminUpdate(UserSelfUpdate):
     email_verified: bool | None = None
-    app_metadata: dict[str, Any] | None = None
+    app_metadata: JsonObject | None = None
 
 
 class PasswordChange(StrictBody):

@@ -24,6 +24,7 @@ from globeguard.identity.users import lifecycle
 from globeguard.identity.users.repository import RoleRepository, UserRepository
 from globeguard.kit.clock import utcnow
 from globeguard.kit.errors import BadRequest, Conflict, Forbidden, NotFound, Unprocessable
+from globeguard.kit.limits import LimitError, check_json, parse_time
 from globeguard.settings import AuthSettings, LimitsSettings
 
 # zxcvbn scores at most 72 characters (it raises beyond that); a longer password is at
@@ -120,6 +121,10 @@ class UserService:
             )
 
     def check_metadata(self, field: str, value: dict[str, Any]) -> None:
+        try:  # bodies were checked already; this covers every other caller too
+            check_json(value)
+        except LimitError as exc:
+            raise Unprocessable(str(exc.within(field)), code=exc.code) from None
         size = len(orjson.dumps(value))
         if size > self.limits.metadata_max_bytes:
             raise Unprocessable(
@@ -294,6 +299,7 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         created, user_id = raw.split("|")
-        return datetime.fromisoformat(created), uuid.UUID(user_id)
-    except (ValueError, UnicodeDecodeError) as exc:
+        # A forged time outside the calendar's margins would overflow converting to UTC.
+        return parse_time(created), uuid.UUID(user_id)
+    except (ValueError, UnicodeDecodeError) as exc:  # LimitError is a ValueError
         raise BadRequest("cursor is not one this API issued", code="invalid_cursor") from exc
