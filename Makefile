@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 
 .DEFAULT_GOAL := help
-.PHONY: help install ui run test lint bench clean
+.PHONY: help install ui run test fuzz lint bench clean
 UI_DIST := src/globeguard/web/dist/index.html
 UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/package.json ui/package-lock.json ui/index.html ui/vite.config.ts
 
@@ -40,6 +40,12 @@ test: $(STAMP) $(UI_DIST) ## Run every test: SQLite, PostgreSQL, the browser, vi
 	@set -e; scripts/ensure-tools.sh; services=$$(scripts/ensure-services.sh); \
 	env $$services $(BIN)/pytest $(PYTEST_ARGS)
 	cd ui && npm test
+
+FUZZ_EXAMPLES ?= 25
+
+fuzz: $(STAMP) ## Schemathesis, longer: every operation as admin, user, anonymous; SQLite, PostgreSQL
+	@set -e; services=$$(scripts/ensure-services.sh); \
+	env $$services GLOBEGUARD_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/pytest tests/fuzz -s -q -p no:cacheprovider
 
 lint: $(STAMP) ## Ruff, mypy, and the import layers (lint-imports, pyproject.toml)
 	$(BIN)/ruff check src tests bench
