@@ -160,7 +160,7 @@ def test_sign_in_refuses_a_wrong_password_then_shows_the_map(page):
 
 def test_the_heatmap_canvas_has_drawn_pixels(page):
     sign_in(page)
-    page.wait_for_function("document.querySelector('canvas.leaflet-heatmap-layer') !== null")
+    page.wait_for_selector("canvas.leaflet-heatmap-layer", state="attached")
     assert drawn_pixels(page) > 500
 
 
@@ -168,7 +168,7 @@ def test_the_heat_is_painted_over_the_land_not_under_it(page):
     """Opaque country fills stacked above the heat canvas hid every cell over land (only the
     blur reaching into the sea showed)."""
     sign_in(page)
-    page.wait_for_function("document.querySelector('canvas.leaflet-heatmap-layer') !== null")
+    page.wait_for_selector("canvas.leaflet-heatmap-layer", state="attached")
     heat_above_land = page.evaluate(
         """() => {
             const z = (el) => Number(getComputedStyle(el.closest('.leaflet-pane')).zIndex);
@@ -243,8 +243,7 @@ def test_the_map_answers_the_keyboard(page):
     page.keyboard.press("Enter")
     popup = page.locator(".leaflet-popup-content")
     popup.wait_for()
-    page.wait_for_function(
-        "!document.querySelector('.leaflet-popup-content').textContent.includes('Loading')"
-    )
+    # A locator assertion, not wait_for_function: the page's CSP forbids evaluating strings.
+    playwright.expect(popup).not_to_contain_text("Loading")
     assert popup.inner_text().strip()
     shot(page, "07-keyboard-popup")
