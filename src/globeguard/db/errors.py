@@ -17,7 +17,7 @@ from sqlalchemy import exc as sa
 try:  # the PostgreSQL driver; SQLite-only installs work without it
     import asyncpg.exceptions as pg
 
-    _PG_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    _PG_UNAVAILABLE: tuple[type[Exception], ...] = (
         pg.PostgresConnectionError,  # 08xxx: no connection, lost, rejected
         pg.OperatorInterventionError,  # 57Pxx: shutting down, starting up, crash recovery
         pg.TooManyConnectionsError,  # 53300
@@ -27,7 +27,7 @@ except ImportError:  # pragma: no cover - asyncpg is a runtime dependency
     _PG_UNAVAILABLE = ()
 
 # Registered with the app's exception handlers; `database_unavailable` decides for each.
-CANDIDATES: tuple[type[BaseException], ...] = (
+CANDIDATES: tuple[type[Exception], ...] = (
     sa.DBAPIError,  # OperationalError, InterfaceError and the rest of the driver's errors
     sa.TimeoutError,  # no pooled connection came free in pool_timeout
     ConnectionError,  # refused or reset while connecting (raised before any DBAPI wrapping)
