@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 
 import pytest
 from hypothesis import given, settings
@@ -23,6 +24,7 @@ from globeguard.identity.search.nodes import (
     Range,
     is_plain_value,
 )
+from globeguard.kit.limits import LATEST_DATE
 
 a1, b2, c3 = Match("a", "1"), Match("b", "2"), Match("c", "3")
 
@@ -169,9 +171,11 @@ _plain_values = st.text(
     alphabet=st.sampled_from("abcXYZ019-._@:[]{}é"), min_size=1, max_size=12
 ).filter(is_plain_value)
 _numbers = st.from_regex(r"\A-?\d{1,4}(\.\d{1,3})?\Z")
-_dates = st.dates().map(lambda day: day.isoformat()) | st.datetimes(timezones=st.just(None)).map(
-    lambda moment: moment.isoformat(timespec="seconds") + "Z"
-)
+_dates = st.dates(max_value=LATEST_DATE).map(lambda day: day.isoformat()) | st.datetimes(
+    max_value=datetime(9998, 12, 31, 23, 59, 59), timezones=st.just(None)
+).map(lambda moment: moment.isoformat(timespec="seconds") + "Z")
+# Text a query may hold: kit.limits refuses NUL and lone surrogates anywhere in it.
+_storable = st.characters(exclude_categories=("Cs",), exclude_characters="\x00")
 
 
 def _ranges(bounds: st.SearchStrategy[str]) -> st.SearchStrategy[Range]:
@@ -187,8 +191,8 @@ def _ranges(bounds: st.SearchStrategy[str]) -> st.SearchStrategy[Range]:
 
 _terms = st.one_of(
     st.builds(Match, _fields, _plain_values, st.just(False)),
-    st.builds(Match, _fields, st.text(max_size=12), st.just(True)),
-    st.builds(Prefix, _fields, st.text(min_size=1, max_size=12)),
+    st.builds(Match, _fields, st.text(_storable, max_size=12), st.just(True)),
+    st.builds(Prefix, _fields, st.text(_storable, min_size=1, max_size=12)),
     st.builds(Exists, _fields),
     _ranges(_numbers),
     _ranges(_dates),
@@ -249,3 +253,44 @@ def test_any_text_parses_or_raises_a_syntax_error(text: str) -> None:
     else:
         # What parses also renders to text that parses to the same tree.
         assert parse(to_text(tree)) == tree
+
+
+# --- limits (kit.limits) ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "position", "message"),
+    [
+        ("a:[0 TO 9223372036854775808]", 8, "numbers must lie between"),
+        ("a:[-9223372036854775809 TO 0]", 3, "numbers must lie between"),
+        ("a:[0 TO 9223372036854775807.5]", 8, "numbers must lie between"),
+        ("a:[* TO 9999-12-31]", 8, "on or before 9998-12-31"),
+        ("a:{9999-01-01T00:00:00Z TO *]", 3, "on or before 9998-12-31"),
+        ("a:b\x00c", 3, "NUL"),
+        ('a:"\x00"', 3, "NUL"),
+        ("a:b OR c:\ud800", 9, "surrogates"),
+    ],
+)
+def test_values_outside_the_limits_are_syntax_errors(query, position, message):
+    with pytest.raises(QuerySyntaxError) as error:
+        parse(query)
+    assert error.value.position == position and message in error.value.message
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "a:[-9223372036854775808 TO 9223372036854775807]",
+        "a:[* TO 9998-12-31]",
+        "a:[0001-01-01 TO *]",
+        "a:99999999999999999999",  # a single value may be text; the compiler decides
+    ],
+)
+def test_values_at_the_limits_parse(query):
+    assert parse(query) is not None
+
+
+@given(st.text(max_size=20), st.text(max_size=20))
+def test_a_nul_anywhere_is_refused(before, after):
+    with pytest.raises(QuerySyntaxError):
+        parse(f"a:{before}\x00{after}")

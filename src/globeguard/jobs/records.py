@@ -11,12 +11,13 @@ import hashlib
 import re
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
 
 from globeguard.adapters.geoip.port import normalise_ip
+from globeguard.kit.limits import MAX_BODY_DEPTH, LimitError, check_json, parse_time
 
 # Auth0 user ids ("auth0|64f1…", "google-oauth2|1082…") become stable UUIDs, so a second
 # import or sync of the same tenant updates the same rows, and log-stream events name them.
@@ -69,6 +70,10 @@ def user_id_of(external: str) -> uuid.UUID:
 def to_user(record: Any, *, metadata_max_bytes: int, now: datetime) -> ImportedUser:
     if not isinstance(record, dict):
         raise RecordError("not a JSON object")
+    try:  # the same limits as a request body: text, numbers and depth other readers can take
+        check_json(record, max_depth=MAX_BODY_DEPTH)
+    except LimitError as exc:
+        raise RecordError(str(exc)) from None
     row: dict[str, Any] = {}
     given: set[str] = set()
     email = _email(record.get("email"))
@@ -218,10 +223,10 @@ def _time(record: dict[str, Any], field: str) -> datetime | None:
     if not isinstance(value, str):
         raise RecordError(f"{field}: an ISO 8601 time")
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise RecordError(f"{field}: an ISO 8601 time") from exc
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        return parse_time(value)
+    except LimitError as exc:
+        reason = "an ISO 8601 time" if exc.code == "invalid_time" else str(exc)
+        raise RecordError(f"{field}: {reason}") from None
 
 
 def _ip(value: Any, field: str) -> str | None:

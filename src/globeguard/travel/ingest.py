@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from globeguard.adapters.geoip.port import GeoLocator, GeoReason, normalise_ip
 from globeguard.kit.clock import as_utc
 from globeguard.kit.errors import Conflict
+from globeguard.kit.limits import StorableText, check_time, time_from_unix
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.grading import Verdict
@@ -50,8 +51,6 @@ from globeguard.travel.service import (
 )
 from globeguard.travel.timeline import Neighbours, TravelEvent, sort_timeline
 
-# 9999-12-31T23:59:59Z: a larger number is a millisecond timestamp or garbage.
-MAX_UNIX_TIMESTAMP = 253_402_300_799
 # A line longer than this is rejected without being buffered whole.
 MAX_LINE_BYTES = 64 * 1024
 BATCH_SIZE = 1000
@@ -65,7 +64,7 @@ class IncomingEvent(BaseModel):
 
     model_config = ConfigDict(extra="ignore", str_strip_whitespace=True)
 
-    subject: str = Field(
+    subject: StorableText = Field(
         min_length=1,
         max_length=320,
         validation_alias=AliasChoices("subject", "username", "user_name", "user"),
@@ -75,11 +74,11 @@ class IncomingEvent(BaseModel):
     )
     ip: str = Field(min_length=1, max_length=64, validation_alias=AliasChoices("ip", "ip_address"))
     success: bool = True
-    event_uuid: str | None = Field(
+    event_uuid: StorableText | None = Field(
         default=None, min_length=1, max_length=64, validation_alias=AliasChoices("event_uuid", "id")
     )
-    user_agent: str | None = Field(default=None, max_length=512)
-    failure_reason: str | None = Field(default=None, max_length=64)
+    user_agent: StorableText | None = Field(default=None, max_length=512)
+    failure_reason: StorableText | None = Field(default=None, max_length=64)
 
     @field_validator("ip")
     @classmethod
@@ -95,15 +94,14 @@ class IncomingEvent(BaseModel):
         if isinstance(value, bool):
             raise ValueError("a time, not a boolean")
         if isinstance(value, int | float):
-            if not 0 < value <= MAX_UNIX_TIMESTAMP:
-                raise ValueError("unix timestamp out of range (seconds, not milliseconds)")
-            return datetime.fromtimestamp(value, tz=UTC)
+            return time_from_unix(value)
         return value
 
     @field_validator("occurred_at")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        # UTC, and inside kit.limits' range: travel arithmetic near year 1 or 9999 overflows.
+        return check_time(value)
 
     def digest(self) -> str:
         parts = (self.subject, self.occurred_at.isoformat(), self.ip, str(self.success))

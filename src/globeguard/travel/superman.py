@@ -18,6 +18,7 @@ from globeguard.identity.dependencies import OptionalPrincipal
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest, Conflict, Unauthorized, Unprocessable
+from globeguard.kit.limits import LATEST_TIME, StorableText
 from globeguard.travel.batcher import Replayed
 from globeguard.travel.ingest import IncomingEvent, Stored
 from globeguard.travel.service import LoginReport
@@ -26,17 +27,18 @@ from globeguard.wiring import Container
 
 router = APIRouter(tags=["superman"])
 
-# 9999-12-31T23:59:59Z: anything larger is a millisecond timestamp or garbage.
-MAX_UNIX_TIMESTAMP = 253_402_300_799
+# The last second kit.limits accepts (9998-12-31T23:59:59Z): anything larger is a
+# millisecond timestamp or garbage, and travel arithmetic near 9999 would overflow.
+MAX_UNIX_TIMESTAMP = int(LATEST_TIME.timestamp())
 
 
 class SupermanEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
-    username: str = Field(min_length=1, max_length=320)
+    username: StorableText = Field(min_length=1, max_length=320)
     unix_timestamp: StrictInt = Field(gt=0, le=MAX_UNIX_TIMESTAMP)
-    event_uuid: str = Field(min_length=1, max_length=64)
-    ip_address: str = Field(min_length=1, max_length=64)
+    event_uuid: StorableText = Field(min_length=1, max_length=64)
+    ip_address: StorableText = Field(min_length=1, max_length=64)
 
 
 class GeoOut(BaseModel):
