@@ -40,6 +40,8 @@ INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 EARLIEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 LATEST_TIME = datetime(9998, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC)
+# Exact integer arithmetic: LATEST_TIME.timestamp() is a float that rounds up into 9999.
+LATEST_UNIX = (LATEST_TIME - EARLIEST_TIME) // timedelta(seconds=1)
 # Dates typed as search terms may be compared as text (inside metadata), where a birthday in
 # 1950 is fine, but a range's end may be shifted by a day: only the upper margin applies.
 LATEST_DATE = LATEST_TIME.date()
@@ -181,8 +183,9 @@ def check_time(value: datetime) -> datetime:
 
 def parse_time(text: str) -> datetime:
     """ISO 8601 text → a checked UTC datetime; LimitError for anything else."""
+    check_text(text)
     try:
-        parsed = datetime.fromisoformat(check_text(text))
+        parsed = datetime.fromisoformat(text)
     except ValueError:
         raise LimitError("not an ISO 8601 date or date-time", code="invalid_time") from None
     return check_time(parsed)
@@ -191,15 +194,12 @@ def parse_time(text: str) -> datetime:
 def time_from_unix(seconds: float) -> datetime:
     if isinstance(seconds, bool) or not isinstance(seconds, int | float):
         raise LimitError("unix time must be a number of seconds", code="invalid_time")
-    if not (
-        math.isfinite(seconds) and EARLIEST_TIME.timestamp() <= seconds <= LATEST_TIME.timestamp()
-    ):
+    if not (math.isfinite(seconds) and 0 <= seconds <= LATEST_UNIX):
         raise LimitError(
-            f"{_time_range_reason()} (unix seconds {int(EARLIEST_TIME.timestamp())} to "
-            f"{int(LATEST_TIME.timestamp())}, not milliseconds)",
+            f"{_time_range_reason()} (unix seconds 0 to {LATEST_UNIX}, not milliseconds)",
             code="time_out_of_range",
         )
-    return datetime.fromtimestamp(seconds, tz=UTC)
+    return check_time(datetime.fromtimestamp(seconds, tz=UTC))
 
 
 def check_date_bound(day: date) -> date:

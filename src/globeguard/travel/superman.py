@@ -18,7 +18,7 @@ from globeguard.identity.dependencies import OptionalPrincipal
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest, Conflict, Unauthorized, Unprocessable
-from globeguard.kit.limits import LATEST_TIME, StorableText
+from globeguard.kit.limits import LATEST_UNIX, StorableText
 from globeguard.travel.batcher import Replayed
 from globeguard.travel.ingest import IncomingEvent, Stored
 from globeguard.travel.service import LoginReport
@@ -29,7 +29,7 @@ router = APIRouter(tags=["superman"])
 
 # The last second kit.limits accepts (9998-12-31T23:59:59Z): anything larger is a
 # millisecond timestamp or garbage, and travel arithmetic near 9999 would overflow.
-MAX_UNIX_TIMESTAMP = int(LATEST_TIME.timestamp())
+MAX_UNIX_TIMESTAMP = LATEST_UNIX
 
 
 class SupermanEvent(BaseModel):
