@@ -14,8 +14,9 @@ from globeguard.identity.authority import acts_as_admin, ensure_grantable, ensur
 from globeguard.identity.grants import grants_of
 from globeguard.identity.models import Role, User
 from globeguard.identity.permissions import ADMIN_ROLE, BUILTIN_ROLES, Permission
-from globeguard.identity.revocation import announce
-from globeguard.identity.users.repository import RoleRepository, UserRepository
+from globeguard.identity.users import lifecycle
+from globeguard.identity.users.repository import RoleRepository
+from globeguard.kit.clock import utcnow
 from globeguard.kit.errors import Conflict, NotFound, Unprocessable
 
 
@@ -114,7 +115,7 @@ class RoleService:
             checked = _checked_permissions(permissions)
             ensure_grantable(presenter, checked, "a role")
             role.permissions = checked
-            await self._revoke_members(session, role)
+            await self._revoke_members(session, role, actor)
         await self._event(session, EventType.ROLE_UPDATED, role, actor, None)
         return role
 
@@ -124,7 +125,7 @@ class RoleService:
         if role.builtin:
             raise Conflict("built-in roles cannot be deleted", code="role_builtin")
         ensure_grantable(presenter, role.permissions, "a role")
-        await self._revoke_members(session, role)
+        await self._revoke_members(session, role, actor)
         await self._event(session, EventType.ROLE_DELETED, role, actor, None)
         await RoleRepository(session).remove(role)
 
@@ -165,7 +166,7 @@ class RoleService:
         if await repo.has_assignment(user.id, role.id):
             return False
         repo.assign(user.id, role.id)
-        await self._revoke_user(session, user.id)
+        await self._revoke_users(session, [user.id], actor)
         await self._event(session, EventType.ROLE_ASSIGNED, role, actor, user.id)
         return True
 
@@ -194,18 +195,22 @@ class RoleService:
         if last_admin:
             raise Conflict("cannot remove the last active admin", code="last_admin")
         await repo.unassign(user.id, role.id)
-        await self._revoke_user(session, user.id)
+        await self._revoke_users(session, [user.id], actor)
         await self._event(session, EventType.ROLE_REMOVED, role, actor, user.id)
         return True
 
-    async def _revoke_members(self, session: AsyncSession, role: Role) -> None:
-        for user_id in await RoleRepository(session).member_ids(role.id):
-            await self._revoke_user(session, user_id)
+    async def _revoke_members(self, session: AsyncSession, role: Role, actor: str) -> None:
+        members = await RoleRepository(session).member_ids(role.id)
+        await self._revoke_users(session, members, actor)
 
     @staticmethod
-    async def _revoke_user(session: AsyncSession, user_id: uuid.UUID) -> None:
-        await UserRepository(session).bump_token_version(user_id)
-        await announce(session, str(user_id))
+    async def _revoke_users(
+        session: AsyncSession, user_ids: Sequence[uuid.UUID], actor: str
+    ) -> None:
+        """Through the account lifecycle every path shares: token versions bumped (one
+        statement for all members), caches told. The role events are the caller's."""
+        changes = [lifecycle.AccountChange(user_id, roles=True) for user_id in user_ids]
+        await lifecycle.apply(session, changes, actor=actor, now=utcnow())
 
     @staticmethod
     async def _event(
