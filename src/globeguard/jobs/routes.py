@@ -19,7 +19,6 @@ from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.jobs.schemas import Auth0SyncRequest, ExportRequest, JobRead
 from globeguard.kit.body_limit import limit_body
-from globeguard.kit.body_limit import limit_body
 from globeguard.kit.errors import BadRequest
 from globeguard.wiring import Container
 
@@ -114,7 +113,6 @@ async def create_import(
 
 async def _receive(request: Request, root: Path, upsert: bool) -> tuple[Path, bool]:
     """Spool the upload to a file under the jobs directory, whatever its size."""
-    limit_body(request, None)
     limit_body(request, None)
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind != "multipart/form-data" and kind not in RAW_TYPES:
