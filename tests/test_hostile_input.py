@@ -459,3 +459,25 @@ async def test_an_import_array_fails_only_its_bad_records(client, container):
     job = await import_file(client, container, admin, json.dumps(records).encode())
     assert job.status == "completed", job.error
     assert job.result["inserted"] == 2 and job.result["failed"] == 2
+
+
+# --- analytics filters ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"to": "9999-12-31"},
+        {"from": "9999-12-31"},
+        {"from": "0001-01-01", "to": "9999-12-31"},
+        {"q": "created_at:[* TO 9999-12-31]"},
+        {"q": f"username:{NUL}"},
+    ],
+)
+@pytest.mark.parametrize("report", ["heatmap", "top-locations", "suspicious-travel"])
+async def test_analytics_filters_at_the_end_of_the_calendar_are_refused(
+    client, container, params, report
+):
+    admin = await _admin(client, container)
+    response = await client.get(f"/api/v1/analytics/{report}", params=params, headers=admin)
+    _is_refusal(response)

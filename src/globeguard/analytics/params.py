@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import TypeVar
 
 from globeguard.analytics.grid import MAX_ZOOM, BBox, Grid, choose_grid, parse_bbox
+from globeguard.kit.limits import LimitError, check_date_bound
 
 VERDICTS = ("none", "plausible", "unverifiable", "suspicious", "impossible")
 FLAGGED = ("suspicious", "impossible")
@@ -115,9 +116,14 @@ def _single(pairs: Pairs, allowed: frozenset[str]) -> dict[str, str]:
 
 def _day(name: str, text: str) -> date:
     try:
-        return date.fromisoformat(text)
+        day = date.fromisoformat(text)
     except ValueError:
         pass
+    else:  # a day's end is the next midnight, which 9999-12-31 does not have
+        try:
+            return check_date_bound(day)
+        except LimitError as exc:
+            raise ParamError(name, str(exc)) from None
     try:
         datetime.fromisoformat(text)
     except ValueError:
