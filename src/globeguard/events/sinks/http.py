@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -43,6 +44,8 @@ from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
 import httptools
+
+log = logging.getLogger(__name__)
 
 BODY_LIMIT = 64 * 1024
 # The answer's head is capped before the parser sees it (httptools/llhttp keep a header
@@ -77,6 +80,24 @@ class HttpTimeout(HttpError):
 
 class AnswerTooLarge(HttpError):
     """The answer's head broke a size limit: not read further, the connection dropped."""
+
+
+class Unreachable(HttpError):
+    """No connection could be made or kept. The reason is one fixed sentence per kind: the
+    errno text and address would tell whoever reads a delivery which internal ports are open
+    (refused) or filtered (timed out). The detail goes to the debug log only."""
+
+
+def unreachable(exc: OSError) -> Unreachable:
+    log.debug("webhook connection failed: %s: %s", type(exc).__name__, exc)
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        # Why the certificate failed (expired, another host's, unknown CA) is the
+        # receiver's public face, not a fact about our network: worth telling the admin.
+        reason = exc.verify_message or "verification failed"
+        return Unreachable(f"the receiver's TLS certificate was not accepted: {reason}")
+    if isinstance(exc, ssl.SSLError):
+        return Unreachable("the TLS handshake with the receiver failed")
+    return Unreachable("the receiver could not be reached")
 
 
 @dataclass(frozen=True, slots=True)
@@ -422,7 +443,7 @@ class HttpClient:
         except TimeoutError as exc:
             raise HttpTimeout(f"no complete answer within {timeout_s:g} s") from exc
         except OSError as exc:
-            raise HttpError(f"{type(exc).__name__}: {exc}") from exc
+            raise unreachable(exc) from exc
 
     def _request(self, connection: _Connection, target: _Target, rest: bytes) -> bytes:
         if not connection.proxied:
