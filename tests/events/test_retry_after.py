@@ -12,14 +12,13 @@ from hypothesis import strategies as st
 
 from globeguard.events.delivery.schedule import (
     DEFAULT_SCHEDULE,
-    RETRY_AFTER_MAX_S,
     THROTTLE_MIN_DELAY,
     Response,
     Verdict,
     decide,
-    parse_retry_after,
     throttled_delay,
 )
+from globeguard.kit.retry_after import RETRY_AFTER_MAX_S, parse_retry_after, seconds_until
 
 NOW = datetime(2030, 6, 1, 12, 0, 0, tzinfo=UTC)
 DAY = RETRY_AFTER_MAX_S
@@ -104,3 +103,18 @@ def test_a_throttled_answer_always_gets_a_finite_bounded_retry(attempt, retry_af
     assert (
         THROTTLE_MIN_DELAY <= decision.delay <= 2 * max(DEFAULT_SCHEDULE[attempt - 1] * 1.2, floor)
     )
+
+
+@pytest.mark.parametrize(
+    ("reset", "seconds"),
+    [
+        ("1000", 0.0),  # already past
+        ("1030", 30.0),
+        ("9" * 400, DAY),  # int - float overflowed before
+        ("-5", None),
+        ("1e9", None),
+        (None, None),
+    ],
+)
+def test_a_rate_limit_reset_becomes_a_bounded_wait(reset, seconds):
+    assert seconds_until(reset, 1000.0) == seconds

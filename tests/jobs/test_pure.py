@@ -15,13 +15,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from globeguard.jobs import signing
-from globeguard.jobs.auth0.backoff import ceiling, full_jitter, retry_after
+from globeguard.jobs.auth0.backoff import ceiling, full_jitter
 from globeguard.jobs.cells import cell, escape, flatten
 from globeguard.jobs.exports import COLUMNS as EXPORT_COLUMNS
 from globeguard.jobs.exports import ExportError, resolve
 from globeguard.jobs.formats import ImportFormat, UnknownFormat, detect
 from globeguard.jobs.reader import RecordReader
 from globeguard.jobs.records import RecordError, to_user, user_id_of
+from globeguard.kit.retry_after import parse_retry_after
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)
 BCRYPT = "$2b$04$" + "a" * 53
@@ -56,7 +57,7 @@ def test_a_jittered_wait_lies_in_zero_to_the_ceiling(attempt, r):
     ],
 )
 def test_retry_after_reads_seconds_and_dates(header, expected):
-    assert retry_after(header, NOW) == expected
+    assert parse_retry_after(header, NOW) == expected
 
 
 # --- signed links ------------------------------------------------------------------------

@@ -10,8 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import timedelta
 from enum import StrEnum
 
 
@@ -109,39 +108,3 @@ def decide(
     if outcome is Outcome.THROTTLED:
         delay = throttled_delay(delay, response.retry_after_s)
     return Decision(Verdict.RETRY, outcome, delay=delay)
-
-
-# A Retry-After is honoured up to this: a day is more than any throttled delay asks for
-# (throttled_delay keeps at most twice a schedule step, 2 x 12 h), and it keeps a receiver's
-# number, however large, far from what a timedelta or a date can hold.
-RETRY_AFTER_MAX_S = 86_400.0
-# delay-seconds is digits only (RFC 9110 10.2.3); more than this many cannot be a sane delay.
-_MAX_DIGITS = 9
-
-
-def parse_retry_after(value: str | None, now: datetime) -> float | None:
-    """Seconds from a Retry-After header, within [0, RETRY_AFTER_MAX_S]: delay-seconds, or an
-    HTTP-date taken relative to `now` (aware). None when absent or unreadable (a sign, a
-    fraction, "inf", "nan", garbage): the schedule then decides alone."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():
-        if len(text.lstrip("0")) > _MAX_DIGITS:
-            return RETRY_AFTER_MAX_S
-        return min(float(text), RETRY_AFTER_MAX_S)
-    when = _http_date(text)
-    if when is None:
-        return None
-    seconds = (when - now).total_seconds()
-    return min(max(0.0, seconds), RETRY_AFTER_MAX_S)
-
-
-def _http_date(text: str) -> datetime | None:
-    if len(text) > 64 or not text.isascii():  # an IMF-fixdate is 29 characters
-        return None
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, OverflowError, IndexError):
-        return None
-    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)

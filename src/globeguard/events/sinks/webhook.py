@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
-from globeguard.events.delivery.schedule import parse_retry_after
 from globeguard.events.sinks.guard import TargetGuard, UnsafeTarget
 from globeguard.events.sinks.http import (
     Answer,
@@ -24,6 +23,7 @@ from globeguard.events.sinks.http import (
     tls_context,
 )
 from globeguard.events.sinks.port import Message, SendResult
+from globeguard.kit.retry_after import parse_retry_after
 
 DEFAULT_TIMEOUT_S = 15.0
 

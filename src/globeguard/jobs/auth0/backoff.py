@@ -2,13 +2,11 @@
 (AWS Architecture Blog, "Exponential Backoff And Jitter"): wait a uniform random time in
 [0, min(cap, base * 2**attempt)]. Spreading the waits over the whole interval keeps many
 pollers from hitting the Management API in lockstep, which is what its rate limits punish.
-A `Retry-After` from a 429 overrides the schedule."""
+A `Retry-After` from a 429 overrides the schedule (read by kit.retry_after)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 # 2**64 overflows nothing in Python, but there is no point computing it.
 MAX_EXPONENT = 62
@@ -22,20 +20,3 @@ def ceiling(attempt: int, base: float, cap: float) -> float:
 def full_jitter(attempt: int, base: float, cap: float, rand: Callable[[], float]) -> float:
     """A wait in [0, ceiling]; `rand` returns a float in [0, 1) (random.random)."""
     return rand() * ceiling(attempt, base, cap)
-
-
-def retry_after(header: str | None, now: datetime) -> float | None:
-    """Seconds to wait from a `Retry-After` header (delta-seconds or an HTTP date), or None
-    when there is none or it cannot be read."""
-    if header is None:
-        return None
-    text = header.strip()
-    if text.isdigit():
-        return float(text)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())

@@ -30,7 +30,8 @@ import anyio
 import httpx
 
 from globeguard.events.sinks.guard import NOT_ALLOWED, UnsafeTarget
-from globeguard.jobs.auth0.backoff import full_jitter, retry_after
+from globeguard.jobs.auth0.backoff import full_jitter
+from globeguard.kit.retry_after import parse_retry_after, seconds_until
 
 log = logging.getLogger(__name__)
 UNREACHABLE = "the Auth0 tenant could not be reached"
@@ -249,11 +250,9 @@ class ManagementClient:
         return full_jitter(attempt, self.polling.base_s, self.polling.cap_s, self.polling.rand)
 
     def _after_refusal(self, response: httpx.Response, attempt: int) -> float:
-        told = retry_after(response.headers.get("retry-after"), datetime.now(UTC))
+        told = parse_retry_after(response.headers.get("retry-after"), datetime.now(UTC))
         if told is None:
-            reset = response.headers.get("x-ratelimit-reset")
-            if reset and reset.isdigit():
-                told = max(0.0, int(reset) - time.time())
+            told = seconds_until(response.headers.get("x-ratelimit-reset"), time.time())
         return told if told is not None else self._backoff(attempt)
 
     async def _wait(self, seconds: float, why: str = "rate limited") -> None:
