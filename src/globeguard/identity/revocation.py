@@ -97,6 +97,22 @@ async def announce(session: AsyncSession, key: str, *, broadcast: bool = True) -
         await session.execute(text("SELECT pg_notify(:c, :k)"), {"c": CHANNEL, "k": key})
 
 
+async def announce_many(session: AsyncSession, keys: Sequence[str]) -> None:
+    """`announce` for a batch of keys in one statement: an import batch announces up to 1000
+    users, and one `pg_notify` round trip each cost ~1 ms here, five times the batch's own
+    writes."""
+    if len(keys) <= 1:
+        for key in keys:
+            await announce(session, key)
+        return
+    session.sync_session.info.setdefault(_PENDING, set()).update(keys)
+    if session.get_bind().dialect.name == "postgresql":
+        await session.execute(_NOTIFY_MANY, {"c": CHANNEL, "keys": list(keys)})
+
+
+_NOTIFY_MANY = text("SELECT pg_notify(:c, k) FROM unnest(CAST(:keys AS text[])) AS k")
+
+
 def install_commit_hook(session_class: type[Session], caches: Sequence[Evictable]) -> None:
     def _after_commit(session: Session) -> None:
         for key in session.info.pop(_PENDING, ()):

@@ -116,7 +116,11 @@ class UserImporter:
             [c.row["username_key"] for _, c in candidates],
             [c.row["email_key"] for _, c in candidates if c.row["email_key"]],
         )
-        plan = _Plan(existing, upsert, authority)
+        # Only an upsert can change a stored admin, and only a creator short of admin
+        # authority is refused one.
+        guarded = upsert and existing and not authority.may_change_admins
+        admins = await repo.admins_among([row[0] for row in existing]) if guarded else set()
+        plan = _Plan(existing, admins, upsert, authority)
         for position, candidate in candidates:
             reason = plan.place(candidate)
             if reason is not None:
@@ -167,7 +171,13 @@ class _Plan:
     """Decides, record by record, whether it inserts, updates or conflicts, against what is
     stored and what earlier records of the same batch claimed."""
 
-    def __init__(self, existing: Sequence[Any], upsert: bool, authority: ImportAuthority) -> None:
+    def __init__(
+        self,
+        existing: Sequence[Any],
+        admins: set[uuid.UUID],
+        upsert: bool,
+        authority: ImportAuthority,
+    ) -> None:
         self.upsert = upsert
         self.authority = authority
         self.ids = {row[0] for row in existing}
@@ -175,7 +185,7 @@ class _Plan:
         self.stored: dict[uuid.UUID, tuple[str, str | None]] = {
             row[0]: (row[3], row[4]) for row in existing
         }
-        self.admins = {row[0] for row in existing if row[5]}
+        self.admins = admins
         self.usernames: dict[str, uuid.UUID] = {row[1]: row[0] for row in existing}
         self.emails: dict[str, uuid.UUID] = {row[2]: row[0] for row in existing if row[2]}
         self.claimed: set[uuid.UUID] = set()

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import event_row, record_many
-from globeguard.identity.revocation import announce
+from globeguard.identity.revocation import announce_many
 from globeguard.identity.users.repository import CredentialRepository, UserRepository
 
 ACTIVE, BLOCKED, DELETED = "active", "blocked", "deleted"
@@ -132,8 +132,7 @@ async def apply(
         await credentials.revoke_api_keys_of(plan.revoke_api_keys, now)
     if plan.bump_versions:
         await UserRepository(session).bump_token_versions(plan.bump_versions)
-    for user_id in dict.fromkeys(plan.announce):
-        await announce(session, str(user_id))
+    await announce_many(session, [str(user_id) for user_id in dict.fromkeys(plan.announce)])
     await record_many(session, [_event_row(e, actor, now) for e in plan.events])
     return ended
 
