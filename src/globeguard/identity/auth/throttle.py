@@ -70,6 +70,12 @@ def network_of(ip: str | None) -> str | None:
     return str(address)
 
 
+def _known_member(ip: str | None) -> str | None:
+    # 64 bits of digest: an account keeps at most 100 members, so a collision is a 2^-57 event.
+    network = network_of(ip)
+    return None if network is None else _digest(network)[:16]
+
+
 @dataclass(slots=True)
 class Attempt:
     """One sign-in attempt and the counter slots it holds."""
@@ -116,21 +122,21 @@ class SigninThrottle:
 
     async def signed_in(self, attempt: Attempt) -> None:
         """The sign-in went through: its address is known to the account from now on."""
-        network = network_of(attempt.ip)
-        if attempt.account is None or network is None:
+        member = _known_member(attempt.ip)
+        if attempt.account is None or member is None:
             return
         await self.counters.remember(
             _known_key(attempt.account),
-            _digest(network)[:16],
+            member,
             self.settings.known_addresses_per_account,
             self.settings.known_address_ttl.total_seconds(),
         )
 
     async def _known(self, attempt: Attempt) -> bool:
-        network = network_of(attempt.ip)
-        if attempt.account is None or network is None:
+        member = _known_member(attempt.ip)
+        if attempt.account is None or member is None:
             return False
-        return await self.counters.recalls(_known_key(attempt.account), _digest(network)[:16])
+        return await self.counters.recalls(_known_key(attempt.account), member)
 
     async def _take(self, attempt: Attempt, key: str, limit: int, window: timedelta) -> None:
         if not limit:  # 0 disables this limit
