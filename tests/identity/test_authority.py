@@ -191,9 +191,13 @@ async def test_another_admin_is_changed_only_by_a_credential_acting_as_admin(cli
     admin = bearer(await make_admin(client, container))
     second, second_headers = await _second_admin(client, container)
     key = await _admin_key(
-        client, admin, ["users:read", "users:write", "users:delete", "roles:manage"]
+        client, admin, ["profile", "users:read", "users:write", "users:delete", "roles:manage"]
     )
+    second_key = await _admin_key(client, second_headers, ["profile"])
+    listed = await client.get(API_KEYS, headers=second_headers)
+    second_key_id = listed.json()[0]["id"]
     attempts = [
+        client.delete(f"{API_KEYS}/{second_key_id}", headers=key),
         client.post(f"/api/v1/users/{second}/block", headers=key),
         client.patch(f"/api/v1/users/{second}", headers=key, json={"email": "evil@example.com"}),
         client.delete(f"/api/v1/users/{second}", headers=key),
@@ -205,6 +209,7 @@ async def test_another_admin_is_changed_only_by_a_credential_acting_as_admin(cli
         assert response.status_code == 403, response.text
         assert response.json()["code"] in {"admin_target", "scope_not_allowed"}
     assert (await client.get("/api/v1/users/me", headers=second_headers)).status_code == 200
+    assert (await client.get("/api/v1/users/me", headers=second_key)).status_code == 200
     # A plain user is within that key's reach; and the full admin may act on the other.
     bob = (await signup(client, "bob"))["user"]["id"]
     assert (await client.post(f"/api/v1/users/{bob}/block", headers=key)).status_code == 200

@@ -52,4 +52,8 @@ async def revoke_api_key(
     key_uuid: uuid.UUID, principal: CurrentUser, app: ContainerDep, session: DbSession
 ):
     owner = None if principal.has(Permission.USERS_WRITE) else principal.user_id
-    return await app.api_keys.revoke(session, key_uuid, owner, principal.actor)
+    key = await app.api_keys.get(session, key_uuid, owner)
+    await app.roles.ensure_may_change(
+        session, key.user_id, presenter=principal.scopes, presenter_user=principal.user_id
+    )
+    return await app.api_keys.revoke(session, key, principal.actor)

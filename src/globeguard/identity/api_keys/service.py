@@ -95,13 +95,16 @@ class ApiKeyService:
     async def of_user(self, session: AsyncSession, owner_id: uuid.UUID) -> Sequence[ApiKey]:
         return await ApiKeyRepository(session).of_user(owner_id)
 
-    async def revoke(
-        self, session: AsyncSession, key_uuid: uuid.UUID, owner_id: uuid.UUID | None, actor: str
+    async def get(
+        self, session: AsyncSession, key_uuid: uuid.UUID, owner_id: uuid.UUID | None
     ) -> ApiKey:
-        """`owner_id` None means an admin acting on anyone's key."""
+        """`owner_id` None means an admin looking at anyone's key."""
         key = await ApiKeyRepository(session).get(key_uuid)
         if key is None or (owner_id is not None and key.user_id != owner_id):
             raise NotFound("no such API key", code="api_key_not_found")
+        return key
+
+    async def revoke(self, session: AsyncSession, key: ApiKey, actor: str) -> ApiKey:
         if key.revoked_at is None:
             key.revoked_at = utcnow()
             await announce(session, api_key_cache_key(key.key_id))
