@@ -123,13 +123,18 @@ class JobRunner:
                     await self.tick()
                 except Exception:  # a database hiccup must not end the loop
                     log.exception("job runner round failed")
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        self._wake.wait(), self.settings.poll_interval.total_seconds()
-                    )
+                await self._idle()
                 self._wake.clear()
         finally:
             await self.stop()
+
+    async def _idle(self) -> None:
+        """Until woken or the poll interval passes. Not `asyncio.wait_for`: on Python 3.11 it
+        returns normally when the stop (a cancellation) arrives in the loop turn after a wake
+        completed it (CPython gh-86296), and the runner then never stopped."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(self.settings.poll_interval.total_seconds()):
+                await self._wake.wait()
 
     async def tick(self) -> int:
         """Start as many claimable jobs as there are free slots."""
