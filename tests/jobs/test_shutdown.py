@@ -14,7 +14,10 @@ import httpx
 import pytest
 
 from globeguard.app import create_app
-from globeguard.jobs.runner import JobRunner
+from globeguard.identity.permissions import ALL_PERMISSIONS
+from globeguard.jobs.repository import JobRepository
+from globeguard.jobs.runner import JobContext, JobRunner
+from globeguard.jobs.schemas import ExportRequest
 from globeguard.wiring import build
 from tests.conftest import make_settings, wipe
 from tests.helpers import bearer, make_admin
@@ -98,3 +101,43 @@ async def test_the_runner_stops_however_its_stop_and_a_wake_interleave(app, cont
         assert loop.cancelled()
     finally:
         loop.cancel()
+
+
+class Holds:
+    """A job handler that runs until cancelled."""
+
+    def __init__(self) -> None:
+        self.started = asyncio.Event()
+
+    async def __call__(self, ctx: JobContext) -> dict:
+        self.started.set()
+        await asyncio.Event().wait()
+        return {}
+
+
+async def test_a_stop_at_any_moment_before_a_job_runs_leaves_it_free(app, container):
+    """The runner is stopped 0, 1, 2, … loop turns after it starts, up to a stop after its
+    job has started: whatever the moment (the claim's commit included), the job ends up
+    pending and unowned, never held by the stopped process until its lease runs out."""
+    turns = 0
+    while True:
+        hold = Holds()
+        async with container.db.transaction() as session:
+            job = await container.jobs.submit_export(
+                session, ExportRequest(), "test", scopes=ALL_PERMISSIONS
+            )
+        runner = JobRunner(container.db, container.settings.jobs, {"users.export": hold})
+        loop = asyncio.create_task(runner.run())
+        for _ in range(turns):
+            await asyncio.sleep(0)
+        loop.cancel()
+        await asyncio.wait({loop}, timeout=HANG_S)
+        assert loop.done(), "the runner ignored its stop"
+        async with container.db.transaction() as session:
+            repo = JobRepository(session)
+            back = await repo.get(job.id)
+            await repo.delete([job.id])
+        assert (back.status, back.lease_owner) == ("pending", None), f"stopped after {turns}"
+        if hold.started.is_set():
+            return
+        turns += 1

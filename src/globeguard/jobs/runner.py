@@ -154,6 +154,21 @@ class JobRunner:
         self.wake()
 
     async def _claim(self, job_id: uuid.UUID | None = None) -> Job | None:
+        """A stop arriving while the claim commits waits for it and hands a claimed job
+        back. A stop can land after the commit (SQLAlchemy closes the session in a task of
+        its own, then raises the cancellation), and the job would then stay held by a
+        stopped process until its lease ran out (`jobs.lease`, 60 s by default)."""
+        claim = asyncio.ensure_future(self._claim_now(job_id))
+        try:
+            return await asyncio.shield(claim)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):  # a failed claim holds nothing
+                job = await claim
+                if job is not None:
+                    await self._release(job.id)
+            raise
+
+    async def _claim_now(self, job_id: uuid.UUID | None) -> Job | None:
         now = self.clock()
         async with self.db.transaction() as session:
             return await JobRepository(session).claim(
