@@ -2,7 +2,7 @@
 """Bulk-job throughput of Globeguard, as a ratio to a baseline measured in the same run.
 
 Against one `globeguard serve` process started here on a fresh database, through the public
-API only (an admin's API key with `jobs:manage`):
+API only (an admin's API key with `jobs:manage` and what the jobs read and write):
 
 * **Import** — `POST /api/v1/jobs/users-imports` with a gzipped NDJSON file of `--users`
   users (default 200,000; AuthGlobeTrek-shaped metadata, Auth0-style ids, a bcrypt hash on
@@ -103,7 +103,9 @@ def users_file(path: Path, count: int, seed: int) -> None:
 
 
 def api_key(base: str, env: dict[str, str], workdir: Path) -> str:
-    return admin_api_key(base, env, workdir, ["jobs:manage"])
+    return admin_api_key(
+        base, env, workdir, ["jobs:manage", "users:read", "users:write", "users:password_hashes"]
+    )
 
 
 def wait_job(base: str, key: str, job_id: str) -> dict[str, Any]:
