@@ -258,3 +258,23 @@ async def test_the_stream_holds_back_events_younger_than_the_settle_window(app, 
         sqlite_like = EventStreamService(timedelta(seconds=1), "sqlite", clock)
         assert sqlite_like.settle is None  # one writer: seq order is commit order
     assert held == [] and len(shown) == 1
+
+
+async def test_personal_data_in_a_subscription_needs_users_read(client, admin):
+    created = await client.post(
+        "/api/v1/api-keys", headers=admin, json={"name": "ops", "scopes": ["events:manage"]}
+    )
+    key = {"X-API-KEY": created.json()["api_key"]}
+    refused = await client.post(
+        "/api/v1/subscriptions", json={**HOOK, "include_pii": True}, headers=key
+    )
+    assert refused.status_code == 403, refused.text
+    assert "users:read" in refused.json()["detail"]
+    plain = await client.post("/api/v1/subscriptions", json=HOOK, headers=key)
+    assert plain.status_code == 201, plain.text
+    widened = await client.patch(
+        f"/api/v1/subscriptions/{plain.json()['id']}", json={"include_pii": True}, headers=key
+    )
+    assert widened.status_code == 403
+    shown = await client.get(f"/api/v1/subscriptions/{plain.json()['id']}", headers=key)
+    assert shown.json()["include_pii"] is False
