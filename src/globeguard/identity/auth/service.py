@@ -4,6 +4,8 @@ same 401 body, and both pay for one argon2 verify."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +28,7 @@ from globeguard.identity.models import MachineClient, User
 from globeguard.identity.passwords import PasswordHasher
 from globeguard.identity.revocation import announce
 from globeguard.identity.users.repository import CredentialRepository, UserRepository
-from globeguard.identity.users.service import UserService
+from globeguard.identity.users.service import WRONG_CURRENT_PASSWORD, UserService
 from globeguard.kit.clock import utcnow
 from globeguard.kit.crypto import same_digest, sha256_hex
 from globeguard.kit.errors import Forbidden, Unauthorized
@@ -92,6 +94,25 @@ class AuthService:
     ) -> SignedIn:
         user, grants = await self.verify_password(session, identifier, password, ctx)
         return await self._session_for(session, user, scope, ctx, grants)
+
+    @asynccontextmanager
+    async def current_password_check(self, user: User, ip: str | None) -> AsyncIterator[None]:
+        """Around a check of a signed-in user's current password (changing it): a wrong one
+        counts as a sign-in guess for that account and address, so a stolen access token
+        cannot be used to guess the password at a hash per request. Any other outcome,
+        success or a refusal of the new password, gives the slots back."""
+        attempt = await self.throttle.admit(user.username, ip)
+        await self.throttle.admit_account(attempt, user.id)
+        try:
+            yield
+        except Forbidden as exc:
+            if exc.code != WRONG_CURRENT_PASSWORD:
+                await self.throttle.succeeded(attempt)
+            raise
+        except BaseException:
+            await self.throttle.succeeded(attempt)
+            raise
+        await self.throttle.succeeded(attempt)
 
     async def verify_password(
         self, session: AsyncSession, identifier: str, password: str, ctx: ClientContext

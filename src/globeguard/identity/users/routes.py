@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.identity.dependencies import (
+    ClientCtx,
     ContainerDep,
     CurrentPrincipal,
     CurrentUser,
@@ -123,13 +124,19 @@ async def delete_me(principal: CurrentUser, app: ContainerDep, session: DbSessio
 
 @router.post("/me/password", status_code=status.HTTP_204_NO_CONTENT)
 async def change_my_password(
-    body: PasswordChange, principal: CurrentUser, app: ContainerDep, session: DbSession
+    body: PasswordChange,
+    principal: CurrentUser,
+    app: ContainerDep,
+    session: DbSession,
+    ctx: ClientCtx,
 ):
-    """Change the password. Every other session ends; this one carries on."""
+    """Change the password. Every other session ends; this one carries on. Wrong current
+    passwords count towards the sign-in lockout (429 with Retry-After)."""
     user = await _me(app, session, principal)
-    await app.users.change_password(
-        session, user, body.current_password, body.new_password, principal.session_id
-    )
+    async with app.auth.current_password_check(user, ctx.ip):
+        await app.users.change_password(
+            session, user, body.current_password, body.new_password, principal.session_id
+        )
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 

@@ -30,6 +30,7 @@ from globeguard.settings import AuthSettings, LimitsSettings
 # zxcvbn scores at most 72 characters (it raises beyond that); a longer password is at
 # least as strong as its prefix.
 STRENGTH_PREFIX = 72
+WRONG_CURRENT_PASSWORD = "invalid_current_password"  # noqa: S105 - a problem code
 
 
 class UserService:
@@ -201,7 +202,7 @@ class UserService:
         changing a password does not sign you out of the device you did it on."""
         verdict = await self.hasher.verify(user.password_hash, current)
         if not verdict.ok:
-            raise Forbidden("the current password is wrong", code="invalid_current_password")
+            raise Forbidden("the current password is wrong", code=WRONG_CURRENT_PASSWORD)
         await self.check_password(new, user.username, user.email)
         user.password_hash = await self.hasher.hash(new)
         return await self._changed(
