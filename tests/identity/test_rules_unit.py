@@ -13,6 +13,7 @@ from globeguard.identity.grants import Grants
 from globeguard.identity.revocation import RevocationCache, SubjectState
 from globeguard.identity.users.service import decode_cursor, encode_cursor, merge_metadata
 from globeguard.kit.errors import BadRequest
+from globeguard.kit.limits import EARLIEST_TIME, LATEST_TIME
 
 
 @pytest.mark.parametrize(
@@ -41,7 +42,15 @@ def test_metadata_merge_is_top_level_and_null_deletes(current, patch, merged):
     assert merge_metadata(current, patch) == merged
 
 
-@given(st.datetimes(timezones=st.just(UTC)), st.uuids())
+# Every stored time lies in kit.limits' range; a cursor outside it was never issued.
+@given(
+    st.datetimes(
+        min_value=EARLIEST_TIME.replace(tzinfo=None),
+        max_value=LATEST_TIME.replace(tzinfo=None),
+        timezones=st.just(UTC),
+    ),
+    st.uuids(),
+)
 def test_cursor_round_trips(created, user_id):
     assert decode_cursor(encode_cursor(created, user_id)) == (created, user_id)
 
