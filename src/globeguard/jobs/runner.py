@@ -27,6 +27,7 @@ from globeguard.db.session import Database
 from globeguard.jobs.models import Job
 from globeguard.jobs.repository import JobRepository
 from globeguard.kit.clock import Clock, utcnow
+from globeguard.kit.periodic import woken_or_after
 from globeguard.settings import JobsSettings
 
 log = logging.getLogger(__name__)
@@ -129,12 +130,7 @@ class JobRunner:
             await self.stop()
 
     async def _idle(self) -> None:
-        """Until woken or the poll interval passes. Not `asyncio.wait_for`: on Python 3.11 it
-        returns normally when the stop (a cancellation) arrives in the loop turn after a wake
-        completed it (CPython gh-86296), and the runner then never stopped."""
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(self.settings.poll_interval.total_seconds()):
-                await self._wake.wait()
+        await woken_or_after(self._wake, self.settings.poll_interval.total_seconds())
 
     async def tick(self) -> int:
         """Start as many claimable jobs as there are free slots."""

@@ -13,6 +13,16 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 
+async def woken_or_after(wake: asyncio.Event, seconds: float) -> None:
+    """Until `wake` is set or `seconds` pass; the caller clears `wake`. Not `asyncio.wait_for`:
+    on Python 3.11 it returns normally when a cancellation (a stop) arrives in the loop turn
+    after the event completed it (CPython gh-86296), and a worker loop built on it then never
+    stops: shutdown waits for it forever."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(seconds):
+            await wake.wait()
+
+
 async def every(interval: timedelta, task: Callable[[], Awaitable[int | None]], what: str) -> None:
     """Run `task` every `interval`, forever; it may return how many rows it handled. The
     first run waits one interval: start-up stays quick, and processes started together do

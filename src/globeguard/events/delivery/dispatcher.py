@@ -19,7 +19,6 @@ timer to wait for).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
@@ -50,6 +49,7 @@ from globeguard.events.sinks.port import Message, SendResult, Sink
 from globeguard.events.subscriptions.repository import SubscriptionRepository
 from globeguard.events.subscriptions.service import SubscriptionService
 from globeguard.kit.clock import Clock, utcnow
+from globeguard.kit.periodic import woken_or_after
 from globeguard.settings import DeliverySettings
 
 log = logging.getLogger(__name__)
@@ -445,8 +445,7 @@ class Dispatcher:
             log.exception("settling %d attempts failed", len(batch))
 
     async def _idle(self, poll: float) -> None:
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), poll)
+        await woken_or_after(self._wake, poll)
 
     async def _send_one(self, job: Job) -> None:
         try:
