@@ -278,3 +278,9 @@ async def test_personal_data_in_a_subscription_needs_users_read(client, admin):
     assert widened.status_code == 403
     shown = await client.get(f"/api/v1/subscriptions/{plain.json()['id']}", headers=key)
     assert shown.json()["include_pii"] is False
+
+
+@pytest.mark.parametrize("delivery_id", ["495258693217491053377239778127249408", "0", "-1"])
+async def test_a_delivery_id_outside_the_table_s_range_is_a_422(client, admin, delivery_id):
+    response = await client.get(f"/api/v1/deliveries/{delivery_id}", headers=admin)
+    assert response.status_code == 422, response.text

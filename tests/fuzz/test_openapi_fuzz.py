@@ -30,12 +30,7 @@ EXAMPLES = int(os.environ.get("GLOBEGUARD_FUZZ_EXAMPLES", "3"))
 # 5xx answers found by this test in code it does not fix: each entry names the operation and
 # the issue that owns it. The lead deletes an entry once its fix lands; the test then holds
 # the operation to zero 5xx like every other. Nothing else is excluded.
-KNOWN_5XX: dict[str, str] = {
-    # curl -H 'Authorization: Bearer <admin>' \
-    #   http://127.0.0.1:8000/api/v1/deliveries/495258693217491053377239778127249408
-    # OverflowError binding an integer past 64 bits (issue 12: integer range everywhere).
-    "GET /api/v1/deliveries/{delivery_id}": "path integer beyond 64 bits",
-}
+KNOWN_5XX: dict[str, str] = {}
 
 
 async def _no_dns(self: TargetGuard, host: str, port: int) -> tuple[str, ...]:

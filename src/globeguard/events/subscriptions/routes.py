@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import APIRouter, Depends, Path, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from globeguard.events.subscriptions.schemas import (
@@ -195,7 +195,12 @@ async def redrive_subscription(
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryDetail)
-async def get_delivery(delivery_id: int, app: ContainerDep, session: DbSession, _: Manager):
+async def get_delivery(
+    delivery_id: Annotated[int, Path(ge=1, le=INT64_MAX)],
+    app: ContainerDep,
+    session: DbSession,
+    _: Manager,
+):
     delivery, attempts = await app.deliveries.get(session, delivery_id)
     return DeliveryDetail(
         **DeliveryRead.model_validate(delivery).model_dump(),
