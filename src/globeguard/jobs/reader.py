@@ -69,7 +69,9 @@ def _has_long_integer(raw: bytes) -> bool:
     digits = raw.translate(_DIGITS_ONLY)
     found = digits.find(_LONG_DIGIT_RUN)
     while found >= 0:
-        before = raw[:found].rstrip(b"-").rstrip(JSON_WHITESPACE)
+        # A bounded look back, so that a line of many digit runs costs linear time; all
+        # whitespace (or the start) counts as number position, which is merely slower.
+        before = raw[max(0, found - 16) : found].rstrip(b"-").rstrip(JSON_WHITESPACE)
         if not before or before[-1:] in (b"[", b":", b","):
             return True
         run_end = digits.find(b" ", found)
@@ -209,7 +211,8 @@ class ArrayElements:
             self._buf, self._pos = self._buf[self._pos :], 0
         start = self._pos
         head = self._buf[start : start + 1]
-        if head == b"{" and (guess := _LIKELY_END.search(self._buf, start)) is not None:
+        guess = _LIKELY_END.search(self._buf, start) if head == b"{" else None
+        if guess is not None and guess.start() - start < MAX_LINE_BYTES:
             item = parse_record(index, self._buf[start : guess.start() + 1])
             if item.error is None:
                 self._pos = guess.start() + 1
