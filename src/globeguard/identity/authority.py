@@ -7,10 +7,22 @@ a subset of the presenting credential's effective permissions, so no credential 
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
+from typing import Protocol
 
 from globeguard.identity.permissions import ALL_PERMISSIONS
 from globeguard.kit.errors import Forbidden
+
+
+class Presenter(Protocol):
+    """The credential asking (a Principal): its effective permissions and its user, if any."""
+
+    @property
+    def scopes(self) -> frozenset[str]: ...
+
+    @property
+    def user_id(self) -> uuid.UUID | None: ...
 
 
 def beyond(presenter: Iterable[str], requested: Iterable[str]) -> list[str]:

@@ -27,7 +27,7 @@ async def create_api_key(
         body.name,
         body.scopes,
         body.expires_at,
-        presenter=principal.scopes,
+        presenter_scopes=principal.scopes,
         actor=principal.actor,
     )
     return ApiKeyCreated(**ApiKeyRead.model_validate(key).model_dump(), api_key=secret)
@@ -53,7 +53,5 @@ async def revoke_api_key(
 ):
     owner = None if principal.has(Permission.USERS_WRITE) else principal.user_id
     key = await app.api_keys.get(session, key_uuid, owner)
-    await app.roles.ensure_may_change(
-        session, key.user_id, presenter=principal.scopes, presenter_user=principal.user_id
-    )
+    await app.roles.ensure_may_change(session, key.user_id, principal)
     return await app.api_keys.revoke(session, key, principal.actor)

@@ -54,19 +54,19 @@ class ApiKeyService:
         scopes: Iterable[str],
         expires_at: datetime | None,
         *,
-        presenter: Iterable[str],
+        presenter_scopes: Iterable[str],
         actor: str,
     ) -> tuple[ApiKey, str]:
-        """`presenter` is the effective permissions of the credential asking: a new key never
-        holds more than it (a `profile`-only key cannot mint a `users:delete` key), nor more
-        than the owner's roles grant right now."""
+        """`presenter_scopes`: the effective permissions of the credential asking. A new key
+        never holds more than they do (a `profile`-only key cannot mint a `users:delete` key),
+        nor more than the owner's roles grant right now."""
         requested = sorted(set(scopes))
         unknown = beyond(ALL_SCOPES, requested)
         if unknown:
             raise Unprocessable(
                 f"unknown scopes: {', '.join(unknown)}", code="unknown_scope", scopes=unknown
             )
-        ensure_grantable(presenter, requested, "an API key")
+        ensure_grantable(presenter_scopes, requested, "an API key")
         ensure_grantable((await grants_of(session, owner_id)).scopes, requested, "an API key")
         if expires_at is not None and as_utc(expires_at) <= utcnow():
             raise Unprocessable("expires_at must be in the future", code="invalid_expiry")

@@ -46,7 +46,7 @@ async def create_client(
         body.name,
         [s.value for s in body.scopes],
         principal.user_id,
-        presenter=principal.scopes,
+        presenter_scopes=principal.scopes,
         actor=principal.actor,
     )
     return ClientCreated(**ClientRead.model_validate(client).model_dump(), client_secret=secret)

@@ -28,7 +28,7 @@ class ClientService:
         scopes: Sequence[str],
         created_by: uuid.UUID | None,
         *,
-        presenter: Iterable[str],
+        presenter_scopes: Iterable[str],
         actor: str,
     ) -> tuple[MachineClient, str]:
         """`clients:manage` manages clients; it does not confer the permissions a client
@@ -36,7 +36,7 @@ class ClientService:
         unknown = beyond(ALL_PERMISSIONS, scopes)
         if unknown:
             raise Unprocessable(f"unknown scopes: {', '.join(unknown)}", code="unknown_permission")
-        ensure_grantable(presenter, scopes, "a machine client")
+        ensure_grantable(presenter_scopes, scopes, "a machine client")
         secret = random_token(32)
         client = MachineClient(
             client_id=f"ggc_{new_key_id()}",

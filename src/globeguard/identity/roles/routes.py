@@ -61,7 +61,7 @@ async def create_role(
         body.name,
         body.description,
         [p.value for p in body.permissions],
-        presenter=principal.scopes,
+        presenter_scopes=principal.scopes,
         actor=principal.actor,
     )
 
@@ -86,7 +86,7 @@ async def update_role(
         role,
         body.description,
         permissions,
-        presenter=principal.scopes,
+        presenter_scopes=principal.scopes,
         actor=principal.actor,
     )
 
@@ -96,5 +96,5 @@ async def delete_role(
     role_id: uuid.UUID, principal: RoleAdmin, app: ContainerDep, session: DbSession
 ):
     role = await app.roles.get(session, role_id)
-    await app.roles.delete(session, role, presenter=principal.scopes, actor=principal.actor)
+    await app.roles.delete(session, role, presenter_scopes=principal.scopes, actor=principal.actor)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -10,7 +10,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
-from globeguard.identity.authority import acts_as_admin, ensure_grantable, ensure_may_change
+from globeguard.identity.authority import (
+    Presenter,
+    acts_as_admin,
+    ensure_grantable,
+    ensure_may_change,
+)
 from globeguard.identity.grants import grants_of
 from globeguard.identity.models import Role, User
 from globeguard.identity.permissions import ADMIN_ROLE, BUILTIN_ROLES, Permission
@@ -81,11 +86,11 @@ class RoleService:
         description: str | None,
         permissions: Sequence[str],
         *,
-        presenter: Iterable[str],
+        presenter_scopes: Iterable[str],
         actor: str,
     ) -> Role:
         checked = _checked_permissions(permissions)
-        ensure_grantable(presenter, checked, "a role")
+        ensure_grantable(presenter_scopes, checked, "a role")
         repo = RoleRepository(session)
         if await repo.by_name(name) is not None:
             raise Conflict("a role with that name exists", code="role_exists")
@@ -102,29 +107,29 @@ class RoleService:
         description: str | None,
         permissions: Sequence[str] | None,
         *,
-        presenter: Iterable[str],
+        presenter_scopes: Iterable[str],
         actor: str,
     ) -> Role:
         if role.builtin:
             raise Conflict("built-in roles cannot be changed", code="role_builtin")
         # A role someone else filled with more than we hold is theirs to change.
-        ensure_grantable(presenter, role.permissions, "a role")
+        ensure_grantable(presenter_scopes, role.permissions, "a role")
         if description is not None:
             role.description = description
         if permissions is not None:
             checked = _checked_permissions(permissions)
-            ensure_grantable(presenter, checked, "a role")
+            ensure_grantable(presenter_scopes, checked, "a role")
             role.permissions = checked
             await self._revoke_members(session, role, actor)
         await self._event(session, EventType.ROLE_UPDATED, role, actor, None)
         return role
 
     async def delete(
-        self, session: AsyncSession, role: Role, *, presenter: Iterable[str], actor: str
+        self, session: AsyncSession, role: Role, *, presenter_scopes: Iterable[str], actor: str
     ) -> None:
         if role.builtin:
             raise Conflict("built-in roles cannot be deleted", code="role_builtin")
-        ensure_grantable(presenter, role.permissions, "a role")
+        ensure_grantable(presenter_scopes, role.permissions, "a role")
         await self._revoke_members(session, role, actor)
         await self._event(session, EventType.ROLE_DELETED, role, actor, None)
         await RoleRepository(session).remove(role)
@@ -138,15 +143,21 @@ class RoleService:
         self,
         session: AsyncSession,
         target: uuid.UUID,
-        *,
-        presenter: Iterable[str],
-        presenter_user: uuid.UUID | None,
+        presenter: Presenter,
     ) -> None:
         """Changing another admin's account, by any path, needs a credential that acts as
         admin: otherwise `users:write` could block, or `roles:manage` demote, every admin."""
-        if target == presenter_user:
+        if target == presenter.user_id:
             return
-        ensure_may_change(presenter, await self.is_admin(session, target))
+        ensure_may_change(presenter.scopes, await self.is_admin(session, target))
+
+    async def _may_hand(
+        self, session: AsyncSession, user: User, role: Role, presenter: Presenter
+    ) -> None:
+        """Giving or taking a role: only one within the presenter's own permissions, and on
+        another admin only as admin."""
+        ensure_grantable(presenter.scopes, role.permissions, f"the role '{role.name}'")
+        await self.ensure_may_change(session, user.id, presenter)
 
     async def assign(
         self,
@@ -154,14 +165,10 @@ class RoleService:
         user: User,
         role: Role,
         *,
-        presenter: Iterable[str],
-        presenter_user: uuid.UUID | None,
+        presenter: Presenter,
         actor: str,
     ) -> bool:
-        ensure_grantable(presenter, role.permissions, f"the role '{role.name}'")
-        await self.ensure_may_change(
-            session, user.id, presenter=presenter, presenter_user=presenter_user
-        )
+        await self._may_hand(session, user, role, presenter)
         repo = RoleRepository(session)
         if await repo.has_assignment(user.id, role.id):
             return False
@@ -176,14 +183,10 @@ class RoleService:
         user: User,
         role: Role,
         *,
-        presenter: Iterable[str],
-        presenter_user: uuid.UUID | None,
+        presenter: Presenter,
         actor: str,
     ) -> bool:
-        ensure_grantable(presenter, role.permissions, f"the role '{role.name}'")
-        await self.ensure_may_change(
-            session, user.id, presenter=presenter, presenter_user=presenter_user
-        )
+        await self._may_hand(session, user, role, presenter)
         repo = RoleRepository(session)
         if not await repo.has_assignment(user.id, role.id):
             return False

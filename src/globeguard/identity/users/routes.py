@@ -84,9 +84,7 @@ async def _changeable(
     """The user a request is about to change; another admin only for a credential that acts
     as admin."""
     user = await app.users.get(session, user_id, include_deleted=include_deleted)
-    await app.roles.ensure_may_change(
-        session, user.id, presenter=principal.scopes, presenter_user=principal.user_id
-    )
+    await app.roles.ensure_may_change(session, user.id, principal)
     return user
 
 
@@ -312,8 +310,7 @@ async def assign_role(
         session,
         user,
         role,
-        presenter=principal.scopes,
-        presenter_user=principal.user_id,
+        presenter=principal,
         actor=principal.actor,
     )
     return await _read(app, session, user)
@@ -329,8 +326,7 @@ async def remove_role(
         session,
         user,
         role,
-        presenter=principal.scopes,
-        presenter_user=principal.user_id,
+        presenter=principal,
         actor=principal.actor,
     )
     return await _read(app, session, user)
