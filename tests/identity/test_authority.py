@@ -4,8 +4,6 @@ another admin's account needs an admin."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,6 +12,7 @@ from globeguard.identity.authority import acts_as_admin, beyond, ensure_grantabl
 from globeguard.identity.permissions import ALL_PERMISSIONS, ALL_SCOPES, Permission
 from globeguard.kit.errors import Forbidden
 from tests.helpers import STRONG, bearer, make_admin, signin, signup
+from tests.jobs.support import wait_job
 
 API_KEYS = "/api/v1/api-keys"
 SCOPES = sorted(ALL_SCOPES)
@@ -243,6 +242,8 @@ async def test_exporting_password_hashes_needs_their_permission(client, containe
     assert plain.status_code == 202
     full = await client.post("/api/v1/jobs/users-exports", headers=admin, json=body)
     assert full.status_code == 202
+    for accepted in (plain, full):
+        assert (await wait_job(container, accepted.json()["id"])).status == "completed"
 
 
 async def test_an_import_remembers_its_creators_permissions(client, container):
@@ -254,6 +255,7 @@ async def test_an_import_remembers_its_creators_permissions(client, container):
         content=b'{"user_id": "auth0|1", "email": "one@example.com"}\n',
     )
     assert response.status_code == 202, response.text
-    async with container.db.read() as session:
-        job = await container.jobs.get(session, uuid.UUID(response.json()["id"]))
+    # Waited for, so the import's writes cannot land after this test's clean-up.
+    job = await wait_job(container, response.json()["id"])
     assert job.params["creator_scopes"] == ["jobs:manage", "users:write"]
+    assert job.status == "completed", job.error
