@@ -113,9 +113,12 @@ CurrentPrincipal = Annotated[Principal, Depends(current_principal)]
 OptionalPrincipal = Annotated[Principal | None, Depends(optional_principal)]
 
 
-def require(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+def require(*scopes: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """The caller, holding every one of `scopes` (403 naming the first one missing)."""
+
     async def _check(principal: CurrentPrincipal) -> Principal:
-        principal.require(scope)
+        for scope in scopes:
+            principal.require(scope)
         return principal
 
     return _check

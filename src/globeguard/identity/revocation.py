@@ -101,9 +101,7 @@ async def announce_many(session: AsyncSession, keys: Sequence[str]) -> None:
     """`announce` for a batch of keys in one statement: an import batch announces up to 1000
     users, and one `pg_notify` round trip each cost ~1 ms here, five times the batch's own
     writes."""
-    if len(keys) <= 1:
-        for key in keys:
-            await announce(session, key)
+    if not keys:
         return
     session.sync_session.info.setdefault(_PENDING, set()).update(keys)
     if session.get_bind().dialect.name == "postgresql":

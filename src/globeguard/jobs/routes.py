@@ -5,9 +5,8 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import IO, Annotated, Any
+from typing import IO, Annotated
 
 import anyio
 from fastapi import APIRouter, Depends, Query, Request, Response, status
@@ -26,18 +25,9 @@ router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"])
 Manager = Annotated[Principal, Depends(require(Permission.JOBS_MANAGE))]
 
 
-def _also(permission: Permission) -> Callable[..., Coroutine[Any, Any, Principal]]:
-    """`jobs:manage` runs jobs; what a job reads or writes needs its own permission too."""
-
-    async def _check(principal: Manager) -> Principal:
-        principal.require(permission)
-        return principal
-
-    return _check
-
-
-Exporter = Annotated[Principal, Depends(_also(Permission.USERS_READ))]
-Importer = Annotated[Principal, Depends(_also(Permission.USERS_WRITE))]
+# `jobs:manage` runs jobs; what a job reads or writes needs its own permission too.
+Exporter = Annotated[Principal, Depends(require(Permission.JOBS_MANAGE, Permission.USERS_READ))]
+Importer = Annotated[Principal, Depends(require(Permission.JOBS_MANAGE, Permission.USERS_WRITE))]
 RAW_TYPES = ("application/x-ndjson", "application/jsonl", "application/json", "application/gzip")
 COPY_CHUNK = 1024 * 1024
 

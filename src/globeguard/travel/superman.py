@@ -27,16 +27,14 @@ from globeguard.wiring import Container
 
 router = APIRouter(tags=["superman"])
 
-# The last second kit.limits accepts (9998-12-31T23:59:59Z): anything larger is a
-# millisecond timestamp or garbage, and travel arithmetic near 9999 would overflow.
-MAX_UNIX_TIMESTAMP = LATEST_UNIX
-
 
 class SupermanEvent(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     username: StorableText = Field(min_length=1, max_length=320)
-    unix_timestamp: StrictInt = Field(gt=0, le=MAX_UNIX_TIMESTAMP)
+    # Up to the last second kit.limits accepts (9998-12-31T23:59:59Z): anything larger is a
+    # millisecond timestamp or garbage, and travel arithmetic near 9999 would overflow.
+    unix_timestamp: StrictInt = Field(gt=0, le=LATEST_UNIX)
     event_uuid: StorableText = Field(min_length=1, max_length=64)
     ip_address: StorableText = Field(min_length=1, max_length=64)
 

@@ -21,21 +21,9 @@ from globeguard.events.subscriptions.schemas import (
 from globeguard.identity.dependencies import ContainerDep, DbSession, require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
-from globeguard.kit.errors import Forbidden
 from globeguard.kit.limits import INT64_MAX
 
 router = APIRouter(prefix="/api/v1", tags=["events"])
-
-
-def _may_receive_personal_data(principal: Principal, include_pii: bool | None) -> None:
-    """`events:manage` manages subscriptions; sending personal data to one is reading users,
-    as on the event stream, so it needs `users:read` too."""
-    if include_pii and not principal.has(Permission.USERS_READ):
-        raise Forbidden(
-            f"include_pii needs the '{Permission.USERS_READ}' permission", code="forbidden"
-        )
-
-
 Manager = Annotated[Principal, Depends(require(Permission.EVENTS_MANAGE))]
 Status = Literal["pending", "inflight", "succeeded", "dead"]
 Redrivable = Literal["dead", "succeeded"]
@@ -103,8 +91,10 @@ class RedriveResult(BaseModel):
 async def create_subscription(
     body: SubscriptionCreate, app: ContainerDep, session: DbSession, principal: Manager
 ):
-    """Create a subscription. The signing secret (and the ed25519 public key) is shown once."""
-    _may_receive_personal_data(principal, body.include_pii)
+    """Create a subscription. The signing secret (and the ed25519 public key) is shown once.
+    Personal data (`include_pii`) is reading users, as on the event stream: `users:read`."""
+    if body.include_pii:
+        principal.require(Permission.USERS_READ)
     view, secret, public = await app.subscriptions.create(session, body)
     read = app.subscriptions.read_model(view)
     return SubscriptionCreated(**read.model_dump(), signing_secret=secret, public_key=public)
@@ -132,7 +122,8 @@ async def update_subscription(
     principal: Manager,
 ):
     """Change it; `enabled: false` pauses delivery (pending deliveries wait), `true` resumes."""
-    _may_receive_personal_data(principal, body.include_pii)
+    if body.include_pii:
+        principal.require(Permission.USERS_READ)
     view = await app.subscriptions.update(session, subscription_id, body)
     return app.subscriptions.read_model(view)
 
