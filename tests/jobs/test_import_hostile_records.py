@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Any
 
 import orjson
+import pytest
 from sqlalchemy import select
 
 from globeguard.identity.models import User
@@ -117,17 +118,16 @@ def _neighbour_expectations(first: int) -> tuple[dict[int, str], dict[str, dict[
     return refused, stored
 
 
-async def test_ndjson_integers_at_the_edges_of_64_bits(client, container):
-    lines = [_with_metadata(n, text) for n, (text, _) in enumerate(NEIGHBOURS)] + [_good(1)]
-    job = await _import(client, container, _ndjson(lines), "users.ndjson")
-    refused, stored = _neighbour_expectations(first=1)
-    assert _reasons(job, "line") == refused
-    assert await _stored(container) == {**stored, "good1@example.com": {}}
-
-
-async def test_array_integers_at_the_edges_of_64_bits(client, container):
-    elements = [_with_metadata(n, text) for n, (text, _) in enumerate(NEIGHBOURS)] + [_good(1)]
-    job = await _import(client, container, _array(elements), "users.json")
-    refused, stored = _neighbour_expectations(first=0)
-    assert _reasons(job, "index") == refused
+@pytest.mark.parametrize(
+    ("encode", "filename", "position", "first"),
+    [(_ndjson, "users.ndjson", "line", 1), (_array, "users.json", "index", 0)],
+    ids=["ndjson", "array"],
+)
+async def test_integers_at_the_edges_of_64_bits(
+    client, container, encode, filename, position, first
+):
+    records = [_with_metadata(n, text) for n, (text, _) in enumerate(NEIGHBOURS)] + [_good(1)]
+    job = await _import(client, container, encode(records), filename)
+    refused, stored = _neighbour_expectations(first=first)
+    assert _reasons(job, position) == refused
     assert await _stored(container) == {**stored, "good1@example.com": {}}
