@@ -13,10 +13,10 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
-from globeguard.db import inline_sqlite
+from globeguard.db import sqlite_writer
 from globeguard.settings import DatabaseSettings
 
-inline_sqlite.register()
+sqlite_writer.register()
 
 # WAL lets readers run beside the writer; a few connections cover a 2-core process.
 SQLITE_READERS = 4
@@ -30,8 +30,8 @@ def _json_dumps(value: Any) -> str:
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
-        # The writer runs its statements on the event loop's thread (see inline_sqlite).
-        writer_url = url.set(drivername=f"sqlite+{inline_sqlite.DRIVER}")
+        # The writer runs its statements on a thread of its own (see sqlite_writer).
+        writer_url = url.set(drivername=f"sqlite+{sqlite_writer.DRIVER}")
         return _sqlite_engine(settings, writer_url, pool_size=1, read_only=False)
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+asyncpg")
@@ -103,6 +103,9 @@ def _sqlite_engine(
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute(f"PRAGMA busy_timeout={busy_ms}")
         cursor.execute(f"PRAGMA cache_size=-{settings.sqlite_cache_mib * 1024}")
+        if not read_only:
+            # Checkpoints run on a thread of their own (see sqlite_writer), not in COMMIT.
+            cursor.execute("PRAGMA wal_autocheckpoint=0")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")
@@ -112,7 +115,8 @@ def _sqlite_engine(
         # (Database.read) run without a transaction: each statement sees committed data, and
         # BEGIN/ROLLBACK would double the round trips of a one-statement read.
         if not read_only:
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Sent with the transaction's first statement, in the same hop to the thread.
+            conn.connection.dbapi_connection.begin("BEGIN IMMEDIATE")
 
     return engine
 
