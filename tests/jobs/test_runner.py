@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from globeguard.identity.models import User
 from globeguard.identity.permissions import ALL_PERMISSIONS
 from globeguard.jobs.handlers import ImportHandler
-from globeguard.jobs.imports import UserImporter
+from globeguard.jobs.imports import BATCH_SIZE, UserImporter
 from globeguard.jobs.models import Job
 from globeguard.jobs.repository import JobRepository
 from globeguard.jobs.runner import JobContext, JobRunner
@@ -105,8 +105,8 @@ async def test_a_job_whose_process_died_is_taken_over_and_resumes_at_its_checkpo
             )
         )
     stuck = await get(container, job_id)
-    assert stuck.status == "processing" and stuck.progress_done == 1000
-    assert await users(container) == 1000
+    assert stuck.status == "processing" and stuck.progress_done == BATCH_SIZE
+    assert await users(container) == BATCH_SIZE
     # Before the lease runs out nobody else may take it; after, another runner does.
     other = JobRunner(container.db, container.settings.jobs, {IMPORT: real}, clock=clock,
                       worker_id="other")  # fmt: skip
@@ -167,7 +167,8 @@ async def test_cancelling_a_running_import_stops_it_before_its_next_batch(app, c
     await runner.run_one(job_id)
     job = await get(container, job_id)
     assert job.status == "cancelled"
-    assert await users(container) == 1000  # the second batch saw the cancel and rolled back
+    # The second batch saw the cancel and rolled back.
+    assert await users(container) == BATCH_SIZE
 
 
 async def test_the_heartbeat_stops_a_job_cancelled_while_it_waits(app, container):
