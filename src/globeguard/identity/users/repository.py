@@ -56,6 +56,13 @@ class UserRepository:
     async def get(self, user_id: uuid.UUID) -> User | None:
         return await self.session.get(User, user_id)
 
+    async def get_for_update(self, user_id: uuid.UUID) -> User | None:
+        """The user, its row locked until the transaction ends, so what the caller checks
+        still holds when it writes (PostgreSQL; SQLite's BEGIN IMMEDIATE already admits one
+        writer at a time and ignores FOR UPDATE)."""
+        query = select(User).where(User.id == user_id).with_for_update()
+        return await self.session.scalar(query)
+
     async def username_taken(self, username_key: str) -> bool:
         found = await self.session.scalar(select(User.id).where(User.username_key == username_key))
         return found is not None

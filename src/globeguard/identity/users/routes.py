@@ -129,12 +129,14 @@ async def change_my_password(
     ctx: ClientCtx,
 ):
     """Change the password. Every other session ends; this one carries on. Wrong current
-    passwords count towards the sign-in lockout (429 with Retry-After)."""
-    user = await _me(app, session, principal)
+    passwords count towards the sign-in lockout (429 with Retry-After). A password changed
+    by another request meanwhile is not overwritten: 409 `password_changed_concurrently`."""
+    # Read outside the write transaction: the hashing below must not hold the writer.
+    async with app.db.read() as reader:
+        user = await _me(app, reader, principal)
     async with app.auth.current_password_check(user, ctx.ip):
-        await app.users.change_password(
-            session, user, body.current_password, body.new_password, principal.session_id
-        )
+        new = await app.users.new_password(user, body.current_password, body.new_password)
+        await app.users.change_password(session, new, principal.session_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
