@@ -225,7 +225,10 @@ class ThreadedConnection:
         try:
             outcome: _Outcome = self._thread.call(_statement(begin, sql, parameters, many))
         except BaseException:
-            self._in_transaction = self.run(_in_transaction)
+            # A failed statement leaves the transaction open (SQLite undoes the statement
+            # only); a failed BEGIN never opened one.
+            with contextlib.suppress(Exception):
+                self._in_transaction = self.run(_in_transaction)
             raise
         self._in_transaction = outcome.in_transaction
         return outcome
