@@ -26,13 +26,14 @@ KEY_RELOAD_INTERVAL = timedelta(seconds=60)
 async def prepare(app: Container) -> None:
     if app.settings.db.migrate_on_start:
         await upgrade(app.db.engine)
-    async with startup_lock(app.db.engine), app.db.transaction() as session:
-        await app.roles.ensure_builtin(session)
-        await app.signing_keys.ensure(session)
+    async with startup_lock(app.db.engine):
+        async with app.db.transaction() as session:
+            await app.roles.ensure_builtin(session)
+            await app.signing_keys.ensure(session)
         boot = app.settings.bootstrap
         password = boot.admin_password.get_secret_value() if boot.admin_password else None
         await ensure_bootstrap_admin(
-            app.users, session, boot.admin_username, password, boot.admin_email
+            app.users, app.db, boot.admin_username, password, boot.admin_email
         )
     await reload_keys(app)
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from globeguard.identity.bootstrap import create_admin
+from globeguard.identity.bootstrap import create_admin, ensure_bootstrap_admin
 from globeguard.identity.users import service as user_service
 from tests.helpers import STRONG, bearer, signin, signup
 
@@ -107,6 +107,16 @@ async def test_creating_an_admin_hashes_before_it_writes(app, container, steps):
         async with container.db.transaction() as session:
             await create_admin(container.users, session, "root", STRONG, None)
     assert_password_work_first(steps, {"score", "hash"})
+
+
+async def test_the_bootstrap_admin_is_hashed_before_its_transaction(app, container, steps):
+    with traced(steps):
+        made = await ensure_bootstrap_admin(container.users, container.db, "boot", STRONG, None)
+    assert made is not None and made.username == "boot"
+    assert_password_work_first(steps, {"score", "hash"})
+    with traced(steps):  # idempotent: an existing admin costs no hash and no write
+        again = await ensure_bootstrap_admin(container.users, container.db, "boot", STRONG, None)
+    assert again is None and steps == []
 
 
 async def test_a_password_change_verifies_and_hashes_before_it_writes(client, steps):

@@ -6,10 +6,12 @@ import secrets
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from globeguard.db.session import Database
 from globeguard.identity.models import User
 from globeguard.identity.permissions import ADMIN_ROLE, USER_ROLE
 from globeguard.identity.users.repository import UserRepository
 from globeguard.identity.users.service import UserService
+from globeguard.kit.errors import Conflict
 
 
 def generated_password() -> str:
@@ -29,14 +31,20 @@ async def create_admin(
 
 async def ensure_bootstrap_admin(
     users: UserService,
-    session: AsyncSession,
+    db: Database,
     username: str | None,
     password: str | None,
     email: str | None,
 ) -> User | None:
-    """Idempotent: does nothing when the user already exists."""
+    """Idempotent: does nothing when the user already exists. Looks first with a read, so the
+    write transaction opens only after `create` has hashed the password."""
     if not username or not password:
         return None
-    if await UserRepository(session).username_taken(username.lower()):
+    async with db.read() as session:
+        if await UserRepository(session).username_taken(username.lower()):
+            return None
+    try:
+        async with db.transaction() as session:
+            return await create_admin(users, session, username, password, email)
+    except Conflict:  # another process starting at the same moment made it first
         return None
-    return await create_admin(users, session, username, password, email)
