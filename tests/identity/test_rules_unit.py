@@ -80,7 +80,7 @@ def test_revocation_cache_entries_expire():
 
 
 def test_revocation_cache_is_bounded():
-    cache = RevocationCache(ttl_s=60, max_subjects=3)
+    cache = RevocationCache(ttl_s=60, max_entries=3)
     for i in range(5):
         cache.put(str(uuid.uuid4()), None, SubjectState(i, True, False))
     assert len(cache) == 3

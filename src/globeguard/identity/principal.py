@@ -114,14 +114,13 @@ class Authenticator:
         )
 
     async def _state(self, claims: TokenClaims) -> SubjectState | None:
-        cached = self.cache.get(claims.sub, claims.session_id)
-        if cached is not None:
-            return cached
+        return await self.cache.get_or_load(
+            claims.sub, claims.session_id, lambda: self._read_state(claims)
+        )
+
+    async def _read_state(self, claims: TokenClaims) -> SubjectState | None:
         async with self.db.read() as session:
-            state = await self._load_state(session, claims)
-        if state is not None:
-            self.cache.put(claims.sub, claims.session_id, state)
-        return state
+            return await self._load_state(session, claims)
 
     async def _load_state(self, session: AsyncSession, claims: TokenClaims) -> SubjectState | None:
         if claims.grant == "client_credentials":

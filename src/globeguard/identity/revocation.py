@@ -2,7 +2,8 @@
 
 Each token carries its subject's token version and session id. A process checks them against
 a small cache of (token_version, status, session revoked) read from the database at most once
-per `ttl` per subject and session. A change that revokes tokens (logout, logout-all, block,
+per `ttl` per subject and session, by one request while the others keep the previous state
+(kit.ttl_cache). A change that revokes tokens (logout, logout-all, block,
 delete, role change) evicts the cache entry after its transaction commits; on PostgreSQL it
 also sends NOTIFY in that transaction, so every other process evicts it as soon as the change
 is committed. `ttl` only bounds staleness if the notification channel is down.
@@ -11,7 +12,7 @@ is committed. `ttl` only bounds staleness if the notification channel is down.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from globeguard.db.listen import PostgresListener
+from globeguard.kit.ttl_cache import TtlCache
 
 CHANNEL = "globeguard_revocation"
 
@@ -39,48 +41,48 @@ class Evictable(Protocol):
 
 
 class RevocationCache:
-    """subject → session id → (loaded at, state); a subject's entries go together."""
+    """(subject, session id) → its state, for `ttl_s`, refreshed by one request at a time
+    (see kit.ttl_cache). An announced subject drops all its sessions; `session:<sid>` one."""
 
-    def __init__(self, ttl_s: float, max_subjects: int = 100_000) -> None:
-        self.ttl_s = ttl_s
-        self.max_subjects = max_subjects
-        self._subjects: dict[str, dict[str | None, tuple[float, SubjectState]]] = {}
-        self._subject_of_session: dict[str, str] = {}
+    def __init__(
+        self, ttl_s: float, max_entries: int = 100_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._cache: TtlCache[tuple[str, str | None], SubjectState] = TtlCache(
+            ttl_s, max_entries, _tags, clock
+        )
+
+    @property
+    def ttl_s(self) -> float:
+        return self._cache.ttl_s
 
     def get(self, subject: str, session_id: str | None) -> SubjectState | None:
-        hit = self._subjects.get(subject, {}).get(session_id)
-        if hit is None or time.monotonic() - hit[0] > self.ttl_s:
-            return None
-        return hit[1]
+        return self._cache.get((subject, session_id))
 
     def put(self, subject: str, session_id: str | None, state: SubjectState) -> None:
-        if subject not in self._subjects and len(self._subjects) >= self.max_subjects:
-            self._drop(next(iter(self._subjects)))  # the oldest subject
-        self._subjects.setdefault(subject, {})[session_id] = (time.monotonic(), state)
-        if session_id is not None:
-            self._subject_of_session[session_id] = subject
+        self._cache.put((subject, session_id), state)
+
+    async def get_or_load(
+        self,
+        subject: str,
+        session_id: str | None,
+        load: Callable[[], Awaitable[SubjectState | None]],
+    ) -> SubjectState | None:
+        return await self._cache.get_or_load((subject, session_id), load)
 
     def evict(self, key: str) -> None:
         """`key` is a subject id (user uuid / client id) or `session:<sid>`."""
-        if key.startswith("session:"):
-            sid = key.removeprefix("session:")
-            subject = self._subject_of_session.pop(sid, None)
-            if subject is not None:
-                self._subjects.get(subject, {}).pop(sid, None)
-        else:
-            self._drop(key)
-
-    def _drop(self, subject: str) -> None:
-        for sid in self._subjects.pop(subject, {}):
-            if sid is not None:
-                self._subject_of_session.pop(sid, None)
+        self._cache.evict(key)
 
     def clear(self) -> None:
-        self._subjects.clear()
-        self._subject_of_session.clear()
+        self._cache.clear()
 
     def __len__(self) -> int:
-        return sum(len(sessions) for sessions in self._subjects.values())
+        return len(self._cache)
+
+
+def _tags(key: tuple[str, str | None], _state: SubjectState) -> tuple[str, ...]:
+    subject, session_id = key
+    return (subject,) if session_id is None else (subject, f"session:{session_id}")
 
 
 _PENDING = "globeguard.changed_keys"

@@ -8,7 +8,7 @@ import os
 import re
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -26,6 +26,7 @@ from globeguard.identity.revocation import announce
 from globeguard.kit.clock import as_utc, utcnow
 from globeguard.kit.crypto import random_token, same_digest, sha256_hex
 from globeguard.kit.errors import NotFound, Unauthorized, Unprocessable
+from globeguard.kit.ttl_cache import TtlCache
 
 PREFIX = "ggk_"
 KEY_PATTERN = re.compile(r"^ggk_([a-z2-7]{16})_([A-Za-z0-9_-]{43})$")
@@ -127,77 +128,88 @@ def api_key_cache_key(key_id: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Resolved:
-    """What a key resolved to, kept for `ttl_s`: everything but the secret's check."""
+    """What a key id resolved to, shared by every request presenting it: everything but the
+    check of the presented secret, which each request makes itself. `problem` is why the key
+    cannot be used whatever the secret (revoked, expired, owner not active)."""
 
-    at: float
     secret_hash: str
     expires_at: datetime | None
     key: AuthenticatedKey
+    problem: str | None
+
+
+def _resolution_tags(key_id: str, resolved: _Resolved) -> tuple[str, str]:
+    return api_key_cache_key(key_id), str(resolved.key.user_id)
+
+
+def _problem(key: ApiKey, owner_status: str) -> str | None:
+    if key.revoked_at is not None:
+        return "API key revoked"
+    if key.expires_at is not None and key.expires_at <= utcnow():
+        return "API key expired"
+    if owner_status != "active":
+        return "account is not active"
+    return None
 
 
 class ApiKeyAuthenticator:
     """Resolves presented keys. A resolution (key, owner status, grants) is remembered per
-    process for `ttl_s`, like access-token state: revoking the key, or blocking, deleting or
-    changing the roles of its owner, evicts it on commit (and on PostgreSQL in every process
-    through NOTIFY); `ttl_s` bounds staleness if a notification is lost. The secret is still
-    compared with the stored hash on every request."""
+    process for `ttl_s`, like access-token state, and refreshed by one request at a time
+    (kit.ttl_cache): revoking the key, or blocking, deleting or changing the roles of its
+    owner, evicts it on commit (and on PostgreSQL in every process through NOTIFY); `ttl_s`
+    bounds staleness if a notification is lost. The secret is compared with the stored hash
+    on every request, before anything about the key is told: an unknown id is remembered
+    nowhere, so guessing ids fills nothing."""
 
-    def __init__(self, last_used_resolution: timedelta, ttl_s: float = 0.0) -> None:
+    def __init__(
+        self,
+        last_used_resolution: timedelta,
+        ttl_s: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.resolution = last_used_resolution
-        self.ttl_s = ttl_s
         # Per-process memo of the last write, so a hot key costs no UPDATE most of the time.
         self._touched: dict[str, float] = {}
-        self._resolved: dict[str, _Resolved] = {}
-        # Owner id → their remembered key ids: a sign-in announces its user, and must not
-        # scan every remembered key to find none.
-        self._by_owner: dict[str, set[str]] = {}
+        self._resolved: TtlCache[str, _Resolved] = TtlCache(
+            ttl_s, MAX_RESOLVED_KEYS, _resolution_tags, clock
+        )
+
+    @property
+    def ttl_s(self) -> float:
+        return self._resolved.ttl_s
 
     def evict(self, key: str) -> None:
         """`key` is an announced change: `api_key:<id>` for one key, or an owner's user id."""
-        if key.startswith("api_key:"):
-            self._forget(key.removeprefix("api_key:"))
-            return
-        for key_id in self._by_owner.pop(key, set()):
-            self._resolved.pop(key_id, None)
+        self._resolved.evict(key)
 
     def clear(self) -> None:
         self._resolved.clear()
-        self._by_owner.clear()
-
-    def _remember(self, key_id: str, resolved: _Resolved) -> None:
-        if key_id not in self._resolved and len(self._resolved) >= MAX_RESOLVED_KEYS:
-            self._forget(next(iter(self._resolved)))
-        self._resolved[key_id] = resolved
-        self._by_owner.setdefault(str(resolved.key.user_id), set()).add(key_id)
-
-    def _forget(self, key_id: str) -> None:
-        resolved = self._resolved.pop(key_id, None)
-        if resolved is not None:
-            owner = str(resolved.key.user_id)
-            self._by_owner.get(owner, set()).discard(key_id)
 
     async def authenticate(self, db: Database, presented: str) -> AuthenticatedKey:
         match = KEY_PATTERN.match(presented.strip())
         if match is None:
             raise Unauthorized("malformed API key", code="invalid_api_key")
         key_id, secret = match.groups()
-        resolved = self._resolved.get(key_id)
-        if resolved is None or time.monotonic() - resolved.at > self.ttl_s:
-            resolved = await self._resolve(db, key_id, secret)
-        if not same_digest(secret, resolved.secret_hash):
+        resolved = await self._resolved.get_or_load(key_id, lambda: self._resolve(db, key_id))
+        if resolved is None or not same_digest(secret, resolved.secret_hash):
             raise Unauthorized("invalid API key", code="invalid_api_key")
+        if resolved.problem is not None:
+            raise Unauthorized(resolved.problem, code="invalid_api_key")
         if resolved.expires_at is not None and resolved.expires_at <= utcnow():
             raise Unauthorized("API key expired", code="invalid_api_key")
         await self._touch(db, key_id)
         return resolved.key
 
-    async def _resolve(self, db: Database, key_id: str, secret: str) -> _Resolved:
+    async def _resolve(self, db: Database, key_id: str) -> _Resolved | None:
         async with db.read() as session:
             found = await ApiKeyRepository(session).with_owner(key_id)
-            if found is None or not same_digest(secret, found[0].secret_hash):
-                raise Unauthorized("invalid API key", code="invalid_api_key")
+            if found is None:
+                return None
             key, owner = found
-            self._check_usable(key, owner.status)
+            problem = _problem(key, owner.status)
+            if problem is not None:
+                nothing = AuthenticatedKey(key.key_id, owner.id, frozenset(), ())
+                return _Resolved(key.secret_hash, key.expires_at, nothing, problem)
             grants = await grants_of(session, owner.id)
         authenticated = AuthenticatedKey(
             key.key_id,
@@ -205,20 +217,7 @@ class ApiKeyAuthenticator:
             frozenset(grants.scopes.intersection(key.scopes)),
             tuple(grants.roles),
         )
-        resolved = _Resolved(time.monotonic(), key.secret_hash, key.expires_at, authenticated)
-        # Only a key whose secret matched is remembered, so guessing fills nothing.
-        if self.ttl_s > 0:
-            self._remember(key_id, resolved)
-        return resolved
-
-    @staticmethod
-    def _check_usable(key: ApiKey, owner_status: str) -> None:
-        if key.revoked_at is not None:
-            raise Unauthorized("API key revoked", code="invalid_api_key")
-        if key.expires_at is not None and key.expires_at <= utcnow():
-            raise Unauthorized("API key expired", code="invalid_api_key")
-        if owner_status != "active":
-            raise Unauthorized("account is not active", code="invalid_api_key")
+        return _Resolved(key.secret_hash, key.expires_at, authenticated, None)
 
     async def _touch(self, db: Database, key_id: str) -> None:
         """Its own small transaction, at most once per resolution per key and process: the
