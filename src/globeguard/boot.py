@@ -14,6 +14,7 @@ from globeguard.db.migrate import startup_lock, upgrade
 from globeguard.events.delivery import worker as delivery
 from globeguard.identity.bootstrap import ensure_bootstrap_admin
 from globeguard.jobs import worker as jobs_worker
+from globeguard.kit.collector import freeze_startup_heap
 from globeguard.kit.periodic import every, stop_all
 from globeguard.travel.retention import retention_loop
 from globeguard.wiring import Container
@@ -57,6 +58,7 @@ GIL_SWITCH_INTERVAL_S = 0.0005
 async def running(app: Container) -> AsyncIterator[None]:
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
     await prepare(app)
+    freeze_startup_heap()
     tasks = [
         asyncio.create_task(_key_reloader(app), name="key-reloader"),
         asyncio.create_task(retention_loop(app.db, app.settings.travel), name="retention"),

@@ -1,11 +1,12 @@
-"""Bulk jobs collect cycles between their batches, and leave the collector as they found it."""
+"""Bulk jobs collect cycles between their batches, and leave the collector as they found it;
+a serving process's start-up heap is frozen once and stays so."""
 
 from __future__ import annotations
 
 import gc
 from typing import Any
 
-from globeguard.kit.collector import collecting_between_batches
+from globeguard.kit.collector import collecting_between_batches, freeze_startup_heap
 
 
 def _cycle() -> None:
@@ -15,6 +16,7 @@ def _cycle() -> None:
 
 def test_cycles_wait_for_the_batch_end_and_then_go() -> None:
     gc.collect()
+    frozen = gc.get_freeze_count()
     with collecting_between_batches() as batch_done:
         assert not gc.isenabled()
         before = len(gc.get_objects())
@@ -24,7 +26,7 @@ def test_cycles_wait_for_the_batch_end_and_then_go() -> None:
         batch_done()
         assert len(gc.get_objects()) < before + 100
     assert gc.isenabled()
-    assert gc.get_freeze_count() == 0
+    assert gc.get_freeze_count() == frozen
 
 
 def test_a_disabled_collector_stays_disabled() -> None:
@@ -35,3 +37,31 @@ def test_a_disabled_collector_stays_disabled() -> None:
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_bulk_job_keeps_the_start_up_heap_frozen() -> None:
+    was_frozen = gc.get_freeze_count() > 0
+    freeze_startup_heap()
+    try:
+        frozen = gc.get_freeze_count()
+        assert frozen > 0
+        with collecting_between_batches() as batch_done:
+            _cycle()
+            batch_done()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        if not was_frozen:
+            gc.unfreeze()
+
+
+def test_the_start_up_heap_is_frozen_once_per_process() -> None:
+    was_frozen = gc.get_freeze_count() > 0
+    freeze_startup_heap()
+    try:
+        frozen = gc.get_freeze_count()
+        kept = [{"n": i} for i in range(1000)]
+        freeze_startup_heap()  # a second app started in this process
+        assert gc.get_freeze_count() == frozen and kept
+    finally:
+        if not was_frozen:
+            gc.unfreeze()

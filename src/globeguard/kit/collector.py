@@ -1,4 +1,11 @@
-"""The cycle collector during bulk jobs.
+"""The cycle collector: of a serving process, and during bulk jobs.
+
+A full collection walks every live object while the event loop waits. A started server holds
+~200,000 of them that live as long as the process (modules, classes, SQLAlchemy metadata,
+FastAPI routes, pydantic schemas): measured under wrk, each full collection took 140-170 ms
+of CPU to free under 1,500 objects, and one ran every 1.5-3 s while login events poured in,
+the longest stop of the loop by far. Frozen after start-up, they are never walked again, and
+a full collection costs 6-25 ms.
 
 Python's collector runs after every few hundred allocations and, now and then, walks every
 live object. A bulk job allocates millions of short-lived rows, dicts and tuples that are
@@ -15,17 +22,29 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 
+def freeze_startup_heap() -> None:
+    """Once per process, when start-up is done: what is live now is never walked again. Its
+    cycles that die later are never freed, which is why this happens once, after a collection,
+    and not at every start-up of an app in the same process (tests start hundreds)."""
+    if gc.get_freeze_count() == 0:
+        gc.collect()
+        gc.freeze()
+
+
 @contextmanager
 def collecting_between_batches() -> Iterator[Callable[[], None]]:
     """Yields the function to call after each batch. The collector's state is restored on
-    the way out."""
+    the way out, the start-up heap staying frozen if it was (unfreezing takes all or none)."""
     was_enabled = gc.isenabled()
-    gc.freeze()
+    was_frozen = gc.get_freeze_count() > 0
+    if not was_frozen:
+        gc.freeze()
     gc.disable()
     try:
         yield _collect
     finally:
-        gc.unfreeze()
+        if not was_frozen:
+            gc.unfreeze()
         if was_enabled:
             gc.enable()
 
