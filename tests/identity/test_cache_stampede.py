@@ -114,6 +114,21 @@ async def test_an_expired_me_is_rendered_by_one_request_while_the_others_get_the
     assert gate.calls == 1
 
 
+async def test_concurrent_first_reads_of_me_render_it_once(client, container, monkeypatch):
+    tokens = await signup(client, "burst-cold-view")
+    await client.get(ME, headers=bearer(tokens))  # the token's state is cached; the body next
+    container.user_views.clear()
+    gate = Gate()
+    monkeypatch.setattr(container.roles, "names_of", gate.around(container.roles.names_of))
+    requests = burst(client, bearer(tokens))
+    await settle()
+    gate.opened.set()
+    answers = await asyncio.gather(*requests)
+    assert {r.status_code for r in answers} == {200}
+    assert len({r.content for r in answers}) == 1
+    assert gate.calls == 1
+
+
 async def test_concurrent_uses_of_an_api_key_resolve_it_once_and_check_each_secret(
     client, monkeypatch
 ):

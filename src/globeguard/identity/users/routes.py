@@ -91,14 +91,16 @@ async def _changeable(
 @router.get("/me", response_model=UserRead)
 async def read_me(principal: CurrentUser, request: Request) -> Response:
     app: Container = request.app.state.container
-    body = app.user_views.get(principal.subject)
-    if body is None:
+
+    async def render() -> bytes:
         async with app.db.read() as session:
             view = await _read(app, session, await _me(app, session, principal))
-        body = view.model_dump_json().encode()
-        # A change committed between our read and this put is evicted before it, so the
-        # entry can be stale for at most the cache TTL.
-        app.user_views.put(principal.subject, body)
+        return view.model_dump_json().encode()
+
+    # One render for every request that misses at once (a cold start, after an eviction);
+    # a change committed while it runs evicts it, so it is not kept.
+    body = await app.user_views.get_or_load(principal.subject, render)
+    assert body is not None  # render returns bytes or raises (404 for a deleted account)
     return Response(body, media_type="application/json")
 
 
