@@ -289,3 +289,100 @@ async def test_a_connection_idle_too_long_is_not_reused(monkeypatch):
         await http.post(server.url(), b"{}", HEADERS, timeout_s=5)
         await http.close()
     assert server.connections == 2
+
+
+async def test_a_request_waiting_for_a_busy_connection_keeps_its_deadline():
+    """With every connection busy a request waits in line, within the same deadline."""
+
+    def script(n: int, r: Request) -> tuple[bytes, bool] | None:
+        return None if n == 1 else (reply(204), False)
+
+    async with serving(script) as server:
+        http = client(connections_per_host=1)
+        hanging = asyncio.create_task(http.post(server.url(), b"{}", HEADERS, timeout_s=0.5))
+        await asyncio.sleep(0.05)
+        with pytest.raises(HttpTimeout):
+            await http.post(server.url(), b"{}", HEADERS, timeout_s=0.1)
+        with pytest.raises(HttpTimeout):
+            await hanging
+        # The hung connection was dropped: its place is free again.
+        assert (await http.post(server.url(), b"{}", HEADERS, timeout_s=5)).status == 204
+        await http.close()
+    assert len(server.requests) == 2
+    assert server.connections == 2
+
+
+async def test_a_request_cancelled_in_line_gives_no_place_away():
+    """Cancelling requests that wait for a connection (a dispatcher shutting down) neither
+    loses the connection nor lets more than `connections_per_host` open."""
+    hold_first = asyncio.Event()
+    opened = 0
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal opened
+        opened += 1
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = int(Request(head.decode(), b"").header("content-length") or 0)
+                await reader.readexactly(length)
+                await hold_first.wait()
+                writer.write(reply(204))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    listener = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{listener.sockets[0].getsockname()[1]}/hook"
+    http = client(connections_per_host=1)
+    try:
+        posts = [asyncio.create_task(http.post(url, b"{}", HEADERS, timeout_s=5)) for _ in range(4)]
+        await asyncio.sleep(0.05)  # the first is sent, the other three wait in line
+        posts[1].cancel()
+        posts[3].cancel()
+        hold_first.set()
+        assert (await posts[0]).status == 204
+        assert (await posts[2]).status == 204
+        for cancelled in (posts[1], posts[3]):
+            with pytest.raises(asyncio.CancelledError):
+                await cancelled
+        answers = await asyncio.gather(
+            *(http.post(url, b"{}", HEADERS, timeout_s=5) for _ in range(4))
+        )
+        assert [a.status for a in answers] == [204] * 4
+    finally:
+        await http.close()
+        listener.close()
+    assert opened == 1
+
+
+async def test_a_request_cancelled_just_as_it_is_handed_a_connection_passes_it_on():
+    """The race the line has to get right: the connection is handed over, then the request
+    is cancelled before it runs. The connection goes on to the next in line."""
+
+    class CancelOnHandOver(HttpClient):
+        victim: asyncio.Task[object] | None = None
+
+        def _give_back(self, origin, connection):  # type: ignore[no-untyped-def]
+            super()._give_back(origin, connection)
+            if self.victim is not None and connection is not None:
+                self.victim.cancel()
+                self.victim = None
+
+    async with serving(lambda n, r: (reply(204), False)) as server:
+        http = CancelOnHandOver(resolve=loopback, connections_per_host=1)
+        posts = [
+            asyncio.create_task(http.post(server.url(), b"{}", HEADERS, timeout_s=5))
+            for _ in range(3)
+        ]
+        await asyncio.sleep(0)  # all three started: one sends, two wait in line
+        http.victim = posts[1]
+        assert (await posts[0]).status == 204
+        with pytest.raises(asyncio.CancelledError):
+            await posts[1]
+        assert (await posts[2]).status == 204
+        await http.close()
+    assert server.connections == 1
+    assert len(server.requests) == 2

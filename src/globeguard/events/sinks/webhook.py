@@ -88,10 +88,14 @@ class WebhookSink:
             return SendResult(None, _ms(began), timed_out=True, error="timeout")
         except HttpError as exc:
             return SendResult(None, _ms(began), error=f"{type(exc).__name__}: {exc}"[:200])
+        # Most answers carry no Retry-After: no clock read for them.
+        retry_after = answer.retry_after
         return SendResult(
             answer.status,
             _ms(began),
-            retry_after_s=parse_retry_after(answer.retry_after, datetime.now(UTC)),
+            retry_after_s=parse_retry_after(retry_after, datetime.now(UTC))
+            if retry_after
+            else None,
             response=answer.excerpt[: self.excerpt].decode("utf-8", "replace"),
         )
 
