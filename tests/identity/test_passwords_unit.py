@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+
 import bcrypt
 import pytest
 
-from globeguard.identity.passwords import PasswordHasher
+from globeguard.identity.passwords import PasswordHasher, Verification
 
 
 @pytest.fixture(scope="module")
@@ -53,3 +56,28 @@ async def test_outdated_argon2_parameters_are_upgraded(hasher):
 @pytest.mark.parametrize("garbage", ["", "plaintext", "$argon2id$broken", "$2b$bad"])
 async def test_corrupt_stored_hash_never_verifies(hasher, garbage):
     assert not (await hasher.verify(garbage, "plaintext")).ok
+
+
+async def test_a_waiting_verify_starts_while_the_event_loop_is_busy():
+    """A hash thread that finishes takes the next waiting verify itself, so the cores keep
+    hashing while the event loop is busy with other requests."""
+    hasher = PasswordHasher(concurrency=1)
+    first_running, release_first, second_running = (threading.Event() for _ in range(3))
+
+    def verify_sync(stored_hash, password):
+        if password == "first":
+            first_running.set()
+            release_first.wait(timeout=10)
+        else:
+            second_running.set()
+        return Verification(ok=True)
+
+    hasher.verify_sync = verify_sync
+    first = asyncio.create_task(hasher.verify(None, "first"))
+    second = asyncio.create_task(hasher.verify(None, "second"))
+    await asyncio.to_thread(first_running.wait, 10)
+    # The loop is blocked from here on, as by a long stretch of other requests' work.
+    release_first.set()
+    started_meanwhile = second_running.wait(timeout=5)
+    assert [v.ok for v in await asyncio.gather(first, second)] == [True, True]
+    assert started_meanwhile, "the second verify waited for the event loop to start it"

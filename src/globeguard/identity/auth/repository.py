@@ -1,4 +1,10 @@
-"""Every SQL statement about sign-in sessions and refresh tokens."""
+"""Every SQL statement of signing in: the account's credentials, counting the sign-in, its
+session and refresh tokens.
+
+The sign-in's statements are built once and run on the connection, as Core: sign-in is hot,
+its rows need no identity tracking, and building the statements per call, or running them
+through the ORM session, cost more than running them.
+"""
 
 from __future__ import annotations
 
@@ -7,27 +13,135 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, exists, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Table, bindparam, exists, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
-from globeguard.identity.models import AuthSession, RefreshToken
+from globeguard.identity.models import AuthSession, RefreshToken, Role, User, UserRole
+from globeguard.identity.users.repository import Credentials
 
-# Built once: sign-in is hot, these rows need no identity tracking, and constructing the
-# statements per call cost more than running them.
-_INSERT_SESSION = insert(cast(Table, AuthSession.__table__))
-_INSERT_REFRESH = insert(cast(Table, RefreshToken.__table__))
+_USER = cast(Table, User.__table__)
+_ROLE = cast(Table, Role.__table__)
+_USER_ROLE = cast(Table, UserRole.__table__)
+_SESSION = cast(Table, AuthSession.__table__)
+_REFRESH = cast(Table, RefreshToken.__table__)
+_INSERT_SESSION = insert(_SESSION)
+_INSERT_REFRESH = insert(_REFRESH)
+
+
+def _credentials_query(column: Any) -> Any:
+    return (
+        select(_USER.c.id, _USER.c.password_hash, _USER.c.status, _ROLE.c.name, _ROLE.c.permissions)
+        .outerjoin(_USER_ROLE, _USER_ROLE.c.user_id == _USER.c.id)
+        .outerjoin(_ROLE, _ROLE.c.id == _USER_ROLE.c.role_id)
+        .where(column == bindparam("key"))
+        .order_by(_ROLE.c.name)
+    )
+
+
+_CREDENTIALS_BY_EMAIL = _credentials_query(_USER.c.email_key)
+_CREDENTIALS_BY_USERNAME = _credentials_query(_USER.c.username_key)
+# The user row comes back whole: the response shows the account as it is after the sign-in.
+_RECORD_SIGNIN = (
+    update(_USER)
+    .where(_USER.c.id == bindparam("user_id"), _USER.c.status == "active")
+    .where(_USER.c.password_hash == bindparam("verified_hash"))
+    .values(
+        logins_count=_USER.c.logins_count + 1,
+        last_login_at=bindparam("at"),
+        last_login_ip=bindparam("ip"),
+    )
+    .returning(*_USER.c)
+)
+_RECORD_SIGNIN_REHASHED = _RECORD_SIGNIN.values(password_hash=bindparam("new_hash"))
+
+SESSION_COLUMNS = (
+    "id",
+    "user_id",
+    "created_at",
+    "last_seen_at",
+    "expires_at",
+    "ip",
+    "user_agent",
+    "scope",
+)
+REFRESH_COLUMNS = ("id", "session_id", "parent_id", "token_hash", "issued_at", "expires_at")
+
+
+def _session_with_refresh() -> Any:
+    """A session and its first refresh token in one statement (PostgreSQL's data-modifying
+    CTE: one round trip instead of two). The token's foreign key is checked at the end of the
+    statement, when the session row exists."""
+    new_session = (
+        insert(_SESSION)
+        .values({column: bindparam(f"s_{column}") for column in SESSION_COLUMNS})
+        .cte("new_session")
+    )
+    return (
+        insert(_REFRESH)
+        .values({column: bindparam(f"r_{column}") for column in REFRESH_COLUMNS})
+        .add_cte(new_session)
+    )
+
+
+_INSERT_SESSION_WITH_REFRESH = _session_with_refresh()
+
+
+class SigninRepository:
+    """The sign-in's statements about its account."""
+
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
+
+    async def credentials(self, identifier: str) -> Credentials | None:
+        """What a sign-in needs about the account it names, roles included, in one query."""
+        key = identifier.strip().lower()
+        query = _CREDENTIALS_BY_EMAIL if "@" in key else _CREDENTIALS_BY_USERNAME
+        rows = (await self.connection.execute(query, {"key": key})).all()
+        if not rows:
+            return None
+        roles = [(name, list(permissions)) for *_, name, permissions in rows if name is not None]
+        return Credentials(rows[0][0], rows[0][1], rows[0][2], roles)
+
+    async def record_signin(
+        self,
+        user_id: uuid.UUID,
+        verified_hash: str | None,
+        at: datetime,
+        ip: str | None,
+        new_hash: str | None,
+    ) -> User | None:
+        """Count the sign-in and return the user (detached: nothing tracks it), unless the
+        account stopped being active or its password changed since `verified_hash` was read
+        (one statement, no re-read)."""
+        params = {"user_id": user_id, "verified_hash": verified_hash, "at": at, "ip": ip}
+        if new_hash is None:
+            result = await self.connection.execute(_RECORD_SIGNIN, params)
+        else:
+            result = await self.connection.execute(
+                _RECORD_SIGNIN_REHASHED, {**params, "new_hash": new_hash}
+            )
+        row = result.first()
+        return None if row is None else User(**row._mapping)
 
 
 class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    async def insert_session(self, **values: Any) -> None:
-        await self.session.execute(_INSERT_SESSION, values)
+    async def open(self, session: dict[str, Any], refresh: dict[str, Any]) -> None:
+        """Insert a session (SESSION_COLUMNS) and its first refresh token (REFRESH_COLUMNS)."""
+        connection = await self.session.connection()
+        if connection.dialect.name != "postgresql":
+            await connection.execute(_INSERT_SESSION, session)
+            await connection.execute(_INSERT_REFRESH, refresh)
+            return
+        params = {f"s_{k}": v for k, v in session.items()}
+        params.update((f"r_{k}", v) for k, v in refresh.items())
+        await connection.execute(_INSERT_SESSION_WITH_REFRESH, params)
 
     async def insert_refresh(self, **values: Any) -> None:
-        await self.session.execute(_INSERT_REFRESH, values)
+        await (await self.session.connection()).execute(_INSERT_REFRESH, values)
 
     async def get(self, session_id: uuid.UUID) -> AuthSession | None:
         return await self.session.get(AuthSession, session_id)

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from globeguard.db.session import Database
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
-from globeguard.identity.auth.repository import SessionRepository
+from globeguard.identity.auth.repository import SessionRepository, SigninRepository
 from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import (
     ClientContext,
@@ -143,7 +143,7 @@ class AuthService:
                 code="impossible_travel",
                 keep_changes=True,
             )
-        user = await UserRepository(session).record_signin(
+        user = await SigninRepository(await session.connection()).record_signin(
             candidate.user_id, candidate.password_hash, utcnow(), ctx.ip, verdict.upgraded_hash
         )
         if user is None:  # blocked, deleted or re-keyed while we were hashing
@@ -224,8 +224,8 @@ class AuthService:
         # A short read that releases its connection before the ~17 ms hash. Roles read here
         # may be stale by the time the token is minted, but a role change bumps the token
         # version, so such a token is rejected on first use.
-        async with self.db.read() as read_session:
-            found = await UserRepository(read_session).credentials(identifier)
+        async with self.db.read_engine.connect() as connection:
+            found = await SigninRepository(connection).credentials(identifier)
         if found is None:
             return _Candidate(None, None, None, None)
         return _Candidate(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -102,20 +103,35 @@ class TokenIssuer:
     ) -> IssuedTokens:
         now = utcnow()
         session_id = uuid.uuid4()
-        repo = SessionRepository(session)
-        await repo.insert_session(
-            id=session_id,
-            user_id=user.id,
-            created_at=now,
-            last_seen_at=now,
-            expires_at=now + self.settings.refresh_token_ttl,
-            ip=ctx.ip,
-            user_agent=(ctx.user_agent or "")[:512] or None,
-            scope=" ".join(scopes),
-        )
-        refresh = await self._new_refresh(repo, session_id, parent_id=None, now=now)
+        refresh, refresh_row = self._refresh_row(session_id, parent_id=None, now=now)
+        session_row = {
+            "id": session_id,
+            "user_id": user.id,
+            "created_at": now,
+            "last_seen_at": now,
+            "expires_at": now + self.settings.refresh_token_ttl,
+            "ip": ctx.ip,
+            "user_agent": (ctx.user_agent or "")[:512] or None,
+            "scope": " ".join(scopes),
+        }
+        await SessionRepository(session).open(session_row, refresh_row)
         access, expires_in = self.access_token_for_user(user, roles, scopes, session_id)
         return IssuedTokens(access, expires_in, " ".join(scopes), refresh, session_id)
+
+    def _refresh_row(
+        self, session_id: uuid.UUID, parent_id: uuid.UUID | None, now: datetime
+    ) -> tuple[str, dict[str, Any]]:
+        """A new refresh token: its secret, and the row that stores only its digest."""
+        secret = REFRESH_PREFIX + random_token(32)
+        row = {
+            "id": uuid.uuid4(),
+            "session_id": session_id,
+            "parent_id": parent_id,
+            "token_hash": sha256_hex(secret),
+            "issued_at": now,
+            "expires_at": now + self.settings.refresh_idle_ttl,
+        }
+        return secret, row
 
     async def _new_refresh(
         self,
@@ -124,15 +140,8 @@ class TokenIssuer:
         parent_id: uuid.UUID | None,
         now: datetime,
     ) -> str:
-        secret = REFRESH_PREFIX + random_token(32)
-        await repo.insert_refresh(
-            id=uuid.uuid4(),
-            session_id=session_id,
-            parent_id=parent_id,
-            token_hash=sha256_hex(secret),
-            issued_at=now,
-            expires_at=now + self.settings.refresh_idle_ttl,
-        )
+        secret, row = self._refresh_row(session_id, parent_id, now)
+        await repo.insert_refresh(**row)
         return secret
 
     async def rotate(self, session: AsyncSession, presented: str) -> IssuedTokens:
