@@ -26,7 +26,7 @@ from sqlalchemy.exc import IntegrityError
 
 from globeguard.db.errors import database_unavailable
 from globeguard.db.session import Database
-from globeguard.travel.ingest import BulkIngestor, IncomingEvent, IngestReport, Stored
+from globeguard.travel.ingest import BulkIngestor, IngestReport, ReportedLogin, Stored
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ Outcome = Stored | Replayed | Rejected
 
 @dataclass(slots=True)
 class _Waiting:
-    event: IncomingEvent
+    event: ReportedLogin
     answer: asyncio.Future[Outcome]
 
 
@@ -64,7 +64,7 @@ class LoginBatcher:
         self._queue: list[_Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
 
-    async def submit(self, event: IncomingEvent) -> Outcome:
+    async def submit(self, event: ReportedLogin) -> Outcome:
         """Store `event` (which must carry an event_uuid) with whatever else is queued."""
         if event.event_uuid is None:
             raise ValueError("batched events need an event_uuid to be matched to their answer")

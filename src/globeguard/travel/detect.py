@@ -52,7 +52,7 @@ controls.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -98,8 +98,16 @@ class Measurement:
 MEASUREMENT_KEYS = tuple(f.name for f in fields(Measurement))
 
 
-def _measured_values(measured: Measurement) -> tuple[float, ...]:
-    return tuple(getattr(measured, key) for key in MEASUREMENT_KEYS)
+def _numbers(measured: Measurement) -> dict[str, float]:
+    """The measurement as `MEASUREMENT_KEYS` name them (a test holds the two together)."""
+    return {
+        "distance_km": measured.distance_km,
+        "distance_mi": measured.distance_mi,
+        "adjusted_distance_km": measured.adjusted_distance_km,
+        "adjusted_distance_mi": measured.adjusted_distance_mi,
+        "speed_mph": measured.speed_mph,
+        "adjusted_speed_mph": measured.adjusted_speed_mph,
+    }
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,21 +125,38 @@ class Reasons:
 
     def as_dict(self) -> dict[str, Any]:
         """A flat JSON-ready object; the measurement keys are null when unverifiable."""
-        measured = self.measurement
-        numbers = (
-            dict.fromkeys(MEASUREMENT_KEYS)
-            if measured is None
-            else dict(zip(MEASUREMENT_KEYS, _measured_values(measured), strict=True))
+        reasons: dict[str, Any] = {}
+        _add_reasons(
+            reasons,
+            self.elapsed_seconds,
+            self.threshold_mph,
+            self.origin,
+            self.destination,
+            self.measurement,
+            self.raw_grade,
+            self.lowered_by,
         )
-        return {
-            **numbers,
-            "elapsed_seconds": self.elapsed_seconds,
-            "threshold_mph": self.threshold_mph,
-            "origin": _place_dict(self.origin),
-            "destination": _place_dict(self.destination),
-            "raw_grade": self.raw_grade.value,
-            "lowered_by": None if self.lowered_by is None else self.lowered_by.value,
-        }
+        return reasons
+
+
+def _add_reasons(
+    into: dict[str, Any],
+    seconds: float,
+    threshold_mph: float,
+    origin: Place | None,
+    destination: Place | None,
+    measured: Measurement | None,
+    raw: Grade,
+    control: Control | None,
+) -> None:
+    """Reasons.as_dict's keys and values, added to `into`."""
+    into.update(dict.fromkeys(MEASUREMENT_KEYS) if measured is None else _numbers(measured))
+    into["elapsed_seconds"] = seconds
+    into["threshold_mph"] = threshold_mph
+    into["origin"] = _place_dict(origin)
+    into["destination"] = _place_dict(destination)
+    into["raw_grade"] = raw.value
+    into["lowered_by"] = None if control is None else control.value
 
 
 def _place_dict(place: Place | None) -> dict[str, Any] | None:
@@ -154,9 +179,9 @@ class PairVerdict:
     reasons: Reasons
 
     def as_dict(self) -> dict[str, Any]:
-        return {"earlier": self.earlier, "later": self.later, "grade": self.grade.value} | (
-            self.reasons.as_dict()
-        )
+        head = {"earlier": self.earlier, "later": self.later, "grade": self.grade.value}
+        head.update(self.reasons.as_dict())
+        return head
 
 
 def classify(speed: float, adjusted_speed: float, threshold_mph: float) -> Grade:
@@ -199,11 +224,17 @@ def is_learning(at: datetime, history: History, settings: TravelSettings) -> boo
 
 
 def lowering_control(
-    measurement: Measurement, later: TravelEvent, history: History, settings: TravelSettings
+    measurement: Measurement,
+    later: TravelEvent,
+    history_of: Callable[[], History],
+    settings: TravelSettings,
 ) -> Control | None:
-    """The false-positive control that excuses a fast pair, if any (see the module doc)."""
+    """The false-positive control that excuses a fast pair, if any (see the module doc).
+    `history_of` is called only when a control needs the history (distance alone decides
+    first)."""
     if measurement.distance_km < settings.min_distance_km:
         return Control.MIN_DISTANCE
+    history = history_of()
     radius = settings.known_location_radius_km
     if later.place is not None and is_known_place(later.place, history.known_places, radius):
         return Control.KNOWN_LOCATION
@@ -217,19 +248,56 @@ def assess_pair(
 ) -> PairVerdict:
     """The verdict on travelling from ``earlier`` to ``later``; ``history`` is the subject's
     successful events before ``later``."""
+    return assess_pair_lazily(earlier, later, lambda: history, settings)
+
+
+def assess_pair_lazily(
+    earlier: TravelEvent,
+    later: TravelEvent,
+    history_of: Callable[[], History],
+    settings: TravelSettings,
+) -> PairVerdict:
+    """`assess_pair`, asking for the history only if a control needs it: most pairs are
+    plausible, and a bulk batch would otherwise build a history (known places out of the
+    profile's recent slots) for every one of its logins."""
+    seconds, measured, raw, control = _assess(earlier, later, history_of, settings)
+    grade = Grade.PLAUSIBLE if control else raw
+    threshold = settings.speed_threshold_mph
+    reasons = Reasons(seconds, threshold, earlier.place, later.place, measured, raw, control)
+    return PairVerdict(earlier.key, later.key, grade, reasons)
+
+
+def pair_verdict(
+    earlier: TravelEvent,
+    later: TravelEvent,
+    history_of: Callable[[], History],
+    settings: TravelSettings,
+) -> tuple[Grade, dict[str, Any]]:
+    """`assess_pair_lazily`'s grade and `as_dict()`, without the objects in between: the
+    bulk path grades every login of a batch, and only wants what is stored."""
+    seconds, measured, raw, control = _assess(earlier, later, history_of, settings)
+    grade = Grade.PLAUSIBLE if control else raw
+    verdict = {"earlier": earlier.key, "later": later.key, "grade": grade.value}
+    threshold = settings.speed_threshold_mph
+    _add_reasons(verdict, seconds, threshold, earlier.place, later.place, measured, raw, control)
+    return grade, verdict
+
+
+def _assess(
+    earlier: TravelEvent,
+    later: TravelEvent,
+    history_of: Callable[[], History],
+    settings: TravelSettings,
+) -> tuple[float, Measurement | None, Grade, Control | None]:
+    """(elapsed seconds, measurement, raw grade, lowering control) of a pair."""
     if not earlier.order < later.order:
         raise ValueError(f"{earlier.key!r} does not precede {later.key!r}")
     seconds = elapsed_seconds(earlier.occurred_at, later.occurred_at)
-    threshold = settings.speed_threshold_mph
     if earlier.place is None or later.place is None:
-        grade = Grade.UNVERIFIABLE
-        reasons = Reasons(seconds, threshold, earlier.place, later.place, None, grade, None)
-        return PairVerdict(earlier.key, later.key, grade, reasons)
+        return seconds, None, Grade.UNVERIFIABLE, None
     measured = measure(earlier.place, later.place, seconds)
-    raw = classify(measured.speed_mph, measured.adjusted_speed_mph, threshold)
+    raw = classify(measured.speed_mph, measured.adjusted_speed_mph, settings.speed_threshold_mph)
     control = None
     if raw in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
-        control = lowering_control(measured, later, history, settings)
-    grade = Grade.PLAUSIBLE if control else raw
-    reasons = Reasons(seconds, threshold, earlier.place, later.place, measured, raw, control)
-    return PairVerdict(earlier.key, later.key, grade, reasons)
+        control = lowering_control(measured, later, history_of, settings)
+    return seconds, measured, raw, control

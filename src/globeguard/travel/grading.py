@@ -15,11 +15,11 @@ everything after it: ``judge_timeline(later, settings, history_before_S.includin
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from globeguard.settings import TravelSettings
-from globeguard.travel.detect import Grade, assess_pair
+from globeguard.travel.detect import Grade, assess_pair, pair_verdict
 from globeguard.travel.timeline import History, TravelEvent, sort_timeline
 
 Verdict = tuple[Grade, dict[str, Any] | None]
@@ -33,6 +33,18 @@ def judge(
         return Grade.NONE, None
     pair = assess_pair(anchor, event, history, settings)
     return pair.grade, pair.as_dict()
+
+
+def judge_lazily(
+    event: TravelEvent,
+    anchor: TravelEvent | None,
+    history_of: Callable[[], History],
+    settings: TravelSettings,
+) -> Verdict:
+    """`judge`, building the history only if a false-positive control asks for it."""
+    if anchor is None:
+        return Grade.NONE, None
+    return pair_verdict(anchor, event, history_of, settings)
 
 
 def judge_timeline(

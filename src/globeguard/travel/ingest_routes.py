@@ -14,13 +14,15 @@ from globeguard.identity.dependencies import require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.kit.body_limit import limit_body
+from globeguard.kit.collector import collecting_between_batches
 from globeguard.kit.errors import BadRequest
 from globeguard.travel.ingest import (
     BATCH_SIZE,
     MAX_LINE_BYTES,
     IncomingEvent,
     IngestReport,
-    lines,
+    Login,
+    event_batches,
     parse_line,
 )
 from globeguard.wiring import Container
@@ -29,6 +31,9 @@ router = APIRouter(prefix="/api/v1", tags=["login intelligence"])
 Writer = Annotated[Principal, Depends(require(Permission.LOGIN_EVENTS_WRITE))]
 NDJSON_TYPES = ("application/x-ndjson", "application/jsonl", "application/ndjson", "text/plain")
 SOURCE = "api"
+# Batches between two collections during a stream: a full collection walks every live
+# object that is not frozen (6-25 ms), which per batch would cost as much as it saves.
+COLLECT_EVERY = 10
 
 
 def _is_stream(request: Request) -> bool:
@@ -67,29 +72,25 @@ async def post_login_events(request: Request, _: Writer) -> Response:
 
 
 async def _ingest_stream(app: Container, request: Request) -> IngestReport:
+    """A stream is a bulk job (kit.collector): each batch holds thousands of rows, events and
+    verdicts until it is stored, which the automatic collector kept promoting and walking
+    (measured: 30-50 µs of collector time per event, as much as storing it). They are freed
+    by reference counting; the cycles of the rest of the process are collected every
+    COLLECT_EVERY batches instead."""
     report = IngestReport()
-    batch: list[tuple[int, IncomingEvent]] = []
-    async for number, raw in lines(request.stream()):
-        if raw is None:
-            report.reject(number, "line longer than 64 KiB")
-            continue
-        try:
-            batch.append((number, parse_line(raw)))
-        except ValueError as exc:
-            report.reject(number, str(exc))
-        if len(batch) >= BATCH_SIZE:
+    with collecting_between_batches() as collect:
+        stored = 0
+        async for batch in event_batches(request.stream(), report, BATCH_SIZE):
             await _store(app, batch, report)
-            batch = []
-    if batch:
-        await _store(app, batch, report)
+            stored += 1
+            if stored % COLLECT_EVERY == 0:
+                collect()
     return report
 
 
-async def _store(
-    app: Container, batch: list[tuple[int, IncomingEvent]], report: IngestReport
-) -> None:
+async def _store(app: Container, batch: list[tuple[int, Login]], report: IngestReport) -> None:
     async with app.db.transaction() as session:
-        await app.ingestor.store(session, batch, SOURCE, report)
+        await app.ingestor.store(session, batch, SOURCE, report, described=False)
 
 
 async def _ingest_one(app: Container, raw: bytes) -> Response:

@@ -18,10 +18,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from globeguard.settings import TravelSettings
-from globeguard.travel.grading import Verdict, judge
+from globeguard.travel.grading import Verdict, judge_lazily
 from globeguard.travel.timeline import History, Place, TravelEvent
 
 # Recent events a login is compared with for known places (Okta uses the last 20).
@@ -67,11 +68,7 @@ class Profile:
 
     def known_places(self) -> tuple[Place, ...]:
         """Places of the recent successes, each coordinate pair once, newest first."""
-        seen: dict[tuple[float, float], Place] = {}
-        for slot in self.recent:
-            if slot.success and slot.place is not None:
-                seen.setdefault((slot.place.lat, slot.place.lon), slot.place)
-        return tuple(seen.values())
+        return _known_places(self.recent)
 
     def after(self, event: TravelEvent) -> Profile:
         """The profile once `event`, later than every event it describes, is stored too."""
@@ -88,13 +85,32 @@ class Profile:
         """Every event's verdict (`events` in event order, all later than this profile), each
         judged from the profile of everything before it — the same window of recent places a
         single login is judged by — and the profile after the last."""
+        # `after` step by step, in local variables: a bulk batch judges thousands of logins,
+        # and one Profile (and one History of known places) per login cost more than the
+        # grading itself. The history is built only for the logins a control looks at.
         verdicts: dict[str, Verdict] = {}
-        profile = self
+        successes, first, anchor = self.successes, self.first_success_at, self.anchor
+        latest, recent = self.latest, list(self.recent)
         for event in events:
-            context = profile.context()
-            verdicts[event.key] = judge(event, context.anchor, context.history, settings)
-            profile = profile.after(event)
-        return verdicts, profile
+            history_of = partial(_history, successes, first, recent)
+            verdicts[event.key] = judge_lazily(event, anchor, history_of, settings)
+            if event.success:
+                recent.insert(0, Slot(True, event.place))
+                successes += 1
+                first = first or event.occurred_at
+                anchor = event
+            else:
+                recent.insert(0, FAILURE)
+            del recent[KNOWN_PLACES_WINDOW:]
+            latest = event
+        return verdicts, Profile(successes, first, anchor, latest, tuple(recent))
+
+    def as_stored(self) -> Profile:
+        """This profile as reading its document back gives it (`from_doc(to_doc())`): the
+        anchor and the latest event keep no arrival number there."""
+        latest = _unnumbered(self.latest)
+        anchor = latest if self.anchor is self.latest else _unnumbered(self.anchor)
+        return Profile(self.successes, self.first_success_at, anchor, latest, self.recent)
 
     @staticmethod
     def from_window(
@@ -126,14 +142,20 @@ class Profile:
         """`recent` lists, per slot, the index of its place in `places` (each distinct place
         once: a subject mostly signs in from a few) or -1 for a failure."""
         index: dict[Place, int] = {}
+        # Slots mostly share Place objects (one per address and batch): looking them up by
+        # identity first spares hashing a Place (five fields, in Python) for every slot.
+        by_identity: dict[int, int] = {}
         recent = []
         for slot in self.recent:
             if not slot.success:
                 recent.append(-1)
-            elif slot.place is None:
+            elif (place := slot.place) is None:
                 recent.append(-2)
             else:
-                recent.append(index.setdefault(slot.place, len(index)))
+                position = by_identity.get(id(place))
+                if position is None:
+                    position = by_identity[id(place)] = index.setdefault(place, len(index))
+                recent.append(position)
         return {
             "successes": self.successes,
             "first_success_at": _iso(self.first_success_at),
@@ -154,6 +176,26 @@ class Profile:
             latest=_event_of(doc.get("latest")),
             recent=tuple(_slot_at(places, i) for i in doc["recent"]),
         )
+
+
+def _known_places(recent: Sequence[Slot]) -> tuple[Place, ...]:
+    seen: dict[tuple[float, float], Place] = {}
+    for slot in recent:
+        if slot.success and slot.place is not None:
+            seen.setdefault((slot.place.lat, slot.place.lon), slot.place)
+    return tuple(seen.values())
+
+
+def _history(successes: int, first: datetime | None, recent: Sequence[Slot]) -> History:
+    return History(successes, first, _known_places(recent))
+
+
+def _unnumbered(event: TravelEvent | None) -> TravelEvent | None:
+    if event is None or event.arrival_seq == PROFILE_ARRIVAL:
+        return event
+    return TravelEvent(
+        event.key, event.occurred_at, PROFILE_ARRIVAL, event.place, event.success, event.ip
+    )
 
 
 def _slot_at(places: Sequence[Place], index: int) -> Slot:

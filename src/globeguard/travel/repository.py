@@ -7,10 +7,23 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, case, delete, func, or_, select, text, update
+from sqlalchemy import (
+    Table,
+    and_,
+    bindparam,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.db.bulk import BulkInsert
+from globeguard.travel.driver_rows import DriverRows
 from globeguard.travel.models import LoginEvent, LoginProfile
 from globeguard.travel.profile import KNOWN_PLACES_WINDOW
 
@@ -51,7 +64,12 @@ FACTS = (
 
 TABLE: Table = LoginEvent.__table__  # type: ignore[assignment]
 # Built once: compiling a statement per batch costs more than running it.
-_INSERT = BulkInsert(TABLE, [c.name for c in TABLE.columns if c.name != "id"])
+_INSERT = DriverRows(
+    TABLE,
+    lambda _dialect: insert(TABLE).values(
+        {c.name: bindparam(c.name, type_=c.type) for c in TABLE.columns if c.name != "id"}
+    ),
+)
 _SET_VERDICT = (
     update(TABLE)
     .where(TABLE.c.id == bindparam("row_id"))

@@ -20,7 +20,7 @@ from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest, Conflict, Unauthorized, Unprocessable
 from globeguard.kit.limits import LATEST_UNIX, StorableText
 from globeguard.travel.batcher import Replayed
-from globeguard.travel.ingest import IncomingEvent, Stored
+from globeguard.travel.ingest import Login, Stored, digest
 from globeguard.travel.service import LoginReport
 from globeguard.travel.superman_view import SupermanAccess, SupermanView, superman_view
 from globeguard.wiring import Container
@@ -149,15 +149,12 @@ async def superman(request: Request, principal: OptionalPrincipal) -> Response:
             code="ip_not_locatable",
             reason=str(geo.reason),
         )
-    # Already validated: build the bulk path's event without validating it again.
-    event = IncomingEvent.model_construct(
-        subject=posted.username,
-        occurred_at=datetime.fromtimestamp(posted.unix_timestamp, tz=UTC),
-        ip=geo.ip,
-        success=True,
+    # Already validated: the bulk path's event, without validating it again.
+    event = Login(
+        posted.username,
+        datetime.fromtimestamp(posted.unix_timestamp, tz=UTC),
+        geo.ip,
         event_uuid=posted.event_uuid,
-        user_agent=None,
-        failure_reason=None,
     )
     outcome = await app.superman_batcher.submit(event)
     threshold = app.settings.travel.speed_threshold_mph
@@ -170,7 +167,7 @@ async def superman(request: Request, principal: OptionalPrincipal) -> Response:
     return Response(orjson.dumps(render(view)), media_type="application/json")
 
 
-async def _replay(app: Container, event: IncomingEvent) -> SupermanView:
+async def _replay(app: Container, event: Login) -> SupermanView:
     """The stored event with its neighbours as they are now."""
     report = LoginReport(
         subject=event.subject,
@@ -179,7 +176,7 @@ async def _replay(app: Container, event: IncomingEvent) -> SupermanView:
         source="superman",
         ip=event.ip,
         event_uuid=event.event_uuid,
-        body_digest=event.digest(),
+        body_digest=digest(event),
     )
     async with app.db.transaction() as session:
         recorded = await app.logins.record(session, report)
