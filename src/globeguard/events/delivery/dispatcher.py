@@ -10,10 +10,11 @@ batch, and at least once a poll interval. Nothing is sent before it is
 committed as claimed, and nothing claimed is lost: a worker that dies mid-send leaves a lease
 that expires, and the delivery is sent again with the same `webhook-id`.
 
-Throughput comes from doing little per delivery: statements are built once (repository.py),
-one transaction both frees slots and refills them, and attempts that finish while a cycle
-runs are settled together by the next one (batches grow by themselves under load, with no
-timer to wait for).
+Throughput comes from doing little per delivery: statements are built once and each handles a
+whole batch (statements.py), one transaction both frees slots and refills them, attempts that
+finish while a cycle runs are settled together by the next one (batches grow by themselves
+under load, with no timer to wait for), and an event's body is made once however many
+subscriptions it goes to (jobs.py).
 """
 
 from __future__ import annotations
@@ -31,21 +32,24 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.db.session import Database
-from globeguard.events import envelope
+from globeguard.events.delivery.jobs import (
+    Job,
+    Target,
+    make_jobs,
+    message,
+    settlement,
+    targets_from_rows,
+)
 from globeguard.events.delivery.ratelimit import TokenBucket
-from globeguard.events.delivery.repository import (
-    DEAD,
-    PENDING,
+from globeguard.events.delivery.records import (
     SUCCEEDED,
     Claimed,
-    DeliveryRepository,
     EventRow,
     Settlement,
 )
-from globeguard.events.delivery.schedule import Decision, Response, Verdict, decide
+from globeguard.events.delivery.repository import DeliveryRepository
 from globeguard.events.filters import matches_any
-from globeguard.events.signing import SigningKey, webhook_headers
-from globeguard.events.sinks.port import Message, SendResult, Sink
+from globeguard.events.sinks.port import SendResult, Sink
 from globeguard.events.subscriptions.repository import SubscriptionRepository
 from globeguard.events.subscriptions.service import SubscriptionService
 from globeguard.kit.clock import Clock, utcnow
@@ -56,28 +60,6 @@ log = logging.getLogger(__name__)
 # Expired leases are looked for at most this often (by the dispatcher's clock): a lease lasts
 # tens of seconds, and the statement is one of the few in a cycle that is not about the work.
 RECLAIM_EVERY = timedelta(seconds=1)
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A subscription as one round sees it, with its signing keys in the clear."""
-
-    id: uuid.UUID
-    kind: str
-    target: str
-    event_types: tuple[str, ...]
-    ordered: bool
-    include_pii: bool
-    rate_limit_per_s: float | None
-    max_in_flight: int
-    keys: tuple[SigningKey, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    claimed: Claimed
-    target: Target
-    event: EventRow
 
 
 @dataclass(slots=True)
@@ -139,22 +121,28 @@ class Dispatcher:
         fan_out: bool = True,
     ) -> Round:
         """One write transaction: settle `settlements`, fan out (unless told not to),
-        reclaim, claim up to `capacity` deliveries (default: `concurrency`)."""
+        reclaim, claim up to `capacity` deliveries (default: `concurrency`). The subscriptions
+        are read first: settling then skips clearing failure runs that are not there."""
         capacity = self.settings.concurrency if capacity is None else capacity
         now = self.clock()
         done = Round()
+        claimed: list[tuple[Claimed, Target]] = []
+        events: dict[int, EventRow] = {}
         async with self.db.transaction() as session:
             repo = DeliveryRepository(session)
-            if settlements:
-                await self._settle(session, repo, settlements, now)
             targets = await self._targets(session, now)
+            if settlements:
+                disabled = await self._settle(session, repo, settlements, now, targets)
+                targets = [t for t in targets if t.id not in disabled]
             if fan_out:
                 done.fanned_out = await self._fan_out(repo, targets, now)
             if self._reclaim_due(now):
                 reclaimed = await repo.reclaim_expired(now, self.settings.max_lease_expiries)
                 done.reclaimed = len(reclaimed)
             if capacity > 0:
-                done.jobs = await self._claim(repo, targets, capacity, now)
+                claimed, events = await self._claim(repo, targets, capacity, now)
+        # Bodies are made after the commit: the (SQLite: only) writer connection is free.
+        done.jobs = make_jobs(claimed, events)
         self._count(settlements)
         return done
 
@@ -167,27 +155,7 @@ class Dispatcher:
 
     async def _targets(self, session: AsyncSession, now: datetime) -> list[Target]:
         rows = await SubscriptionRepository(session).enabled_with_keys()
-        keys: dict[uuid.UUID, list[SigningKey]] = {}
-        subscriptions: dict[uuid.UUID, Any] = {}
-        for row in rows:
-            subscriptions.setdefault(row.id, row)
-            owned = keys.setdefault(row.id, [])
-            if row.sealed is not None and (row.expires_at is None or row.expires_at > now):
-                owned.append(SigningKey(self.subscriptions.reveal_sealed(row.sealed)))
-        return [
-            Target(
-                id=s.id,
-                kind=s.kind,
-                target=s.target,
-                event_types=tuple(s.event_types),
-                ordered=s.ordered,
-                include_pii=s.include_pii,
-                rate_limit_per_s=s.rate_limit_per_s,
-                max_in_flight=s.max_in_flight,
-                keys=tuple(keys[s.id]),
-            )
-            for s in subscriptions.values()
-        ]
+        return targets_from_rows(rows, self.subscriptions.reveal_sealed, now)
 
     async def _fan_out(
         self, repo: DeliveryRepository, targets: Sequence[Target], now: datetime
@@ -201,29 +169,18 @@ class Dispatcher:
         if not events:
             return 0
         rows = [
-            {
-                "event_seq": event.seq,
-                "subscription_id": target.id,
-                "ordering_key": event.ordering_key,
-                "status": PENDING,
-                "attempts": 0,
-                "lease_expiries": 0,
-                "redrives": 0,
-                "next_attempt_at": now,
-                "created_at": now,
-                "updated_at": now,
-            }
+            (event.seq, target.id, event.ordering_key)
             for event in events
             for target in targets
             if matches_any(target.event_types, event.type)
         ]
-        await repo.insert_deliveries(rows)
+        await repo.insert_deliveries(rows, now)
         await repo.mark_dispatched([e.seq for e in events], now)
         return len(events)
 
     async def _claim(
         self, repo: DeliveryRepository, targets: Sequence[Target], capacity: int, now: datetime
-    ) -> list[Job]:
+    ) -> tuple[list[tuple[Claimed, Target]], dict[int, EventRow]]:
         lease_until = now + self.settings.lease
         claimed: list[tuple[Claimed, Target]] = []
         # Rotate the starting subscription so a busy one cannot take every slot every round.
@@ -232,13 +189,14 @@ class Dispatcher:
             room = capacity - len(claimed)
             if room <= 0:
                 break
-            limit = await self._room(repo, target, min(room, self.settings.claim_batch))
+            limit = self._room(target, min(room, self.settings.claim_batch))
             if limit <= 0:
                 continue
             rows = await repo.claim(
                 target.id,
                 ordered=target.ordered,
                 limit=limit,
+                max_in_flight=target.max_in_flight,
                 now=now,
                 owner=self.worker_id,
                 lease_until=lease_until,
@@ -247,15 +205,14 @@ class Dispatcher:
                 self._bucket(target).take(len(rows))
             claimed += [(row, target) for row in rows]
         events = await repo.events([c.event_seq for c, _ in claimed])
-        return [Job(c, t, events[c.event_seq]) for c, t in claimed]
+        return claimed, events
 
-    async def _room(self, repo: DeliveryRepository, target: Target, limit: int) -> int:
+    def _room(self, target: Target, limit: int) -> int:
+        """`limit`, or fewer when the subscription's rate limit says so. The claim itself
+        keeps to `max_in_flight`."""
         if target.rate_limit_per_s:
             limit = min(limit, self._bucket(target).available())
-            if limit <= 0:
-                return 0
-        # 0 while another worker is claiming for it (PostgreSQL: its row is locked).
-        return min(limit, await repo.free_slots(target.id, target.max_in_flight))
+        return limit
 
     def _bucket(self, target: Target) -> TokenBucket:
         bucket = self._buckets.get(target.id)
@@ -266,17 +223,6 @@ class Dispatcher:
 
     # -- sending -----------------------------------------------------------------------------
 
-    def message(self, job: Job) -> Message:
-        body = envelope.body(job.event, include_pii=job.target.include_pii)
-        stamp = int(self.clock().timestamp())
-        return Message(
-            event_id=job.event.event_id,
-            event_type=job.event.type,
-            target=job.target.target,
-            body=body,
-            headers=webhook_headers(job.event.event_id, stamp, body, job.target.keys),
-        )
-
     async def send(self, job: Job) -> Settlement:
         """The attempt's settlement, whatever happens: a sink or a decision that raises (a
         bug, a bad payload, an answer nobody foresaw) is a failed attempt on the schedule.
@@ -285,7 +231,7 @@ class Dispatcher:
         attempted_at = self.clock()
         try:
             sink = self.sinks[job.target.kind]
-            result = await sink.send(self.message(job))
+            result = await sink.send(message(job, int(attempted_at.timestamp())))
             return self._settlement(job, attempted_at, result)
         except asyncio.CancelledError:
             raise
@@ -295,30 +241,14 @@ class Dispatcher:
             return self._settlement(job, attempted_at, failed)
 
     def _settlement(self, job: Job, attempted_at: datetime, result: SendResult) -> Settlement:
-        decision = decide(
-            job.claimed.attempts + 1,
-            Response(result.status, result.retry_after_s, result.timed_out),
-            self.settings.retry_schedule,
-            jitter=self.settings.retry_jitter,
-            sample=self.rng.uniform(-1.0, 1.0),
-        )
-        settled_at = self.clock()
-        status = {Verdict.SUCCEEDED: SUCCEEDED, Verdict.DEAD: DEAD}.get(decision.verdict, PENDING)
-        return Settlement(
-            delivery_id=job.claimed.id,
-            subscription_id=job.target.id,
+        return settlement(
+            job,
+            result,
             owner=self.worker_id,
-            status=status,
-            next_attempt_at=next_attempt(decision, settled_at),
-            last_status=result.status,
-            last_error=result.error,
-            dead_reason=decision.dead_reason,
-            finished_at=settled_at if status != PENDING else None,
             attempted_at=attempted_at,
-            duration_ms=result.duration_ms,
-            outcome=decision.outcome.value,
-            response=result.response,
-            disable_subscription=decision.disable_subscription,
+            settled_at=self.clock(),
+            settings=self.settings,
+            sample=self.rng.uniform(-1.0, 1.0),
         )
 
     # -- settling ----------------------------------------------------------------------------
@@ -336,9 +266,16 @@ class Dispatcher:
         repo: DeliveryRepository,
         settlements: Sequence[Settlement],
         now: datetime,
-    ) -> None:
+        targets: Sequence[Target] | None = None,
+    ) -> set[uuid.UUID]:
+        """Settles and returns the subscriptions that this disabled. With the round's
+        `targets`, a success clears no failure run they show there is none of: no statement
+        for the common case of nothing to clear."""
         await repo.settle(settlements, self.worker_id)
-        await self._subscription_health(SubscriptionRepository(session), settlements, now)
+        not_failing = {t.id for t in targets or () if not t.failing}
+        return await self._subscription_health(
+            SubscriptionRepository(session), settlements, now, not_failing
+        )
 
     def _count(self, settlements: Sequence[Settlement]) -> None:
         if self.metrics is not None and settlements:
@@ -350,24 +287,33 @@ class Dispatcher:
                 counter.labels(outcome=outcome).inc(count)
 
     async def _subscription_health(
-        self, repo: SubscriptionRepository, settlements: Sequence[Settlement], now: datetime
-    ) -> None:
-        """A success clears a subscription's failure run; a run longer than `disable_after`
-        disables it; a 410 disables it at once."""
+        self,
+        repo: SubscriptionRepository,
+        settlements: Sequence[Settlement],
+        now: datetime,
+        not_failing: set[uuid.UUID],
+    ) -> set[uuid.UUID]:
+        """A success clears a subscription's failure run (unless it is known to have none);
+        a run longer than `disable_after` disables it; a 410 disables it at once. Returns the
+        subscriptions disabled."""
+        disabled: set[uuid.UUID] = set()
         succeeded = {s.subscription_id for s in settlements if s.status == SUCCEEDED}
-        await repo.record_success(sorted(succeeded))
+        await repo.record_success(sorted(succeeded - not_failing))
         failed = {s.subscription_id for s in settlements if s.status != SUCCEEDED} - succeeded
         for subscription_id in sorted(failed):
             await repo.record_failure(subscription_id, now)
             if await repo.disable(
                 subscription_id, now, "failing", failing_before=now - self.settings.disable_after
             ):
+                disabled.add(subscription_id)
                 log.warning("subscription %s disabled after sustained failure", subscription_id)
         for s in settlements:
             if s.disable_subscription and await repo.disable(s.subscription_id, now, "gone_410"):
+                disabled.add(s.subscription_id)
                 log.warning(
                     "subscription %s disabled: its receiver answered 410", s.subscription_id
                 )
+        return disabled
 
     # -- driving it --------------------------------------------------------------------------
 
@@ -459,7 +405,3 @@ class Dispatcher:
         # loop swaps in a new list each cycle.
         self._settled.append(settlement)
         self._wake.set()
-
-
-def next_attempt(decision: Decision, now: datetime) -> datetime:
-    return now + decision.delay if decision.delay is not None else now

@@ -1,244 +1,67 @@
-"""Every SQL statement of the delivery ledger. Claims differ by dialect and are tested on both:
-PostgreSQL takes rows with `FOR UPDATE SKIP LOCKED` (concurrent workers pass each other's
-rows by), SQLite with one `UPDATE … WHERE id IN (SELECT … LIMIT n) RETURNING` under its single
-writer lock. SQLAlchemy compiles `with_for_update(skip_locked=True)` to nothing on SQLite,
-silently, so the SQLite path must never rely on it."""
+"""Every SQL statement of the delivery ledger. The dispatcher's own are built once in
+statements.py and handle a whole batch each; the rest (redrive, reads, retention) are built
+here per call."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import Integer, Table, bindparam, case, exists, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+import orjson
+from sqlalchemy import Table, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.sql import Executable
 
+from globeguard.events.delivery import statements
+from globeguard.events.delivery.records import (
+    DEAD,
+    INFLIGHT,
+    OPEN_STATUSES,
+    PENDING,
+    SUCCEEDED,
+    Claimed,
+    EventRow,
+    FanoutEvent,
+    Settlement,
+    SubscriptionBacklog,
+    ordering_key,
+)
+from globeguard.events.delivery.statements import sqlite_text, sqlite_uuid
 from globeguard.events.models import Delivery, DeliveryAttempt, OutboxEvent, Subscription
 from globeguard.kit.clock import as_utc
 
-PENDING, INFLIGHT, SUCCEEDED, DEAD = "pending", "inflight", "succeeded", "dead"
-OPEN_STATUSES = (PENDING, INFLIGHT)
+__all__ = [
+    "DEAD",
+    "INFLIGHT",
+    "OPEN_STATUSES",
+    "PENDING",
+    "SUCCEEDED",
+    "Claimed",
+    "DeliveryRepository",
+    "EventRow",
+    "FanoutEvent",
+    "Settlement",
+    "SubscriptionBacklog",
+    "ordering_key",
+]
 
 _DELIVERY = cast(Table, Delivery.__table__)
 _ATTEMPT = cast(Table, DeliveryAttempt.__table__)
-_OUTBOX = cast(Table, OutboxEvent.__table__)
-_SUBSCRIPTION = cast(Table, Subscription.__table__)
-_D = _DELIVERY.c
+# A fan-out row: (event seq, subscription id, ordering key).
+FanoutRow = tuple[int, uuid.UUID, str]
 
 
-@dataclass(frozen=True, slots=True)
-class FanoutEvent:
-    seq: int
-    type: str
-    ordering_key: str
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    id: int
-    event_seq: int
-    subscription_id: uuid.UUID
-    attempts: int
-
-
-@dataclass(frozen=True, slots=True)
-class EventRow:
-    """The outbox columns a delivery's body is made of (envelope.OutboxRow)."""
-
-    seq: int
-    event_id: str
-    type: str
-    aggregate_type: str
-    aggregate_id: str | None
-    aggregate_version: int | None
-    occurred_at: datetime
-    payload: dict[str, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class Settlement:
-    """How one attempt ends in the ledger; written with its attempt row."""
-
-    delivery_id: int
-    subscription_id: uuid.UUID
-    owner: str
-    status: str
-    next_attempt_at: datetime
-    last_status: int | None
-    last_error: str | None
-    dead_reason: str | None
-    finished_at: datetime | None
-    # the attempt row
-    attempted_at: datetime
-    duration_ms: int
-    outcome: str
-    response: str | None
-    # A 410 answer: the subscription is disabled in the same transaction.
-    disable_subscription: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class SubscriptionBacklog:
-    subscription_id: uuid.UUID
-    oldest_open: datetime | None
-    dead: int
-
-
-def ordering_key(user_id: uuid.UUID | None, aggregate_type: str, aggregate_id: str | None) -> str:
-    if user_id is not None:
-        return str(user_id)
-    return f"{aggregate_type}:{aggregate_id or ''}"[:100]
-
-
-# -- the dispatcher's statements, built once ------------------------------------------------
-# The dispatcher runs these every round; building a statement costs more CPU than SQLite takes
-# to run it, so each is built once with bind parameters (and compiled once, then cached).
-
-_UNDISPATCHED = (
-    select(
-        _OUTBOX.c.seq,
-        _OUTBOX.c.type,
-        _OUTBOX.c.user_id,
-        _OUTBOX.c.aggregate_type,
-        _OUTBOX.c.aggregate_id,
-    )
-    .where(_OUTBOX.c.dispatched_at.is_(None))
-    .order_by(_OUTBOX.c.seq)
-    .limit(bindparam("b_limit", type_=Integer))
-)
-_MARK_DISPATCHED = (
-    _OUTBOX.update()
-    .where(_OUTBOX.c.seq.in_(bindparam("b_seqs", expanding=True)))
-    .values(dispatched_at=bindparam("b_now"))
-)
-_POISON = _D.lease_expiries + 1 >= bindparam("b_max", type_=Integer)
-_RECLAIM = (
-    _DELIVERY.update()
-    .where(_D.status == INFLIGHT, _D.lease_until < bindparam("b_now"))
-    .values(
-        status=case((_POISON, DEAD), else_=PENDING),
-        dead_reason=case((_POISON, "poison_worker"), else_=None),
-        finished_at=case((_POISON, bindparam("b_now")), else_=None),
-        lease_expiries=_D.lease_expiries + 1,
-        lease_owner=None,
-        lease_until=None,
-        next_attempt_at=bindparam("b_now"),
-        updated_at=bindparam("b_now"),
-    )
-    .returning(_D.id, _D.status)
-)
-_LOCK_SUBSCRIPTION = (
-    select(_SUBSCRIPTION.c.id)
-    .where(_SUBSCRIPTION.c.id == bindparam("b_sub"))
-    .with_for_update(skip_locked=True)
-)
-_IN_FLIGHT = select(func.count()).where(
-    _D.subscription_id == bindparam("b_sub"), _D.status == INFLIGHT
-)
-_EVENTS = select(
-    _OUTBOX.c.seq,
-    _OUTBOX.c.event_id,
-    _OUTBOX.c.type,
-    _OUTBOX.c.aggregate_type,
-    _OUTBOX.c.aggregate_id,
-    _OUTBOX.c.aggregate_version,
-    _OUTBOX.c.occurred_at,
-    _OUTBOX.c.payload,
-).where(_OUTBOX.c.seq.in_(bindparam("b_seqs", expanding=True)))
-_INSERT_ATTEMPT = _ATTEMPT.insert()
-_SETTLE = (
-    _DELIVERY.update()
-    .where(
-        _D.id == bindparam("b_id"),
-        _D.lease_owner == bindparam("b_owner"),
-        _D.status == INFLIGHT,
-    )
-    .values(
-        status=bindparam("b_status"),
-        attempts=_D.attempts + 1,
-        next_attempt_at=bindparam("b_next"),
-        last_status=bindparam("b_last_status"),
-        last_error=bindparam("b_last_error"),
-        dead_reason=bindparam("b_dead_reason"),
-        finished_at=bindparam("b_finished"),
-        lease_owner=None,
-        lease_until=None,
-        updated_at=bindparam("b_now"),
-    )
-)
-
-
-def _claim_statement(postgres: bool, ordered: bool) -> Executable:
-    due = (
-        select(_D.id)
-        .where(
-            _D.subscription_id == bindparam("b_sub"),
-            _D.status == PENDING,
-            _D.next_attempt_at <= bindparam("b_now"),
-        )
-        .order_by(_D.event_seq)
-        .limit(bindparam("b_limit", type_=Integer))
-    )
-    if ordered:
-        # A user's delivery waits while an older one of theirs is unsettled (pending or in
-        # flight); dead ones do not hold the line, or one poison event would stall the
-        # user for good.
-        older = _DELIVERY.alias("older")
-        due = due.where(
-            ~exists().where(
-                older.c.subscription_id == _D.subscription_id,
-                older.c.ordering_key == _D.ordering_key,
-                older.c.event_seq < _D.event_seq,
-                older.c.status.in_(OPEN_STATUSES),
-            )
-        )
-    claim = (
-        _DELIVERY.update()
-        .values(
-            status=INFLIGHT,
-            lease_owner=bindparam("b_owner"),
-            lease_until=bindparam("b_lease_until"),
-            updated_at=bindparam("b_now"),
-        )
-        .returning(_D.id, _D.event_seq, _D.subscription_id, _D.attempts)
-    )
-    if postgres:
-        # A materialized CTE runs the locking SELECT once. Written as `id IN (SELECT …
-        # LIMIT n FOR UPDATE SKIP LOCKED)` PostgreSQL may rescan the subquery for each
-        # row, skip the rows this very statement just locked, and take far more than n.
-        locked = due.with_for_update(skip_locked=True).cte("due").prefix_with("MATERIALIZED")
-        return claim.where(_D.id == locked.c.id)
-    # SQLite evaluates the uncorrelated subquery once, under the write lock.
-    return claim.where(_D.id.in_(due), _D.status == PENDING)
-
-
-_CLAIMS = {
-    (pg, ordered): _claim_statement(pg, ordered)
-    for pg in (False, True)
-    for ordered in (False, True)
-}
-
-
-def _insert_deliveries(postgres: bool) -> Executable:
-    insert = pg_insert if postgres else sqlite_insert
-    return insert(_DELIVERY).on_conflict_do_nothing(index_elements=["event_seq", "subscription_id"])
-
-
-_INSERTS = {pg: _insert_deliveries(pg) for pg in (False, True)}
+def _json(rows: Sequence[Any]) -> str:
+    return orjson.dumps(rows).decode()
 
 
 class DeliveryRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
-
-    @property
-    def _postgres(self) -> bool:
-        return self.session.get_bind().dialect.name == "postgresql"
+        self._postgres = session.get_bind().dialect.name == "postgresql"
+        # Claims return their events' columns too: events() then reads none.
+        self._claimed_events: dict[int, EventRow] = {}
 
     # -- fan-out -----------------------------------------------------------------------------
 
@@ -252,46 +75,52 @@ class DeliveryRepository:
         return bool(taken)
 
     async def undispatched(self, limit: int) -> list[FanoutEvent]:
-        rows = (await self.session.execute(_UNDISPATCHED, {"b_limit": limit})).all()
+        rows = (await self.session.execute(statements.UNDISPATCHED, {"b_limit": limit})).all()
         return [FanoutEvent(r[0], r[1], ordering_key(r[2], r[3], r[4])) for r in rows]
 
-    async def insert_deliveries(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Idempotent: a (event, subscription) pair that already has a delivery is left alone,
-        so running fan-out twice, or in two workers, creates nothing new."""
-        if rows:
-            await self.session.execute(_INSERTS[self._postgres], list(rows))
+    async def insert_deliveries(self, rows: Sequence[FanoutRow], now: datetime) -> None:
+        """Pending deliveries, due now. Idempotent: a (event, subscription) pair that already
+        has a delivery is left alone, so running fan-out twice, or in two workers, creates
+        nothing new."""
+        if not rows:
+            return
+        if self._postgres:
+            seqs, subs, keys = (list(column) for column in zip(*rows, strict=True))
+            params = {"b_seqs": seqs, "b_subs": subs, "b_keys": keys, "b_now": now}
+            await self.session.execute(statements.Postgres.INSERT_DELIVERIES, params)
+            return
+        encoded = _json([(seq, sqlite_uuid(sub), key) for seq, sub, key in rows])
+        await self.session.execute(
+            statements.SQLite.INSERT_DELIVERIES, {"b_rows": encoded, "b_now": now}
+        )
 
     async def mark_dispatched(self, seqs: Sequence[int], now: datetime) -> None:
         if seqs:
-            await self.session.execute(_MARK_DISPATCHED, {"b_seqs": list(seqs), "b_now": now})
+            statement = (
+                statements.Postgres if self._postgres else statements.SQLite
+            ).MARK_DISPATCHED
+            await self.session.execute(statement, {"b_seqs": self._seqs(seqs), "b_now": now})
 
     # -- leases and claims -------------------------------------------------------------------
 
     async def reclaim_expired(self, now: datetime, max_expiries: int) -> list[tuple[int, str]]:
         """Leases past their end go back to pending; a delivery whose lease expired
         `max_expiries` times keeps killing (or hanging) workers and is dead as poison."""
-        rows = (await self.session.execute(_RECLAIM, {"b_now": now, "b_max": max_expiries})).all()
-        return [(r[0], r[1]) for r in rows]
+        result = await self.session.execute(
+            statements.RECLAIM, {"b_now": now, "b_max": max_expiries}
+        )
+        return [(r[0], r[1]) for r in result.all()]
 
     async def lock_subscription(self, subscription_id: uuid.UUID) -> bool:
         """PostgreSQL: claims for one subscription are made by one worker at a time, which keeps
         `max_in_flight` exact across workers; a worker finding it busy moves on."""
         if not self._postgres:
             return True
-        taken = await self.session.scalar(_LOCK_SUBSCRIPTION, {"b_sub": subscription_id})
+        taken = await self.session.scalar(statements.LOCK_SUBSCRIPTION, {"b_sub": subscription_id})
         return taken is not None
 
-    async def free_slots(self, subscription_id: uuid.UUID, max_in_flight: int) -> int:
-        """How many more of its deliveries may go in flight now: `max_in_flight` minus those
-        in flight; 0 on PostgreSQL while another worker is claiming for it. Two statements:
-        the count must see what the previous lock holder committed (a statement's snapshot
-        in PostgreSQL is taken before it waits for, or takes, the row lock)."""
-        if not await self.lock_subscription(subscription_id):
-            return 0
-        return max_in_flight - await self.in_flight(subscription_id)
-
     async def in_flight(self, subscription_id: uuid.UUID) -> int:
-        return int(await self.session.scalar(_IN_FLIGHT, {"b_sub": subscription_id}) or 0)
+        return int(await self.session.scalar(statements.IN_FLIGHT, {"b_sub": subscription_id}) or 0)
 
     async def claim(
         self,
@@ -299,67 +128,144 @@ class DeliveryRepository:
         *,
         ordered: bool,
         limit: int,
+        max_in_flight: int,
         now: datetime,
         owner: str,
         lease_until: datetime,
     ) -> list[Claimed]:
-        statement = _CLAIMS[(self._postgres, ordered)]
+        """Up to `limit` due deliveries of the subscription, leased to `owner`, oldest event
+        first, never more than `max_in_flight` in flight; none on PostgreSQL while another
+        worker is claiming for it."""
+        if not await self.lock_subscription(subscription_id):
+            return []
         params = {
             "b_sub": subscription_id,
             "b_now": now,
             "b_limit": limit,
+            "b_max": max_in_flight,
             "b_owner": owner,
             "b_lease_until": lease_until,
         }
-        rows = (await self.session.execute(statement, params)).all()
-        return sorted((Claimed(r[0], r[1], r[2], r[3]) for r in rows), key=lambda c: c.event_seq)
+        if not self._postgres:
+            rows = (await self.session.execute(statements.SQLite.CLAIM[ordered], params)).all()
+            claimed = [Claimed(r[0], r[1], subscription_id, r[2]) for r in rows]
+            for r in rows:
+                self._claimed_events[r[1]] = _sqlite_event(r[1], r[3])
+        else:
+            rows = (await self.session.execute(statements.Postgres.CLAIM[ordered], params)).all()
+            claimed = [Claimed(r[0], r[2], subscription_id, r[1]) for r in rows]
+            for r in rows:
+                self._claimed_events[r[2]] = EventRow(*r[2:])
+        claimed.sort(key=_by_event)
+        return claimed
 
     async def events(self, seqs: Sequence[int]) -> dict[int, EventRow]:
-        if not seqs:
-            return {}
-        rows = (await self.session.execute(_EVENTS, {"b_seqs": list(seqs)})).all()
-        return {row[0]: EventRow(*row) for row in rows}
+        found = {s: e for s in seqs if (e := self._claimed_events.get(s)) is not None}
+        missing = [s for s in seqs if s not in found]
+        if missing:
+            statement = (statements.Postgres if self._postgres else statements.SQLite).EVENTS
+            result = await self.session.execute(statement, {"b_seqs": self._seqs(missing)})
+            found.update((row[0], EventRow(*row)) for row in result.all())
+        return found
+
+    def _seqs(self, seqs: Sequence[int]) -> Any:
+        return list(seqs) if self._postgres else _json(list(seqs))
 
     # -- settling attempts -------------------------------------------------------------------
 
     async def settle(self, settlements: Sequence[Settlement], worker: str) -> None:
-        """Attempt rows and delivery updates in the caller's transaction. A delivery whose
-        lease was taken from us (it expired and another worker claimed it) keeps the other
-        worker's state; its attempt row is still written, because the attempt did happen."""
+        """Attempt rows and delivery updates in the caller's transaction, one statement each
+        for the whole batch. A delivery whose lease was taken from us (it expired and another
+        worker claimed it) keeps the other worker's state; its attempt row is still written,
+        because the attempt did happen. Two attempts of one delivery in a batch (its lease
+        expired and this worker claimed it again): the first one settles it, as it would
+        row by row, and both are on record."""
         if not settlements:
             return
+        owner = settlements[0].owner
+        first: dict[int, Settlement] = {}
+        for s in settlements:
+            first.setdefault(s.delivery_id, s)
+            if s.owner != owner:
+                raise ValueError("one batch, one lease owner")
+        if self._postgres:
+            await self._settle_postgres(settlements, list(first.values()), owner, worker)
+        else:
+            await self._settle_sqlite(settlements, list(first.values()), owner, worker)
+
+    async def _settle_sqlite(
+        self,
+        attempts: Sequence[Settlement],
+        deliveries: Sequence[Settlement],
+        owner: str,
+        worker: str,
+    ) -> None:
+        text = sqlite_text
+        attempt_rows = [
+            (
+                s.delivery_id,
+                text(s.attempted_at),
+                s.duration_ms,
+                s.outcome,
+                s.last_status,
+                s.last_error,
+                s.response,
+            )
+            for s in attempts
+        ]
+        delivery_rows = [
+            (
+                s.delivery_id,
+                s.status,
+                text(s.next_attempt_at),
+                s.last_status,
+                s.last_error,
+                s.dead_reason,
+                text(s.finished_at),
+                text(s.attempted_at),
+            )
+            for s in deliveries
+        ]
         await self.session.execute(
-            _INSERT_ATTEMPT,
-            [
-                {
-                    "delivery_id": s.delivery_id,
-                    "attempted_at": s.attempted_at,
-                    "duration_ms": s.duration_ms,
-                    "outcome": s.outcome,
-                    "status_code": s.last_status,
-                    "error": s.last_error,
-                    "response": s.response,
-                    "worker": worker,
-                }
-                for s in settlements
-            ],
+            statements.SQLite.INSERT_ATTEMPTS, {"b_rows": _json(attempt_rows), "b_worker": worker}
         )
         await self.session.execute(
-            _SETTLE,
-            [
-                {
-                    "b_id": s.delivery_id,
-                    "b_owner": s.owner,
-                    "b_status": s.status,
-                    "b_next": s.next_attempt_at,
-                    "b_last_status": s.last_status,
-                    "b_last_error": s.last_error,
-                    "b_dead_reason": s.dead_reason,
-                    "b_finished": s.finished_at,
-                    "b_now": s.attempted_at,
-                }
-                for s in settlements
-            ],
+            statements.SQLite.SETTLE, {"b_rows": _json(delivery_rows), "b_owner": owner}
+        )
+
+    async def _settle_postgres(
+        self,
+        attempts: Sequence[Settlement],
+        deliveries: Sequence[Settlement],
+        owner: str,
+        worker: str,
+    ) -> None:
+        await self.session.execute(
+            statements.Postgres.INSERT_ATTEMPTS,
+            {
+                "b_ids": [s.delivery_id for s in attempts],
+                "b_at": [s.attempted_at for s in attempts],
+                "b_ms": [s.duration_ms for s in attempts],
+                "b_outcome": [s.outcome for s in attempts],
+                "b_code": [s.last_status for s in attempts],
+                "b_error": [s.last_error for s in attempts],
+                "b_response": [s.response for s in attempts],
+                "b_worker": worker,
+            },
+        )
+        await self.session.execute(
+            statements.Postgres.SETTLE,
+            {
+                "b_ids": [s.delivery_id for s in deliveries],
+                "b_status": [s.status for s in deliveries],
+                "b_next": [s.next_attempt_at for s in deliveries],
+                "b_code": [s.last_status for s in deliveries],
+                "b_error": [s.last_error for s in deliveries],
+                "b_dead": [s.dead_reason for s in deliveries],
+                "b_finished": [s.finished_at for s in deliveries],
+                "b_at": [s.attempted_at for s in deliveries],
+                "b_owner": owner,
+            },
         )
 
     # -- redrive -----------------------------------------------------------------------------
@@ -504,6 +410,20 @@ class DeliveryRepository:
         table = cast(Table, OutboxEvent.__table__)
         await self.session.execute(table.delete().where(table.c.seq.in_(seqs)))
         return len(seqs)
+
+
+def _sqlite_event(seq: int, columns: str) -> EventRow:
+    """An event from the JSON array a SQLite claim returns: event_id, type, aggregate_type,
+    aggregate_id, aggregate_version, occurred_at (stored text, UTC), payload."""
+    event_id, type_, aggregate_type, aggregate_id, version, occurred_at, payload = orjson.loads(
+        columns
+    )
+    when = datetime.fromisoformat(occurred_at).replace(tzinfo=UTC)
+    return EventRow(seq, event_id, type_, aggregate_type, aggregate_id, version, when, payload)
+
+
+def _by_event(claimed: Claimed) -> int:
+    return claimed.event_seq
 
 
 def _as_datetime(value: Any) -> datetime | None:

@@ -26,6 +26,7 @@ _ENABLED_WITH_KEYS = (
         _SUB.include_pii,
         _SUB.rate_limit_per_s,
         _SUB.max_in_flight,
+        _SUB.failing_since,
         _SECRET.sealed,
         _SECRET.expires_at,
     )
@@ -75,13 +76,15 @@ class SubscriptionRepository:
             bool,
             float | None,
             int,
+            datetime | None,
             str | None,
             datetime | None,
         ]
     ]:
         """One row per (enabled subscription, key), in subscription then key order: id, kind,
-        target, event_types, ordered, include_pii, rate_limit_per_s, max_in_flight, sealed,
-        expires_at (the last two None for a subscription without keys)."""
+        target, event_types, ordered, include_pii, rate_limit_per_s, max_in_flight,
+        failing_since, sealed, expires_at (the last two None for a subscription without
+        keys)."""
         return (await self.session.execute(_ENABLED_WITH_KEYS)).all()
 
     async def secrets_of(

@@ -1,0 +1,107 @@
+"""The dispatcher's whole-batch statements on both databases: a claim's events are read in the
+claim itself, a settle batch keeps the row-by-row outcome, a cycle reads its subscriptions
+before settling and still claims nothing for one its settling just disabled."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import select
+
+from globeguard.events import envelope
+from globeguard.events.catalog import EventType
+from globeguard.events.models import Delivery, DeliveryAttempt, OutboxEvent, Subscription
+from tests.events.support import FakeClock, Receiver, dispatcher, emit, subscribe
+
+
+async def _rows(container, model, *order):
+    async with container.db.read() as session:
+        return list(await session.scalars(select(model).order_by(*order)))
+
+
+async def test_a_claimed_job_carries_the_event_as_stored(app, container):
+    """The claim returns the event's columns itself (SQLite: as JSON from RETURNING,
+    PostgreSQL: joined): the bytes sent equal the envelope of the stored row, personal data
+    included or not, with or without a version."""
+    clock = FakeClock()
+    await subscribe(container, "private")
+    await subscribe(container, "pii", include_pii=True)
+    user = uuid.uuid4()
+    await emit(container, user, EventType.USER_UPDATED, version=7, email="a@example.test")
+    await emit(container, user, EventType.USER_CREATED, username='ünïcode "quoted"')
+    stored = await _rows(container, OutboxEvent, OutboxEvent.seq)
+    done = await dispatcher(container, Receiver(), clock).claim_round()
+    assert len(done.jobs) == 4
+    for job in done.jobs:
+        (row,) = [r for r in stored if r.seq == job.event.seq]
+        assert job.body == envelope.body(row, include_pii=job.target.include_pii)
+        assert job.event.occurred_at == row.occurred_at
+        assert job.event.occurred_at.utcoffset() == timedelta(0)
+    bodies = {job.body for job in done.jobs}
+    assert any(b"a@example.test" in b for b in bodies)
+    assert sum(b"a@example.test" in b for b in bodies) == 1  # only the pii subscription's
+
+
+async def test_a_backlog_is_claimed_oldest_event_first(app, container):
+    clock = FakeClock()
+    await subscribe(container, "hook", max_in_flight=100)
+    ids = [await emit(container, uuid.uuid4()) for _ in range(12)]
+    pump = dispatcher(container, Receiver(), clock)
+    claimed = []
+    for _ in range(4):
+        claimed += [job.event.event_id for job in (await pump.claim_round(capacity=3)).jobs]
+    assert claimed == ids
+
+
+async def test_two_attempts_of_one_delivery_in_a_batch_settle_as_the_first(app, container):
+    """Its lease ran out and the same worker claimed it again, so both attempts end in one
+    settle batch: the first settles it (as row-by-row updates did), both are on record."""
+    clock = FakeClock()
+    await subscribe(container, "hook")
+    await emit(container, uuid.uuid4())
+    answers = iter([httpx.Response(500), httpx.Response(200)])
+    pump = dispatcher(container, Receiver(lambda r: next(answers)), clock)
+    (first,) = (await pump.claim_round()).jobs
+    clock.advance(container.settings.delivery.lease + timedelta(seconds=1))
+    (again,) = (await pump.claim_round()).jobs
+    assert again.claimed.id == first.claimed.id
+    failed, succeeded = await pump.send(first), await pump.send(again)
+    await pump.settle([failed, succeeded])
+    (delivery,) = await _rows(container, Delivery, Delivery.id)
+    assert (delivery.status, delivery.attempts, delivery.last_status) == ("pending", 1, 500)
+    attempts = await _rows(container, DeliveryAttempt, DeliveryAttempt.id)
+    assert [a.status_code for a in attempts] == [500, 200]
+
+
+async def test_a_cycle_claims_nothing_for_a_subscription_its_settling_disabled(app, container):
+    clock = FakeClock()
+    gone, _ = await subscribe(container, "gone")
+    for _ in range(3):
+        await emit(container, uuid.uuid4())
+    pump = dispatcher(container, Receiver(lambda r: httpx.Response(410)), clock)
+    first = (await pump.claim_round(capacity=1)).jobs
+    settled = [await pump.send(job) for job in first]
+    done = await pump.cycle(settled, capacity=10)
+    assert done.jobs == []
+    async with container.db.read() as session:
+        subscription = await session.get(Subscription, gone)
+    assert subscription is not None and subscription.disabled_reason == "gone_410"
+
+
+async def test_a_success_in_a_cycle_ends_the_failure_run(app, container):
+    clock = FakeClock()
+    sub, _ = await subscribe(container, "flaky")
+    await emit(container, uuid.uuid4())
+    await emit(container, uuid.uuid4())
+    answers = iter([httpx.Response(500), httpx.Response(200)])
+    pump = dispatcher(container, Receiver(lambda r: next(answers)), clock)
+    (job,) = (await pump.claim_round(capacity=1)).jobs
+    done = await pump.cycle([await pump.send(job)], capacity=1)
+    (subscription,) = await _rows(container, Subscription, Subscription.id)
+    assert subscription.failing_since == clock.now
+    (job,) = done.jobs
+    await pump.cycle([await pump.send(job)], capacity=0)
+    (subscription,) = await _rows(container, Subscription, Subscription.id)
+    assert subscription.id == sub and subscription.failing_since is None
