@@ -165,7 +165,8 @@ class CpuTally:
 
 def counted_signin_runner(wrk: str, url: str, script: Path, pid: int, tally: CpuTally) -> Runner:
     """Like http_runner, also adding the server's CPU (its main thread, the event loop, and
-    the others: hashing, the SQLite writer) and the requests served to `tally`."""
+    the others: hashing and, on SQLite, its writer) and the requests served to `tally`. A
+    PostgreSQL server's own CPU is not counted."""
 
     def run(seconds: int) -> float:
         before = thread_cpu_s(pid)
@@ -382,7 +383,7 @@ def report_text(ratios: list[Ratio], config: dict[str, Any]) -> str:
         lines += [
             "",
             f"CPU per sign-in in the server: event loop {cpu['signin_event_loop']:.1f} ms, "
-            f"other threads {cpu['signin_other_threads']:.1f} ms (hashing, SQLite writer); "
+            f"other threads {cpu['signin_other_threads']:.1f} ms (hashing; SQLite's writer); "
             f"one raw argon2id verify: {cpu['argon2_verify']:.1f} ms",
         ]
     lines += [
