@@ -380,10 +380,15 @@ def report_text(ratios: list[Ratio], config: dict[str, Any]) -> str:
         *table_lines(ratios),
     ]
     if cpu := config.get("cpu_ms"):
+        others = (
+            "hashing, SQLite's writer"
+            if config["db_backend"] == "sqlite"
+            else "hashing; PostgreSQL's own CPU not counted"
+        )
         lines += [
             "",
             f"CPU per sign-in in the server: event loop {cpu['signin_event_loop']:.1f} ms, "
-            f"other threads {cpu['signin_other_threads']:.1f} ms (hashing; SQLite's writer); "
+            f"other threads {cpu['signin_other_threads']:.1f} ms ({others}); "
             f"one raw argon2id verify: {cpu['argon2_verify']:.1f} ms",
         ]
     lines += [
