@@ -196,7 +196,19 @@ def _radius(place: Place) -> float:
     return place.radius_km or 0.0
 
 
+# Two logins from one place, the commonest pair: the haversine of a point to itself is
+# exactly 0.0, and so is everything measured from it (radii only ever subtract from it).
+NOWHERE = Measurement(0.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+
+
 def measure(origin: Place, destination: Place, seconds: float) -> Measurement:
+    if origin.lat == destination.lat and origin.lon == destination.lon:
+        return NOWHERE
+    return measure_apart(origin, destination, seconds)
+
+
+def measure_apart(origin: Place, destination: Place, seconds: float) -> Measurement:
+    """`measure` worked out in full, whatever the places."""
     distance = haversine_km(origin.lat, origin.lon, destination.lat, destination.lon)
     adjusted = max(0.0, distance - _radius(origin) - _radius(destination))
     distance_mi, adjusted_mi = km_to_mi(distance), km_to_mi(adjusted)
@@ -290,9 +302,10 @@ def _assess(
     settings: TravelSettings,
 ) -> tuple[float, Measurement | None, Grade, Control | None]:
     """(elapsed seconds, measurement, raw grade, lowering control) of a pair."""
-    if not earlier.order < later.order:
+    before, after = earlier.occurred_at, later.occurred_at
+    if not (before < after or (before == after and earlier.arrival_seq < later.arrival_seq)):
         raise ValueError(f"{earlier.key!r} does not precede {later.key!r}")
-    seconds = elapsed_seconds(earlier.occurred_at, later.occurred_at)
+    seconds = elapsed_seconds(before, after)
     if earlier.place is None or later.place is None:
         return seconds, None, Grade.UNVERIFIABLE, None
     measured = measure(earlier.place, later.place, seconds)

@@ -15,7 +15,7 @@ from those (``Profile.from_window``) and moved past the events that follow.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
@@ -53,6 +53,10 @@ FAILURE = Slot(False)
 UNLOCATED_SUCCESS = Slot(True)
 
 
+def success_slot(place: Place | None) -> Slot:
+    return UNLOCATED_SUCCESS if place is None else Slot(True, place)
+
+
 @dataclass(frozen=True, slots=True)
 class Profile:
     successes: int = 0
@@ -80,11 +84,15 @@ class Profile:
         return Profile(self.successes + 1, first, event, event, recent)
 
     def judge(
-        self, events: Sequence[TravelEvent], settings: TravelSettings
+        self,
+        events: Sequence[TravelEvent],
+        settings: TravelSettings,
+        slot_of: Callable[[Place | None], Slot] = success_slot,
     ) -> tuple[dict[str, Verdict], Profile]:
         """Every event's verdict (`events` in event order, all later than this profile), each
         judged from the profile of everything before it — the same window of recent places a
-        single login is judged by — and the profile after the last."""
+        single login is judged by — and the profile after the last. `slot_of` gives the slot
+        of a success at a place (a caller may hand out one per place, to share them)."""
         # `after` step by step, in local variables: a bulk batch judges thousands of logins,
         # and one Profile (and one History of known places) per login cost more than the
         # grading itself. The history is built only for the logins a control looks at.
@@ -95,7 +103,7 @@ class Profile:
             history_of = partial(_history, successes, first, recent)
             verdicts[event.key] = judge_lazily(event, anchor, history_of, settings)
             if event.success:
-                recent.insert(0, Slot(True, event.place))
+                recent.insert(0, slot_of(event.place))
                 successes += 1
                 first = first or event.occurred_at
                 anchor = event
@@ -156,11 +164,13 @@ class Profile:
                 if position is None:
                     position = by_identity[id(place)] = index.setdefault(place, len(index))
                 recent.append(position)
+        latest = _event_doc(self.latest)
         return {
             "successes": self.successes,
             "first_success_at": _iso(self.first_success_at),
-            "anchor": _event_doc(self.anchor),
-            "latest": _event_doc(self.latest),
+            # Mostly one event (the last login succeeded): written out once.
+            "anchor": latest if self.anchor is self.latest else _event_doc(self.anchor),
+            "latest": latest,
             "places": [_place_doc(place) for place in index],
             "recent": recent,
         }

@@ -140,7 +140,8 @@ class BulkIngestor:
             stored = await repo.tail_facts(behind, start)
             profiles.update(await window_profiles(repo, behind, start))
         events = new.travel_events()
-        return grade_batch(new.rows, events, stored, profiles, self.settings, described)
+        settings = self.settings
+        return grade_batch(new.rows, events, stored, profiles, settings, described, new.slot_of)
 
     def prepare_new(
         self,

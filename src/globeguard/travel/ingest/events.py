@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import datetime
-from typing import Any, NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol, TypeGuard
 
 import orjson
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -163,13 +163,13 @@ def _plain_event(data: dict[str, Any]) -> Login | None:
     user_agent = data.get("user_agent")
     failure_reason = data.get("failure_reason")
     if not (
-        _plain_text(subject, 1, SUBJECT_MAX)
+        plain_text(subject, 1, SUBJECT_MAX)
         and type(ip) is str
         and normalise_ip(ip) == ip
         and type(success) is bool
-        and (event_uuid is None or event_uuid is _ABSENT or _plain_text(event_uuid, 1, UUID_MAX))
-        and (user_agent is None or _plain_text(user_agent, 0, USER_AGENT_MAX))
-        and (failure_reason is None or _plain_text(failure_reason, 0, FAILURE_REASON_MAX))
+        and (event_uuid is None or event_uuid is _ABSENT or plain_text(event_uuid, 1, UUID_MAX))
+        and (user_agent is None or plain_text(user_agent, 0, USER_AGENT_MAX))
+        and (failure_reason is None or plain_text(failure_reason, 0, FAILURE_REASON_MAX))
     ):
         return None
     # The schema's own conversion; bool is excluded by the exact type test.
@@ -192,7 +192,7 @@ def _first(data: dict[str, Any], names: tuple[str, ...]) -> Any:
     return _ABSENT
 
 
-def _plain_text(value: Any, shortest: int, longest: int) -> bool:
+def plain_text(value: Any, shortest: int, longest: int) -> TypeGuard[str]:
     """Text the schema keeps as it is: nothing to strip, within its lengths, storable."""
     return (
         type(value) is str
