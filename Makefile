@@ -53,12 +53,13 @@ lint: $(STAMP) ## Ruff, mypy, and the import layers (lint-imports, pyproject.tom
 	$(BIN)/mypy
 	$(BIN)/lint-imports --no-cache
 
-bench: $(STAMP) ## Benchmarks: print our throughput as ratios to baselines on this machine
+bench: $(STAMP) ## Benchmarks: throughput and tail latency as ratios measured on this machine
 	$(BIN)/python bench/auth.py
 	$(BIN)/python bench/travel.py
 	$(BIN)/python bench/events.py
 	$(BIN)/python bench/analytics.py
 	$(BIN)/python bench/jobs.py
+	$(BIN)/python bench/latency.py
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import re
 import secrets
@@ -87,12 +88,25 @@ def run_guarded(measure: Callable[[Path], T], prefix: str = "gg-bench-") -> T | 
 
 
 @dataclass(frozen=True, slots=True)
+class WrkLatency:
+    """wrk's latency figures (`--latency`), in seconds."""
+
+    p50: float
+    p75: float
+    p90: float
+    p99: float
+    max: float
+
+
+@dataclass(frozen=True, slots=True)
 class WrkResult:
     requests_per_s: float
     requests: int
     non_2xx: int
     socket_errors: int
     output: str
+    # Only when wrk ran with --latency (run_wrk(latency=True)).
+    latency: WrkLatency | None = None
 
     @property
     def problems(self) -> list[str]:
@@ -151,6 +165,32 @@ def parse_wrk(output: str) -> WrkResult:
         non_2xx=int(non_2xx.group(1)) if non_2xx else 0,
         socket_errors=sum(int(n) for n in errors.groups()) if errors else 0,
         output=output,
+        latency=parse_wrk_latency(output),
+    )
+
+
+# wrk prints durations with the unit it finds readable: 812.00us, 2.61ms, 1.50s, 1.02m.
+_WRK_UNITS = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+_WRK_TIME = r"([\d.]+)(us|ms|s|m|h)"
+
+
+def _wrk_seconds(match: re.Match[str], group: int = 1) -> float:
+    return float(match.group(group)) * _WRK_UNITS[match.group(group + 1)]
+
+
+def parse_wrk_latency(output: str) -> WrkLatency | None:
+    """The latency distribution of a `wrk --latency` run (None without --latency). Its
+    percentiles count only the requests wrk sent: with a closed loop, a stalled server also
+    stalls the sending, so they understate a stall (see bench/latency.py)."""
+    stats = re.search(rf"Latency\s+{_WRK_TIME}\s+{_WRK_TIME}\s+{_WRK_TIME}", output)
+    points = {
+        int(m.group(1)): _wrk_seconds(m, 2)
+        for m in re.finditer(rf"^\s+(50|75|90|99)%\s+{_WRK_TIME}", output, re.MULTILINE)
+    }
+    if stats is None or len(points) < 4:
+        return None
+    return WrkLatency(
+        p50=points[50], p75=points[75], p90=points[90], p99=points[99], max=_wrk_seconds(stats, 5)
     )
 
 
@@ -162,8 +202,11 @@ def run_wrk(
     connections: int,
     headers: dict[str, str] | None = None,
     script: Path | None = None,
+    latency: bool = False,
 ) -> WrkResult:
     command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "10s"]
+    if latency:
+        command.append("--latency")
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     if script is not None:
@@ -394,6 +437,15 @@ def server(
 
 # --------------------------------------------------------------------------------------------
 # Measurement plan
+
+
+def percentile(ordered: list[float], fraction: float) -> float:
+    """Nearest-rank percentile of an ascending list (fraction 0.99 = p99); 0.0 when empty.
+    Nearest rank returns a measured value, never an interpolation between two."""
+    if not ordered:
+        return 0.0
+    rank = max(1, math.ceil(fraction * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
 
 
 @dataclass(slots=True)
