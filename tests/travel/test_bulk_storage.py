@@ -4,6 +4,7 @@ for a row another writer (or a rolled-back transaction) left different."""
 
 from __future__ import annotations
 
+import gc
 import uuid
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -71,6 +72,9 @@ def test_event_rows_reach_the_driver_as_sqlalchemy_converts_them(dialect: Any) -
     names = _INSERT._for(dialect).names
     got = dict(zip(names, zip(*_INSERT.values(dialect, rows), strict=True), strict=True))
     assert got == expected
+    # PostgreSQL takes them as one array per column.
+    by_column = dict(zip(names, _INSERT.columns(dialect, rows), strict=True))
+    assert by_column == {name: list(column) for name, column in expected.items()}
 
 
 @given(histories())
@@ -131,3 +135,24 @@ async def test_a_profile_of_a_rolled_back_batch_is_not_taken_for_the_stored_one(
         await fail_after_storing()
     await store(ingestor, container, login("q3", 20))
     assert await anchor_of(container, "q3") == "q1"
+
+
+def test_a_stream_pauses_the_cycle_collector_and_gives_it_back_even_on_failure() -> None:
+    from globeguard.travel.ingest_routes import _collector_paused
+
+    def failing_stream() -> None:
+        with _collector_paused():
+            assert not gc.isenabled()
+            raise RuntimeError("the stream failed")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        failing_stream()
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with _collector_paused():
+            pass
+        assert not gc.isenabled()  # not turned on by a stream if it was off
+    finally:
+        gc.enable()

@@ -35,6 +35,8 @@ class _Compiled:
     take: Callable[[Mapping[str, Any]], tuple[Any, ...]]
     # (position in the row tuple, conversion), for the columns that have one.
     converters: tuple[tuple[int, Converter], ...]
+    # One execution with a list of values per column (unnest), not one per row.
+    by_column: bool = False
 
 
 class DriverRows:
@@ -70,12 +72,20 @@ class DriverRows:
             values.append(tuple(items))
         return values
 
+    def columns(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> tuple[Any, ...]:
+        """`values` as one list per parameter."""
+        return tuple(map(list, zip(*self.values(dialect, rows), strict=True)))
+
     async def run(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
         connection = await session.connection()
         dialect = connection.dialect
-        await connection.exec_driver_sql(self._for(dialect).sql, self.values(dialect, rows))  # type: ignore[arg-type]
+        compiled = self._for(dialect)
+        if compiled.by_column:
+            await connection.exec_driver_sql(compiled.sql, self.columns(dialect, rows))
+        else:
+            await connection.exec_driver_sql(compiled.sql, self.values(dialect, rows))  # type: ignore[arg-type]
 
     def _for(self, dialect: Dialect) -> _Compiled:
         found = self._compiled.get(dialect.name)
@@ -98,10 +108,45 @@ class DriverRows:
         if len(names) == 1:
             single = take
             take = lambda row: (single(row),)  # type: ignore[assignment]  # noqa: E731 - one name: no tuple
-        return _Compiled(str(compiled), names, take, tuple(converters))
+        sql, by_column = str(compiled), dialect.name == "postgresql"
+        if by_column:
+            sql = _unnest(sql, self.table, names, dialect)
+        return _Compiled(sql, names, take, tuple(converters), by_column)
 
 
 _NOTHING: Any = object()
+
+
+def _unnest(sql: str, table: Table, names: Sequence[str], dialect: Dialect) -> str:
+    """PostgreSQL: `INSERT ... VALUES (...)` as `INSERT ... SELECT * FROM unnest(...)`, each
+    parameter an array of its column's values. One statement for a batch instead of a
+    pipelined execution per row: the batch's INSERT took 57 µs a row that way, ~4x the
+    set-based one."""
+    head, values, tail = _split_values(sql)
+    arrays = ", ".join(
+        f"${position}::{_pg_type(table, name, dialect)}[]"
+        for position, name in enumerate(names, start=1)
+    )
+    return f"{head}SELECT * FROM unnest({arrays}){tail}"
+
+
+def _split_values(sql: str) -> tuple[str, str, str]:
+    """(before, the VALUES group, after) of a compiled single-row INSERT."""
+    start = sql.index("VALUES (")
+    depth, end = 0, start + len("VALUES ")
+    for end in range(start + len("VALUES "), len(sql)):
+        depth += {"(": 1, ")": -1}.get(sql[end], 0)
+        if depth == 0:
+            break
+    return sql[:start], sql[start : end + 1], sql[end + 1 :]
+
+
+def _pg_type(table: Table, name: str, dialect: Dialect) -> str:
+    column = table.c[name]
+    column_type = column.type
+    if column_type._isnull and column.foreign_keys:  # a foreign key takes its target's type
+        column_type = next(iter(column.foreign_keys)).column.type
+    return str(column_type.compile(dialect=dialect))
 
 
 def _converter(table: Table, name: str, dialect: Dialect) -> Converter | None:
