@@ -105,3 +105,28 @@ async def test_account_blocked_while_hashing_refuses_the_signin(client, containe
     assert response.status_code == 401
     assert await sessions_of(container, user_id) == before
     assert await failures_of(client, admin, user_id) == ["invalid_credentials"]
+
+
+async def test_role_removed_while_hashing_is_not_in_the_new_token(client, container, monkeypatch):
+    admin = await make_admin(client, container)
+    created = await signup(client, "demoted")
+    user_id = created["user_id"]
+    granted = await client.post(
+        f"/api/v1/users/{user_id}/roles", headers=bearer(admin), json={"role": "admin"}
+    )
+    assert granted.status_code == 200, granted.text
+    real_verify = container.hasher.verify
+
+    async def verify_then_demote(stored_hash, password):
+        verdict = await real_verify(stored_hash, password)
+        removed = await client.delete(f"/api/v1/users/{user_id}/roles/admin", headers=bearer(admin))
+        assert removed.status_code == 200, removed.text
+        return verdict
+
+    monkeypatch.setattr(container.hasher, "verify", verify_then_demote)
+
+    tokens = await signin(client, "demoted")
+
+    assert tokens["user"]["roles"] == ["user"]
+    listing = await client.get("/api/v1/users", headers=bearer(tokens))
+    assert listing.status_code == 403, "a role removed during the sign-in still worked"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -18,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from globeguard.identity.models import AuthSession, RefreshToken, Role, User, UserRole
-from globeguard.identity.users.repository import Credentials
 
 _USER = cast(Table, User.__table__)
 _ROLE = cast(Table, Role.__table__)
@@ -31,7 +31,14 @@ _INSERT_REFRESH = insert(_REFRESH)
 
 def _credentials_query(column: Any) -> Any:
     return (
-        select(_USER.c.id, _USER.c.password_hash, _USER.c.status, _ROLE.c.name, _ROLE.c.permissions)
+        select(
+            _USER.c.id,
+            _USER.c.password_hash,
+            _USER.c.status,
+            _USER.c.token_version,
+            _ROLE.c.name,
+            _ROLE.c.permissions,
+        )
         .outerjoin(_USER_ROLE, _USER_ROLE.c.user_id == _USER.c.id)
         .outerjoin(_ROLE, _ROLE.c.id == _USER_ROLE.c.role_id)
         .where(column == bindparam("key"))
@@ -87,6 +94,16 @@ def _session_with_refresh() -> Any:
 _INSERT_SESSION_WITH_REFRESH = _session_with_refresh()
 
 
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    user_id: uuid.UUID
+    password_hash: str | None
+    status: str
+    # Bumped by every change to what the user may do: tells whether `roles` still hold.
+    token_version: int
+    roles: list[tuple[str, list[str]]]
+
+
 class SigninRepository:
     """The sign-in's statements about its account."""
 
@@ -101,7 +118,8 @@ class SigninRepository:
         if not rows:
             return None
         roles = [(name, list(permissions)) for *_, name, permissions in rows if name is not None]
-        return Credentials(rows[0][0], rows[0][1], rows[0][2], roles)
+        user_id, password_hash, status, token_version = rows[0][:4]
+        return Credentials(user_id, password_hash, status, token_version, roles)
 
     async def record_signin(
         self,

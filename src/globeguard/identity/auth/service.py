@@ -56,6 +56,7 @@ class _Candidate:
     user_id: uuid.UUID | None
     password_hash: str | None
     status: str | None
+    token_version: int | None
     grants: Grants | None
 
 
@@ -170,8 +171,13 @@ class AuthService:
                 "travel": login.grade.value,
             },
         )
-        assert candidate.grants is not None
-        return user, candidate.grants
+        grants = candidate.grants
+        if user.token_version != candidate.token_version:
+            # What the user may do changed while we were hashing (a role change bumps the
+            # version): the token about to carry the new version must carry the new roles.
+            grants = await grants_of(session, user.id)
+        assert grants is not None
+        return user, grants
 
     def _refusal(self, grade: Grade) -> str | None:
         deny = grade is Grade.IMPOSSIBLE and self.risk.impossible_travel == "deny"
@@ -222,14 +228,18 @@ class AuthService:
 
     async def _candidate(self, identifier: str) -> _Candidate:
         # A short read that releases its connection before the ~17 ms hash. Roles read here
-        # may be stale by the time the token is minted, but a role change bumps the token
-        # version, so such a token is rejected on first use.
+        # may be stale by the time the token is minted: verify_password compares the token
+        # version read here with the one the sign-in's write returns.
         async with self.db.read_engine.connect() as connection:
             found = await SigninRepository(connection).credentials(identifier)
         if found is None:
-            return _Candidate(None, None, None, None)
+            return _Candidate(None, None, None, None, None)
         return _Candidate(
-            found.user_id, found.password_hash, found.status, grants_from(found.roles)
+            found.user_id,
+            found.password_hash,
+            found.status,
+            found.token_version,
+            grants_from(found.roles),
         )
 
     async def _failed(
