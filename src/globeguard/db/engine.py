@@ -30,9 +30,7 @@ def _json_dumps(value: Any) -> str:
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     url = make_url(settings.url)
     if url.get_backend_name() == "sqlite":
-        # The writer runs its statements on a thread of its own (see sqlite_writer).
-        writer_url = url.set(drivername=f"sqlite+{sqlite_writer.DRIVER}")
-        return _sqlite_engine(settings, writer_url, pool_size=1, read_only=False)
+        return _sqlite_engine(settings, url, pool_size=1, read_only=False)
     if url.drivername == "postgresql":
         url = url.set(drivername="postgresql+asyncpg")
     return create_async_engine(
@@ -76,6 +74,9 @@ def _sqlite_engine(
 ) -> AsyncEngine:
     if url.database and url.database != ":memory:":
         _create_private(Path(url.database))
+    # Each connection runs its statements on a thread of its own (see sqlite_writer): one
+    # hop per statement, where aiosqlite makes four, and never the loop's thread.
+    url = url.set(drivername=f"sqlite+{sqlite_writer.DRIVER}")
     busy_ms = int(settings.sqlite_busy_timeout.total_seconds() * 1000)
     # The writer engine has one connection: the process is SQLite's only writer, and queueing
     # on the pool (an asyncio wait) is far cheaper than SQLite's busy handler, which sleeps in
@@ -91,6 +92,7 @@ def _sqlite_engine(
         max_overflow=0,
         pool_timeout=30,
     )
+    engine.dialect.checkpoints = not read_only  # type: ignore[attr-defined]
 
     @event.listens_for(engine.sync_engine, "connect")
     def _pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -331,6 +331,8 @@ class ThreadedSQLiteDialect(SQLiteDialect_pysqlite):
     driver = DRIVER
     is_async = True
     supports_statement_cache = True
+    # The writer's engine checkpoints the WAL; readers never write, so they need no thread.
+    checkpoints = True
 
     @classmethod
     def get_pool_class(cls, url: Any) -> Any:
@@ -341,7 +343,7 @@ class ThreadedSQLiteDialect(SQLiteDialect_pysqlite):
             return cast(sqlite3.Connection, SQLiteDialect_pysqlite.connect(self, *args, **kwargs))
 
         in_memory = not args or args[0] in ("", ":memory:") or "mode=memory" in str(args[0])
-        checkpointer = None if in_memory else Checkpointer(open_connection)
+        checkpointer = None if in_memory or not self.checkpoints else Checkpointer(open_connection)
         connection = ThreadedConnection(WriterThread(open_connection, checkpointer))
         try:
             connection.run(lambda c: None)  # a failure to open surfaces here, not later
