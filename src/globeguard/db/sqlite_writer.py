@@ -1,4 +1,7 @@
-"""SQLite's writer connection on a thread of its own, one thread hop per statement.
+"""SQLite connections on threads of their own, one thread hop per statement.
+
+Used for the writer (one connection) and the readers (a small pool), each connection with its
+own thread.
 
 Why not pysqlite on the event loop: a statement that waits for another process's write lock
 (SQLite's busy handler sleeps), a WAL checkpoint that syncs the disk, or a 1,000-row import
