@@ -8,7 +8,8 @@ import uuid
 from datetime import timedelta
 
 import httpx
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
 from globeguard.events import envelope
 from globeguard.events.catalog import EventType
@@ -105,3 +106,23 @@ async def test_a_success_in_a_cycle_ends_the_failure_run(app, container):
     await pump.cycle([await pump.send(job)], capacity=0)
     (subscription,) = await _rows(container, Subscription, Subscription.id)
     assert subscription.id == sub and subscription.failing_since is None
+
+
+async def test_settling_remakes_what_a_new_sqlite_connection_lacks(app, container, backend):
+    """SQLite settles through a TEMP view and trigger of the writer connection; a connection
+    without them (new, or whose first settling transaction rolled back) makes them again."""
+    if backend != "sqlite":
+        pytest.skip("TEMP objects are the SQLite path's")
+    clock = FakeClock()
+    await subscribe(container, "hook")
+    for _ in range(2):
+        await emit(container, uuid.uuid4())
+    pump = dispatcher(container, Receiver(), clock)
+    first, second = (await pump.claim_round()).jobs
+    await pump.settle([await pump.send(first)])
+    async with container.db.transaction() as session:
+        await session.execute(text("DROP VIEW temp.settle_attempt"))  # its trigger goes too
+    await pump.settle([await pump.send(second)])
+    statuses = [d.status for d in await _rows(container, Delivery, Delivery.id)]
+    assert statuses == ["succeeded", "succeeded"]
+    assert len(await _rows(container, DeliveryAttempt, DeliveryAttempt.id)) == 2

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from globeguard.events.delivery.dispatcher import Dispatcher
-from globeguard.events.models import Delivery
+from globeguard.events.models import Delivery, Subscription
 from globeguard.wiring import build
 from tests.events.support import Receiver, emit, subscribe, webhook_sinks
 
@@ -150,3 +150,50 @@ async def test_a_running_worker_finds_events_nobody_told_it_about(app, container
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     assert receiver.ids() == [first, second]
+
+
+async def test_a_worker_that_found_the_subscription_locked_looks_again_soon(
+    app, container, backend
+):
+    """Two workers woken for one event: one fans it out, but its claim is skipped because
+    the other holds the subscription's lock, and the other cannot see the uncommitted rows.
+    The skipped one must look again once the lock is free, not a poll interval later (an
+    hour here: without that it would never get to it within the test)."""
+    if backend != "postgresql":
+        pytest.skip("row locks that claims skip are PostgreSQL's")
+    await subscribe(container, "hook")
+    receiver = Receiver()
+    worker = Dispatcher(
+        container.db,
+        container.subscriptions,
+        webhook_sinks(receiver),
+        container.settings.delivery.model_copy(update={"poll_interval": timedelta(hours=1)}),
+    )
+    contended = asyncio.Event()
+    cycle = worker.cycle
+
+    async def watched(*args, **kwargs):
+        done = await cycle(*args, **kwargs)
+        if done.contended:
+            contended.set()
+        return done
+
+    worker.cycle = watched  # type: ignore[method-assign]
+    event = await emit(container, uuid.uuid4())
+    other = build(container.settings)
+    task = None
+    try:
+        async with asyncio.timeout(PATIENCE_S):
+            async with other.db.transaction() as session:
+                await session.execute(select(Subscription.id).with_for_update(key_share=True))
+                task = asyncio.create_task(worker.run())
+                await contended.wait()
+                assert receiver.ids() == []
+            while event not in receiver.ids():  # noqa: ASYNC110 - polling the fake receiver
+                await asyncio.sleep(0.01)
+    finally:
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+        await other.db.dispose()
+    assert receiver.ids() == [event]

@@ -11,6 +11,7 @@ from typing import Any, cast
 
 import orjson
 from sqlalchemy import Table, bindparam, exists, func, or_, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.events.delivery import statements
@@ -62,6 +63,8 @@ class DeliveryRepository:
         self._postgres = session.get_bind().dialect.name == "postgresql"
         # Claims return their events' columns too: events() then reads none.
         self._claimed_events: dict[int, EventRow] = {}
+        # A claim was skipped: another worker held the subscription's lock (PostgreSQL).
+        self.contended = False
 
     # -- fan-out -----------------------------------------------------------------------------
 
@@ -137,6 +140,7 @@ class DeliveryRepository:
         first, never more than `max_in_flight` in flight; none on PostgreSQL while another
         worker is claiming for it."""
         if not await self.lock_subscription(subscription_id):
+            self.contended = True
             return []
         params = {
             "b_sub": subscription_id,
@@ -191,29 +195,11 @@ class DeliveryRepository:
         if self._postgres:
             await self._settle_postgres(settlements, list(first.values()), owner, worker)
         else:
-            await self._settle_sqlite(settlements, list(first.values()), owner, worker)
+            await self._settle_sqlite(settlements, worker)
 
-    async def _settle_sqlite(
-        self,
-        attempts: Sequence[Settlement],
-        deliveries: Sequence[Settlement],
-        owner: str,
-        worker: str,
-    ) -> None:
+    async def _settle_sqlite(self, settlements: Sequence[Settlement], worker: str) -> None:
         text = sqlite_text
-        attempt_rows = [
-            (
-                s.delivery_id,
-                text(s.attempted_at),
-                s.duration_ms,
-                s.outcome,
-                s.last_status,
-                s.last_error,
-                s.response,
-            )
-            for s in attempts
-        ]
-        delivery_rows = [
+        rows = [
             (
                 s.delivery_id,
                 s.status,
@@ -223,15 +209,24 @@ class DeliveryRepository:
                 s.dead_reason,
                 text(s.finished_at),
                 text(s.attempted_at),
+                s.duration_ms,
+                s.outcome,
+                s.response,
             )
-            for s in deliveries
+            for s in settlements
         ]
-        await self.session.execute(
-            statements.SQLite.INSERT_ATTEMPTS, {"b_rows": _json(attempt_rows), "b_worker": worker}
-        )
-        await self.session.execute(
-            statements.SQLite.SETTLE, {"b_rows": _json(delivery_rows), "b_owner": owner}
-        )
+        params = {"b_rows": _json(rows), "b_owner": settlements[0].owner, "b_worker": worker}
+        try:
+            await self.session.execute(statements.SQLite.SETTLE, params)
+        except OperationalError as exc:
+            # The writer connection is new, or the transaction that made the TEMP objects
+            # rolled back: make them (a statement that fails to compile leaves the
+            # transaction as it was) and settle.
+            if "settle_attempt" not in str(exc.orig):
+                raise
+            for statement in statements.SQLite.SETTLE_SETUP:
+                await self.session.execute(statement)
+            await self.session.execute(statements.SQLite.SETTLE, params)
 
     async def _settle_postgres(
         self,
@@ -241,21 +236,16 @@ class DeliveryRepository:
         worker: str,
     ) -> None:
         await self.session.execute(
-            statements.Postgres.INSERT_ATTEMPTS,
-            {
-                "b_ids": [s.delivery_id for s in attempts],
-                "b_at": [s.attempted_at for s in attempts],
-                "b_ms": [s.duration_ms for s in attempts],
-                "b_outcome": [s.outcome for s in attempts],
-                "b_code": [s.last_status for s in attempts],
-                "b_error": [s.last_error for s in attempts],
-                "b_response": [s.response for s in attempts],
-                "b_worker": worker,
-            },
-        )
-        await self.session.execute(
             statements.Postgres.SETTLE,
             {
+                "a_ids": [s.delivery_id for s in attempts],
+                "a_at": [s.attempted_at for s in attempts],
+                "a_ms": [s.duration_ms for s in attempts],
+                "a_outcome": [s.outcome for s in attempts],
+                "a_code": [s.last_status for s in attempts],
+                "a_error": [s.last_error for s in attempts],
+                "a_response": [s.response for s in attempts],
+                "b_worker": worker,
                 "b_ids": [s.delivery_id for s in deliveries],
                 "b_status": [s.status for s in deliveries],
                 "b_next": [s.next_attempt_at for s in deliveries],

@@ -114,10 +114,13 @@ RECLAIM = (
     )
     .returning(_D.id, _D.status)
 )
+# FOR NO KEY UPDATE: it excludes another worker's claim lock all the same, but not the key
+# share lock a fan-out's INSERT of a delivery takes on its subscription (the foreign key),
+# which FOR UPDATE made wait for the claiming worker's commit.
 LOCK_SUBSCRIPTION = (
     select(_SUBSCRIPTION.c.id)
     .where(_SUBSCRIPTION.c.id == bindparam("b_sub"))
-    .with_for_update(skip_locked=True)
+    .with_for_update(skip_locked=True, key_share=True)
 )
 IN_FLIGHT = select(func.count()).where(
     _D.subscription_id == bindparam("b_sub"), _D.status == INFLIGHT
@@ -203,27 +206,42 @@ class SQLite:
         ),
         b_now=_TIME,
     )
-    INSERT_ATTEMPTS = text(
-        "INSERT INTO delivery_attempt (delivery_id, attempted_at, duration_ms, outcome,"
-        " status_code, error, response, worker)"
-        " SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'),"
-        " json_extract(value, '$[2]'), json_extract(value, '$[3]'),"
-        " json_extract(value, '$[4]'), json_extract(value, '$[5]'),"
-        " json_extract(value, '$[6]'), :b_worker FROM json_each(:b_rows)"
+    # Settling is one statement: rows inserted into a TEMP view whose INSTEAD OF trigger writes
+    # each attempt row and updates its delivery, in batch order (so of two attempts of one
+    # delivery the first settles it, as row-by-row statements did). TEMP objects live with
+    # the writer connection: SETTLE_SETUP makes them when SETTLE finds none. One hop to the
+    # writer thread instead of two: a hop is 0.4-0.7 ms of a ~4.5 ms cycle on a busy loop.
+    SETTLE_SETUP = (
+        text(
+            "CREATE TEMP VIEW IF NOT EXISTS settle_attempt (delivery_id, owner, worker,"
+            " status, next_attempt_at, last_status, last_error, dead_reason, finished_at,"
+            " attempted_at, duration_ms, outcome, response) AS SELECT NULL, NULL, NULL, NULL,"
+            " NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL"
+        ),
+        text(
+            "CREATE TEMP TRIGGER IF NOT EXISTS settle_attempt_row"
+            " INSTEAD OF INSERT ON settle_attempt BEGIN"
+            " INSERT INTO delivery_attempt (delivery_id, attempted_at, duration_ms, outcome,"
+            " status_code, error, response, worker) VALUES (NEW.delivery_id, NEW.attempted_at,"
+            " NEW.duration_ms, NEW.outcome, NEW.last_status, NEW.last_error, NEW.response,"
+            " NEW.worker);"
+            " UPDATE delivery SET status = NEW.status, attempts = attempts + 1,"
+            " next_attempt_at = NEW.next_attempt_at, last_status = NEW.last_status,"
+            " last_error = NEW.last_error, dead_reason = NEW.dead_reason,"
+            " finished_at = NEW.finished_at, lease_owner = NULL, lease_until = NULL,"
+            " updated_at = NEW.attempted_at"
+            " WHERE id = NEW.delivery_id AND lease_owner = NEW.owner AND status = 'inflight';"
+            " END"
+        ),
     )
     SETTLE = text(
-        "UPDATE delivery SET status = json_extract(s.value, '$[1]'),"
-        " attempts = attempts + 1,"
-        " next_attempt_at = json_extract(s.value, '$[2]'),"
-        " last_status = json_extract(s.value, '$[3]'),"
-        " last_error = json_extract(s.value, '$[4]'),"
-        " dead_reason = json_extract(s.value, '$[5]'),"
-        " finished_at = json_extract(s.value, '$[6]'),"
-        " lease_owner = NULL, lease_until = NULL,"
-        " updated_at = json_extract(s.value, '$[7]')"
-        " FROM json_each(:b_rows) AS s"
-        " WHERE delivery.id = json_extract(s.value, '$[0]')"
-        " AND +delivery.lease_owner = :b_owner AND +delivery.status = 'inflight'"
+        "INSERT INTO settle_attempt SELECT json_extract(value, '$[0]'), :b_owner, :b_worker,"
+        " json_extract(value, '$[1]'), json_extract(value, '$[2]'),"
+        " json_extract(value, '$[3]'), json_extract(value, '$[4]'),"
+        " json_extract(value, '$[5]'), json_extract(value, '$[6]'),"
+        " json_extract(value, '$[7]'), json_extract(value, '$[8]'),"
+        " json_extract(value, '$[9]'), json_extract(value, '$[10]')"
+        " FROM json_each(:b_rows) ORDER BY key"
     )
 
 
@@ -288,16 +306,16 @@ class Postgres:
         ),
         b_now=_TIME,
     )
-    INSERT_ATTEMPTS = text(
-        "INSERT INTO delivery_attempt (delivery_id, attempted_at, duration_ms, outcome,"
-        " status_code, error, response, worker)"
-        " SELECT s.*, :b_worker FROM unnest(CAST(:b_ids AS BIGINT[]),"
-        " CAST(:b_at AS TIMESTAMPTZ[]), CAST(:b_ms AS INTEGER[]),"
-        " CAST(:b_outcome AS VARCHAR[]), CAST(:b_code AS INTEGER[]),"
-        " CAST(:b_error AS VARCHAR[]), CAST(:b_response AS VARCHAR[])) AS s"
-    )
+    # The attempt rows and the delivery updates in one statement (one round trip): a CTE that
+    # inserts, and the UPDATE. They touch different tables, so one snapshot suits both.
     SETTLE = text(
-        "UPDATE delivery SET status = s.status, attempts = delivery.attempts + 1,"
+        "WITH attempts AS (INSERT INTO delivery_attempt (delivery_id, attempted_at,"
+        " duration_ms, outcome, status_code, error, response, worker)"
+        " SELECT a.*, :b_worker FROM unnest(CAST(:a_ids AS BIGINT[]),"
+        " CAST(:a_at AS TIMESTAMPTZ[]), CAST(:a_ms AS INTEGER[]),"
+        " CAST(:a_outcome AS VARCHAR[]), CAST(:a_code AS INTEGER[]),"
+        " CAST(:a_error AS VARCHAR[]), CAST(:a_response AS VARCHAR[])) AS a)"
+        " UPDATE delivery SET status = s.status, attempts = delivery.attempts + 1,"
         " next_attempt_at = s.next, last_status = s.code, last_error = s.error,"
         " dead_reason = s.dead, finished_at = s.finished,"
         " lease_owner = NULL, lease_until = NULL, updated_at = s.at"
