@@ -17,7 +17,21 @@ PostgreSQL (`globeguard serve` with delivery off, plus two `globeguard worker` p
   /users/me`, each a user.updated event committed with it) made one by one at 20/s; the
   receiver takes its arrival time minus the event's `time` (stamped in the committing
   transaction). An in-process commit wakes the embedded dispatcher at once; separate workers
-  see a commit within their poll interval (500 ms by default).
+  are woken by the commit's NOTIFY (and look at least once a poll interval, 500 ms).
+
+The comparison is kept like for like:
+
+* Connections: wrk and the dispatcher reach the receiver over the same number of connections
+  (CONNECTIONS): the dispatcher's `connections_per_host` (default 16) is set to wrk's 32 for
+  the run. This does not raise the baseline (the receiver's max with 16 and with 32 wrk
+  connections is the same within this machine's noise, ~25,000 req/s); it gives the
+  dispatcher what wrk is given. `--connections 16` measures the default.
+* Work per request: the receiver does the same for every request whether its webhook-id is
+  new or not (bench/_receiver.py). It used to read the event's time only for a new id, and
+  wrk repeats one id, so each baseline request was ~1 us (~3 %) cheaper than each delivery.
+* Polling: the receiver's counts are polled every 50 ms without the latency list (4,200
+  floats, encoded and decoded on every poll, on the cores the measured run needs); the list
+  is read once, after the latency phase.
 
 Noise control: ABBA order for the pair (baseline, subject, subject, baseline for two rounds),
 each side the mean of its runs. Everything shares the machine's cores: during a delivery run
@@ -26,8 +40,11 @@ during the baseline only wrk and the receiver run. That favours the baseline, so
 conservative.
 
 Run:  .venv/bin/python bench/events.py [--events 4000] [--duration 5] [--json] [--check]
-          [--pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/test | --no-pg]
-Needs wrk (`apt-get install -y wrk`); as root the script installs it when missing.
+          [--connections 32] [--pg-url postgresql+asyncpg://postgres@127.0.0.1:5432/test
+          | --no-pg]
+Needs wrk (`apt-get install -y wrk`); as root the script installs it when missing. With
+`--profile DIR`, py-spy samples the server (SQLite) or the workers (PostgreSQL) during each
+delivery run.
 Exit status: 0 measured, 1 invalid measurement or failed set-up, 2 no wrk, 3 a ratio below
 its goal with --check, 130 interrupted.
 """
@@ -40,6 +57,8 @@ import hashlib
 import hmac
 import json
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -90,6 +109,8 @@ class Options:
     latency_events: int
     duration: int
     rounds: int
+    connections: int
+    profile: Path | None
     pg_url: str | None
     log_level: str
     as_json: bool
@@ -132,8 +153,9 @@ def configure(receiver_base: str, secret: str) -> None:
         raise SetupError(f"receiver /config answered {status}")
 
 
-def stats(receiver_base: str) -> dict[str, Any]:
-    return http("GET", f"{receiver_base}/stats")[1]  # type: ignore[no-any-return]
+def stats(receiver_base: str, *, latencies: bool = False) -> dict[str, Any]:
+    query = "?latencies=1" if latencies else ""
+    return http("GET", f"{receiver_base}/stats{query}")[1]  # type: ignore[no-any-return]
 
 
 def wait_for(receiver_base: str, key: str, count: int) -> dict[str, Any]:
@@ -248,6 +270,8 @@ def run_backend(
             "GLOBEGUARD_DELIVERY__ALLOW_PRIVATE_TARGETS": "true",
             "GLOBEGUARD_DELIVERY__REDRIVE_RATE_PER_S": "1000000",
             "GLOBEGUARD_DELIVERY__REDRIVE_MAX": "1000000",
+            # As many connections to the receiver as wrk uses (module docstring).
+            "GLOBEGUARD_DELIVERY__CONNECTIONS_PER_HOST": str(opts.connections),
         }
         if postgres:
             extra["GLOBEGUARD_DELIVERY__EMBEDDED"] = "false"
@@ -257,8 +281,9 @@ def run_backend(
             ["admin", "create", "--username", ADMIN, "--password", PASSWORD], env, workdir
         )
         base, process = stack.enter_context(server(url, workdir, opts.log_level, env))
+        delivering = [process]
         if postgres:
-            stack.enter_context(workers(env, workdir, 2))
+            delivering = stack.enter_context(workers(env, workdir, 2))
         token = http(
             "POST", f"{base}/api/v1/auth/signin", {"username": ADMIN, "password": PASSWORD}
         )[1]["access_token"]
@@ -280,7 +305,8 @@ def run_backend(
         for n in range(opts.latency_events):
             change_profile(base, token, n)
             time.sleep(1 / LATENCY_RATE_PER_S)
-        got = wait_for(receiver_base, "unique", opts.latency_events)
+        wait_for(receiver_base, "unique", opts.latency_events)
+        got = stats(receiver_base, latencies=True)
         result.latencies_ms = [s * 1000 for s in got["latencies"]]
 
         say(f"{name}: a backlog of {opts.events} events")
@@ -299,15 +325,17 @@ def run_backend(
         def deliveries(_seconds: int) -> float:
             wait_settled(base, token, subscription["id"])
             configure(receiver_base, subscription["signing_secret"])  # clears the counts
-            done = api(
-                "POST",
-                f"{base}/api/v1/subscriptions/{subscription['id']}/redrive",
-                token,
-                {"since": since, "statuses": ["succeeded"]},
-            )
-            if done["redriven"] != total:
-                raise InvalidMeasurementError(f"redrove {done['redriven']} of {total}")
-            got = wait_for(receiver_base, "requests", total)
+            runs = len(result.deliveries.runs)
+            with profiling(opts.profile, delivering, f"{name.split(',')[0].lower()}-{runs}"):
+                done = api(
+                    "POST",
+                    f"{base}/api/v1/subscriptions/{subscription['id']}/redrive",
+                    token,
+                    {"since": since, "statuses": ["succeeded"]},
+                )
+                if done["redriven"] != total:
+                    raise InvalidMeasurementError(f"redrove {done['redriven']} of {total}")
+                got = wait_for(receiver_base, "requests", total)
             if got["requests"] != total:
                 raise InvalidMeasurementError(f"{got['requests']} requests for {total}")
             return (got["requests"] - 1) / (got["last"] - got["first"])
@@ -321,6 +349,38 @@ def run_backend(
                 raise InvalidMeasurementError(f"server exited with {process.returncode}")
             say(f"  {series.name:<34} {series.runs[-1]:10.1f} {series.unit}")
     return result
+
+
+@contextmanager
+def profiling(where: Path | None, processes: list[subprocess.Popen[bytes]], label: str):
+    """With --profile: py-spy samples each delivering process (the server on SQLite, the
+    workers on PostgreSQL) for the length of one delivery run, into raw collapsed stacks
+    (`<label>-<pid>.txt`, one line per stack and its count: flamegraph.pl or speedscope
+    read them)."""
+    if where is None:
+        yield
+        return
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    where.mkdir(parents=True, exist_ok=True)
+    spies = [
+        subprocess.Popen(
+            [
+                *(spy, "record", "-p", str(p.pid), "-r", "250", "-f", "raw", "--threads"),
+                *("-o", str(where / f"{label}-{p.pid}.txt")),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for p in processes
+    ]
+    time.sleep(1.0)  # py-spy attaches
+    try:
+        yield
+    finally:
+        for spy_process in spies:
+            spy_process.send_signal(signal.SIGINT)
+        for spy_process in spies:
+            spy_process.wait(timeout=60)
 
 
 def _abba(rounds: int) -> list[bool]:
@@ -372,6 +432,12 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument("--duration", type=int, default=5, help="seconds per wrk run (default 5)")
     parser.add_argument("--rounds", type=int, default=2, help="ABBA rounds (default 2)")
     parser.add_argument(
+        "--connections",
+        type=int,
+        default=CONNECTIONS,
+        help=f"the dispatcher's connections to the receiver (default {CONNECTIONS}, as wrk's)",
+    )
+    parser.add_argument(
         "--pg-url",
         default=os.environ.get(
             "GLOBEGUARD_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -379,17 +445,26 @@ def parse_args(argv: list[str] | None) -> Options:
         help="PostgreSQL for the two-worker run (a throwaway database is made there)",
     )
     parser.add_argument("--no-pg", action="store_true", help="SQLite only")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        help="a directory: py-spy (pip install py-spy) samples the delivering processes there",
+    )
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--check", action="store_true", help=f"exit {EXIT_BELOW_GOAL} below goal")
     args = parser.parse_args(argv)
-    if min(args.events, args.latency_events, args.duration, args.rounds) < 1:
-        parser.error("--events, --latency-events, --duration and --rounds must be >= 1")
+    if min(args.events, args.latency_events, args.duration, args.rounds, args.connections) < 1:
+        parser.error(
+            "--events, --latency-events, --duration, --rounds and --connections must be >= 1"
+        )
     return Options(
         args.events,
         args.latency_events,
         args.duration,
         args.rounds,
+        args.connections,
+        args.profile,
         None if args.no_pg else args.pg_url,
         args.log_level,
         args.json,
@@ -400,7 +475,7 @@ def parse_args(argv: list[str] | None) -> Options:
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
     wrk = ensure_wrk()
-    plan = [("SQLite, embedded", None)]
+    plan: list[tuple[str, str | None]] = [("SQLite, embedded", None)]
     if opts.pg_url:
         plan.append(("PostgreSQL, 2 workers", opts.pg_url))
 
@@ -424,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
         "backlog events": opts.events,
         "latency events": opts.latency_events,
         "wrk": f"{wrk_version(wrk)}, {CONNECTIONS} connections, {opts.duration} s",
+        "dispatcher connections to the receiver": opts.connections,
         "cpus": os.cpu_count(),
     }
     print(report(backends, ratios, config, opts.as_json))
