@@ -10,7 +10,7 @@ from datetime import timedelta
 from sqlalchemy import event, func, select, update
 
 from globeguard.events.catalog import EventType
-from globeguard.events.delivery.repository import DeliveryRepository
+from globeguard.events.delivery.ledger import LedgerRepository
 from globeguard.events.models import Delivery, DeliveryAttempt, OutboxEvent
 from globeguard.wiring import build
 from tests.events.support import FakeClock, Receiver, dispatcher, emit, subscribe
@@ -149,7 +149,7 @@ async def test_max_in_flight_bounds_claims_per_subscription(app, container):
     assert len((await pump.claim_round()).jobs) == 0
     async with container.db.read() as session:
         assert (
-            await DeliveryRepository(session).in_flight(
+            await LedgerRepository(session).in_flight(
                 (await _deliveries(container))[0].subscription_id
             )
             == 3

@@ -65,7 +65,7 @@ async def test_receivers_answering_retry_after_inf_do_not_stop_delivery(app, con
         return await _attempted(container) >= HOSTILE
 
     await _run_until(pump, all_hostile_attempted)
-    assert not pump._active  # every slot given back
+    assert not pump.driver.active  # every slot given back
 
     healthy, _ = await subscribe(container, "healthy")
     await emit(container, uuid.uuid4())

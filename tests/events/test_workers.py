@@ -137,7 +137,7 @@ async def test_a_running_worker_finds_events_nobody_told_it_about(app, container
     task = asyncio.create_task(worker.run())
     try:
         async with asyncio.timeout(PATIENCE_S):
-            while worker._fanned_out_at == float("-inf"):  # noqa: ASYNC110 - its first look
+            while worker.driver.fanned_out_at == float("-inf"):  # noqa: ASYNC110 - its first look
                 await asyncio.sleep(0.01)
             first = await emit(container, uuid.uuid4())  # wakes only container.dispatcher
             while first not in receiver.ids():  # noqa: ASYNC110 - polling the fake receiver

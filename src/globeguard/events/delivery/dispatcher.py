@@ -2,19 +2,18 @@
 them, and settles each attempt in the ledger. Runs inside `globeguard serve` (embedded) or
 alone in `globeguard worker`; any number of them may share one PostgreSQL database.
 
-One cycle = one short write transaction (settle the attempts that finished since the last
-cycle, fan out new outbox rows, reclaim expired leases, claim for every subscription up to the
-free slots) → the sends, outside any transaction, while the next cycles run. The loop fans
-out when told of new rows (a commit in this process, a NOTIFY on PostgreSQL), after a full
-batch, and at least once a poll interval. Nothing is sent before it is
+One cycle = one short write transaction (read the enabled subscriptions, settle the attempts
+that finished since the last cycle, fan out new outbox rows, reclaim expired leases, claim for
+every subscription up to the free slots) → the sends, outside any transaction, while the next
+cycles run (driver.py keeps them going in a running process). Nothing is sent before it is
 committed as claimed, and nothing claimed is lost: a worker that dies mid-send leaves a lease
 that expires, and the delivery is sent again with the same `webhook-id`.
 
-Throughput comes from doing little per delivery: statements are built once and each handles a
-whole batch (statements.py), one transaction both frees slots and refills them, attempts that
-finish while a cycle runs are settled together by the next one (batches grow by themselves
-under load, with no timer to wait for), and an event's body is made once however many
-subscriptions it goes to (jobs.py).
+Throughput comes from doing little per delivery: each statement handles a whole batch in one
+round trip or one hop to the SQLite writer thread (statements.py: a cycle under load is
+subscriptions, settle, claim and commit), one transaction both frees slots and refills them,
+attempts that finish while a cycle runs are settled together by the next one, and an event's
+body is made once however many subscriptions it goes to (jobs.py).
 """
 
 from __future__ import annotations
@@ -22,9 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import time
 import uuid
-from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -33,6 +30,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.db.session import Database
+from globeguard.events.delivery.driver import Driver
+from globeguard.events.delivery.health import record_outcomes
 from globeguard.events.delivery.jobs import (
     Job,
     Target,
@@ -41,31 +40,24 @@ from globeguard.events.delivery.jobs import (
     settlement,
     targets_from_rows,
 )
+from globeguard.events.delivery.ledger import LedgerRepository
 from globeguard.events.delivery.ratelimit import TokenBucket
 from globeguard.events.delivery.records import (
-    SUCCEEDED,
     Claimed,
     EventRow,
     Settlement,
 )
-from globeguard.events.delivery.repository import DeliveryRepository
 from globeguard.events.filters import matches_any
 from globeguard.events.sinks.port import SendResult, Sink
 from globeguard.events.subscriptions.repository import SubscriptionRepository
 from globeguard.events.subscriptions.service import SubscriptionService
 from globeguard.kit.clock import Clock, utcnow
-from globeguard.kit.periodic import woken_or_after
 from globeguard.settings import DeliverySettings
 
 log = logging.getLogger(__name__)
 # Expired leases are looked for at most this often (by the dispatcher's clock): a lease lasts
 # tens of seconds, and the statement is one of the few in a cycle that is not about the work.
 RECLAIM_EVERY = timedelta(seconds=1)
-# After a claim skipped for another worker's lock: about one of its cycles. With two workers
-# and one subscription, a skipped worker used to idle for the poll interval, so a new event
-# waited ~500 ms whenever both woke for it (the p90 commit -> delivery latency with two
-# workers was 590 ms, with one 28 ms).
-CONTENDED_RETRY_S = 0.005
 
 
 @dataclass(slots=True)
@@ -101,24 +93,13 @@ class Dispatcher:
         self.worker_id = worker_id or f"w-{uuid.uuid4().hex[:12]}"
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._buckets: dict[uuid.UUID, TokenBucket] = {}
-        self._wake = asyncio.Event()
-        # run(): deliveries claimed and not yet settled; jobs waiting for a sender; senders
-        # waiting for a job; attempts finished since the last cycle.
-        self._active: set[int] = set()
-        self._jobs: deque[Job] = deque()
-        self._parked: deque[asyncio.Future[None]] = deque()
-        self._settled: list[Settlement] = []
         self._reclaimed_at: datetime | None = None
-        # run(): fan out when told of new outbox rows, after a full fan-out batch, or once a
-        # poll interval; not on every cycle (two statements that mostly find nothing).
-        self._outbox_news = True
-        self._fanned_out_at = float("-inf")
+        self.driver = Driver(self)
 
     def wake(self) -> None:
         """An outbox row was committed (in this process, or NOTIFYed on PostgreSQL): look
         now, not at the next poll."""
-        self._outbox_news = True
-        self._wake.set()
+        self.driver.wake()
 
     # -- the claim transaction ---------------------------------------------------------------
 
@@ -141,7 +122,7 @@ class Dispatcher:
         claimed: list[tuple[Claimed, Target]] = []
         events: dict[int, EventRow] = {}
         async with self.db.transaction() as session:
-            repo = DeliveryRepository(session)
+            repo = LedgerRepository(session)
             targets = await self._targets(session, now)
             if settlements:
                 disabled = await self._settle(session, repo, settlements, now, targets)
@@ -171,7 +152,7 @@ class Dispatcher:
         return targets_from_rows(rows, self.subscriptions.reveal_sealed, now)
 
     async def _fan_out(
-        self, repo: DeliveryRepository, targets: Sequence[Target], now: datetime
+        self, repo: LedgerRepository, targets: Sequence[Target], now: datetime
     ) -> int:
         """One delivery per (new event x matching enabled subscription). A disabled
         subscription misses what happens while it is disabled, as an unsubscribed one would;
@@ -192,7 +173,7 @@ class Dispatcher:
         return len(events)
 
     async def _claim(
-        self, repo: DeliveryRepository, targets: Sequence[Target], capacity: int, now: datetime
+        self, repo: LedgerRepository, targets: Sequence[Target], capacity: int, now: datetime
     ) -> tuple[list[tuple[Claimed, Target]], dict[int, EventRow]]:
         lease_until = now + self.settings.lease
         claimed: list[tuple[Claimed, Target]] = []
@@ -270,13 +251,13 @@ class Dispatcher:
         if not settlements:
             return
         async with self.db.transaction() as session:
-            await self._settle(session, DeliveryRepository(session), settlements, self.clock())
+            await self._settle(session, LedgerRepository(session), settlements, self.clock())
         self._count(settlements)
 
     async def _settle(
         self,
         session: AsyncSession,
-        repo: DeliveryRepository,
+        repo: LedgerRepository,
         settlements: Sequence[Settlement],
         now: datetime,
         targets: Sequence[Target] | None = None,
@@ -285,9 +266,12 @@ class Dispatcher:
         `targets`, a success clears no failure run they show there is none of: no statement
         for the common case of nothing to clear."""
         await repo.settle(settlements, self.worker_id)
-        not_failing = {t.id for t in targets or () if not t.failing}
-        return await self._subscription_health(
-            SubscriptionRepository(session), settlements, now, not_failing
+        return await record_outcomes(
+            SubscriptionRepository(session),
+            settlements,
+            now,
+            disable_after=self.settings.disable_after,
+            not_failing={t.id for t in targets or () if not t.failing},
         )
 
     def _count(self, settlements: Sequence[Settlement]) -> None:
@@ -298,35 +282,6 @@ class Dispatcher:
                 outcomes[s.outcome] = outcomes.get(s.outcome, 0) + 1
             for outcome, count in outcomes.items():
                 counter.labels(outcome=outcome).inc(count)
-
-    async def _subscription_health(
-        self,
-        repo: SubscriptionRepository,
-        settlements: Sequence[Settlement],
-        now: datetime,
-        not_failing: set[uuid.UUID],
-    ) -> set[uuid.UUID]:
-        """A success clears a subscription's failure run (unless it is known to have none);
-        a run longer than `disable_after` disables it; a 410 disables it at once. Returns the
-        subscriptions disabled."""
-        disabled: set[uuid.UUID] = set()
-        succeeded = {s.subscription_id for s in settlements if s.status == SUCCEEDED}
-        await repo.record_success(sorted(succeeded - not_failing))
-        failed = {s.subscription_id for s in settlements if s.status != SUCCEEDED} - succeeded
-        for subscription_id in sorted(failed):
-            await repo.record_failure(subscription_id, now)
-            if await repo.disable(
-                subscription_id, now, "failing", failing_before=now - self.settings.disable_after
-            ):
-                disabled.add(subscription_id)
-                log.warning("subscription %s disabled after sustained failure", subscription_id)
-        for s in settlements:
-            if s.disable_subscription and await repo.disable(s.subscription_id, now, "gone_410"):
-                disabled.add(s.subscription_id)
-                log.warning(
-                    "subscription %s disabled: its receiver answered 410", s.subscription_id
-                )
-        return disabled
 
     # -- driving it --------------------------------------------------------------------------
 
@@ -348,96 +303,5 @@ class Dispatcher:
         return attempts
 
     async def run(self) -> None:
-        """Forever: keep up to `concurrency` sends going; each cycle settles what finished
-        and refills the free slots; sleep only when there is nothing to do. The sends are
-        made by `concurrency` long-lived senders taking jobs from a queue, not by a task per
-        delivery: a sender that finishes one takes the next at once, if a cycle queued it."""
-        poll = self.settings.poll_interval.total_seconds()
-        senders = [
-            asyncio.create_task(self._sender(), name=f"sender-{i}")
-            for i in range(self.settings.concurrency)
-        ]
-        try:
-            while True:
-                self._wake.clear()
-                batch, self._settled = self._settled, []
-                capacity = self.settings.concurrency - len(self._active) + len(batch)
-                fan_out = self._fan_out_due(poll)
-                try:
-                    done = await self.cycle(batch, capacity, fan_out=fan_out)
-                except Exception:  # a DB hiccup must not kill the loop; next cycle retries
-                    log.exception("delivery cycle failed")
-                    self._outbox_news = self._outbox_news or fan_out
-                    await self._settle_alone(batch)
-                    await asyncio.sleep(poll)
-                    continue
-                finally:
-                    self._active.difference_update(s.delivery_id for s in batch)
-                self._queue_jobs(done.jobs)
-                if done.fanned_out == self.settings.fanout_batch:
-                    self._outbox_news = True  # more are waiting
-                    continue
-                if self._settled:
-                    continue
-                if done.jobs:
-                    # Let the sends start (and any answers already in arrive) before deciding.
-                    await asyncio.sleep(0)
-                    if self._settled or len(self._active) < self.settings.concurrency:
-                        continue
-                if done.contended:
-                    # The lock holder may be claiming rows it cannot see yet (our fan-out, or
-                    # its own), or have deliveries we could take: look again once its
-                    # transaction is likely over, not a poll interval later.
-                    await asyncio.sleep(CONTENDED_RETRY_S)
-                    continue
-                await self._idle(poll)
-        finally:
-            for task in senders:
-                task.cancel()
-            self._jobs.clear()
-            self._parked.clear()
-            self._active.clear()
-
-    def _fan_out_due(self, poll: float) -> bool:
-        now = time.monotonic()
-        if self._outbox_news or now - self._fanned_out_at >= poll:
-            self._outbox_news = False
-            self._fanned_out_at = now
-            return True
-        return False
-
-    async def _settle_alone(self, batch: Sequence[Settlement]) -> None:
-        """After a failed cycle, the attempts it should have settled get their own try; if
-        that fails too, their leases expire and the deliveries are sent again."""
-        if not batch:
-            return
-        try:
-            await self.settle(batch)
-        except Exception:
-            log.exception("settling %d attempts failed", len(batch))
-
-    async def _idle(self, poll: float) -> None:
-        await woken_or_after(self._wake, poll)
-
-    def _queue_jobs(self, jobs: Sequence[Job]) -> None:
-        self._jobs.extend(jobs)
-        self._active.update(job.claimed.id for job in jobs)
-        for _ in range(min(len(jobs), len(self._parked))):
-            parked = self._parked.popleft()
-            if not parked.done():
-                parked.set_result(None)
-
-    async def _sender(self) -> None:
-        """Sends queued jobs one after another until cancelled (the loop stopping). A send
-        cut short leaves its delivery leased: the lease expires and it is claimed again."""
-        loop = asyncio.get_running_loop()
-        jobs = self._jobs
-        while True:
-            if not jobs:
-                parked = loop.create_future()
-                self._parked.append(parked)
-                await parked
-                continue
-            settlement = await self.send(jobs.popleft())
-            self._settled.append(settlement)
-            self._wake.set()
+        """Forever, until cancelled: see driver.py."""
+        await self.driver.run()

@@ -1,0 +1,248 @@
+"""The dispatcher's statements on the delivery ledger: fan-out, leases, claims, settling. Each
+handles a whole batch in one statement (built once, in statements.py); redrive, reads and
+retention are in repository.py."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from globeguard.events.delivery import statements
+from globeguard.events.delivery.records import (
+    Claimed,
+    EventRow,
+    FanoutEvent,
+    Settlement,
+    ordering_key,
+)
+from globeguard.events.delivery.statements import sqlite_text, sqlite_uuid
+
+# A fan-out row: (event seq, subscription id, ordering key).
+FanoutRow = tuple[int, uuid.UUID, str]
+
+
+def _json(rows: Sequence[Any]) -> str:
+    return orjson.dumps(rows).decode()
+
+
+class LedgerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._postgres = session.get_bind().dialect.name == "postgresql"
+        # Claims return their events' columns too: events() then reads none.
+        self._claimed_events: dict[int, EventRow] = {}
+        # A claim was skipped: another worker held the subscription's lock (PostgreSQL).
+        self.contended = False
+
+    # -- fan-out -----------------------------------------------------------------------------
+
+    async def fanout_lock(self) -> bool:
+        """PostgreSQL: one fan-out at a time across workers (for this transaction), so a user's
+        deliveries are created in event order; others skip the round. SQLite: its write lock
+        already serialises."""
+        if not self._postgres:
+            return True
+        taken = await self.session.scalar(select(func.pg_try_advisory_xact_lock(0x67674F42)))
+        return bool(taken)
+
+    async def undispatched(self, limit: int) -> list[FanoutEvent]:
+        rows = (await self.session.execute(statements.UNDISPATCHED, {"b_limit": limit})).all()
+        return [FanoutEvent(r[0], r[1], ordering_key(r[2], r[3], r[4])) for r in rows]
+
+    async def insert_deliveries(self, rows: Sequence[FanoutRow], now: datetime) -> None:
+        """Pending deliveries, due now. Idempotent: a (event, subscription) pair that already
+        has a delivery is left alone, so running fan-out twice, or in two workers, creates
+        nothing new."""
+        if not rows:
+            return
+        if self._postgres:
+            seqs, subs, keys = (list(column) for column in zip(*rows, strict=True))
+            params = {"b_seqs": seqs, "b_subs": subs, "b_keys": keys, "b_now": now}
+            await self.session.execute(statements.Postgres.INSERT_DELIVERIES, params)
+            return
+        encoded = _json([(seq, sqlite_uuid(sub), key) for seq, sub, key in rows])
+        await self.session.execute(
+            statements.SQLite.INSERT_DELIVERIES, {"b_rows": encoded, "b_now": now}
+        )
+
+    async def mark_dispatched(self, seqs: Sequence[int], now: datetime) -> None:
+        if seqs:
+            statement = (
+                statements.Postgres if self._postgres else statements.SQLite
+            ).MARK_DISPATCHED
+            await self.session.execute(statement, {"b_seqs": self._seqs(seqs), "b_now": now})
+
+    # -- leases and claims -------------------------------------------------------------------
+
+    async def reclaim_expired(self, now: datetime, max_expiries: int) -> list[tuple[int, str]]:
+        """Leases past their end go back to pending; a delivery whose lease expired
+        `max_expiries` times keeps killing (or hanging) workers and is dead as poison."""
+        result = await self.session.execute(
+            statements.RECLAIM, {"b_now": now, "b_max": max_expiries}
+        )
+        return [(r[0], r[1]) for r in result.all()]
+
+    async def lock_subscription(self, subscription_id: uuid.UUID) -> bool:
+        """PostgreSQL: claims for one subscription are made by one worker at a time, which keeps
+        `max_in_flight` exact across workers; a worker finding it busy moves on."""
+        if not self._postgres:
+            return True
+        taken = await self.session.scalar(statements.LOCK_SUBSCRIPTION, {"b_sub": subscription_id})
+        return taken is not None
+
+    async def in_flight(self, subscription_id: uuid.UUID) -> int:
+        return int(await self.session.scalar(statements.IN_FLIGHT, {"b_sub": subscription_id}) or 0)
+
+    async def claim(
+        self,
+        subscription_id: uuid.UUID,
+        *,
+        ordered: bool,
+        limit: int,
+        max_in_flight: int,
+        now: datetime,
+        owner: str,
+        lease_until: datetime,
+    ) -> list[Claimed]:
+        """Up to `limit` due deliveries of the subscription, leased to `owner`, oldest event
+        first, never more than `max_in_flight` in flight; none on PostgreSQL while another
+        worker is claiming for it."""
+        if not await self.lock_subscription(subscription_id):
+            self.contended = True
+            return []
+        params = {
+            "b_sub": subscription_id,
+            "b_now": now,
+            "b_limit": limit,
+            "b_max": max_in_flight,
+            "b_owner": owner,
+            "b_lease_until": lease_until,
+        }
+        if not self._postgres:
+            rows = (await self.session.execute(statements.SQLite.CLAIM[ordered], params)).all()
+            claimed = [Claimed(r[0], r[1], subscription_id, r[2]) for r in rows]
+            for r in rows:
+                self._claimed_events[r[1]] = _sqlite_event(r[1], r[3])
+        else:
+            rows = (await self.session.execute(statements.Postgres.CLAIM[ordered], params)).all()
+            claimed = [Claimed(r[0], r[2], subscription_id, r[1]) for r in rows]
+            for r in rows:
+                self._claimed_events[r[2]] = EventRow(*r[2:])
+        claimed.sort(key=_by_event)
+        return claimed
+
+    async def events(self, seqs: Sequence[int]) -> dict[int, EventRow]:
+        found = {s: e for s in seqs if (e := self._claimed_events.get(s)) is not None}
+        missing = [s for s in seqs if s not in found]
+        if missing:
+            statement = (statements.Postgres if self._postgres else statements.SQLite).EVENTS
+            result = await self.session.execute(statement, {"b_seqs": self._seqs(missing)})
+            found.update((row[0], EventRow(*row)) for row in result.all())
+        return found
+
+    def _seqs(self, seqs: Sequence[int]) -> Any:
+        return list(seqs) if self._postgres else _json(list(seqs))
+
+    # -- settling attempts -------------------------------------------------------------------
+
+    async def settle(self, settlements: Sequence[Settlement], worker: str) -> None:
+        """Attempt rows and delivery updates in the caller's transaction, one statement each
+        for the whole batch. A delivery whose lease was taken from us (it expired and another
+        worker claimed it) keeps the other worker's state; its attempt row is still written,
+        because the attempt did happen. Two attempts of one delivery in a batch (its lease
+        expired and this worker claimed it again): the first one settles it, as it would
+        row by row, and both are on record."""
+        if not settlements:
+            return
+        owner = settlements[0].owner
+        first: dict[int, Settlement] = {}
+        for s in settlements:
+            first.setdefault(s.delivery_id, s)
+            if s.owner != owner:
+                raise ValueError("one batch, one lease owner")
+        if self._postgres:
+            await self._settle_postgres(settlements, list(first.values()), owner, worker)
+        else:
+            await self._settle_sqlite(settlements, worker)
+
+    async def _settle_sqlite(self, settlements: Sequence[Settlement], worker: str) -> None:
+        text = sqlite_text
+        rows = [
+            (
+                s.delivery_id,
+                s.status,
+                text(s.next_attempt_at),
+                s.last_status,
+                s.last_error,
+                s.dead_reason,
+                text(s.finished_at),
+                text(s.attempted_at),
+                s.duration_ms,
+                s.outcome,
+                s.response,
+            )
+            for s in settlements
+        ]
+        params = {"b_rows": _json(rows), "b_owner": settlements[0].owner, "b_worker": worker}
+        try:
+            await self.session.execute(statements.SQLite.SETTLE, params)
+        except OperationalError as exc:
+            # The writer connection is new, or the transaction that made the TEMP objects
+            # rolled back: make them (a statement that fails to compile leaves the
+            # transaction as it was) and settle.
+            if "settle_attempt" not in str(exc.orig):
+                raise
+            for statement in statements.SQLite.SETTLE_SETUP:
+                await self.session.execute(statement)
+            await self.session.execute(statements.SQLite.SETTLE, params)
+
+    async def _settle_postgres(
+        self,
+        attempts: Sequence[Settlement],
+        deliveries: Sequence[Settlement],
+        owner: str,
+        worker: str,
+    ) -> None:
+        await self.session.execute(
+            statements.Postgres.SETTLE,
+            {
+                "a_ids": [s.delivery_id for s in attempts],
+                "a_at": [s.attempted_at for s in attempts],
+                "a_ms": [s.duration_ms for s in attempts],
+                "a_outcome": [s.outcome for s in attempts],
+                "a_code": [s.last_status for s in attempts],
+                "a_error": [s.last_error for s in attempts],
+                "a_response": [s.response for s in attempts],
+                "b_worker": worker,
+                "b_ids": [s.delivery_id for s in deliveries],
+                "b_status": [s.status for s in deliveries],
+                "b_next": [s.next_attempt_at for s in deliveries],
+                "b_code": [s.last_status for s in deliveries],
+                "b_error": [s.last_error for s in deliveries],
+                "b_dead": [s.dead_reason for s in deliveries],
+                "b_finished": [s.finished_at for s in deliveries],
+                "b_at": [s.attempted_at for s in deliveries],
+                "b_owner": owner,
+            },
+        )
+
+
+def _sqlite_event(seq: int, columns: str) -> EventRow:
+    """An event from the JSON array a SQLite claim returns: event_id, type, aggregate_type,
+    aggregate_id, aggregate_version, occurred_at (stored text, UTC), payload."""
+    event_id, type_, aggregate_type, aggregate_id, version, occurred_at, payload = orjson.loads(
+        columns
+    )
+    when = datetime.fromisoformat(occurred_at).replace(tzinfo=UTC)
+    return EventRow(seq, event_id, type_, aggregate_type, aggregate_id, version, when, payload)
+
+
+def _by_event(claimed: Claimed) -> int:
+    return claimed.event_seq
