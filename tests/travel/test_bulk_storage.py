@@ -73,7 +73,7 @@ def test_event_rows_reach_the_driver_as_sqlalchemy_converts_them(dialect: Any) -
     got = dict(zip(names, zip(*_INSERT.values(dialect, rows), strict=True), strict=True))
     assert got == expected
     # PostgreSQL takes them as one array per column.
-    by_column = dict(zip(names, _INSERT.columns(dialect, rows), strict=True))
+    by_column = {n: list(c) for n, c in zip(names, _INSERT.columns(dialect, rows), strict=True)}
     assert by_column == {name: list(column) for name, column in expected.items()}
 
 
