@@ -2,12 +2,13 @@
 
 `db.bulk.BulkInsert` sends positional tuples straight to the driver. The bulk path's two
 per-batch statements (a thousand login_event rows, hundreds of login_profile rows) go
-further, because there the conversions are the cost: a row's values are taken out in one C
-call, only the columns with a conversion are converted, a value repeated from the row before
-(the batch's `received_at`) is converted once, and SQLite's text for a UTC datetime is cut
-from its ISO form (SQLAlchemy's way, `as_utc(...).replace(...).isoformat(...)`, took ~3 µs a
-value, the most of any column). The values sent are those SQLAlchemy's own conversions give
-(a test holds the two together).
+further, because there the conversions are the cost: rows are taken apart and put back
+together by C loops (itemgetter, zip), each conversion is mapped over its column (once for a
+column that holds one value, the batch's `received_at`), and SQLite's text for a UTC
+datetime is cut from its ISO form (SQLAlchemy's way, `as_utc(...).replace(...).isoformat()`,
+took ~3 µs a value, the most of any column). PostgreSQL gets one array per column and one
+execution. The values sent are those SQLAlchemy's conversions give, or store as those do (a
+test holds the two together).
 """
 
 from __future__ import annotations
