@@ -17,7 +17,8 @@ PostgreSQL (`globeguard serve` with delivery off, plus two `globeguard worker` p
   /users/me`, each a user.updated event committed with it) made one by one at 20/s; the
   receiver takes its arrival time minus the event's `time` (stamped in the committing
   transaction). An in-process commit wakes the embedded dispatcher at once; separate workers
-  are woken by the commit's NOTIFY (and look at least once a poll interval, 500 ms).
+  are woken by the commit's NOTIFY (and look at least once a poll interval, 500 ms); the
+  phase starts once every worker listens, so it does not time their start-up.
 
 The comparison is kept like for like:
 
@@ -242,6 +243,34 @@ def wait_settled(base: str, token: str, subscription_id: str) -> None:
     raise InvalidMeasurementError(f"deliveries still unsettled after {WAIT_S} s")
 
 
+def wait_listening(db_url: str, workers: int) -> None:
+    """Until every worker LISTENs for commits: timed before that, the first events' latency
+    is the workers' start-up (they find them at their first look), not commit -> delivery."""
+    import asyncio
+
+    import asyncpg
+
+    dsn = db_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def listening() -> int:
+        connection = await asyncpg.connect(dsn)
+        try:
+            return int(
+                await connection.fetchval(
+                    "SELECT count(*) FROM pg_stat_activity"
+                    " WHERE datname = current_database() AND query LIKE 'LISTEN %'"
+                )
+            )
+        finally:
+            await connection.close()
+
+    deadline = time.monotonic() + WAIT_S
+    while asyncio.run(listening()) < workers:
+        if time.monotonic() > deadline:
+            raise SetupError(f"{workers} workers did not start listening in {WAIT_S} s")
+        time.sleep(0.1)
+
+
 def change_profile(base: str, token: str, n: int) -> None:
     api("PATCH", f"{base}/api/v1/users/me", token, {"user_metadata": {"n": n}})
 
@@ -300,6 +329,8 @@ def run_backend(
         )
         configure(receiver_base, subscription["signing_secret"])
         since = (datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+        if postgres:
+            wait_listening(url, len(delivering))
 
         say(f"{name}: {opts.latency_events} events one by one for the latency")
         for n in range(opts.latency_events):
