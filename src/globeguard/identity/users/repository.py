@@ -4,49 +4,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, delete, func, select, tuple_, update
+from sqlalchemy import ColumnElement, delete, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.identity.models import ApiKey, AuthSession, Role, User, UserRole
-
-
-# Sign-in statements, built once (building them per call cost ~0.3 ms each here).
-def _credentials_query(column: Any) -> Any:
-    return (
-        select(User.id, User.password_hash, User.status, Role.name, Role.permissions)
-        .outerjoin(UserRole, UserRole.user_id == User.id)
-        .outerjoin(Role, Role.id == UserRole.role_id)
-        .where(column == bindparam("key"))
-        .order_by(Role.name)
-    )
-
-
-_CREDENTIALS_BY_EMAIL = _credentials_query(User.email_key)
-_CREDENTIALS_BY_USERNAME = _credentials_query(User.username_key)
-_RECORD_SIGNIN = (
-    update(User)
-    .where(User.id == bindparam("user_id"), User.status == "active")
-    .where(User.password_hash == bindparam("verified_hash"))
-    .values(
-        logins_count=User.logins_count + 1,
-        last_login_at=bindparam("at"),
-        last_login_ip=bindparam("ip"),
-    )
-    .returning(User)
-)
-_RECORD_SIGNIN_REHASHED = _RECORD_SIGNIN.values(password_hash=bindparam("new_hash"))
-
-
-@dataclass(frozen=True, slots=True)
-class Credentials:
-    user_id: uuid.UUID
-    password_hash: str | None
-    status: str
-    roles: list[tuple[str, list[str]]]
 
 
 class UserRepository:
@@ -131,31 +95,6 @@ class UserRepository:
             .where(User.id.in_(list(user_ids)))
             .values(token_version=User.token_version + 1)
         )
-
-    async def credentials(self, identifier: str) -> Credentials | None:
-        """What a sign-in needs about the account it names, roles included, in one query."""
-        key = identifier.strip().lower()
-        query = _CREDENTIALS_BY_EMAIL if "@" in key else _CREDENTIALS_BY_USERNAME
-        rows = (await self.session.execute(query, {"key": key})).all()
-        if not rows:
-            return None
-        roles = [(name, list(permissions)) for *_, name, permissions in rows if name is not None]
-        return Credentials(rows[0][0], rows[0][1], rows[0][2], roles)
-
-    async def record_signin(
-        self,
-        user_id: uuid.UUID,
-        verified_hash: str | None,
-        at: datetime,
-        ip: str | None,
-        new_hash: str | None,
-    ) -> User | None:
-        """Count the sign-in and return the user, unless the account stopped being active or
-        its password changed since `verified_hash` was read (one statement, no re-read)."""
-        params = {"user_id": user_id, "verified_hash": verified_hash, "at": at, "ip": ip}
-        if new_hash is None:
-            return await self.session.scalar(_RECORD_SIGNIN, params)
-        return await self.session.scalar(_RECORD_SIGNIN_REHASHED, {**params, "new_hash": new_hash})
 
 
 class RoleRepository:
