@@ -111,9 +111,9 @@ class LedgerRepository:
         owner: str,
         lease_until: datetime,
     ) -> list[Claimed]:
-        """Up to `limit` due deliveries of the subscription, leased to `owner`, oldest event
-        first, never more than `max_in_flight` in flight; none on PostgreSQL while another
-        worker is claiming for it."""
+        """Up to `limit` due deliveries of the subscription, leased to `owner`, most overdue
+        first (event order for a fan-out or a redrive), never more than `max_in_flight` in
+        flight; none on PostgreSQL while another worker is claiming for it. Sorted by event."""
         if not await self.lock_subscription(subscription_id):
             self.contended = True
             return []
