@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     Uuid,
+    false,
     text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -58,6 +59,11 @@ class User(TimestampMixin, Base):
     last_login_ip: Mapped[str | None] = mapped_column(String(45))
     blocked_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
     deleted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    # Set when one of the user's logins is reviewed "compromised": the password is presumed
+    # known to someone else, so it no longer signs in until it is set again.
+    password_reset_required: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(), nullable=False
+    )
 
     __table_args__ = (
         Index("ix_user_created_at_id", "created_at", "id"),
@@ -192,3 +198,19 @@ class SigningKey(Base):
             postgresql_where=text("status IN ('current', 'next')"),
         ),
     )
+
+
+class ExternalIdentity(Base):
+    """An id another IdP knows a user by (an Auth0 `user_id`): logins that IdP reports
+    under it are the user's."""
+
+    __tablename__ = "external_identity"
+
+    external_id: Mapped[str] = mapped_column(String(320), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), nullable=False)
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("user.id", ondelete="CASCADE"), nullable=False
+    )
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime, default=utcnow, nullable=False)
+
+    __table_args__ = (Index("ix_external_identity_user_id", "user_id"),)

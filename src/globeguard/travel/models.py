@@ -50,6 +50,10 @@ class LoginEvent(Base):
 
     verdict: Mapped[str | None] = mapped_column(String(16))
     verdict_reasons: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # An admin's word on the login: "safe" (its place and network become trusted) or
+    # "compromised" (never trusted, whatever recurs from there).
+    review: Mapped[str | None] = mapped_column(String(16))
+    reviewed_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
     __table_args__ = (
         Index("ix_login_event_subject_time", "subject", "occurred_at", "id"),
