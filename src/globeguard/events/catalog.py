@@ -31,3 +31,9 @@ class EventType(StrEnum):
     CLIENT_REVOKED = "client.revoked"
     SIGNING_KEY_ROTATED = "signing_key.rotated"
     USER_INGESTED = "user.ingested"
+    # A login graded suspicious or impossible, when it arrives or when a re-grade raises it,
+    # whichever system reported it; and one whose flag a re-grade or a review lowered.
+    LOGIN_FLAGGED = "login.flagged"
+    LOGIN_CLEARED = "login.cleared"
+    # An admin reviewed one of the user's logins as not theirs: access revoked, reset required.
+    USER_COMPROMISED = "user.compromised"
