@@ -39,7 +39,9 @@ from globeguard.kit.input_guard import refuse_hostile_input
 from globeguard.observability.routes import router as metrics_router
 from globeguard.security_headers import SecurityHeaders
 from globeguard.settings import Settings
+from globeguard.travel.flagged_routes import router as flagged_router
 from globeguard.travel.ingest_routes import router as ingest_router
+from globeguard.travel.review_routes import router as review_router
 from globeguard.travel.routes import router as travel_router
 from globeguard.travel.superman import router as superman_router
 from globeguard.web.docs import install_docs
@@ -250,6 +252,8 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         clients_router,
         audit_router,
         ingest_router,
+        flagged_router,
+        review_router,
         travel_router,
         user_ingest_router,
         external_users_router,

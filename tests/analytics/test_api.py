@@ -295,6 +295,7 @@ async def test_suspicious_travel_lists_each_flagged_journey(world):
     await populate(client, headers, admin)
     events = await raw_events(container)
     flagged = {e.event_uuid: e for e in events if e.verdict in ("suspicious", "impossible")}
+    by_uuid = {e.event_uuid: e for e in events}
 
     body = await get(client, admin, "suspicious-travel", limit=1000)
     assert {j["event_uuid"] for j in body["items"]} == set(flagged)
@@ -305,6 +306,16 @@ async def test_suspicious_travel_lists_each_flagged_journey(world):
         assert journey["destination"]["lat"] == pytest.approx(event.latitude)
         assert journey["origin"]["lat"] == pytest.approx(reasons["origin"]["lat"])
         assert journey["speed_mph"] == pytest.approx(reasons["speed_mph"])
+        # Both ends named as their logins were located: the anchor the verdict measured
+        # from, and the flagged login itself.
+        anchor = by_uuid[reasons["earlier"]]
+        for end, login in ((journey["origin"], anchor), (journey["destination"], event)):
+            assert login.city_name is not None
+            assert (end["city_name"], end["subdivision_iso"], end["country_iso"]) == (
+                login.city_name,
+                login.subdivision_iso,
+                login.country_iso,
+            )
     times = [j["occurred_at"] for j in body["items"]]
     assert times == sorted(times, reverse=True)
 

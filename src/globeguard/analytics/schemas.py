@@ -44,6 +44,7 @@ class JourneyEnd(BaseModel):
     lat: float
     lon: float
     city_name: str | None
+    subdivision_iso: str | None = Field(description="region code, e.g. IDF, 13")
     country_iso: str | None
 
 

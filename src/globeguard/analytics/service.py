@@ -52,6 +52,7 @@ from globeguard.analytics.schemas import (
 )
 from globeguard.identity.search import QueryError, compile_user_filter, parse
 from globeguard.kit.errors import BadRequest
+from globeguard.travel.flagged import JourneyEnds, LoginPlace, journey_ends
 
 # Place level → (rollup dimension, column of the per-subject tables).
 PLACE_LEVELS = {
@@ -116,7 +117,8 @@ class AnalyticsService:
         repo = AnalyticsRepository(session)
         users = _user_filter(params.filters, _dialect(session))
         rows = await repo.journeys(params.filters, users, params.limit)
-        return JourneysRead(items=[_journey(row) for row in rows])
+        ends = await journey_ends(session, [row.event_uuid for row in rows])
+        return JourneysRead(items=[_journey(row, ends.get(row.event_uuid)) for row in rows])
 
 
 async def _widened(repo: AnalyticsRepository, dim: int | None, filters: Filters) -> Filters:
@@ -190,7 +192,12 @@ def label(level: PlaceLevel, row: dict[str, Any]) -> str:
     return ", ".join(p for p in (city, region, country) if p)
 
 
-def _journey(row: Any) -> JourneyRead:
+def _journey(row: Any, ends: JourneyEnds | None) -> JourneyRead:
+    """A stored journey, its ends named from their logins (which know the region) where
+    those are still stored, else from the names the journey row keeps. The coordinates are
+    the journey's: those the verdict measured."""
+    origin = ends.origin if ends else None
+    destination = ends.destination if ends else None
     return JourneyRead(
         event_uuid=row.event_uuid,
         subject=row.subject,
@@ -198,16 +205,25 @@ def _journey(row: Any) -> JourneyRead:
         occurred_at=row.occurred_at,
         success=row.success,
         verdict=row.verdict,
-        origin=JourneyEnd(
-            lat=row.from_lat,
-            lon=row.from_lon,
-            city_name=row.from_city,
-            country_iso=row.from_country,
-        ),
-        destination=JourneyEnd(
-            lat=row.to_lat, lon=row.to_lon, city_name=row.to_city, country_iso=row.to_country
-        ),
+        origin=_end(row.from_lat, row.from_lon, row.from_city, row.from_country, origin),
+        destination=_end(row.to_lat, row.to_lon, row.to_city, row.to_country, destination),
         distance_km=row.distance_km,
         elapsed_seconds=row.elapsed_seconds,
         speed_mph=row.speed_mph,
+    )
+
+
+def _end(
+    lat: float, lon: float, city: str | None, country: str | None, login: LoginPlace | None
+) -> JourneyEnd:
+    if login is None:
+        return JourneyEnd(
+            lat=lat, lon=lon, city_name=city, subdivision_iso=None, country_iso=country
+        )
+    return JourneyEnd(
+        lat=lat,
+        lon=lon,
+        city_name=login.city_name,
+        subdivision_iso=login.subdivision_iso,
+        country_iso=login.country_iso,
     )
