@@ -55,6 +55,7 @@ from globeguard.kit.clock import Clock, utcnow
 from globeguard.kit.crypto import Sealer
 from globeguard.observability.metrics import Metrics
 from globeguard.settings import GeoIpSettings, Settings, secret_key_problem
+from globeguard.travel.announce import VerdictAnnouncer, VerdictCounter
 from globeguard.travel.batcher import LoginBatcher
 from globeguard.travel.ingest import BulkIngestor
 from globeguard.travel.service import LoginEventService
@@ -125,14 +126,16 @@ def build(settings: Settings) -> Container:
     )
     locator = remote_locator(settings, local_locator(settings.geoip))
     counters: Counters = RedisCounters(settings.kv.url) if settings.kv.url else MemoryCounters()
-    # Analytics rollups are written in the same transaction as the events they count.
-    rollups = [RollupObserver()]
-    logins = LoginEventService(locator, settings.travel, observers=rollups)
-    ingestor = BulkIngestor(locator, settings.travel, observers=rollups)
+    metrics = Metrics()
+    # Analytics rollups and verdict announcements are written in the same transaction as
+    # the login events they derive from.
+    counter = VerdictCounter(metrics, db.sessionmaker.kw["sync_session_class"])
+    observers = (RollupObserver(), VerdictAnnouncer(counter))
+    logins = LoginEventService(locator, settings.travel, observers=observers)
+    ingestor = BulkIngestor(locator, settings.travel, observers=observers)
     secret = master_secret(settings)
     sealer = Sealer(secret)
     signing_keys = SigningKeyService(sealer, auth_settings.access_token_ttl, auth_settings.leeway)
-    metrics = Metrics()
     subscriptions = SubscriptionService(
         sealer, TargetGuard(settings.delivery.allow_private_targets), settings.delivery
     )

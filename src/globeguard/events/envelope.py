@@ -6,9 +6,9 @@
 Thin on purpose: ids and what changed, never a secret, so a consumer fetches current state
 instead of trusting a copy that may be stale (`version` orders a user's changes even when
 deliveries arrive out of order). Personal data in a payload (username, email, address, user
-agent, the typed identifier of a failed sign-in, the places of a journey) reaches only
-subscribers allowed to see it: outbox rows are kept for replay for weeks, and every copy sent
-out is one more to erase on request.
+agent, the typed identifier of a failed sign-in, the subject a login was reported under, the
+places of a journey) reaches only subscribers allowed to see it: outbox rows are kept for
+replay for weeks, and every copy sent out is one more to erase on request.
 """
 
 from __future__ import annotations
@@ -19,7 +19,18 @@ from typing import Any, Protocol
 import orjson
 
 PII_KEYS = frozenset(
-    {"username", "email", "ip", "user_agent", "identifier", "journey", "name", "given_name"}
+    {
+        "username",
+        "email",
+        "ip",
+        "user_agent",
+        "identifier",
+        "journey",
+        "name",
+        "given_name",
+        # Who a reported login names: often an email or a username.
+        "subject",
+    }
 )
 
 
