@@ -59,7 +59,12 @@ async def setup(database_url, tmp_path):
         },
     )
     settings = make_settings(
-        database_url, tmp_path, geoip={"city_db": db_file}, travel={"learning_logins": 0}
+        database_url,
+        tmp_path,
+        geoip={"city_db": db_file},
+        travel={"learning_logins": 0},
+        # The event stream shows events at once (PostgreSQL holds fresh ones back a moment).
+        delivery={"stream_settle": "PT0S"},
     )
     app = create_app(settings)
     async with app.router.lifespan_context(app):
@@ -300,6 +305,28 @@ async def test_a_review_announces_the_login_cleared(setup):
     assert data["journey"] == flagged["payload"]["journey"]
     stream = await client.get("/api/v1/events", headers=admin, params={"type": "login.*"})
     assert event_id in [e["id"] for e in stream.json()["items"]]
+
+
+async def test_demo_data_graded_elsewhere_is_announced_when_written(setup):
+    """The demo seeder's path: graded and summarised without a database (in another process),
+    then written; the announcement is written with the rows, and counted."""
+    client, _, admin, container = setup
+    batch = [
+        (1, IncomingEvent.model_validate(event("nia", NY, T0, event_uuid="n1"))),
+        (2, IncomingEvent.model_validate(event("nia", LONDON, T0 + 60, event_uuid="n2"))),
+        (3, IncomingEvent.model_validate(event("ola", SYDNEY, T0, event_uuid="o1"))),
+    ]
+    prepared = container.ingestor.prepare_new(batch, "demo", {})
+    prepared = pickle.loads(pickle.dumps(prepared))  # noqa: S301 - as the producer sends it
+    async with container.db.transaction() as session:
+        await container.ingestor.store_prepared(session, prepared, IngestReport())
+    (flagged,) = await announced(client, admin)
+    data = flagged["payload"]
+    assert flagged["aggregate_id"] == "n2" and isinstance(data["login_id"], int)
+    assert (data["source"], data["verdict"], data["cause"]) == ("demo", "impossible", "arrival")
+    assert data["journey"]["origin"]["city_name"] == "New York"
+    text = (await client.get("/metrics", headers=admin)).text
+    assert _sample(text, "globeguard_login_verdicts_total", verdict="none", source="demo") == 2
 
 
 def test_the_announcer_travels_to_the_demo_producer_and_summarises_there():
