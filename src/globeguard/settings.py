@@ -179,10 +179,17 @@ class TravelSettings(BaseModel):
     # Pairs closer than this are never suspicious: two readings of one city differ by tens
     # of km between databases and mobile carriers.
     min_distance_km: float = Field(default=100.0, ge=0)
-    # A place within this distance of an earlier successful sign-in of the same user is
-    # "known" and does not raise a suspicious verdict.
+    # A place within this distance of one of the user's known places is "known" and does not
+    # raise a suspicious verdict. Also the radius within which sign-ins count as one place.
     known_location_radius_km: float = Field(default=50.0, ge=0)
-    # Learning period: a user's first N successful sign-ins, or first D days, only learn.
+    # A place the user proved (a success not flagged, an admin's "safe") is known; one reached
+    # only by flagged sign-ins becomes known once it recurs on this many distinct days with no
+    # "compromised" review (0: never by recurrence alone).
+    known_place_days: int = Field(default=3, ge=0)
+    # Places and networks not used for this long are forgotten (and must be proven again).
+    known_place_memory: timedelta = Field(default=timedelta(days=90), gt=timedelta(0))
+    # Learning: while a user has fewer than N successful sign-ins, or the first is less than D
+    # old, a fast journey is graded one step lower (impossible → suspicious → plausible).
     learning_logins: int = Field(default=3, ge=0)
     learning_period: timedelta = timedelta(days=0)
     # The Superman-compatible `POST /v1/` needs an API key with `login_events:write` unless

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from hypothesis import strategies as st
 
 from globeguard.settings import TravelSettings
-from globeguard.travel.timeline import Place, TravelEvent
+from globeguard.travel.timeline import History, Place, TravelEvent
 
 # Every false-positive control off: grades come from speed alone.
 NO_CONTROLS = TravelSettings(min_distance_km=0, known_location_radius_km=0, learning_logins=0)
@@ -81,3 +81,15 @@ def post(specs: Sequence[Spec], order: Sequence[int]) -> list[TravelEvent]:
         TravelEvent(f"e{i}", at(specs[i][0]), rank, specs[i][1], specs[i][2])
         for rank, i in enumerate(order)
     ]
+
+
+def history_of(*events: TravelEvent) -> History:
+    """The history a login gets after these events (in event order) when every success was
+    trusted: each success counts and each located success's place is known."""
+    successes = [e for e in events if e.success]
+    known: dict[tuple[float, float], Place] = {}
+    for e in successes:
+        if e.place is not None:
+            known.setdefault((e.place.lat, e.place.lon), e.place)
+    first = successes[0].occurred_at if successes else None
+    return History(len(successes), first, tuple(known.values()))

@@ -21,6 +21,7 @@ from globeguard.travel.ingest import BulkIngestor, IngestReport, Login
 from globeguard.travel.models import LoginEvent
 from globeguard.travel.profile import Profile
 from globeguard.travel.repository import _INSERT, TABLE
+from tests.travel.factories import WITH_CONTROLS
 from tests.travel.test_profile import histories, moved_forward
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -79,7 +80,7 @@ def test_event_rows_reach_the_driver_as_sqlalchemy_converts_them(dialect: Any) -
 
 @given(histories())
 def test_a_remembered_profile_is_the_one_its_text_gives(events: list[Any]) -> None:
-    profile = moved_forward(events)
+    profile = moved_forward(events, WITH_CONTROLS)
     if profile.latest is None:
         return
     text = orjson.dumps(profile.to_doc()).decode()

@@ -10,7 +10,14 @@ from datetime import timedelta
 import pytest
 
 from globeguard.settings import TravelSettings
-from globeguard.travel.detect import Control, Grade, Measurement, assess_pair, classify
+from globeguard.travel.detect import (
+    Control,
+    Grade,
+    Measurement,
+    assess_pair,
+    classify,
+    lowered,
+)
 from globeguard.travel.geo_math import EARTH_RADIUS_MI, haversine_km, km_to_mi
 from globeguard.travel.timeline import History, Place
 from tests.travel.factories import (
@@ -256,19 +263,19 @@ DAY = timedelta(days=1)
     ("logins", "period", "successes", "first_days_before", "expected", "control"),
     [
         pytest.param(0, timedelta(0), 0, None, Grade.IMPOSSIBLE, None, id="off"),
-        pytest.param(3, timedelta(0), 0, None, Grade.PLAUSIBLE, Control.LEARNING,
+        pytest.param(3, timedelta(0), 0, None, Grade.SUSPICIOUS, Control.LEARNING,
                      id="first-success"),
-        pytest.param(3, timedelta(0), 2, 30, Grade.PLAUSIBLE, Control.LEARNING, id="2-of-3"),
+        pytest.param(3, timedelta(0), 2, 30, Grade.SUSPICIOUS, Control.LEARNING, id="2-of-3"),
         pytest.param(3, timedelta(0), 3, 30, Grade.IMPOSSIBLE, None, id="3-of-3-learnt"),
-        pytest.param(0, 14 * DAY, 50, 13, Grade.PLAUSIBLE, Control.LEARNING, id="day-13-of-14"),
+        pytest.param(0, 14 * DAY, 50, 13, Grade.SUSPICIOUS, Control.LEARNING, id="day-13-of-14"),
         pytest.param(0, 14 * DAY, 50, 14, Grade.IMPOSSIBLE, None, id="day-14-of-14-learnt"),
-        pytest.param(0, 14 * DAY, 0, None, Grade.PLAUSIBLE, Control.LEARNING,
+        pytest.param(0, 14 * DAY, 0, None, Grade.SUSPICIOUS, Control.LEARNING,
                      id="period-not-started"),
         # Learning lasts while either is short, so it ends once both are met (Entra stops at
         # whichever comes first instead).
-        pytest.param(10, 14 * DAY, 10, 13, Grade.PLAUSIBLE, Control.LEARNING,
+        pytest.param(10, 14 * DAY, 10, 13, Grade.SUSPICIOUS, Control.LEARNING,
                      id="enough-logins-too-early"),
-        pytest.param(10, 14 * DAY, 9, 20, Grade.PLAUSIBLE, Control.LEARNING,
+        pytest.param(10, 14 * DAY, 9, 20, Grade.SUSPICIOUS, Control.LEARNING,
                      id="late-enough-too-few"),
         pytest.param(10, 14 * DAY, 10, 20, Grade.IMPOSSIBLE, None, id="both-met"),
     ],
@@ -303,7 +310,45 @@ def test_learning(
 def test_first_applicable_control_is_named(settings: TravelSettings, control: Control) -> None:
     history = History(known_places=(NEAR_EARLIER.place,) if NEAR_EARLIER.place else ())
     verdict = assess_pair(NEAR_EARLIER, NEAR_LATER, history, settings)
-    assert verdict.grade is Grade.PLAUSIBLE
+    assert verdict.grade is lowered(verdict.reasons.raw_grade, control)
+    assert verdict.reasons.lowered_by is control
+
+
+@pytest.mark.parametrize(
+    ("raw", "control", "expected"),
+    [
+        (Grade.IMPOSSIBLE, None, Grade.IMPOSSIBLE),
+        (Grade.SUSPICIOUS, None, Grade.SUSPICIOUS),
+        (Grade.IMPOSSIBLE, Control.MIN_DISTANCE, Grade.PLAUSIBLE),
+        (Grade.SUSPICIOUS, Control.KNOWN_LOCATION, Grade.PLAUSIBLE),
+        (Grade.IMPOSSIBLE, Control.LEARNING, Grade.SUSPICIOUS),
+        (Grade.SUSPICIOUS, Control.LEARNING, Grade.PLAUSIBLE),
+        (Grade.IMPOSSIBLE, Control.KNOWN_NETWORK, Grade.SUSPICIOUS),
+    ],
+)
+def test_what_each_control_makes_of_a_fast_grade(
+    raw: Grade, control: Control | None, expected: Grade
+) -> None:
+    assert lowered(raw, control) is expected
+
+
+@pytest.mark.parametrize(
+    ("later_asn", "networks", "expected", "control"),
+    [
+        pytest.param(64500, frozenset({64500}), Grade.SUSPICIOUS, Control.KNOWN_NETWORK,
+                     id="own-network"),
+        pytest.param(64501, frozenset({64500}), Grade.IMPOSSIBLE, None, id="other-network"),
+        pytest.param(None, frozenset({64500}), Grade.IMPOSSIBLE, None, id="no-asn-database"),
+    ],
+)  # fmt: skip
+def test_a_known_network_caps_an_impossible_journey_at_suspicious(
+    later_asn: int | None, networks: frozenset[int], expected: Grade, control: Control | None
+) -> None:
+    settings = NO_CONTROLS
+    later = replace(FAR_LATER, asn=later_asn)
+    verdict = assess_pair(FAR_EARLIER, later, History(known_networks=networks), settings)
+    assert verdict.reasons.raw_grade is Grade.IMPOSSIBLE
+    assert verdict.grade is expected
     assert verdict.reasons.lowered_by is control
 
 

@@ -13,13 +13,13 @@ from hypothesis import strategies as st
 
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Control, Grade
-from globeguard.travel.grading import Verdict, judge, judge_timeline
+from globeguard.travel.grading import Verdict, judge
+from globeguard.travel.profile import Profile, judge_timeline
 from globeguard.travel.timeline import (
     History,
     Neighbours,
     TravelEvent,
     find_neighbours,
-    history_before,
     sort_timeline,
 )
 from tests.travel.factories import (
@@ -31,6 +31,7 @@ from tests.travel.factories import (
     ZHENGZHOU,
     equator,
     event,
+    history_of,
     post,
     settings_choices,
     spec_lists,
@@ -65,7 +66,7 @@ def test_successes_anchor_the_next_journey() -> None:
     verdicts = judge_timeline([c, a, b], NO_CONTROLS)
     assert grades(verdicts) == {"a": Grade.NONE, "b": Grade.PLAUSIBLE, "c": Grade.PLAUSIBLE}
     assert [anchor_of(verdicts[k]) for k in "abc"] == [None, "a", "b"]
-    assert verdicts["b"] == judge(b, a, History().including(a), NO_CONTROLS)
+    assert verdicts["b"] == judge(b, a, history_of(a), NO_CONTROLS)
 
 
 def test_a_failed_try_from_the_new_place_does_not_vouch_for_the_next_login() -> None:
@@ -80,7 +81,7 @@ def test_a_failed_try_from_the_new_place_does_not_vouch_for_the_next_login() -> 
     assert all(verdicts[t.key][0] is Grade.IMPOSSIBLE for t in tries)
     # The success is still measured from London, as if the failures had not happened.
     assert anchor_of(verdicts["in"]) == "home"
-    assert verdicts["in"] == judge(signed_in, home, History().including(home), NO_CONTROLS)
+    assert verdicts["in"] == judge(signed_in, home, history_of(home), NO_CONTROLS)
     assert verdicts["in"][0] is Grade.IMPOSSIBLE
 
 
@@ -105,18 +106,22 @@ def test_same_second_logins_are_ordered_by_arrival() -> None:
     assert find_neighbours(timeline, first) == Neighbours(None, second)
     verdicts = judge_timeline(timeline, NO_CONTROLS)
     assert [e.key for e in sort_timeline(timeline)] == ["first", "second", "later"]
-    assert anchor_of(verdicts["second"]) == "first" and anchor_of(verdicts["later"]) == "second"
+    assert anchor_of(verdicts["second"]) == "first"
     reasons = verdicts["second"][1]
     assert reasons is not None and reasons["elapsed_seconds"] == 1.0  # the Δt floor
     assert verdicts["second"][0] is Grade.IMPOSSIBLE
+    # Sydney was flagged, so it anchors nothing: "later" is measured from London.
+    assert anchor_of(verdicts["later"]) == "first"
+    assert verdicts["later"][0] is Grade.PLAUSIBLE
     # Had Sydney arrived first, London would be judged from it instead.
     reordered = [replace(first, arrival_seq=3), second, replace(later, arrival_seq=4)]
     swapped = judge_timeline(reordered, NO_CONTROLS)
     assert anchor_of(swapped["first"]) == "second"
+    assert anchor_of(swapped["later"]) == "second"
     assert grades(swapped) == {
         "second": Grade.NONE,
         "first": Grade.IMPOSSIBLE,
-        "later": Grade.PLAUSIBLE,  # London → London
+        "later": Grade.IMPOSSIBLE,  # Sydney → London in 400 s
     }
 
 
@@ -183,7 +188,7 @@ def test_duplicate_order_keys_are_rejected() -> None:
                      Grade.PLAUSIBLE, Control.KNOWN_LOCATION, id="then-known-location"),
         pytest.param(TravelSettings(min_distance_km=0, known_location_radius_km=0,
                                     learning_logins=4),
-                     Grade.PLAUSIBLE, Control.LEARNING, id="then-learning"),
+                     Grade.SUSPICIOUS, Control.LEARNING, id="then-learning"),
         pytest.param(TravelSettings(min_distance_km=0, known_location_radius_km=0),
                      Grade.IMPOSSIBLE, None, id="3-successes-learnt"),
     ],
@@ -210,32 +215,37 @@ def test_learning_counts_successes_in_event_order() -> None:
     ]
     settings = NO_CONTROLS.model_copy(update={"learning_logins": 3})
     verdicts = judge_timeline(events, settings)
-    assert [anchor_of(verdicts[f"e{i}"]) for i in range(5)] == [None, "e0", "e1", "e1", "e3"]
+    # e1 was flagged (learning lowers it to suspicious), so it anchors nothing after it.
+    assert [anchor_of(verdicts[f"e{i}"]) for i in range(5)] == [None, "e0", "e0", "e0", "e3"]
     assert [r["lowered_by"] if (r := verdicts[f"e{i}"][1]) else None for i in range(5)] == [
         None,  # e0: nothing to judge
         "learning",  # e1: 1 earlier success
-        "learning",  # e2: 2
-        "learning",  # e3: still 2, e2 failed
-        None,  # e4: 3
+        None,  # e2: London → London
+        None,  # e3: the same
+        None,  # e4: 3 earlier successes (e1 counts: it succeeded), learning is over
     ]
+    assert verdicts["e1"][0] is Grade.SUSPICIOUS
     assert verdicts["e4"][0] is Grade.IMPOSSIBLE
 
 
 @pytest.mark.parametrize(
-    ("visit_succeeded", "expected", "control"),
+    ("visit_minutes", "visit_succeeded", "expected", "control"),
     [
-        pytest.param(True, Grade.PLAUSIBLE, "known_location", id="successful-visit-is-known"),
-        pytest.param(False, Grade.IMPOSSIBLE, None, id="failed-visit-is-not"),
+        # Two days after home: plausible, so trusted, so Sydney is known.
+        pytest.param(2 * 24 * 60, True, Grade.PLAUSIBLE, "known_location", id="trusted-visit"),
+        # A minute after home: flagged, so it proves nothing.
+        pytest.param(1, True, Grade.IMPOSSIBLE, None, id="flagged-visit-is-not"),
+        pytest.param(1, False, Grade.IMPOSSIBLE, None, id="failed-visit-is-not"),
     ],
 )
-def test_only_successes_make_a_place_known(
-    visit_succeeded: bool, expected: Grade, control: str | None
+def test_only_trusted_successes_make_a_place_known(
+    visit_minutes: int, visit_succeeded: bool, expected: Grade, control: str | None
 ) -> None:
     settings = TravelSettings(min_distance_km=0, learning_logins=3)
     home = [event(f"home{i}", i * DAY, LONDON, seq=i) for i in range(4)]
-    visit = event("visit", 3 * DAY + MINUTE, SYDNEY, seq=4, success=visit_succeeded)
-    back = event("back", 3 * DAY + 2 * MINUTE, LONDON, seq=5)
-    again = event("again", 3 * DAY + 3 * MINUTE, SYDNEY, seq=6)
+    visit = event("visit", 3 * DAY + visit_minutes * MINUTE, SYDNEY, seq=4, success=visit_succeeded)
+    back = event("back", 6 * DAY, LONDON, seq=5)
+    again = event("again", 6 * DAY + MINUTE, SYDNEY, seq=6)
     verdicts = judge_timeline([*home, visit, back, again], settings)
     assert anchor_of(verdicts["again"]) == "back"
     grade, reasons = verdicts["again"]
@@ -289,7 +299,7 @@ def test_a_late_success_changes_verdicts_beyond_the_logins_it_anchors() -> None:
     late = event("late", 0, LONDON, seq=3)
     before = judge_timeline([b, c], settings)
     after = judge_timeline([b, c, late], settings)
-    assert grades(before) == {"b": Grade.NONE, "c": Grade.PLAUSIBLE}
+    assert grades(before) == {"b": Grade.NONE, "c": Grade.SUSPICIOUS}
     assert grades(after) == {"late": Grade.NONE, "b": Grade.PLAUSIBLE, "c": Grade.IMPOSSIBLE}
     assert anchor_of(before["c"]) == anchor_of(after["c"]) == "b"
 
@@ -298,12 +308,14 @@ def test_a_late_failure_changes_no_other_verdict() -> None:
     settings = TravelSettings(min_distance_km=0, known_location_radius_km=50, learning_logins=2)
     events = [event(f"e{i}", 600 * i, (LONDON, SYDNEY)[i % 2], seq=i) for i in range(5)]
     before = judge_timeline(events, settings)
-    # Sydney between e1 (Sydney) and e2 (London): judged from e1, and e2 still is too.
-    failed = event("late", 900, SYDNEY, seq=9, success=False)
+    # London between e1 (Sydney, flagged) and e2 (London): judged from e0, the last trusted
+    # success, and e2 still is too.
+    failed = event("late", 900, LONDON, seq=9, success=False)
     after = judge_timeline([*events, failed], settings)
     assert {key: after[key] for key in before} == before
-    assert anchor_of(after["late"]) == "e1"
-    # The same login as a success becomes e2's anchor, and e2's verdict changes.
+    assert anchor_of(after["late"]) == "e0"
+    # The same login as a success is trusted (London → London): e2's anchor, and e2's verdict
+    # changes.
     succeeded = judge_timeline([*events, replace(failed, success=True)], settings)
     assert anchor_of(succeeded["e2"]) == "late"
     assert {key for key in before if succeeded[key] != before[key]} == {"e2"}
@@ -312,18 +324,16 @@ def test_a_late_failure_changes_no_other_verdict() -> None:
 # --- grading a suffix: anchor and history ------------------------------------------------
 
 
-def test_suffix_with_its_anchor_and_history() -> None:
+def test_suffix_judged_from_the_profile_of_what_came_before() -> None:
     events = [
         event(f"e{i}", 600 * i, (LONDON, SYDNEY)[i % 2], seq=i, success=i != 3) for i in range(6)
     ]
     settings = TravelSettings(learning_logins=2)
     full = judge_timeline(events, settings)
-    # From e4 on: e3 failed, so the anchor is e2 and the history is e0..e2.
-    history = History().including(events[0]).including(events[1]).including(events[2])
-    suffix = judge_timeline(events[4:], settings, history, anchor=events[2])
+    before = Profile().judge(events[:4], settings)[1]
+    suffix = judge_timeline(events[4:], settings, before)
     assert suffix == {key: full[key] for key in ("e4", "e5")}
-    assert anchor_of(suffix["e4"]) == "e2"
-    # Without them, the suffix is judged as if nothing came before.
+    # Without it, the suffix is judged as if nothing came before.
     assert judge_timeline(events[4:], settings)["e4"] == (Grade.NONE, None)
 
 
@@ -341,27 +351,12 @@ def split_timelines(
 
 
 @given(split_timelines(), settings_choices)
-def test_grading_a_suffix_with_anchor_and_history_equals_grading_it_all(
+def test_grading_a_suffix_from_its_profile_equals_grading_it_all(
     timeline: tuple[list[TravelEvent], int, list[int]], settings: TravelSettings
 ) -> None:
     ordered, split, shuffle = timeline
     prefix, suffix = ordered[:split], ordered[split:]
-    history, anchor = History(), None
-    for e in prefix:
-        history = history.including(e)
-        anchor = e if e.success else anchor
+    before = Profile().judge(prefix, settings)[1]
     full = judge_timeline(ordered, settings)
-    graded = judge_timeline([suffix[i] for i in shuffle], settings, history, anchor)
+    graded = judge_timeline([suffix[i] for i in shuffle], settings, before)
     assert graded == {e.key: full[e.key] for e in suffix}
-
-
-@given(split_timelines(), settings_choices)
-def test_judge_timeline_agrees_with_judging_each_login_alone(
-    timeline: tuple[list[TravelEvent], int, list[int]], settings: TravelSettings
-) -> None:
-    ordered = timeline[0]
-    full = judge_timeline(ordered[::-1], settings)
-    for e in ordered:
-        successes = [x for x in ordered if x.success and x.order < e.order]
-        anchor = max(successes, key=lambda x: x.order, default=None)
-        assert full[e.key] == judge(e, anchor, history_before(ordered, e), settings)

@@ -12,10 +12,8 @@ from globeguard.travel.detect import (
     measure,
     measure_apart,
 )
-from globeguard.travel.profile import UNLOCATED_SUCCESS, Profile, Slot, success_slot
 from globeguard.travel.timeline import Place
-from tests.travel.factories import WITH_CONTROLS, lats, lons, radii
-from tests.travel.test_profile import histories
+from tests.travel.factories import lats, lons, radii
 
 
 @given(lats, lons, radii, radii, st.floats(1.0, 1e9))
@@ -28,15 +26,3 @@ def test_two_logins_at_one_point_measure_as_the_formula_does(
 
 def test_the_measurement_keys_name_the_numbers_in_order() -> None:
     assert tuple(_numbers(NOWHERE)) == MEASUREMENT_KEYS
-
-
-@given(histories())
-def test_shared_slots_judge_as_fresh_ones(events: list) -> None:
-    shared: dict[Place, Slot] = {}
-
-    def slot_of(place: Place | None) -> Slot:
-        return shared.setdefault(place, success_slot(place)) if place else UNLOCATED_SUCCESS
-
-    fresh = Profile().judge(events, WITH_CONTROLS)
-    reused = Profile().judge(events, WITH_CONTROLS, slot_of)
-    assert reused == fresh

@@ -17,14 +17,14 @@ from hypothesis import strategies as st
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import assess_pair, measure
 from globeguard.travel.geo_math import EARTH_RADIUS_KM, haversine_km
-from globeguard.travel.grading import Verdict, judge, judge_timeline
+from globeguard.travel.grading import Verdict
+from globeguard.travel.profile import Profile, judge_timeline
 from globeguard.travel.superman_view import superman_view
 from globeguard.travel.timeline import (
     History,
     Place,
     TravelEvent,
     find_neighbours,
-    history_before,
     sort_timeline,
 )
 from tests.travel.factories import (
@@ -281,46 +281,24 @@ def every_later_login(posted: list[TravelEvent], new: TravelEvent) -> list[Trave
     return [e for e in posted if e.order > new.order]
 
 
-def up_to_the_next_success(posted: list[TravelEvent], new: TravelEvent) -> list[TravelEvent]:
-    """The logins a new success anchors: those after it up to and including the next success."""
-    chosen = []
-    for e in sort_timeline(every_later_login(posted, new)):
-        chosen.append(e)
-        if e.success:
-            break
-    return chosen
-
-
 def maintain_verdicts(
     events: list[TravelEvent], settings: TravelSettings, rejudge: Rejudge
 ) -> dict[str, Verdict]:
-    """Post events one by one as the service does: judge the new login from its anchor, and
-    when it is a success, re-judge what `rejudge` picks after it, anchored on it."""
+    """Post events one by one as the service does: judge the new login from the profile
+    rebuilt from the stored events before it (with the verdicts they hold), then re-judge what
+    `rejudge` picks after it from that profile moved past it."""
     stored: dict[str, Verdict] = {}
     posted: list[TravelEvent] = []
     for new in events:
         posted.append(new)
-        successes = [e for e in posted if e.success and e.order < new.order]
-        anchor = max(successes, key=lambda e: e.order, default=None)
-        history = history_before(posted, new)
-        stored[new.key] = judge(new, anchor, history, settings)
-        if new.success:
-            later = rejudge(posted, new)
-            stored |= judge_timeline(later, settings, history.including(new), anchor=new)
+        before = [e for e in sort_timeline(posted) if e.order < new.order]
+        profile = Profile().replayed([(e, stored[e.key][0]) for e in before], settings)
+        stored[new.key] = verdict = profile.judge([new], settings)[0][new.key]
+        later = sort_timeline(rejudge(posted, new))
+        if later:
+            moved = profile.after(new, verdict[0], settings)
+            stored |= moved.judge(later, settings)[0]
     return stored
-
-
-@given(posted_twice(st.integers(0, 10**5), unique=False))
-def test_without_history_controls_rejudging_up_to_the_next_success_suffices(
-    posted: Posted,
-) -> None:
-    # With only history-free controls (speed, radii, min_distance), a late success changes
-    # only the logins it becomes the anchor of, and a late failure changes nothing else.
-    specs, order, _ = posted
-    settings = NO_CONTROLS.model_copy(update={"min_distance_km": 100})
-    events = post(specs, order)
-    maintained = maintain_verdicts(events, settings, up_to_the_next_success)
-    assert maintained == judge_timeline(events, settings)
 
 
 @given(posted_twice(st.integers(0, 10**5), unique=False), settings_choices)

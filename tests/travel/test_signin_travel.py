@@ -393,21 +393,26 @@ async def test_new_york_then_newark_is_plausible_by_min_distance(open_gateway, c
     assert await gw.audit(admin, "user.signin.suspicious", user["user_id"]) == []
 
 
-async def test_the_learning_period_caps_the_first_journeys_at_plausible(open_gateway, clock):
+async def test_the_learning_period_lowers_the_first_journeys_one_grade(open_gateway, clock):
     gw = await open_gateway(travel={"learning_logins": 3})
     user = await gw.signup("learner")
     for ip in (NEW_YORK_IP, LONDON_IP, SYDNEY_IP, BERLIN_IP):
         await gw.signin("learner", ip)
         clock.advance(minutes=10)
     events = await gw.logins(user["user_id"], user)
-    assert [e["verdict"] for e in events] == ["none", "plausible", "plausible", "impossible"]
+    # Learning lowers impossible to suspicious: a takeover on day one still raises a flag.
+    assert [e["verdict"] for e in events] == ["none", "suspicious", "suspicious", "impossible"]
     lowered = [journey(e["verdict_reasons"])["lowered_by"] for e in events[1:]]
     assert lowered == ["learning", "learning", None]
     raw = [journey(e["verdict_reasons"])["raw_grade"] for e in events[1:]]
     assert raw == ["impossible", "impossible", "impossible"]
+    # Flagged sign-ins anchor nothing: each is measured from New York.
+    assert [journey(e["verdict_reasons"])["earlier"] for e in events[1:]] == [
+        events[0]["event_uuid"]
+    ] * 3
     admin = await make_admin(gw.client, gw.container)
-    (alert,) = await gw.audit(admin, "user.signin.suspicious", user["user_id"])
-    assert alert["payload"]["login_event"] == events[-1]["event_uuid"]
+    alerts = await gw.audit(admin, "user.signin.suspicious", user["user_id"])
+    assert {a["payload"]["login_event"] for a in alerts} == {e["event_uuid"] for e in events[1:]}
 
 
 async def test_unlocatable_addresses_are_unverifiable_and_never_null_island(open_gateway, clock):

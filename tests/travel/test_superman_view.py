@@ -16,7 +16,7 @@ from globeguard.travel.superman_view import (
     superman_speed_mph,
     superman_view,
 )
-from globeguard.travel.timeline import History, Neighbours, Place, TravelEvent, find_neighbours
+from globeguard.travel.timeline import Neighbours, Place, TravelEvent, find_neighbours
 from tests.travel.factories import (
     AMSTERDAM,
     KASSEL,
@@ -25,6 +25,7 @@ from tests.travel.factories import (
     ZHENGZHOU,
     equator,
     event,
+    history_of,
 )
 
 
@@ -86,7 +87,7 @@ def test_seed_speed_needs_3958_and_truncation() -> None:
     assert speed is not None and truncate_speed(speed) == 5971
     assert math.floor(speed + 0.5) == 5972  # rounding would miss the README's 5971
     # Globeguard's own view uses the mean radius: 5972.85 mph.
-    _, reasons = judge(b, a, History().including(a), TravelSettings())
+    _, reasons = judge(b, a, history_of(a), TravelSettings())
     assert reasons is not None
     assert reasons["speed_mph"] == pytest.approx(5972.85, abs=0.005)
 
@@ -155,7 +156,7 @@ def test_radii_and_controls_do_not_touch_the_flags() -> None:
     view = superman_view(amsterdam, Neighbours(kassel, None))
     assert view.preceding is not None and view.preceding.speed == 754
     assert view.travel_to_current_geo_suspicious is True
-    grade, reasons = judge(amsterdam, kassel, History().including(kassel), TravelSettings())
+    grade, reasons = judge(amsterdam, kassel, history_of(kassel), TravelSettings())
     assert grade is Grade.PLAUSIBLE and reasons is not None
     assert reasons["raw_grade"] == Grade.SUSPICIOUS.value
     assert reasons["lowered_by"] == Control.LEARNING.value

@@ -8,15 +8,13 @@ from datetime import datetime
 import pytest
 
 from globeguard.travel.timeline import (
-    History,
     Neighbours,
     Place,
     TravelEvent,
     find_neighbours,
-    history_before,
     sort_timeline,
 )
-from tests.travel.factories import LONDON, SYDNEY, at, event
+from tests.travel.factories import LONDON, SYDNEY, event
 
 
 @pytest.mark.parametrize(
@@ -84,20 +82,3 @@ def test_a_new_event_between_existing_ones() -> None:
 def test_sort_timeline() -> None:
     assert [e.key for e in sort_timeline(ALL)] == ["a", "b", "c1", "c2", "d"]
     assert sort_timeline([]) == []
-
-
-def test_history_counts_successes_before_in_event_order() -> None:
-    assert history_before(ALL, A) == History()
-    assert history_before(ALL, C2) == History(3, at(100), (LONDON, SYDNEY))
-    # d failed: it adds nothing, and nothing is after it.
-    assert history_before(ALL, D) == history_before(ALL, C2).including(C2)
-    assert history_before(ALL, D).including(D) == history_before(ALL, D)
-
-
-def test_history_places_are_distinct_and_the_first_success_is_the_earliest() -> None:
-    history = History().including(event("x", 500, LONDON)).including(event("y", 50, LONDON))
-    assert history.successes == 2
-    assert history.first_success_at == at(50)
-    assert history.known_places == (LONDON,)
-    unlocated = history.including(event("z", 600, None))
-    assert unlocated.successes == 3 and unlocated.known_places == (LONDON,)

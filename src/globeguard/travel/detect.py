@@ -30,24 +30,29 @@ Examples: Kassel (51.3167, 9.5, r100) then Amsterdam (52.3824, 4.8995, r200) 100
 off, so suspicious, not impossible. Two r1000 points 1069 mi apart one hour apart: 1069 mph,
 but the circles overlap (1720 km < 2000 km), d' = 0, so suspicious.
 
-False-positive controls (``TravelSettings``; each lowers suspicious or impossible to
-``plausible`` and is named in ``Reasons.lowered_by``; the first that applies is named, in this
-order). They are evaluated for the pair's later event, the sign-in that completes the journey,
-against ``history``, the subject's successful sign-ins before it:
+False-positive controls (``TravelSettings``; each lowers a suspicious or impossible grade and
+is named in ``Reasons.lowered_by``; the first that applies is named, in this order). They are
+evaluated for the pair's later event, the sign-in that completes the journey, against
+``history``, what the subject's sign-ins before it proved (see ``profile``):
 
-- ``min_distance``: d < ``min_distance_km`` (default 100 km; two readings of one city differ by
-  tens of km between databases and mobile carriers).
-- ``known_location``: the later place is within ``known_location_radius_km`` (default 50 km) of
-  a place where the subject signed in successfully before the later event. With a stranger's
-  successful sign-in between two at home, home → stranger stays flagged while stranger → home
-  is lowered, so the flag lands on the stranger's event.
-- ``learning``: fewer than ``learning_logins`` (default 3) successful sign-ins before the later
-  event, or the first of them less than ``learning_period`` (default 0) before it. Learning
-  lasts while either is short; Entra's stops at whichever of 10 sign-ins or 14 days comes first.
+- ``min_distance`` → plausible: d < ``min_distance_km`` (default 100 km; two readings of one
+  city differ by tens of km between databases and mobile carriers).
+- ``known_location`` → plausible: the later place is within ``known_location_radius_km``
+  (default 50 km) of one of the subject's known places: proven (a success not flagged, an
+  admin's "safe"), or reached on ``known_place_days`` distinct days with no "compromised"
+  review, and used within ``known_place_memory``. An attacker's flagged success is neither,
+  so it does not vouch for the attacker's next sign-in from there.
+- ``learning`` → one grade lower (impossible → suspicious, suspicious → plausible): fewer than
+  ``learning_logins`` successful sign-ins before the later event, or the first of them less
+  than ``learning_period`` before it. A new user's second place is not yet known, but a
+  takeover in the first days still raises a flag.
+- ``known_network`` → at most suspicious: the later sign-in comes through a network (ASN) the
+  subject proved before. A carrier's addresses geolocate to a hub far from the user; through
+  the user's own carrier that is worth a look, not a block.
 
-Each control is off at 0. ``unverifiable`` is never lowered: there is nothing to excuse. The
-raw grade stays in ``Reasons.raw_grade``; the Superman flags (``superman_view``) never see the
-controls.
+Each control is off at 0 (the network control needs an ASN database). ``unverifiable`` is never
+lowered: there is nothing to excuse. The raw grade stays in ``Reasons.raw_grade``; the Superman
+flags (``superman_view``) never see the controls.
 """
 
 from __future__ import annotations
@@ -81,6 +86,24 @@ class Control(StrEnum):
     MIN_DISTANCE = "min_distance"
     KNOWN_LOCATION = "known_location"
     LEARNING = "learning"
+    KNOWN_NETWORK = "known_network"
+
+
+# What each control makes of a fast grade (suspicious or impossible).
+_LOWERED: dict[tuple[Control, Grade], Grade] = {
+    (Control.MIN_DISTANCE, Grade.SUSPICIOUS): Grade.PLAUSIBLE,
+    (Control.MIN_DISTANCE, Grade.IMPOSSIBLE): Grade.PLAUSIBLE,
+    (Control.KNOWN_LOCATION, Grade.SUSPICIOUS): Grade.PLAUSIBLE,
+    (Control.KNOWN_LOCATION, Grade.IMPOSSIBLE): Grade.PLAUSIBLE,
+    (Control.LEARNING, Grade.SUSPICIOUS): Grade.PLAUSIBLE,
+    (Control.LEARNING, Grade.IMPOSSIBLE): Grade.SUSPICIOUS,
+    (Control.KNOWN_NETWORK, Grade.IMPOSSIBLE): Grade.SUSPICIOUS,
+}
+
+
+def lowered(raw: Grade, control: Control | None) -> Grade:
+    """The grade a pair graded `raw` gets once `control` applies (None: no control)."""
+    return raw if control is None else _LOWERED[(control, raw)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,13 +260,14 @@ def is_learning(at: datetime, history: History, settings: TravelSettings) -> boo
 
 def lowering_control(
     measurement: Measurement,
+    raw: Grade,
     later: TravelEvent,
     history_of: Callable[[], History],
     settings: TravelSettings,
 ) -> Control | None:
-    """The false-positive control that excuses a fast pair, if any (see the module doc).
-    `history_of` is called only when a control needs the history (distance alone decides
-    first)."""
+    """The false-positive control that lowers a fast pair graded `raw`, if any (see the
+    module doc). `history_of` is called only when a control needs the history (distance
+    alone decides first)."""
     if measurement.distance_km < settings.min_distance_km:
         return Control.MIN_DISTANCE
     history = history_of()
@@ -252,6 +276,8 @@ def lowering_control(
         return Control.KNOWN_LOCATION
     if is_learning(later.occurred_at, history, settings):
         return Control.LEARNING
+    if raw is Grade.IMPOSSIBLE and later.asn is not None and later.asn in history.known_networks:
+        return Control.KNOWN_NETWORK
     return None
 
 
@@ -273,7 +299,7 @@ def assess_pair_lazily(
     plausible, and a bulk batch would otherwise build a history (known places out of the
     profile's recent slots) for every one of its logins."""
     seconds, measured, raw, control = _assess(earlier, later, history_of, settings)
-    grade = Grade.PLAUSIBLE if control else raw
+    grade = lowered(raw, control)
     threshold = settings.speed_threshold_mph
     reasons = Reasons(seconds, threshold, earlier.place, later.place, measured, raw, control)
     return PairVerdict(earlier.key, later.key, grade, reasons)
@@ -288,7 +314,7 @@ def pair_verdict(
     """`assess_pair_lazily`'s grade and `as_dict()`, without the objects in between: the
     bulk path grades every login of a batch, and only wants what is stored."""
     seconds, measured, raw, control = _assess(earlier, later, history_of, settings)
-    grade = Grade.PLAUSIBLE if control else raw
+    grade = lowered(raw, control)
     verdict = {"earlier": earlier.key, "later": later.key, "grade": grade.value}
     threshold = settings.speed_threshold_mph
     _add_reasons(verdict, seconds, threshold, earlier.place, later.place, measured, raw, control)
@@ -312,5 +338,5 @@ def _assess(
     raw = classify(measured.speed_mph, measured.adjusted_speed_mph, settings.speed_threshold_mph)
     control = None
     if raw in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
-        control = lowering_control(measured, later, history_of, settings)
+        control = lowering_control(measured, raw, later, history_of, settings)
     return seconds, measured, raw, control

@@ -1,35 +1,96 @@
 """A subject's login profile: everything grading needs of its past, in one small value. Pure.
 
-Grading a login reads the subject's past: the anchor (last success), the history that feeds
-the false-positive controls (success count, first success, places of the successes among the
-latest ``KNOWN_PLACES_WINDOW`` events) and, for the Superman view, the latest event of any
-outcome. Reading that from the stored events costs a window query over the subject's history
-per login. A profile holds the same facts and moves forward one event at a time
-(``Profile.after``), so a login later than all of its subject's stored ones — the common case —
-is judged from one row.
+Grading a login reads the subject's past: the anchor (the last *trusted* success), what the
+false-positive controls need (how many successes, when the first was, the places and networks
+the subject has proven) and, for the Superman view, the latest event of any outcome. A profile
+holds those facts and moves forward one event at a time (``Profile.after``), so a login later
+than all of its subject's stored ones — the common case — is judged from one row. A login
+arriving before the subject's newest stored event is judged from a profile rebuilt from the
+stored events (the same fold over the same events, see ``service.replayed_profiles``).
 
-A login arriving before the subject's newest stored event cannot use the profile (its past is
-not "everything so far"); it is judged from the stored events, and the profile is then rebuilt
-from those (``Profile.from_window``) and moved past the events that follow.
+Trust. A success is *trusted* when the user proved it: its verdict is not flagged (suspicious
+or impossible), or an admin reviewed it "safe"; never when reviewed "compromised". Only a
+trusted success becomes the anchor, so an attacker's flagged sign-in is never what the next
+sign-in is measured from. Places are remembered per cluster (successes within
+``known_location_radius_km`` of the cluster's first place), with counts, first and last seen
+and the distinct days seen. A place is *known* when a trusted success proved it, or when it
+recurred on ``known_place_days`` distinct days and no success there was reviewed
+"compromised"; places and networks unused for ``known_place_memory`` are forgotten. A network
+(ASN) is known once a trusted success came through it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import partial
 from typing import Any
 
 from globeguard.settings import TravelSettings
+from globeguard.travel.detect import Grade
+from globeguard.travel.geo_math import haversine_km
 from globeguard.travel.grading import Verdict, judge_lazily
-from globeguard.travel.timeline import History, Place, TravelEvent
+from globeguard.travel.timeline import History, Place, TravelEvent, sort_timeline
 
-# Recent events a login is compared with for known places (Okta uses the last 20).
-KNOWN_PLACES_WINDOW = 20
 # Profiles carry no arrival numbers: every event they describe precedes any event judged
 # against them, so their order only has to sort below those of events of the same instant.
 PROFILE_ARRIVAL = 0
+# A profile document of another shape (an older release's) is not read: the subject's profile
+# is rebuilt from its stored events instead.
+DOC_VERSION = 2
+# Bounds on what one subject's profile remembers; past them the least recently used go.
+MAX_PLACES = 32
+MAX_NETWORKS = 16
+
+SAFE = "safe"
+COMPROMISED = "compromised"
+FLAGGED = frozenset({Grade.SUSPICIOUS, Grade.IMPOSSIBLE})
+
+
+def is_trusted(grade: Grade, review: str | None) -> bool:
+    """Whether a success with this verdict and review proves its place (see the module doc)."""
+    if review == COMPROMISED:
+        return False
+    return review == SAFE or grade not in FLAGGED
+
+
+@dataclass(frozen=True, slots=True)
+class PlaceMemory:
+    """One of the subject's places: where, how often and when it was used, and whether the
+    subject proved it."""
+
+    place: Place
+    first_seen: datetime
+    last_seen: datetime
+    count: int
+    days: int
+    # The proleptic ordinal of the last UTC day with a success here.
+    last_day: int
+    trusted: bool
+    contested: bool
+
+    def known(self, days_needed: int) -> bool:
+        if self.trusted:
+            return True
+        return days_needed > 0 and not self.contested and self.days >= days_needed
+
+    def seen(self, at: datetime, trusted: bool, contested: bool) -> PlaceMemory:
+        day = at.toordinal()
+        return PlaceMemory(
+            self.place,
+            self.first_seen,
+            at,
+            self.count + 1,
+            self.days + (day != self.last_day),
+            day,
+            self.trusted or trusted,
+            self.contested or contested,
+        )
+
+
+def _first_memory(place: Place, at: datetime, trusted: bool, contested: bool) -> PlaceMemory:
+    return PlaceMemory(place, at, at, 1, 1, at.toordinal(), trusted, contested)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,184 +103,208 @@ class Context:
 
 
 @dataclass(frozen=True, slots=True)
-class Slot:
-    """One of the latest events, as far as known places care: did it succeed, and where."""
-
-    success: bool
-    place: Place | None = None
-
-
-FAILURE = Slot(False)
-UNLOCATED_SUCCESS = Slot(True)
-
-
-def success_slot(place: Place | None) -> Slot:
-    return UNLOCATED_SUCCESS if place is None else Slot(True, place)
-
-
-@dataclass(frozen=True, slots=True)
 class Profile:
     successes: int = 0
     first_success_at: datetime | None = None
+    # The last trusted success, and the latest event of any outcome.
     anchor: TravelEvent | None = None
     latest: TravelEvent | None = None
-    # Newest first, at most KNOWN_PLACES_WINDOW.
-    recent: tuple[Slot, ...] = ()
+    places: tuple[PlaceMemory, ...] = ()
+    # Proven networks (ASN) with the time of the last trusted success through each.
+    networks: tuple[tuple[int, datetime], ...] = ()
 
-    def context(self) -> Context:
-        history = History(self.successes, self.first_success_at, self.known_places())
-        return Context(history, self.anchor, self.latest)
+    def context(self, at: datetime, settings: TravelSettings) -> Context:
+        """What a login at `at`, later than every event described, is judged from."""
+        return Context(_Fold(self).history(at, settings), self.anchor, self.latest)
 
-    def known_places(self) -> tuple[Place, ...]:
-        """Places of the recent successes, each coordinate pair once, newest first."""
-        return _known_places(self.recent)
+    def known_places(self, at: datetime, settings: TravelSettings) -> tuple[Place, ...]:
+        return _Fold(self).history(at, settings).known_places
 
-    def after(self, event: TravelEvent) -> Profile:
-        """The profile once `event`, later than every event it describes, is stored too."""
-        slot = Slot(True, event.place) if event.success else FAILURE
-        recent = (slot, *self.recent)[:KNOWN_PLACES_WINDOW]
-        if not event.success:
-            return Profile(self.successes, self.first_success_at, self.anchor, event, recent)
-        first = self.first_success_at or event.occurred_at
-        return Profile(self.successes + 1, first, event, event, recent)
+    def after(self, event: TravelEvent, grade: Grade, settings: TravelSettings) -> Profile:
+        """The profile once `event` (later than every event described), graded `grade`, is
+        stored too."""
+        fold = _Fold(self)
+        fold.add(event, grade, settings)
+        return fold.profile()
+
+    def replayed(
+        self, graded: Sequence[tuple[TravelEvent, Grade]], settings: TravelSettings
+    ) -> Profile:
+        """The profile once stored events (in event order, with the verdicts they hold) are
+        added: how a profile is rebuilt from the events."""
+        fold = _Fold(self)
+        for event, grade in graded:
+            fold.add(event, grade, settings)
+        return fold.profile()
 
     def judge(
-        self,
-        events: Sequence[TravelEvent],
-        settings: TravelSettings,
-        slot_of: Callable[[Place | None], Slot] = success_slot,
+        self, events: Sequence[TravelEvent], settings: TravelSettings
     ) -> tuple[dict[str, Verdict], Profile]:
         """Every event's verdict (`events` in event order, all later than this profile), each
-        judged from the profile of everything before it — the same window of recent places a
-        single login is judged by — and the profile after the last. `slot_of` gives the slot
-        of a success at a place (a caller may hand out one per place, to share them)."""
-        # `after` step by step, in local variables: a bulk batch judges thousands of logins,
-        # and one Profile (and one History of known places) per login cost more than the
-        # grading itself. The history is built only for the logins a control looks at.
+        judged from the profile of everything before it, and the profile after the last."""
+        fold = _Fold(self)
         verdicts: dict[str, Verdict] = {}
-        successes, first, anchor = self.successes, self.first_success_at, self.anchor
-        latest, recent = self.latest, list(self.recent)
         for event in events:
-            history_of = partial(_history, successes, first, recent)
-            verdicts[event.key] = judge_lazily(event, anchor, history_of, settings)
-            if event.success:
-                recent.insert(0, slot_of(event.place))
-                successes += 1
-                first = first or event.occurred_at
-                anchor = event
-            else:
-                recent.insert(0, FAILURE)
-            del recent[KNOWN_PLACES_WINDOW:]
-            latest = event
-        return verdicts, Profile(successes, first, anchor, latest, tuple(recent))
+            # The history is built only for the logins a control looks at: most are plausible.
+            history_of = partial(fold.history, event.occurred_at, settings)
+            verdict = verdicts[event.key] = judge_lazily(event, fold.anchor, history_of, settings)
+            fold.add(event, verdict[0], settings)
+        return verdicts, fold.profile()
 
     def as_stored(self) -> Profile:
         """This profile as reading its document back gives it (`from_doc(to_doc())`): the
         anchor and the latest event keep no arrival number there."""
         latest = _unnumbered(self.latest)
         anchor = latest if self.anchor is self.latest else _unnumbered(self.anchor)
-        return Profile(self.successes, self.first_success_at, anchor, latest, self.recent)
-
-    @staticmethod
-    def from_window(
-        rows: Sequence[Any], to_travel: Any, anchor: TravelEvent | None = None
-    ) -> Profile:
-        """From the window query's rows for one subject (newest first: the latest event and
-        the successes among the latest KNOWN_PLACES_WINDOW events, each with its rank; the
-        ranks not returned were failures). `anchor` is the last success when it is older
-        than the window."""
-        if not rows:
-            return Profile()
-        by_rank = {row.rank: row for row in rows}
-        recent = tuple(_slot(by_rank.get(rank), to_travel) for rank in range(1, max(by_rank) + 1))
-        successes = [row for row in rows if row.success]
-        if successes:
-            anchor = to_travel(successes[0])
-        first = rows[0].first_success
         return Profile(
-            successes=rows[0].successes,
-            first_success_at=first,
-            anchor=anchor,
-            latest=to_travel(rows[0]),
-            recent=recent[:KNOWN_PLACES_WINDOW],
+            self.successes, self.first_success_at, anchor, latest, self.places, self.networks
         )
 
     # Storage: a compact JSON document, with exact ISO times (grading compares instants).
 
     def to_doc(self) -> dict[str, Any]:
-        """`recent` lists, per slot, the index of its place in `places` (each distinct place
-        once: a subject mostly signs in from a few) or -1 for a failure."""
-        index: dict[Place, int] = {}
-        # Slots mostly share Place objects (one per address and batch): looking them up by
-        # identity first spares hashing a Place (five fields, in Python) for every slot.
-        by_identity: dict[int, int] = {}
-        recent = []
-        for slot in self.recent:
-            if not slot.success:
-                recent.append(-1)
-            elif (place := slot.place) is None:
-                recent.append(-2)
-            else:
-                position = by_identity.get(id(place))
-                if position is None:
-                    position = by_identity[id(place)] = index.setdefault(place, len(index))
-                recent.append(position)
         latest = _event_doc(self.latest)
         return {
+            "v": DOC_VERSION,
             "successes": self.successes,
             "first_success_at": _iso(self.first_success_at),
-            # Mostly one event (the last login succeeded): written out once.
-            "anchor": latest if self.anchor is self.latest else _event_doc(self.anchor),
+            # Mostly one event (the last login succeeded and was trusted): written out once.
+            "anchor": "latest" if self.anchor is self.latest else _event_doc(self.anchor),
             "latest": latest,
-            "places": [_place_doc(place) for place in index],
-            "recent": recent,
+            "places": [_memory_doc(memory) for memory in self.places],
+            "networks": [[asn, seen.isoformat()] for asn, seen in self.networks],
         }
 
     @staticmethod
-    def from_doc(doc: dict[str, Any]) -> Profile:
+    def from_doc(doc: dict[str, Any]) -> Profile | None:
+        """The profile a document describes; None for a document of another version."""
+        if doc.get("v") != DOC_VERSION:
+            return None
         first = doc.get("first_success_at")
-        places = [Place(*item) for item in doc["places"]]
+        latest = _event_of(doc.get("latest"))
+        anchor_doc = doc.get("anchor")
         return Profile(
             successes=int(doc["successes"]),
             first_success_at=datetime.fromisoformat(first) if first else None,
-            anchor=_event_of(doc.get("anchor")),
-            latest=_event_of(doc.get("latest")),
-            recent=tuple(_slot_at(places, i) for i in doc["recent"]),
+            anchor=latest if anchor_doc == "latest" else _event_of(anchor_doc),
+            latest=latest,
+            places=tuple(_memory_of(item) for item in doc["places"]),
+            networks=tuple(
+                (int(asn), datetime.fromisoformat(seen)) for asn, seen in doc["networks"]
+            ),
         )
 
 
-def _known_places(recent: Sequence[Slot]) -> tuple[Place, ...]:
-    seen: dict[tuple[float, float], Place] = {}
-    for slot in recent:
-        if slot.success and slot.place is not None:
-            seen.setdefault((slot.place.lat, slot.place.lon), slot.place)
-    return tuple(seen.values())
+def judge_timeline(
+    events: Iterable[TravelEvent], settings: TravelSettings, before: Profile | None = None
+) -> dict[str, Verdict]:
+    """Every login's verdict, by key: the events in event order, from `before` (nothing, by
+    default). What storing them one by one in time order gives."""
+    return (before or Profile()).judge(sort_timeline(events), settings)[0]
 
 
-def _history(successes: int, first: datetime | None, recent: Sequence[Slot]) -> History:
-    return History(successes, first, _known_places(recent))
+class _Fold:
+    """A profile being moved forward event by event, in local state: a bulk batch judges
+    thousands of logins, and a frozen Profile per login cost more than the grading itself."""
+
+    __slots__ = ("anchor", "first", "latest", "networks", "places", "successes")
+
+    def __init__(self, profile: Profile) -> None:
+        self.successes = profile.successes
+        self.first = profile.first_success_at
+        self.anchor = profile.anchor
+        self.latest = profile.latest
+        self.places = list(profile.places)
+        self.networks = dict(profile.networks)
+
+    def history(self, at: datetime, settings: TravelSettings) -> History:
+        horizon = at - settings.known_place_memory
+        days = settings.known_place_days
+        places = tuple(m.place for m in self.places if m.last_seen >= horizon and m.known(days))
+        networks = frozenset(asn for asn, seen in self.networks.items() if seen >= horizon)
+        return History(self.successes, self.first, places, networks)
+
+    def add(self, event: TravelEvent, grade: Grade, settings: TravelSettings) -> None:
+        self.latest = event
+        if not event.success:
+            return
+        self.successes += 1
+        if self.first is None:
+            self.first = event.occurred_at
+        trusted = is_trusted(grade, event.review)
+        if trusted:
+            self.anchor = event
+            if event.asn is not None:
+                self._remember_network(event.asn, event.occurred_at)
+        if event.place is not None:
+            self._remember_place(event, trusted, settings)
+
+    def _remember_place(self, event: TravelEvent, trusted: bool, settings: TravelSettings) -> None:
+        place, at = event.place, event.occurred_at
+        assert place is not None
+        contested = event.review == COMPROMISED
+        horizon = at - settings.known_place_memory
+        places = [m for m in self.places if m.last_seen >= horizon]
+        index = _cluster_of(places, place, settings.known_location_radius_km)
+        if index is None:
+            places.append(_first_memory(place, at, trusted, contested))
+            if len(places) > MAX_PLACES:
+                places.remove(min(places, key=_last_seen))
+        else:
+            places[index] = places[index].seen(at, trusted, contested)
+        self.places = places
+
+    def _remember_network(self, asn: int, at: datetime) -> None:
+        networks = self.networks
+        networks.pop(asn, None)
+        networks[asn] = at
+        if len(networks) > MAX_NETWORKS:
+            del networks[next(iter(networks))]
+
+    def profile(self) -> Profile:
+        return Profile(
+            self.successes,
+            self.first,
+            self.anchor,
+            self.latest,
+            tuple(self.places),
+            tuple(self.networks.items()),
+        )
+
+
+def _last_seen(memory: PlaceMemory) -> datetime:
+    return memory.last_seen
+
+
+def _cluster_of(places: Sequence[PlaceMemory], place: Place, radius_km: float) -> int | None:
+    """The index of the remembered place `place` belongs to: the same coordinates, else the
+    nearest within `radius_km`."""
+    for index, memory in enumerate(places):
+        if memory.place is place or (
+            memory.place.lat == place.lat and memory.place.lon == place.lon
+        ):
+            return index
+    nearest, best = None, radius_km
+    for index, memory in enumerate(places):
+        distance = haversine_km(place.lat, place.lon, memory.place.lat, memory.place.lon)
+        if distance < best:
+            nearest, best = index, distance
+    return nearest
 
 
 def _unnumbered(event: TravelEvent | None) -> TravelEvent | None:
     if event is None or event.arrival_seq == PROFILE_ARRIVAL:
         return event
     return TravelEvent(
-        event.key, event.occurred_at, PROFILE_ARRIVAL, event.place, event.success, event.ip
+        event.key,
+        event.occurred_at,
+        PROFILE_ARRIVAL,
+        event.place,
+        event.success,
+        event.ip,
+        event.asn,
+        event.review,
     )
-
-
-def _slot_at(places: Sequence[Place], index: int) -> Slot:
-    if index == -1:
-        return FAILURE
-    if index == -2:
-        return UNLOCATED_SUCCESS
-    return Slot(True, places[index])
-
-
-def _slot(row: Any, to_travel: Any) -> Slot:
-    if row is None or not row.success:
-        return FAILURE
-    return Slot(True, to_travel(row).place)
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -236,6 +321,33 @@ def _place_of(doc: list[Any] | None) -> Place | None:
     return None if doc is None else Place(*doc)
 
 
+def _memory_doc(memory: PlaceMemory) -> list[Any]:
+    return [
+        _place_doc(memory.place),
+        memory.first_seen.isoformat(),
+        memory.last_seen.isoformat(),
+        memory.count,
+        memory.days,
+        memory.last_day,
+        memory.trusted,
+        memory.contested,
+    ]
+
+
+def _memory_of(doc: list[Any]) -> PlaceMemory:
+    place, first, last, count, days, last_day, trusted, contested = doc
+    return PlaceMemory(
+        Place(*place),
+        datetime.fromisoformat(first),
+        datetime.fromisoformat(last),
+        int(count),
+        int(days),
+        int(last_day),
+        bool(trusted),
+        bool(contested),
+    )
+
+
 def _event_doc(event: TravelEvent | None) -> list[Any] | None:
     if event is None:
         return None
@@ -245,13 +357,22 @@ def _event_doc(event: TravelEvent | None) -> list[Any] | None:
         event.success,
         event.ip,
         _place_doc(event.place),
+        event.asn,
+        event.review,
     ]
 
 
 def _event_of(doc: list[Any] | None) -> TravelEvent | None:
     if doc is None:
         return None
-    key, at, success, ip, place = doc
+    key, at, success, ip, place, asn, review = doc
     return TravelEvent(
-        key, datetime.fromisoformat(at), PROFILE_ARRIVAL, _place_of(place), success, ip
+        key,
+        datetime.fromisoformat(at),
+        PROFILE_ARRIVAL,
+        _place_of(place),
+        success,
+        ip,
+        asn,
+        review,
     )

@@ -40,7 +40,9 @@ class ProfileStore:
         event."""
         found = {}
         for subject, last_at, text in await ProfileRepository(session).texts_of(subjects):
-            found[subject] = (as_utc(last_at), self._profile(subject, text))
+            profile = self._profile(subject, text)
+            if profile is not None:  # else of an older shape: rebuilt from the events
+                found[subject] = (as_utc(last_at), profile)
         return found
 
     async def write(
@@ -63,12 +65,13 @@ class ProfileStore:
             self._remember(subject, text, profile.as_stored())
         await ProfileRepository(session).upsert(rows)
 
-    def _profile(self, subject: str, text: str) -> Profile:
+    def _profile(self, subject: str, text: str) -> Profile | None:
         known = self._parsed.get(subject)
         if known is not None and known[0] == text:
             return known[1]
         profile = Profile.from_doc(orjson.loads(text))
-        self._remember(subject, text, profile)
+        if profile is not None:
+            self._remember(subject, text, profile)
         return profile
 
     def _remember(self, subject: str, text: str, profile: Profile) -> None:

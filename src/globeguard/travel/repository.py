@@ -25,10 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from globeguard.db.bulk import BulkInsert
 from globeguard.travel.driver_rows import DriverRows
 from globeguard.travel.models import LoginEvent, LoginProfile
-from globeguard.travel.profile import KNOWN_PLACES_WINDOW
-
-# Re-exported: the single-event path reads this many recent events.
-__all__ = ["KNOWN_PLACES_WINDOW", "LoginEventRepository"]
 
 
 def _before(event: LoginEvent) -> Any:
@@ -59,6 +55,8 @@ FACTS = (
     LoginEvent.country_iso,
     LoginEvent.city_name,
     LoginEvent.ip,
+    LoginEvent.asn,
+    LoginEvent.review,
 )
 
 
@@ -80,7 +78,15 @@ _SET_VERDICT = (
 )
 
 
-def _context_before() -> Any:
+def _up_to(inclusive: bool) -> Any:
+    """Events at or before (`inclusive`), or strictly before, the bound `before`."""
+    bound: Any = bindparam("before")
+    return LoginEvent.occurred_at <= bound if inclusive else LoginEvent.occurred_at < bound
+
+
+def _tallies(inclusive: bool) -> Any:
+    """Per subject, its latest event up to `before`, with the number of its successes up to
+    then and the time of the first one."""
     subject = LoginEvent.subject
     success_time = case((LoginEvent.success.is_(True), LoginEvent.occurred_at))
     ranked = (
@@ -96,22 +102,40 @@ def _context_before() -> Any:
             func.count(success_time).over(partition_by=subject).label("successes"),
             func.min(success_time).over(partition_by=subject).label("first_success"),
         )
-        .where(
-            subject.in_(bindparam("subjects", expanding=True)),
-            LoginEvent.occurred_at < bindparam("before"),
-        )
+        .where(subject.in_(bindparam("subjects", expanding=True)), _up_to(inclusive))
         .subquery()
     )
-    # Failures other than the latest teach nothing (see grading): skip them.
-    wanted = or_(ranked.c.rank == 1, ranked.c.success.is_(True))
+    return select(ranked).where(ranked.c.rank == 1)
+
+
+def _successes_since(inclusive: bool) -> Any:
+    """The successes of the subjects from `since` up to `before`, in event order, with the
+    verdict and review that say whether each proved its place."""
     return (
-        select(ranked)
-        .where(ranked.c.rank <= bindparam("limit"), wanted)
-        .order_by(ranked.c.subject, ranked.c.rank)
+        select(*FACTS, LoginEvent.subject, LoginEvent.verdict)
+        .where(
+            LoginEvent.subject.in_(bindparam("subjects", expanding=True)),
+            LoginEvent.success.is_(True),
+            LoginEvent.occurred_at >= bindparam("since"),
+            _up_to(inclusive),
+        )
+        .order_by(LoginEvent.subject, LoginEvent.occurred_at, LoginEvent.id)
     )
 
 
-_CONTEXT_BEFORE = _context_before()
+# A success that proved its place (profile.is_trusted): not flagged, or reviewed "safe";
+# never reviewed "compromised".
+_TRUSTED = and_(
+    LoginEvent.success.is_(True),
+    or_(LoginEvent.review.is_(None), LoginEvent.review != "compromised"),
+    or_(
+        LoginEvent.review == "safe",
+        LoginEvent.verdict.is_(None),
+        LoginEvent.verdict.not_in(("suspicious", "impossible")),
+    ),
+)
+_TALLIES = {inclusive: _tallies(inclusive) for inclusive in (False, True)}
+_SUCCESSES_SINCE = {inclusive: _successes_since(inclusive) for inclusive in (False, True)}
 _TAIL_FACTS = select(
     *FACTS, LoginEvent.subject, LoginEvent.verdict, LoginEvent.verdict_reasons
 ).where(
@@ -237,29 +261,6 @@ class LoginEventRepository:
         )
         return await self.session.scalar(query)
 
-    async def recent_up_to(self, subject: str, at: datetime, limit: int) -> list[Any]:
-        """The subject's latest `limit` events at or before `at`, newest first."""
-        query = (
-            select(*FACTS)
-            .where(LoginEvent.subject == subject, LoginEvent.occurred_at <= at)
-            .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
-            .limit(limit)
-        )
-        return list((await self.session.execute(query)).all())
-
-    async def last_success_up_to(self, subject: str, at: datetime) -> Any:
-        query = (
-            select(*FACTS)
-            .where(
-                LoginEvent.subject == subject,
-                LoginEvent.success.is_(True),
-                LoginEvent.occurred_at <= at,
-            )
-            .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
-            .limit(1)
-        )
-        return (await self.session.execute(query)).first()
-
     async def first_after(self, subject: str, at: datetime) -> Any:
         query = (
             select(*FACTS)
@@ -269,70 +270,47 @@ class LoginEventRepository:
         )
         return (await self.session.execute(query)).first()
 
-    async def success_stats_up_to(self, subject: str, at: datetime) -> tuple[int, datetime | None]:
-        query = select(func.count(), func.min(LoginEvent.occurred_at)).where(
-            LoginEvent.subject == subject,
-            LoginEvent.success.is_(True),
-            LoginEvent.occurred_at <= at,
-        )
-        count, first = (await self.session.execute(query)).one()
-        return int(count), first
-
-    async def context_before(
-        self, subjects: Collection[str], before: datetime, limit: int
+    async def tallies(
+        self, subjects: Collection[str], before: datetime, *, inclusive: bool
     ) -> list[Any]:
-        """For each subject, its latest event before `before` and its successes among its
-        latest `limit` events (newest first), each row also carrying the subject's number of
-        successes before `before` and the time of the first one: one query for a whole batch
-        of subjects."""
-        params = {"subjects": list(subjects), "before": before, "limit": limit}
-        return list((await self._core(_CONTEXT_BEFORE, params)).all())
+        """Per subject with events up to `before`: its latest event (the FACTS columns), the
+        number of its successes (`successes`) and the time of the first (`first_success`)."""
+        params = {"subjects": list(subjects), "before": before}
+        return list((await self._core(_TALLIES[inclusive], params)).all())
 
-    async def last_success_before(self, subject: str, before: datetime) -> Any:
+    async def successes_since(
+        self, subjects: Collection[str], since: datetime, before: datetime, *, inclusive: bool
+    ) -> list[Any]:
+        """The subjects' successes from `since` up to `before`, in event order per subject,
+        with `subject` and `verdict`."""
+        params = {"subjects": list(subjects), "since": since, "before": before}
+        return list((await self._core(_SUCCESSES_SINCE[inclusive], params)).all())
+
+    async def last_trusted_before(self, subject: str, before: datetime) -> Any:
+        """The subject's latest success that proved its place, strictly before `before`."""
         query = (
             select(*FACTS)
-            .where(
-                LoginEvent.subject == subject,
-                LoginEvent.success.is_(True),
-                LoginEvent.occurred_at < before,
-            )
+            .where(LoginEvent.subject == subject, _TRUSTED, LoginEvent.occurred_at < before)
             .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
             .limit(1)
         )
         return (await self.session.execute(query)).first()
+
+    async def following(self, event: LoginEvent, limit: int) -> list[LoginEvent]:
+        """Up to `limit` events of the subject after `event`, in event order."""
+        query = (
+            select(LoginEvent)
+            .where(LoginEvent.subject == event.subject, _after(event))
+            .order_by(LoginEvent.occurred_at, LoginEvent.id)
+            .limit(limit)
+        )
+        return list((await self.session.scalars(query)).all())
 
     async def tail_facts(self, subjects: Collection[str], since: datetime) -> list[Any]:
         """The grading facts, subject and verdict of every event of these subjects at or after
         `since`: plain rows, not ORM objects (a bulk batch reads thousands)."""
         params = {"subjects": list(subjects), "since": since}
         return list((await self._core(_TAIL_FACTS, params)).all())
-
-    async def around(self, event: LoginEvent, *, before: int, after: int) -> list[LoginEvent]:
-        """`before` events preceding `event`, the event itself, and `after` following it, in
-        event order."""
-        earlier = (
-            select(LoginEvent)
-            .where(LoginEvent.subject == event.subject, _before(event))
-            .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
-            .limit(before)
-        )
-        later = (
-            select(LoginEvent)
-            .where(LoginEvent.subject == event.subject, _after(event))
-            .order_by(LoginEvent.occurred_at, LoginEvent.id)
-            .limit(after)
-        )
-        head = list((await self.session.scalars(earlier)).all())
-        tail = list((await self.session.scalars(later)).all())
-        return [*reversed(head), event, *tail]
-
-    async def success_stats(self, event: LoginEvent) -> tuple[int, datetime | None]:
-        """(number of successful sign-ins before `event`, time of the first one)."""
-        query = select(func.count(), func.min(LoginEvent.occurred_at)).where(
-            LoginEvent.subject == event.subject, LoginEvent.success.is_(True), _before(event)
-        )
-        count, first = (await self.session.execute(query)).one()
-        return int(count), first
 
     async def set_verdict(
         self, event_id: int, verdict: str, reasons: dict[str, Any] | None

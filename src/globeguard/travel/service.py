@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Collection, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -17,7 +17,7 @@ from globeguard.kit.clock import as_utc
 from globeguard.kit.errors import Conflict
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
-from globeguard.travel.grading import judge, judge_timeline
+from globeguard.travel.grading import judge
 from globeguard.travel.models import LoginEvent
 from globeguard.travel.observers import (
     LoginEventObserver,
@@ -26,9 +26,9 @@ from globeguard.travel.observers import (
     notify_regraded,
 )
 from globeguard.travel.profile import Profile
-from globeguard.travel.repository import KNOWN_PLACES_WINDOW, LoginEventRepository
+from globeguard.travel.repository import LoginEventRepository
 from globeguard.travel.superman_view import SupermanView, superman_view
-from globeguard.travel.timeline import History, Neighbours, Place, TravelEvent
+from globeguard.travel.timeline import Neighbours, Place, TravelEvent
 
 # An out-of-order arrival re-grades the events after it; past this many the rest keep their
 # grade (a sender replaying months of history should use a bulk import instead).
@@ -90,6 +90,8 @@ class LoginFacts(Protocol):
     country_iso: str | None
     city_name: str | None
     ip: str | None
+    asn: int | None
+    review: str | None
 
 
 def place_of(event: LoginFacts) -> Place | None:
@@ -126,6 +128,8 @@ def to_travel(event: LoginFacts) -> TravelEvent:
         place=place_of(event),
         success=event.success,
         ip=event.ip,
+        asn=event.asn,
+        review=event.review,
     )
 
 
@@ -178,90 +182,60 @@ class LoginEventService:
         subject are serialised, so none misses another. `refuse` may turn a successful report
         into a refused one (stored as a failure with that reason) once its verdict is known."""
         repo = LoginEventRepository(session)
-        await repo.lock_subject(report.subject)
+        subject, at = report.subject, report.occurred_at
+        await repo.lock_subject(subject)
         if report.event_uuid and (existing := await repo.by_uuid(report.event_uuid)):
             return await self._replay(repo, existing, report)
         geo = geo if geo is not None else self.locate(report.ip)
         event = self._new_event(report, geo)
         # Graded before it is stored: sign-in is hot. With the subject locked the new row gets
         # the subject's highest id, so it sorts after every stored event of the same instant.
-        saved = (await repo.profiles_of([report.subject])).get(report.subject)
-        profile = None
-        if saved is not None and as_utc(saved[0]) <= report.occurred_at:
-            # Later than every stored event: the profile is its whole past.
-            profile = Profile.from_doc(saved[1])
-            context, after = profile.context(), None
-            anchor, history, latest = context.anchor, context.history, context.latest
-        else:
-            window = await repo.recent_up_to(
-                report.subject, report.occurred_at, KNOWN_PLACES_WINDOW
+        saved = (await repo.profiles_of([subject])).get(subject)
+        profile = Profile.from_doc(saved[1]) if saved is not None else None
+        after = None
+        if profile is None or as_utc(saved[0]) > at:  # type: ignore[index]
+            # Earlier than a stored event (or no usable profile): its past, from the events.
+            profile = (await replayed_profiles(repo, [subject], at, self.settings, True)).get(
+                subject, Profile()
             )
-            after = await repo.first_after(report.subject, report.occurred_at)
-            anchor = await self._anchor(repo, window, report)
-            history = await self._history_of_window(
-                window, lambda: repo.success_stats_up_to(report.subject, report.occurred_at)
-            )
-            latest = to_travel(window[0]) if window else None
+            after = await repo.first_after(subject, at)
+        context = profile.context(at, self.settings)
         current = TravelEvent(
             event.event_uuid,
-            report.occurred_at,
+            at,
             LAST_ARRIVAL,
             place_of(event),
             report.success,
             event.ip,
+            event.asn,
         )
-        grade, reasons = judge(current, anchor, history, self.settings)
+        grade, reasons = judge(current, context.anchor, context.history, self.settings)
         refused = refuse(grade) if (refuse is not None and report.success) else None
         if refused:
             event.success, event.failure_reason = False, refused
         event.verdict, event.verdict_reasons = grade.value, reasons
         await repo.add(event)
         await notify_inserted(self.observers, session, [columns_of(event)])
-        if after is not None and event.success:
-            await self._regrade_after(repo, event)
-        await self._keep_profile(repo, event, profile, saved is not None)
-        neighbours = Neighbours(latest, to_travel(after) if after else None)
+        profile = profile.after(to_travel(event), grade, self.settings)
+        if after is not None:
+            profile = await self._regrade_after(repo, event, profile)
+        user_ids = {subject: event.user_id} if event.user_id is not None else {}
+        await save_profiles(repo, {subject: profile}, [subject] if saved else [], user_ids)
+        neighbours = Neighbours(context.latest, to_travel(after) if after else None)
         return Recorded(event, geo, grade, reasons, neighbours, replay=False, refused=refused)
 
-    @staticmethod
-    async def _keep_profile(
-        repo: LoginEventRepository, event: LoginEvent, profile: Profile | None, saved: bool
-    ) -> None:
-        """Move the profile past `event`; when the event came before others, rebuild it
-        from the stored events."""
+    async def reviewed(self, session: AsyncSession, event: LoginEvent) -> None:
+        """An admin's review of `event` (its `review` set) counts from now on: the subject's
+        profile is rebuilt from its events, where that review now proves (or disowns) the
+        login's place and network. Verdicts already given stay as they are."""
+        repo = LoginEventRepository(session)
         subject = event.subject
-        if profile is not None:
-            profiles = {subject: profile.after(to_travel(event))}
-        else:
-            profiles = await window_profiles(repo, [subject], END_OF_TIME)
-        user_ids = {subject: event.user_id} if event.user_id is not None else {}
-        await save_profiles(repo, profiles, [subject] if saved else [], user_ids)
-
-    async def _anchor(
-        self, repo: LoginEventRepository, window: Sequence[LoginFacts], report: LoginReport
-    ) -> TravelEvent | None:
-        """The last successful login at or before the report's time."""
-        found = next((e for e in window if e.success), None)
-        if found is None and len(window) == KNOWN_PLACES_WINDOW:
-            found = await repo.last_success_up_to(report.subject, report.occurred_at)
-        return to_travel(found) if found is not None else None
-
-    async def _history_of_window(
-        self, window: Sequence[LoginFacts], totals: Callable[[], Awaitable[tuple[int, Any]]]
-    ) -> History:
-        """History from the subject's most recent events (newest first), asking the database
-        for totals only when the learning period needs more than the window shows."""
-        successes = [e for e in window if e.success]
-        places = tuple(p for e in successes if (p := place_of(e)))
-        first = min((as_utc(e.occurred_at) for e in successes), default=None)
-        complete = len(window) < KNOWN_PLACES_WINDOW
-        needs_totals = self.settings.learning_period.total_seconds() > 0 or (
-            len(successes) < self.settings.learning_logins
-        )
-        if complete or not needs_totals:
-            return History(len(successes), first, places)
-        count, first_ever = await totals()
-        return History(count, as_utc(first_ever) if first_ever else None, places)
+        await repo.lock_subject(subject)
+        saved = (await repo.profiles_of([subject])).get(subject)
+        profiles = await replayed_profiles(repo, [subject], END_OF_TIME, self.settings, True)
+        if subject in profiles:
+            user_ids = {subject: event.user_id} if event.user_id is not None else {}
+            await save_profiles(repo, profiles, [subject] if saved else [], user_ids)
 
     def _new_event(self, report: LoginReport, geo: GeoResult | None) -> LoginEvent:
         return LoginEvent(
@@ -303,16 +277,15 @@ class LoginEventService:
             refused=None,
         )
 
-    async def _regrade_after(self, repo: LoginEventRepository, event: LoginEvent) -> None:
-        """A success that arrived after later logins is the new anchor (and a new known place,
-        a new learning step) for what follows it: re-judge from it onwards."""
-        later = (await repo.around(event, before=0, after=REGRADE_WINDOW))[1:]
-        if not later:
-            return
-        history = (await self._history(repo, event)).including(to_travel(event))
-        verdicts = judge_timeline(
-            [to_travel(e) for e in later], self.settings, history, anchor=to_travel(event)
-        )
+    async def _regrade_after(
+        self, repo: LoginEventRepository, event: LoginEvent, profile: Profile
+    ) -> Profile:
+        """An event stored before others of its subject may change their verdicts (a success
+        can be a new anchor, a new known place, a new learning step): judge what follows it
+        again from `profile`, the profile up to and including it. Returns the profile after
+        all of the subject's events."""
+        later = await repo.following(event, REGRADE_WINDOW)
+        verdicts, final = profile.judge([to_travel(e) for e in later], self.settings)
         changes = []
         for row in later:
             grade, reasons = verdicts[row.event_uuid]
@@ -320,11 +293,11 @@ class LoginEventService:
                 changes.append(VerdictChange(row.id, row.verdict, grade.value))
                 await repo.set_verdict(row.id, grade.value, reasons)
         await notify_regraded(self.observers, repo.session, changes)
-
-    async def _history(self, repo: LoginEventRepository, event: LoginEvent) -> History:
-        """The history before a stored event."""
-        window = (await repo.around(event, before=KNOWN_PLACES_WINDOW, after=0))[:-1]
-        return await self._history_of_window(window[::-1], lambda: repo.success_stats(event))
+        if len(later) < REGRADE_WINDOW:
+            return final
+        # More events follow than were judged again: the profile of them all, from the events.
+        rebuilt = await replayed_profiles(repo, [event.subject], END_OF_TIME, self.settings, True)
+        return rebuilt[event.subject]
 
     async def history_of(
         self, session: AsyncSession, user_id: uuid.UUID, before_id: int | None, limit: int
@@ -332,21 +305,34 @@ class LoginEventService:
         return await LoginEventRepository(session).history(user_id, before_id, limit)
 
 
-async def window_profiles(
-    repo: LoginEventRepository, subjects: Collection[str], before: datetime
+async def replayed_profiles(
+    repo: LoginEventRepository,
+    subjects: Collection[str],
+    before: datetime,
+    settings: TravelSettings,
+    inclusive: bool = False,
 ) -> dict[str, Profile]:
-    """Each subject's profile of its events before `before`, read from the events."""
-    rows_by_subject: dict[str, list[Any]] = defaultdict(list)
-    for row in await repo.context_before(subjects, before, KNOWN_PLACES_WINDOW):
-        rows_by_subject[row.subject].append(row)
+    """Each subject's profile of its stored events before `before` (or at it, `inclusive`),
+    rebuilt from the events: the successes within the place memory folded in event order
+    with the verdicts and reviews they hold, as storing them one by one did. A subject with
+    no stored event then has no profile."""
+    since = before - settings.known_place_memory
+    tallies = await repo.tallies(subjects, before, inclusive=inclusive)
+    window: dict[str, list[Any]] = defaultdict(list)
+    for row in await repo.successes_since(subjects, since, before, inclusive=inclusive):
+        window[row.subject].append(row)
     profiles = {}
-    for subject, window in rows_by_subject.items():
+    for tally in tallies:
+        rows = window.get(tally.subject, [])
+        graded = [(to_travel(row), Grade(row.verdict or Grade.NONE)) for row in rows]
         anchor = None
-        if window[0].successes and not any(r.success for r in window):
-            # Successes exist but all are older than the window.
-            anchor_row = await repo.last_success_before(subject, before)
-            anchor = to_travel(anchor_row) if anchor_row else None
-        profiles[subject] = Profile.from_window(window, to_travel, anchor)
+        if tally.successes > len(rows):
+            # Older successes, out of the place memory: only the anchor may come from them.
+            found = await repo.last_trusted_before(tally.subject, since)
+            anchor = to_travel(found) if found is not None else None
+        start = Profile(tally.successes - len(rows), tally.first_success, anchor)
+        replayed = start.replayed(graded, settings)
+        profiles[tally.subject] = replace(replayed, latest=to_travel(tally))
     return profiles
 
 

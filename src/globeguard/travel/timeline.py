@@ -44,7 +44,9 @@ OrderKey = tuple[datetime, int]
 @dataclass(frozen=True, slots=True)
 class TravelEvent:
     """One sign-in of one subject. ``arrival_seq`` must be unique per subject and increase with
-    arrival (a database id does); ``place`` is None when the IP could not be located."""
+    arrival (a database id does); ``place`` is None when the IP could not be located; ``asn``
+    is the network's autonomous system when an ASN database knows it; ``review`` an admin's
+    word on it ("safe" or "compromised"), if any."""
 
     key: str
     occurred_at: datetime
@@ -52,6 +54,8 @@ class TravelEvent:
     place: Place | None = None
     success: bool = True
     ip: str | None = None
+    asn: int | None = None
+    review: str | None = None
 
     def __post_init__(self) -> None:
         if self.occurred_at.tzinfo is None:
@@ -97,32 +101,11 @@ def sort_timeline(events: Iterable[TravelEvent]) -> list[TravelEvent]:
 
 @dataclass(frozen=True, slots=True)
 class History:
-    """What a subject's successful events *before* one event (in event order) tell the
-    false-positive controls: how many there were, when the first was, and where they were
-    (distinct coordinates; the caller may pass only the most recent few)."""
+    """What a subject's sign-ins *before* one event (in event order) tell the false-positive
+    controls: how many succeeded, when the first did, the places known at that event's time
+    and the networks (ASNs) the subject proved (see ``profile``)."""
 
     successes: int = 0
     first_success_at: datetime | None = None
     known_places: tuple[Place, ...] = ()
-
-    def including(self, event: TravelEvent) -> History:
-        """The history of the event right after ``event``."""
-        if not event.success:
-            return self
-        first = self.first_success_at
-        if first is None or event.occurred_at < first:
-            first = event.occurred_at
-        return History(self.successes + 1, first, _with_place(self.known_places, event.place))
-
-
-def _with_place(places: tuple[Place, ...], place: Place | None) -> tuple[Place, ...]:
-    if place is None or any(p.lat == place.lat and p.lon == place.lon for p in places):
-        return places
-    return (*places, place)
-
-
-def history_before(events: Iterable[TravelEvent], current: TravelEvent) -> History:
-    history = History()
-    for event in sort_timeline(e for e in events if e.order < current.order):
-        history = history.including(event)
-    return history
+    known_networks: frozenset[int] = frozenset()

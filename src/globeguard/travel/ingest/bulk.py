@@ -38,7 +38,7 @@ from globeguard.travel.observers import (
 from globeguard.travel.profile import Profile
 from globeguard.travel.profile_store import ProfileStore
 from globeguard.travel.repository import LoginEventRepository
-from globeguard.travel.service import profile_rows, window_profiles
+from globeguard.travel.service import profile_rows, replayed_profiles
 
 BATCH_SIZE = 1000
 
@@ -138,10 +138,10 @@ class BulkIngestor:
         if behind:
             start = min(earliest[s] for s in behind)
             stored = await repo.tail_facts(behind, start)
-            profiles.update(await window_profiles(repo, behind, start))
+            profiles.update(await replayed_profiles(repo, behind, start, self.settings))
         events = new.travel_events()
         settings = self.settings
-        return grade_batch(new.rows, events, stored, profiles, settings, described, new.slot_of)
+        return grade_batch(new.rows, events, stored, profiles, settings, described)
 
     def prepare_new(
         self,

@@ -4,16 +4,16 @@ as one timeline from the profile of what came before it. Pure."""
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.grading import Verdict
-from globeguard.travel.profile import Profile, Slot, success_slot
+from globeguard.travel.profile import Profile
 from globeguard.travel.service import to_travel
-from globeguard.travel.timeline import Neighbours, Place, TravelEvent, sort_timeline
+from globeguard.travel.timeline import Neighbours, TravelEvent, sort_timeline
 
 FLAGGED = (Grade.SUSPICIOUS, Grade.IMPOSSIBLE)
 EMPTY = Profile()
@@ -50,7 +50,6 @@ def grade_batch(
     profiles: dict[str, Profile],
     settings: TravelSettings,
     described: bool = True,
-    slot_of: Callable[[Place | None], Slot] = success_slot,
 ) -> Graded:
     """Judge each subject's timeline: its stored events from the batch's start on (`stored`,
     only for subjects judged from their events; their verdicts may change) merged with the
@@ -69,7 +68,7 @@ def grade_batch(
     for subject, unordered in timelines.items():
         profile = profiles.get(subject, EMPTY)
         timeline = sort_timeline(unordered) if len(unordered) > 1 else unordered
-        verdicts, graded.profiles[subject] = profile.judge(timeline, settings, slot_of)
+        verdicts, graded.profiles[subject] = profile.judge(timeline, settings)
         for index, event in enumerate(timeline):
             grade, reasons = verdict = verdicts[event.key]
             new = new_by_uuid.get(event.key)

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
 from globeguard.adapters.geoip.port import GeoLocator, GeoReason, GeoResult
 from globeguard.travel.ingest.events import ReportedLogin
 from globeguard.travel.ingest.report import IngestReport
-from globeguard.travel.profile import Slot, success_slot
 from globeguard.travel.service import LAST_ARRIVAL, geo_columns, place_from_columns
 from globeguard.travel.timeline import Place, TravelEvent
 
@@ -43,11 +42,10 @@ class Fresh(NamedTuple):
 @dataclass(frozen=True, slots=True)
 class Located:
     """What one address puts in a row (its geo columns, and the columns every new row
-    starts empty), the place grading sees, and the profile slot of a success there."""
+    starts empty) and the place grading sees."""
 
     columns: dict[str, Any]
     place: Place | None
-    slot: Slot
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +54,6 @@ class NewRows:
 
     rows: list[dict[str, Any]]
     places: dict[str, Place | None]
-    # The slot of a success at each place of the batch, by the place's identity: profiles
-    # share them (a remembered profile holds twenty).
-    slots: dict[int, Slot] = field(default_factory=dict)
-
-    def slot_of(self, place: Place | None) -> Slot:
-        return self.slots.get(id(place)) or success_slot(place)
 
     def travel_events(self) -> list[TravelEvent]:
         """The rows as grading sees them, numbered in arrival order after every stored event
@@ -75,6 +67,7 @@ class NewRows:
                 places[row["ip"]],
                 row["success"],
                 row["ip"],
+                row["asn"],
             )
             for arrival, row in enumerate(self.rows, start=LAST_ARRIVAL)
         ]
@@ -107,7 +100,7 @@ class Locations:
 def located(found: GeoResult) -> Located:
     columns: dict[str, Any] = dict.fromkeys(GEO_COLUMNS)
     columns.update(geo_columns(found))
-    columns.update(user_id=None, verdict=None, verdict_reasons=None)
+    columns.update(user_id=None, verdict=None, verdict_reasons=None, review=None, reviewed_at=None)
     place = place_from_columns(
         columns["located"],
         columns["latitude"],
@@ -116,7 +109,7 @@ def located(found: GeoResult) -> Located:
         columns["country_iso"],
         columns["city_name"],
     )
-    return Located(columns, place, success_slot(place))
+    return Located(columns, place)
 
 
 def new_rows(
@@ -154,8 +147,7 @@ def new_rows(
         row["body_digest"] = fingerprint
         rows.append(row)
     places = {address: where.place for address, where in by_address.items()}
-    slots = {id(where.place): where.slot for where in by_address.values() if where.place}
-    return NewRows(rows, places, slots)
+    return NewRows(rows, places)
 
 
 def _by_address(locations: Locations, results: Iterable[GeoResult]) -> dict[str, Located]:
