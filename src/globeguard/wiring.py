@@ -58,6 +58,7 @@ from globeguard.settings import GeoIpSettings, Settings, secret_key_problem
 from globeguard.travel.announce import VerdictAnnouncer, VerdictCounter
 from globeguard.travel.batcher import LoginBatcher
 from globeguard.travel.ingest import BulkIngestor
+from globeguard.travel.linking import SubjectLinker
 from globeguard.travel.service import LoginEventService
 
 
@@ -106,6 +107,8 @@ class Container:
     jobs: JobService
     job_runner: JobRunner
     auth0_tokens: TokenCache
+    # Which user a reported login's subject belongs to.
+    linker: SubjectLinker
 
 
 def build(settings: Settings) -> Container:
@@ -131,8 +134,9 @@ def build(settings: Settings) -> Container:
     # the login events they derive from.
     counter = VerdictCounter(metrics, db.sessionmaker.kw["sync_session_class"])
     observers = (RollupObserver(), VerdictAnnouncer(counter))
-    logins = LoginEventService(locator, settings.travel, observers=observers)
-    ingestor = BulkIngestor(locator, settings.travel, observers=observers)
+    linker = SubjectLinker()
+    logins = LoginEventService(locator, settings.travel, observers=observers, linker=linker)
+    ingestor = BulkIngestor(locator, settings.travel, observers=observers, linker=linker)
     secret = master_secret(settings)
     sealer = Sealer(secret)
     signing_keys = SigningKeyService(sealer, auth_settings.access_token_ttl, auth_settings.leeway)
@@ -199,6 +203,7 @@ def build(settings: Settings) -> Container:
         jobs=jobs.service,
         job_runner=jobs.runner,
         auth0_tokens=jobs.tokens,
+        linker=linker,
     )
 
 

@@ -18,6 +18,7 @@ from globeguard.kit.errors import Conflict
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.grading import judge
+from globeguard.travel.linking import SubjectLinker
 from globeguard.travel.models import LoginEvent
 from globeguard.travel.observers import (
     LoginEventObserver,
@@ -163,10 +164,13 @@ class LoginEventService:
         locator: GeoLocator,
         settings: TravelSettings,
         observers: Sequence[LoginEventObserver] = (),
+        linker: SubjectLinker | None = None,
     ) -> None:
         self.locator = locator
         self.settings = settings
         self.observers = observers
+        # Gives a reported login to the user its subject names (None: sign-ins only).
+        self.linker = linker
 
     def locate(self, ip: str | None) -> GeoResult | None:
         return self.locator.locate(ip) if ip else None
@@ -188,6 +192,8 @@ class LoginEventService:
             return await self._replay(repo, existing, report)
         geo = geo if geo is not None else self.locate(report.ip)
         event = self._new_event(report, geo)
+        if event.user_id is None and self.linker is not None:
+            event.user_id = (await self.linker.owners(session, [subject])).get(subject)
         # Graded before it is stored: sign-in is hot. With the subject locked the new row gets
         # the subject's highest id, so it sorts after every stored event of the same instant.
         saved = (await repo.profiles_of([subject])).get(subject)

@@ -27,6 +27,7 @@ from globeguard.travel.ingest.events import ReportedLogin, digest
 from globeguard.travel.ingest.grade import Graded, Stored, grade_batch
 from globeguard.travel.ingest.report import MAX_ERRORS_LISTED, IngestReport
 from globeguard.travel.ingest.rows import Fresh, Locations, NewRows, new_rows
+from globeguard.travel.linking import SubjectLinker
 from globeguard.travel.observers import (
     LoginEventObserver,
     VerdictChange,
@@ -65,10 +66,13 @@ class BulkIngestor:
         locator: GeoLocator,
         settings: TravelSettings,
         observers: Sequence[LoginEventObserver] = (),
+        linker: SubjectLinker | None = None,
     ) -> None:
         self.locator = locator
         self.settings = settings
         self.observers = observers
+        # Gives each reported login to the user its subject names.
+        self.linker = linker
         self.profiles = ProfileStore()
         self.locations = Locations()
 
@@ -97,9 +101,10 @@ class BulkIngestor:
         rows = new.rows
         if not rows:
             return {}
-        if users:
+        owners = await self._owners(session, rows, users or {})
+        if owners:
             for row in rows:
-                row["user_id"] = users.get(row["subject"])
+                row["user_id"] = owners.get(row["subject"])
         earliest: dict[str, datetime] = {}
         for row in rows:
             subject, at = row["subject"], row["occurred_at"]
@@ -142,6 +147,19 @@ class BulkIngestor:
         events = new.travel_events()
         settings = self.settings
         return grade_batch(new.rows, events, stored, profiles, settings, described)
+
+    async def _owners(
+        self,
+        session: AsyncSession,
+        rows: Sequence[dict[str, Any]],
+        users: Mapping[str, uuid.UUID],
+    ) -> Mapping[str, uuid.UUID]:
+        """The user of each subject that names one: `users` first (the caller's own word),
+        then the linker's (one query for the batch)."""
+        unknown = {row["subject"] for row in rows} - users.keys()
+        if self.linker is None or not unknown:
+            return users
+        return {**await self.linker.owners(session, unknown), **users}
 
     def prepare_new(
         self,
