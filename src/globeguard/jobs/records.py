@@ -56,6 +56,8 @@ class ImportedUser:
     # Which columns the record actually carried: an upsert changes only those.
     given: frozenset[str]
     last_login: LastLogin | None
+    # The record's `user_id` when it is another IdP's id (an Auth0 "auth0|…"), not ours.
+    external_id: str | None = None
 
 
 def user_id_of(external: str) -> uuid.UUID:
@@ -114,7 +116,17 @@ def to_user(record: Any, *, metadata_max_bytes: int, now: datetime) -> ImportedU
     for field, source in (("last_login_at", "last_login"), ("last_login_ip", "last_ip")):
         if source in record:
             given.add(field)
-    return ImportedUser(row, frozenset(given), _last_login(record, row))
+    foreign = external if external and _foreign(external) else None
+    return ImportedUser(row, frozenset(given), _last_login(record, row), foreign)
+
+
+def _foreign(external: str) -> bool:
+    """Whether a record's `user_id` is another IdP's id rather than one of ours."""
+    try:
+        uuid.UUID(external)
+    except ValueError:
+        return True
+    return False
 
 
 def _text(record: dict[str, Any], field: str, limit: int) -> str | None:

@@ -1,15 +1,16 @@
-"""Where sign-ins came from: a user's login history with its travel verdicts, and a lookup of
-what the GeoIP database says about one address."""
+"""Where sign-ins came from: a user's login history with its travel verdicts (every login
+linked to the account, whichever IdP reported it), the logins reported under one subject,
+and a lookup of what the GeoIP database says about one address."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Path, Query
 from pydantic import BaseModel
 
 from globeguard.adapters.geoip.port import GeoReason
@@ -18,6 +19,8 @@ from globeguard.identity.permissions import PROFILE_SCOPE, Permission
 from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest, Forbidden
 from globeguard.kit.limits import INT64_MAX
+from globeguard.settings import LimitsSettings
+from globeguard.travel.ingest.events import SUBJECT_MAX
 from globeguard.travel.models import LoginEvent
 
 router = APIRouter(prefix="/api/v1", tags=["login intelligence"])
@@ -83,6 +86,9 @@ class LoginRead(BaseModel):
     geo_reason: str | None
     verdict: str | None
     verdict_reasons: dict[str, Any] | None
+    # An admin's word on the login ("safe" | "compromised") and when it was given.
+    review: str | None
+    reviewed_at: datetime | None
 
 
 class LoginPage(BaseModel):
@@ -134,6 +140,8 @@ def login_read(event: LoginEvent) -> LoginRead:
         geo_reason=event.geo_reason,
         verdict=event.verdict,
         verdict_reasons=event.verdict_reasons,
+        review=event.review,
+        reviewed_at=event.reviewed_at,
     )
 
 
@@ -181,7 +189,34 @@ async def user_logins(
     verdict each earned. Page on with `before=next_before`."""
     _may_read_history(principal, user_id)
     await app.users.get(session, user_id, include_deleted=True)
-    size = min(limit or app.settings.limits.page_size_default, app.settings.limits.page_size_max)
-    rows = await app.logins.history_of(session, user_id, before, size)
+    size = _page_size(app.settings.limits, limit)
+    return _page(await app.logins.history_of(session, user_id, before, size), size)
+
+
+# `:path`, so that a subject with a "/" (sent as %2F) reaches us whole.
+@router.get("/subjects/{subject:path}/logins", response_model=LoginPage)
+async def subject_logins(
+    subject: Annotated[str, Path(min_length=1, max_length=SUBJECT_MAX)],
+    app: ContainerDep,
+    session: DbSession,
+    _: Annotated[Principal, Depends(require(Permission.USERS_READ))],
+    before: Annotated[
+        int | None,
+        Query(ge=1, le=INT64_MAX, description="Return events older than this id (next_before)."),
+    ] = None,
+    limit: Annotated[int | None, Query(ge=1)] = None,
+) -> LoginPage:
+    """The logins reported under exactly this subject (as the sender spelled it, URL-encoded),
+    linked to a user or not, newest first. A subject nobody reported is an empty page, not a
+    404: the answer is the same whether or not the subject names an account."""
+    size = _page_size(app.settings.limits, limit)
+    return _page(await app.linker.logins_of_subject(session, subject, before, size), size)
+
+
+def _page_size(limits: LimitsSettings, limit: int | None) -> int:
+    return min(limit or limits.page_size_default, limits.page_size_max)
+
+
+def _page(rows: Sequence[LoginEvent], size: int) -> LoginPage:
     next_before = rows[-1].id if len(rows) == size else None
     return LoginPage(items=[login_read(r) for r in rows], next_before=next_before)

@@ -1,6 +1,7 @@
 """The `auth0.sync` job: export the tenant's users through the Management API, import them
-(upsert), and record each one's last sign-in as a login event, so the map, the analytics
-and the travel checks show the tenant at once.
+(upsert), remember each one's Auth0 `user_id` as an external id (so logins other senders
+report under it are the user's), and record each one's last sign-in as a login event, so the
+map, the analytics and the travel checks show the tenant at once.
 
 Resumable: the Auth0 job id is checkpointed as soon as it exists (a resumed sync polls the
 same export instead of starting another), and each imported batch commits with its login
@@ -39,6 +40,7 @@ from globeguard.jobs.runner import JobContext, JobFailed
 from globeguard.jobs.service import JobService
 from globeguard.settings import Auth0Settings
 from globeguard.travel.ingest import BulkIngestor, IncomingEvent, IngestReport
+from globeguard.travel.linking import ExternalId, SubjectLinker
 
 SOURCE = "auth0"
 
@@ -73,6 +75,15 @@ def login_event(stored: StoredUser) -> IncomingEvent | None:
     )
 
 
+def external_ids(stored: Sequence[StoredUser]) -> list[ExternalId]:
+    """Each synced user's Auth0 `user_id`, as an id Auth0 knows the user by."""
+    return [
+        ExternalId(s.imported.external_id, SOURCE, s.user_id)
+        for s in stored
+        if s.imported.external_id is not None
+    ]
+
+
 class Auth0SyncHandler:
     def __init__(
         self,
@@ -88,6 +99,7 @@ class Auth0SyncHandler:
         rand: Any = random.random,
         monotonic: Any = time.monotonic,
         tenants: TenantAddresses | None = None,
+        linker: SubjectLinker | None = None,
     ) -> None:
         self.db = db
         self.jobs = jobs
@@ -100,6 +112,7 @@ class Auth0SyncHandler:
         self.rand = rand
         self.monotonic = monotonic
         self.tenants = tenants or TenantAddresses(settings)
+        self.linker = linker or SubjectLinker()
 
     async def __call__(self, ctx: JobContext) -> dict[str, Any]:
         credentials, connection_id = await self._credentials(ctx.params["domain"])
@@ -115,6 +128,8 @@ class Auth0SyncHandler:
         logins = IngestReport()
 
         async def record_logins(session: AsyncSession, stored: Sequence[StoredUser]) -> None:
+            # Logins reported under the users' Auth0 ids (before or after) are theirs.
+            await self.linker.remember(session, external_ids(stored))
             events = [(i, e) for i, s in enumerate(stored) if (e := login_event(s)) is not None]
             if events:
                 users = {str(s.user_id): s.user_id for s in stored}
