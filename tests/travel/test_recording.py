@@ -14,7 +14,7 @@ from globeguard.travel.models import LoginEvent
 from globeguard.travel.service import LoginReport
 from globeguard.wiring import build
 from tests.conftest import make_settings, wipe
-from tests.support.mmdb import city_record, write_city_db
+from tests.support.mmdb import city_record, write_asn_db, write_city_db
 
 PLACES = {
     "203.0.10.1": (40.7128, -74.0060),  # New York
@@ -23,6 +23,8 @@ PLACES = {
     "203.0.10.4": (-33.8688, 151.2093),  # Sydney
     "203.0.10.5": (41.8781, -87.6298),  # Chicago
 }
+# Two networks, so that known networks (a carrier's far hub) take part in the grading too.
+NETWORKS = {"203.0.10.1": 64500, "203.0.10.2": 64501, "203.0.10.3": 64500, "203.0.10.4": 64501}
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
 
 
@@ -32,11 +34,15 @@ async def container(database_url, tmp_path):
         tmp_path / "c.mmdb",
         {ip: city_record(lat, lon, radius=10, country="US") for ip, (lat, lon) in PLACES.items()},
     )
+    asn_file = write_asn_db(
+        tmp_path / "a.mmdb",
+        {ip: {"autonomous_system_number": asn} for ip, asn in NETWORKS.items()},
+    )
     settings = make_settings(
         database_url,
         tmp_path,
-        geoip={"city_db": db_file},
-        travel={"learning_logins": 2, "min_distance_km": 100},
+        geoip={"city_db": db_file, "asn_db": asn_file},
+        travel={"learning_logins": 2, "min_distance_km": 100, "known_place_days": 2},
     )
     container = build(settings)
     from globeguard.boot import prepare
@@ -55,13 +61,14 @@ def reports(seed: int) -> list[LoginReport]:
     return [
         LoginReport(
             subject="zoe",
-            occurred_at=T0 + timedelta(minutes=rng.randrange(0, 600)),
+            # Over three days, so that places recur on distinct days.
+            occurred_at=T0 + timedelta(minutes=rng.randrange(0, 3 * 24 * 60)),
             success=rng.random() < 0.8,
             source="test",
             ip=rng.choice(ips),
             event_uuid=f"ev-{i}",
         )
-        for i in range(12)
+        for i in range(16)
     ]
 
 
