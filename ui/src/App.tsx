@@ -1,6 +1,7 @@
 import { useEffect, useMemo, useState } from "react";
-import { Client, isQueryProblem, sessionStore, type PlaceCount, type Problem } from "./api";
+import { Client, isQueryProblem, sessionStore, type FlaggedLogin, type PlaceCount, type Problem } from "./api";
 import { FilterBar, type FilterState } from "./FilterBar";
+import { FlaggedPanel } from "./FlaggedPanel";
 import { MapView } from "./MapView";
 import { SignIn } from "./SignIn";
 import { TopLocations } from "./TopLocations";
@@ -26,6 +27,7 @@ export function App() {
   const [state, setState] = useState<FilterState>(INITIAL);
   const [problem, setProblem] = useState<Problem | null>(null);
   const [focus, setFocus] = useState<PlaceCount | null>(null);
+  const [journey, setJourney] = useState<FlaggedLogin | null>(null);
   const [config, setConfig] = useState<Config | null>(null);
 
   useEffect(() => {
@@ -68,9 +70,13 @@ export function App() {
           tileUrl={config.tile_url}
           tileAttribution={config.tile_attribution}
           focus={focus}
+          journey={journey}
           onProblem={setProblem}
         />
-        <TopLocations client={client} filters={state.filters} onSelect={setFocus} />
+        <aside className="side">
+          <TopLocations client={client} filters={state.filters} onSelect={setFocus} />
+          <FlaggedPanel client={client} onShow={(login) => setJourney({ ...login })} />
+        </aside>
       </main>
       <footer className="muted small">
         Places by GeoIP; includes GeoLite2 data created by MaxMind, available from https://www.maxmind.com.

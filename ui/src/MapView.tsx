@@ -4,9 +4,10 @@ import { feature } from "topojson-client";
 import countries from "world-atlas/countries-110m.json";
 import L from "./leaflet";
 import "./heat";
-import { ApiError, filterParams, queryString, type Client, type Filters, type Heatmap, type Journey, type PlaceCount, type Problem, type TopLocations } from "./api";
-import { ago, count, distance, duration, escapeHtml, intensity, percent } from "./format";
+import { ApiError, filterParams, queryString, type Client, type FlaggedLogin, type Filters, type Heatmap, type Journey, type PlaceCount, type Problem, type TopLocations } from "./api";
+import { ago, count, escapeHtml, intensity, percent } from "./format";
 import { bboxParam, cellBounds, greatCircle } from "./geo";
+import { journeyPopup, type JourneyView } from "./journeys";
 import { planarCountries } from "./world";
 
 interface Props {
@@ -16,6 +17,8 @@ interface Props {
   tileUrl: string | null;
   tileAttribution: string;
   focus: PlaceCount | null;
+  /** A journey chosen in the flagged list: drawn and opened on the map. */
+  journey: FlaggedLogin | null;
   onProblem: (problem: Problem | null) => void;
 }
 
@@ -25,11 +28,12 @@ type Status = "loading" | "ready" | "empty" | "error";
 const SETTLE_MS = 250;
 const world = planarCountries(feature(countries as never, (countries as never as { objects: { countries: never } }).objects.countries) as unknown as FeatureCollection);
 
-export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus, onProblem }: Props) {
+export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus, journey, onProblem }: Props) {
   const element = useRef<HTMLDivElement>(null);
   const map = useRef<L.Map | null>(null);
   const heat = useRef<L.HeatLayer | null>(null);
   const arcLayer = useRef<L.LayerGroup | null>(null);
+  const chosenLayer = useRef<L.LayerGroup | null>(null);
   const [view, setView] = useState(0);
   const [status, setStatus] = useState<Status>("loading");
   const [grid, setGrid] = useState<{ cellDeg: number; cells: number; zoom: number; total: number } | null>(null);
@@ -56,6 +60,7 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
     m.attributionControl.addAttribution("Countries: Natural Earth via world-atlas");
     heat.current = L.heatLayer([], { radius: 18, blur: 14, maxZoom: 12, max: 1, minOpacity: 0.35 }).addTo(m);
     arcLayer.current = L.layerGroup().addTo(m);
+    chosenLayer.current = L.layerGroup().addTo(m);
     let timer: number | undefined;
     m.on("moveend", () => {
       window.clearTimeout(timer);
@@ -116,16 +121,7 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
     client
       .get<{ items: Journey[] }>(`/api/v1/analytics/suspicious-travel${queryString({ ...filterParams({ ...rest, by: "events", basis: "all" }), limit: 300 })}`, controller.signal)
       .then((data) => {
-        for (const j of data.items) {
-          const line = L.polyline(greatCircle([j.origin.lat, j.origin.lon], [j.destination.lat, j.destination.lon]), {
-            color: j.verdict === "impossible" ? "#c0262d" : "#e07b00",
-            weight: 2,
-            opacity: 0.8,
-            className: `arc arc-${j.verdict}`,
-          });
-          line.bindPopup(journeyPopup(j));
-          layer.addLayer(line);
-        }
+        for (const j of data.items) layer.addLayer(arc(j, j.origin, j.destination, 2));
       })
       .catch(() => undefined);
     return () => controller.abort();
@@ -138,6 +134,19 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
     m.flyTo([focus.lat, focus.lon], Math.max(m.getZoom(), 6), { duration: 0.6 });
     L.popup().setLatLng([focus.lat, focus.lon]).setContent(placePopup([focus], focus.label)).openOn(m);
   }, [focus]);
+
+  // Draw the journey chosen in the flagged list, above the others, and open its popup.
+  useEffect(() => {
+    const m = map.current;
+    const layer = chosenLayer.current;
+    if (!m || !layer) return;
+    layer.clearLayers();
+    if (!journey?.origin || !journey.destination) return;
+    const line = arc(journey, journey.origin, journey.destination, 4);
+    layer.addLayer(line);
+    m.fitBounds(line.getBounds(), { padding: [40, 40], maxZoom: 6 });
+    line.openPopup(line.getCenter());
+  }, [journey]);
 
   async function cellPopup(m: L.Map, at: L.LatLng) {
     const cell = cellBounds(at.lat, at.lng, cellDeg.current);
@@ -187,7 +196,18 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
   }
 }
 
-function journeyPopup(j: Journey): string {
-  const place = (e: { city_name: string | null; country_iso: string | null }) => escapeHtml([e.city_name, e.country_iso].filter(Boolean).join(", ") || "unknown place");
-  return `<div class="popup"><strong>${j.verdict === "impossible" ? "Impossible" : "Suspicious"} journey</strong><p>${place(j.origin)} → ${place(j.destination)}</p><p>${distance(j.distance_km)} in ${duration(j.elapsed_seconds)}: ${count(Math.round(j.speed_mph))} mph</p><p class="muted">${escapeHtml(j.subject)} · ${new Date(j.occurred_at).toISOString().replace("T", " ").slice(0, 16)} UTC</p></div>`;
+type Point = { lat: number; lon: number };
+
+/** A journey's great-circle arc, coloured by verdict, with its popup. */
+function arc(j: JourneyView, from: Point, to: Point, weight: number): L.Polyline {
+  const line = L.polyline(greatCircle([from.lat, from.lon], [to.lat, to.lon]), {
+    color: j.verdict === "impossible" ? "#c0262d" : "#e07b00",
+    weight,
+    opacity: 0.8,
+    className: `arc arc-${j.verdict}`,
+    // A click on an arc is the arc's: bubbling on, the map's own click would open the
+    // popup of the cell under it in its place.
+    bubblingMouseEvents: false,
+  });
+  return line.bindPopup(journeyPopup(j));
 }

@@ -44,6 +44,7 @@ export interface JourneyEnd {
   lat: number;
   lon: number;
   city_name: string | null;
+  subdivision_iso: string | null;
   country_iso: string | null;
 }
 
@@ -57,6 +58,47 @@ export interface Journey {
   distance_km: number;
   elapsed_seconds: number;
   speed_mph: number;
+}
+
+export type Review = "safe" | "compromised";
+
+export interface LoginPlace extends JourneyEnd {
+  event_uuid: string | null;
+  accuracy_radius_km: number | null;
+}
+
+/** A suspicious or impossible login, with the journey that earned the grade. */
+export interface FlaggedLogin {
+  id: number;
+  event_uuid: string;
+  occurred_at: string;
+  source: string;
+  subject: string;
+  user_id: string | null;
+  username: string | null;
+  success: boolean;
+  verdict: "suspicious" | "impossible";
+  review: Review | null;
+  reviewed_at: string | null;
+  origin: LoginPlace | null;
+  destination: LoginPlace | null;
+  distance_km: number | null;
+  elapsed_seconds: number | null;
+  speed_mph: number | null;
+  speed_kmh: number | null;
+}
+
+export interface FlaggedPage {
+  items: FlaggedLogin[];
+  next_before: number | null;
+}
+
+/** What `POST /logins/{id}/review` answers: the login as it now stands. */
+export interface ReviewedLogin {
+  id: number;
+  verdict: string | null;
+  review: Review;
+  reviewed_at: string;
 }
 
 export interface Problem {
@@ -148,9 +190,18 @@ export class Client {
   }
 
   /** GET with the bearer token; one refresh when it expired (tokens last 15 minutes). */
-  async get<T>(path: string, signal?: AbortSignal): Promise<T> {
-    let response = await this.send(path, signal);
-    if (response.status === 401 && (await this.refresh())) response = await this.send(path, signal);
+  get<T>(path: string, signal?: AbortSignal): Promise<T> {
+    return this.request<T>(path, { signal });
+  }
+
+  /** POST a JSON body with the bearer token, refreshed as for `get`. */
+  post<T>(path: string, body: unknown): Promise<T> {
+    return this.request<T>(path, { method: "POST", body: JSON.stringify(body) });
+  }
+
+  private async request<T>(path: string, init: RequestInit): Promise<T> {
+    let response = await this.send(path, init);
+    if (response.status === 401 && (await this.refresh())) response = await this.send(path, init);
     const body = await response.json().catch(() => null);
     if (response.status === 401) {
       this.store.set(null);
@@ -160,10 +211,11 @@ export class Client {
     return body as T;
   }
 
-  private send(path: string, signal?: AbortSignal): Promise<Response> {
+  private send(path: string, init: RequestInit): Promise<Response> {
     const session = this.store.get();
     const headers: Record<string, string> = session ? { Authorization: `Bearer ${session.access_token}` } : {};
-    return fetch(path, { headers, signal });
+    if (init.body !== undefined) headers["Content-Type"] = "application/json";
+    return fetch(path, { ...init, headers });
   }
 
   private async refresh(): Promise<boolean> {

@@ -1,0 +1,39 @@
+import { describe, expect, it } from "vitest";
+import { countryName, journeyName, placeCodes, placeName, speed, utcMinute } from "./places";
+
+const paris = { city_name: "Paris", subdivision_iso: "IDF", country_iso: "FR" };
+const tokyo = { city_name: "Tokyo", subdivision_iso: "13", country_iso: "JP" };
+
+describe("places", () => {
+  it("names countries from their codes, keeping codes it cannot name", () => {
+    expect(countryName("FR")).toBe("France");
+    expect(countryName("jp")).toBe("Japan");
+    expect(countryName("XX")).toBe("XX");
+    expect(countryName("not a code")).toBe("NOT A CODE");
+    expect(countryName(null)).toBeNull();
+  });
+
+  it("spells a place by codes and by name", () => {
+    expect(placeCodes(paris)).toBe("Paris, IDF, FR");
+    expect(placeName(paris)).toBe("Paris, IDF, France");
+    expect(placeName({ city_name: null, subdivision_iso: null, country_iso: "US" })).toBe("United States");
+    expect(placeName({ city_name: null, country_iso: null })).toBe("unknown place");
+    expect(placeCodes(null)).toBe("unknown place");
+  });
+
+  it("names a journey's two ends", () => {
+    expect(journeyName(paris, tokyo)).toBe("Paris, IDF, France → Tokyo, 13, Japan");
+    expect(journeyName(null, tokyo)).toBe("unknown place → Tokyo, 13, Japan");
+  });
+
+  it("gives speeds in mph and km/h", () => {
+    expect(speed(6034.5, 9711.6)).toBe("6,035 mph (9,712 km/h)");
+    expect(speed(500)).toBe("500 mph (805 km/h)");
+    expect(speed(null)).toBe("speed unknown");
+  });
+
+  it("gives times on the UTC clock", () => {
+    expect(utcMinute("2026-06-01T08:00:59+02:00")).toBe("2026-06-01 06:00 UTC");
+    expect(utcMinute("soon")).toBe("soon");
+  });
+});
