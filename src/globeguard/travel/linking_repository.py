@@ -7,7 +7,20 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import String, Table, bindparam, cast, literal_column, null, select, union_all
+import orjson
+from sqlalchemy import (
+    String,
+    Table,
+    Uuid,
+    any_,
+    bindparam,
+    cast,
+    func,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 from sqlalchemy import update as update_statement
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -29,27 +42,40 @@ def _rank(value: int) -> Any:
     return literal_column(str(value)).label("rank")
 
 
-def _owners_query() -> Any:
+def _one_of(dialect: str, column: Any, name: str, item: Any) -> Any:
+    """`column` is one of the values of the parameter `name`, passed whole: an array on
+    PostgreSQL, JSON text on SQLite. The text of the statement is then the same for any
+    number of keys, so it is prepared once, where an expanding IN of 3,000 parameters was
+    compiled and prepared anew every call (~50 ms per 1,000 subjects on PostgreSQL)."""
+    if dialect == "postgresql":
+        return column == any_(bindparam(name, type_=postgresql.ARRAY(item)))
+    values: Any = select(literal_column("value")).select_from(
+        func.json_each(bindparam(name, type_=String))
+    )
+    return column.in_(values.scalar_subquery())
+
+
+def _owners_query(dialect: str) -> Any:
     """(rank, matched key, user id) for every way the looked-up keys name a user. Each arm
-    is an IN on a unique (or primary) key, so the query costs one index probe per key."""
+    probes a unique (or primary) key once per key."""
     no_key = cast(null(), String).label("key")
     return union_all(
         select(_rank(BY_ID), no_key, USER.c.id.label("user_id")).where(
-            USER.c.id.in_(bindparam("ids", expanding=True))
+            _one_of(dialect, USER.c.id, "ids", Uuid())
         ),
         select(_rank(BY_EXTERNAL_ID), EXTERNAL.c.external_id, EXTERNAL.c.user_id).where(
-            EXTERNAL.c.external_id.in_(bindparam("externals", expanding=True))
+            _one_of(dialect, EXTERNAL.c.external_id, "externals", String())
         ),
         select(_rank(BY_USERNAME), USER.c.username_key, USER.c.id).where(
-            USER.c.username_key.in_(bindparam("usernames", expanding=True))
+            _one_of(dialect, USER.c.username_key, "usernames", String())
         ),
         select(_rank(BY_EMAIL), USER.c.email_key, USER.c.id).where(
-            USER.c.email_key.in_(bindparam("emails", expanding=True))
+            _one_of(dialect, USER.c.email_key, "emails", String())
         ),
     )
 
 
-_OWNERS = _owners_query()
+_OWNERS = {dialect: _owners_query(dialect) for dialect in ("postgresql", "sqlite")}
 # Only rows nobody claimed yet: a login linked earlier (to its reporter's user, or by a
 # better-ranked match) keeps its owner.
 _LINK_EVENTS = (
@@ -78,13 +104,22 @@ class LinkingRepository:
         """(rank, matched key, user id) of every user named by one of the keys: by id (the
         key is then None: the id is the match), stored external id, username key, email key.
         Soft-deleted users are included."""
-        params = {
-            "ids": list(ids),
-            "externals": list(externals),
-            "usernames": list(usernames),
-            "emails": list(emails),
-        }
-        result = await self.session.execute(_OWNERS, params)
+        dialect = self._dialect()
+        if dialect == "postgresql":
+            params: dict[str, Any] = {
+                "ids": list(ids),
+                "externals": list(externals),
+                "usernames": list(usernames),
+                "emails": list(emails),
+            }
+        else:  # JSON text; ids as SQLite stores them (32 hex digits)
+            params = {
+                "ids": orjson.dumps([i.hex for i in ids]).decode(),
+                "externals": orjson.dumps(list(externals)).decode(),
+                "usernames": orjson.dumps(list(usernames)).decode(),
+                "emails": orjson.dumps(list(emails)).decode(),
+            }
+        result = await self.session.execute(_OWNERS[dialect], params)
         return [(rank, key, user_id) for rank, key, user_id in result.all()]
 
     async def save_external_ids(self, rows: Sequence[dict[str, Any]]) -> None:
