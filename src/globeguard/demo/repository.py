@@ -33,6 +33,7 @@ USER_COLUMNS = (
     "last_login_ip",
     "blocked_at",
     "deleted_at",
+    "password_reset_required",
     "created_at",
     "updated_at",
 )

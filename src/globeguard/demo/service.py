@@ -293,6 +293,7 @@ def _user_row(user: DemoUser) -> dict[str, Any]:
         "last_login_ip": successes[-1].ip if successes else None,
         "blocked_at": None,
         "deleted_at": None,
+        "password_reset_required": False,
         "created_at": created,
         "updated_at": created,
     }
