@@ -36,6 +36,7 @@ def _credentials_query(column: Any) -> Any:
             _USER.c.password_hash,
             _USER.c.status,
             _USER.c.token_version,
+            _USER.c.password_reset_required,
             _ROLE.c.name,
             _ROLE.c.permissions,
         )
@@ -53,6 +54,7 @@ _RECORD_SIGNIN = (
     update(_USER)
     .where(_USER.c.id == bindparam("user_id"), _USER.c.status == "active")
     .where(_USER.c.password_hash == bindparam("verified_hash"))
+    .where(_USER.c.password_reset_required.is_(False))
     .values(
         logins_count=_USER.c.logins_count + 1,
         last_login_at=bindparam("at"),
@@ -101,6 +103,8 @@ class Credentials:
     status: str
     # Bumped by every change to what the user may do: tells whether `roles` still hold.
     token_version: int
+    # The password is presumed known to someone else: it verifies but no longer signs in.
+    password_reset_required: bool
     roles: list[tuple[str, list[str]]]
 
 
@@ -118,8 +122,8 @@ class SigninRepository:
         if not rows:
             return None
         roles = [(name, list(permissions)) for *_, name, permissions in rows if name is not None]
-        user_id, password_hash, status, token_version = rows[0][:4]
-        return Credentials(user_id, password_hash, status, token_version, roles)
+        user_id, password_hash, status, token_version, reset_required = rows[0][:5]
+        return Credentials(user_id, password_hash, status, token_version, reset_required, roles)
 
     async def record_signin(
         self,
@@ -130,8 +134,8 @@ class SigninRepository:
         new_hash: str | None,
     ) -> User | None:
         """Count the sign-in and return the user (detached: nothing tracks it), unless the
-        account stopped being active or its password changed since `verified_hash` was read
-        (one statement, no re-read)."""
+        account stopped being active, its password changed since `verified_hash` was read or
+        a password reset became required meanwhile (one statement, no re-read)."""
         params = {"user_id": user_id, "verified_hash": verified_hash, "at": at, "ip": ip}
         if new_hash is None:
             result = await self.connection.execute(_RECORD_SIGNIN, params)

@@ -36,6 +36,9 @@ from globeguard.settings import RiskSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.service import LoginEventService, LoginReport, Recorded, Refusal
 
+# A login of the account was reviewed `compromised`: its password no longer signs in.
+PASSWORD_RESET = "password_reset_required"  # noqa: S105 - a problem code
+
 
 class InvalidCredentials(Unauthorized):
     code, title = "invalid_credentials", "Invalid credentials"
@@ -58,6 +61,7 @@ class _Candidate:
     status: str | None
     token_version: int | None
     grants: Grants | None
+    password_reset_required: bool = False
 
 
 class AuthService:
@@ -131,6 +135,15 @@ class AuthService:
         if candidate.status == "blocked":
             await self._failed(session, candidate.user_id, identifier, ctx, "blocked")
             raise Forbidden("this account is blocked", code="account_blocked", keep_changes=True)
+        if candidate.password_reset_required:
+            # Said only to someone who knows the password (checked above), and recorded as a
+            # failure: it is no anchor for the next sign-in's journey.
+            await self._failed(session, candidate.user_id, identifier, ctx, PASSWORD_RESET)
+            raise Forbidden(
+                "this password must be changed before it signs in again; ask an administrator",
+                code=PASSWORD_RESET,
+                keep_changes=True,
+            )
         # Judge the journey before anything counts as a success, so a refused sign-in
         # leaves no success behind (no counter, no session, no anchor for the next try).
         login = await self._login_event(
@@ -240,6 +253,7 @@ class AuthService:
             found.status,
             found.token_version,
             grants_from(found.roles),
+            found.password_reset_required,
         )
 
     async def _failed(

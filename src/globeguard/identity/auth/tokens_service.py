@@ -157,6 +157,8 @@ class TokenIssuer:
         user = await UserRepository(session).get(auth_session.user_id)
         if user is None or user.status != "active":
             raise OAuthError("invalid_grant", "account is not active")
+        if user.password_reset_required:
+            raise OAuthError("invalid_grant", "a password reset is required")
         grants = await grants_of(session, user.id)
         # A refreshed token never gains scopes the session did not have, and loses any the
         # user no longer holds.

@@ -28,6 +28,7 @@ ACTIVE, BLOCKED, DELETED = "active", "blocked", "deleted"
 # Revocation reasons, strongest first: when one change has several, the session records
 # the strongest.
 DELETED_REASON, BLOCKED_REASON, PASSWORD_REASON = "deleted", "blocked", "password_changed"
+COMPROMISED_REASON = "compromised"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +47,10 @@ class AccountChange:
     # A self-service password change keeps the session it was made from, and with it that
     # session's access token (so no token-version bump either).
     keep_session: uuid.UUID | None = None
+    # The account is presumed taken over (a login reviewed `compromised`; the caller set
+    # `password_reset_required`): everything a sign-in or a session could have handed out
+    # ends. The caller records `user.compromised`, which carries the login as evidence.
+    compromised: bool = False
 
 
 @dataclass(slots=True)
@@ -58,6 +63,8 @@ class Consequences:
     keep_sessions: list[uuid.UUID] = field(default_factory=list)
     bump_versions: list[uuid.UUID] = field(default_factory=list)
     revoke_api_keys: list[uuid.UUID] = field(default_factory=list)
+    # users whose new password lifts a required reset
+    clear_password_reset: list[uuid.UUID] = field(default_factory=list)
     announce: list[uuid.UUID] = field(default_factory=list)
     # (type, user, version, changed fields or None)
     events: list[tuple[EventType, uuid.UUID, int | None, list[str] | None]] = field(
@@ -88,6 +95,8 @@ def revocation_reason(change: AccountChange) -> str | None:
         return DELETED_REASON
     if after == BLOCKED:
         return BLOCKED_REASON
+    if change.compromised:
+        return COMPROMISED_REASON
     if change.password:
         return PASSWORD_REASON
     return None
@@ -105,8 +114,14 @@ def consequences(changes: Sequence[AccountChange]) -> Consequences:
         # A role change alters what tokens may do; a kept session's token must live on.
         if (reason is not None and not keeps) or change.roles:
             result.bump_versions.append(change.user_id)
-        if reason == DELETED_REASON:
+        # A deleted account's keys must not come back with a restore; a compromised one's may
+        # have been made by whoever took it over.
+        if reason == DELETED_REASON or change.compromised:
             result.revoke_api_keys.append(change.user_id)
+        # Setting the password again is what a required reset asks for; a compromise in the
+        # same change keeps it required.
+        if change.password and not change.compromised:
+            result.clear_password_reset.append(change.user_id)
         result.announce.append(change.user_id)
         uid, version = change.user_id, change.version
         if change.status is not None:
@@ -130,8 +145,11 @@ async def apply(
         ended += await credentials.revoke_sessions_of(user_ids, now, reason, plan.keep_sessions)
     if plan.revoke_api_keys:
         await credentials.revoke_api_keys_of(plan.revoke_api_keys, now)
+    users = UserRepository(session)
     if plan.bump_versions:
-        await UserRepository(session).bump_token_versions(plan.bump_versions)
+        await users.bump_token_versions(plan.bump_versions)
+    if plan.clear_password_reset:
+        await users.clear_password_reset(plan.clear_password_reset)
     await announce_many(session, [str(user_id) for user_id in dict.fromkeys(plan.announce)])
     await record_many(session, [_event_row(e, actor, now) for e in plan.events])
     return ended

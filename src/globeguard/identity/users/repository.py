@@ -96,6 +96,14 @@ class UserRepository:
             .values(token_version=User.token_version + 1)
         )
 
+    async def clear_password_reset(self, user_ids: Sequence[uuid.UUID]) -> None:
+        """These users' passwords were set again: they may sign in with them."""
+        await self.session.execute(
+            update(User)
+            .where(User.id.in_(list(user_ids)), User.password_reset_required.is_(True))
+            .values(password_reset_required=False)
+        )
+
 
 class RoleRepository:
     def __init__(self, session: AsyncSession) -> None:

@@ -191,6 +191,7 @@ class UserService:
         password: bool = False,
         fields: tuple[str, ...] = (),
         keep_session: uuid.UUID | None = None,
+        compromised: bool = False,
     ) -> int:
         """The account's new revision, then the one lifecycle operation every path shares
         (it revokes, announces and records what the change calls for). Returns how many
@@ -205,8 +206,21 @@ class UserService:
             status=status,
             fields=fields,
             keep_session=keep_session,
+            compromised=compromised,
         )
         return await lifecycle.apply(session, [change], actor=actor, now=now)
+
+    async def require_password_reset(
+        self, session: AsyncSession, user_id: uuid.UUID, actor: str
+    ) -> tuple[User, int]:
+        """The account is presumed taken over: its password no longer signs in until it is
+        set again, and every session, refresh token, access token and API key ends. Returns
+        the user and how many sessions ended."""
+        user = await UserRepository(session).get_for_update(user_id)
+        if user is None:
+            raise NotFound("no such user", code="user_not_found")
+        user.password_reset_required = True
+        return user, await self._changed(session, user, actor, compromised=True)
 
     async def new_password(self, user: User, current: str, new: str) -> NewPassword:
         """Verify the current password, score and hash the new one. Takes a `user` read
