@@ -41,6 +41,7 @@ from globeguard.security_headers import SecurityHeaders
 from globeguard.settings import Settings
 from globeguard.travel.flagged_routes import router as flagged_router
 from globeguard.travel.ingest_routes import router as ingest_router
+from globeguard.travel.review_routes import router as review_router
 from globeguard.travel.routes import router as travel_router
 from globeguard.travel.superman import router as superman_router
 from globeguard.web.docs import install_docs
@@ -252,6 +253,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         audit_router,
         ingest_router,
         flagged_router,
+        review_router,
         travel_router,
         user_ingest_router,
         external_users_router,
