@@ -207,6 +207,7 @@ def test_safe_from_the_keyboard_marks_the_row(page):
     assert answer.value.status == 200, answer.value.text()
     expect(row).to_have_attribute("data-review", "safe")
     expect(row.get_by_test_id("flagged-review")).to_contain_text("Reviewed: safe")
+    expect(row.get_by_test_id("flagged-review")).to_be_focused()  # not lost with the button
     expect(row.get_by_role("button", name="Safe")).to_have_count(0)
     expect(page.get_by_role("alert")).to_have_count(0)
     shot(page, "12-reviewed-safe")

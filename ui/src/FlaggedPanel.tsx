@@ -25,6 +25,8 @@ export function FlaggedPanel({ client, onShow }: Props) {
   const [error, setError] = useState<string | null>(null);
   const [confirming, setConfirming] = useState<number | null>(null);
   const [busy, setBusy] = useState<number | null>(null);
+  // The row just reviewed here: its review takes the focus from the button that went away.
+  const [reviewed, setReviewed] = useState<number | null>(null);
   const [reload, setReload] = useState(0);
 
   useEffect(() => {
@@ -65,6 +67,7 @@ export function FlaggedPanel({ client, onShow }: Props) {
       const done = await client.post<ReviewedLogin>(`/api/v1/logins/${login.id}/review`, { verdict });
       setItems((current) => withReview(current, done));
       setConfirming(null);
+      setReviewed(login.id);
     } catch (e) {
       setError(`${login.username ?? login.subject}: ${problemText(e)}`);
     } finally {
@@ -94,6 +97,7 @@ export function FlaggedPanel({ client, onShow }: Props) {
             login={login}
             busy={busy === login.id}
             confirming={confirming === login.id}
+            justReviewed={reviewed === login.id}
             onShow={() => onShow(login)}
             onReview={(verdict) => void review(login, verdict)}
             onConfirm={(on) => setConfirming(on ? login.id : null)}
@@ -113,24 +117,30 @@ interface RowProps {
   login: FlaggedLogin;
   busy: boolean;
   confirming: boolean;
+  justReviewed: boolean;
   onShow: () => void;
   onReview: (verdict: Review) => void;
   onConfirm: (on: boolean) => void;
 }
 
-function Row({ login, busy, confirming, onShow, onReview, onConfirm }: RowProps) {
+function Row({ login, busy, confirming, justReviewed, onShow, onReview, onConfirm }: RowProps) {
   const who = login.username ?? login.subject;
   const offered = reviewsOffered(login.review);
   const confirmButton = useRef<HTMLButtonElement>(null);
   const compromisedButton = useRef<HTMLButtonElement>(null);
   const wasConfirming = useRef(false);
+  const reviewLine = useRef<HTMLParagraphElement>(null);
 
   // Keyboard users land on the question, and back on the button when it is answered "no".
   useEffect(() => {
     if (confirming) confirmButton.current?.focus();
-    else if (wasConfirming.current) compromisedButton.current?.focus();
+    else if (wasConfirming.current && !justReviewed) compromisedButton.current?.focus();
     wasConfirming.current = confirming;
   }, [confirming]);
+
+  useEffect(() => {
+    if (justReviewed) reviewLine.current?.focus();
+  }, [justReviewed, login.review]);
 
   return (
     <li className="flagged-row" data-testid="flagged-row" data-id={login.id} data-review={login.review ?? "none"} aria-busy={busy}>
@@ -143,7 +153,7 @@ function Row({ login, busy, confirming, onShow, onReview, onConfirm }: RowProps)
         {journeyFigures(login)} · via {login.source} · <time dateTime={login.occurred_at}>{utcMinute(login.occurred_at)}</time>
       </p>
       {login.review && (
-        <p className={`review review-${login.review}`} data-testid="flagged-review">
+        <p ref={reviewLine} tabIndex={-1} className={`review review-${login.review}`} data-testid="flagged-review">
           Reviewed: {login.review}
           {login.reviewed_at && <> · {utcMinute(login.reviewed_at)}</>}
         </p>

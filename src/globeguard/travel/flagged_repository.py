@@ -8,13 +8,20 @@ import uuid
 from collections.abc import Collection, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.identity.models import User
 from globeguard.travel.models import LoginEvent
 
 FLAGGED_VERDICTS = ("suspicious", "impossible")
+# Sent as literals, not bound: a partial index on `id WHERE verdict IN ('suspicious',
+# 'impossible')` serves the page only when the query spells the same constants (SQLite
+# scans the table for `IN (?, ?)`; PostgreSQL's planner likewise proves the predicate from
+# constants).
+IS_FLAGGED = LoginEvent.verdict.in_(
+    bindparam("flagged_verdicts", FLAGGED_VERDICTS, expanding=True, literal_execute=True)
+)
 
 # Where a login was: what a journey's end shows.
 PLACE_COLUMNS = (
@@ -51,10 +58,7 @@ class FlaggedRepository:
     async def page(self, before: int | None, limit: int) -> Sequence[Any]:
         """The newest flagged logins by arrival (id), below `before` when given."""
         query = (
-            select(*FLAGGED_COLUMNS)
-            .where(LoginEvent.verdict.in_(FLAGGED_VERDICTS))
-            .order_by(LoginEvent.id.desc())
-            .limit(limit)
+            select(*FLAGGED_COLUMNS).where(IS_FLAGGED).order_by(LoginEvent.id.desc()).limit(limit)
         )
         if before is not None:
             query = query.where(LoginEvent.id < before)
