@@ -171,8 +171,12 @@ def stream(base: str, api_key: str, events: list[Event], batch: int, concurrency
         httpx.Client(timeout=REQUEST_TIMEOUT_S, limits=limits) as client,
         ThreadPoolExecutor(concurrency) as pool,
     ):
-        for done in [pool.submit(post, client, b, n) for b, n in zip(bodies, sizes, strict=True)]:
+        futures = [pool.submit(post, client, b, n) for b, n in zip(bodies, sizes, strict=True)]
+        for count, done in enumerate(futures, 1):
             done.result()
+            if count % max(1, len(futures) // 5) == 0 and count < len(futures):
+                sent = sum(sizes[:count])
+                say(f"  {sent:,} events in {time.perf_counter() - began:.0f} s")
     return time.perf_counter() - began
 
 
@@ -328,8 +332,7 @@ def _start_of_month() -> int:
     """A Monday 0:00 UTC at least 40 days ago: the month and the week after are in the past,
     inside the server's 90-day retention, and weekdays fall where the generator put them."""
     earliest = int(time.time()) - 40 * DAY
-    monday = earliest - (earliest - 4 * DAY) % (7 * DAY)  # 1970-01-05 was a Monday
-    return monday - 7 * DAY if monday > earliest else monday
+    return earliest - (earliest - 4 * DAY) % (7 * DAY)  # 1970-01-05 was a Monday
 
 
 # --------------------------------------------------------------------------------------------

@@ -68,8 +68,9 @@ def _personas(rng: random.Random, users: int) -> list[str]:
     return personas
 
 
-def generate(seed: int = 1, users: int = 3000, start: int = 1_700_006_400) -> Dataset:
-    """The data set for (seed, users, start): identical on every call."""
+def generate(seed: int = 1, users: int = 3000, start: int = 1_700_438_400) -> Dataset:
+    """The data set for (seed, users, start): identical on every call. `start` is a Monday
+    0:00 UTC (the default one is 2023-11-20): days 5 and 6 of each week are the weekend."""
     w = World(seed)
     people: list[Person] = []
     timelines: list[list[Event]] = []
