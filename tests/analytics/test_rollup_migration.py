@@ -16,9 +16,9 @@ from alembic import command
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from globeguard.analytics.models import COUNTS, GeoRollupDay, GeoSubjectTotal
+from globeguard.db.base import UtcDateTime
 from globeguard.db.engine import create_engine
 from globeguard.db.migrate import alembic_config, upgrade
-from globeguard.identity.models import User
 from globeguard.settings import DatabaseSettings
 from tests.conftest import PG_ENV, _create_pg_database, _drop_pg_database
 
@@ -49,6 +49,18 @@ OLD_SUBJECT_TOTAL = old_table(
     sa.column("country_id"),
     sa.column("region_id"),
     sa.column("city_id"),
+)
+# The user table as revision BEFORE has it: the model's table carries columns added later.
+OLD_USER = sa.table(
+    "user",
+    sa.column("id", sa.Uuid()),
+    *(sa.column(name, sa.String()) for name in ("username", "username_key", "status")),
+    sa.column("email_verified", sa.Boolean()),
+    sa.column("user_metadata", sa.JSON()),
+    sa.column("app_metadata", sa.JSON()),
+    *(sa.column(name, sa.Integer()) for name in ("token_version", "revision", "logins_count")),
+    sa.column("created_at", UtcDateTime()),
+    sa.column("updated_at", UtcDateTime()),
 )
 PARIS = {"cell": 5, "country_id": 1, "region_id": 2, "city_id": 3}
 COUNTRY_ONLY = {"cell": -1, "country_id": 1, "region_id": 0, "city_id": 0}
@@ -93,7 +105,7 @@ async def empty(backend, tmp_path) -> AsyncIterator[AsyncEngine]:
 async def test_counts_survive_the_migration_both_ways(empty):
     await upgrade(empty, BEFORE)
     async with empty.begin() as conn:
-        await conn.execute(sa.insert(User.__table__), [_user()])
+        await conn.execute(sa.insert(OLD_USER), [_user()])
         await conn.execute(sa.insert(OLD_DAY), OLD_DAY_ROWS)
         await conn.execute(sa.insert(OLD_SUBJECT_TOTAL), OLD_SUBJECT_ROWS)
 
