@@ -23,9 +23,7 @@ from sqlalchemy import select, update
 from globeguard.app import create_app
 from globeguard.events.models import OutboxEvent
 from globeguard.identity.models import User
-from globeguard.identity.users.lifecycle import AccountChange, consequences
 from globeguard.travel.models import LoginEvent
-from globeguard.travel.review import Step, Verdict, next_step
 from globeguard.wiring import Container
 from tests.conftest import make_settings, wipe
 from tests.helpers import STRONG, bearer, make_admin, signin, signup
@@ -154,44 +152,6 @@ async def _user_with_login(site: Site, username: str, ip: str = NY) -> tuple[dic
     tokens = response.json()
     newest = (await site.logins_of(tokens["user_id"]))[0]
     return tokens, newest["id"]
-
-
-# --- the pure part ------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("current", "verdict", "step"),
-    [
-        (None, Verdict.SAFE, Step.APPLY),
-        (None, Verdict.COMPROMISED, Step.APPLY),
-        ("safe", Verdict.SAFE, Step.SAME),
-        ("safe", Verdict.COMPROMISED, Step.APPLY),
-        ("compromised", Verdict.COMPROMISED, Step.SAME),
-        ("compromised", Verdict.SAFE, Step.REFUSE),
-    ],
-)
-def test_a_review_applies_repeats_or_is_refused(current, verdict, step):
-    assert next_step(current, verdict) is step
-
-
-def test_a_compromise_ends_sessions_keys_and_tokens_and_a_new_password_lifts_the_reset():
-    taken, reset = uuid.uuid4(), uuid.uuid4()
-    plan = consequences(
-        [AccountChange(taken, 2, compromised=True), AccountChange(reset, 3, password=True)]
-    )
-    assert plan.end_sessions == {"compromised": [taken], "password_changed": [reset]}
-    assert plan.bump_versions == [taken, reset]
-    assert plan.revoke_api_keys == [taken]
-    assert plan.clear_password_reset == [reset]
-    # The caller records user.compromised with its evidence; a new password its own event.
-    assert [type_ for type_, *_ in plan.events] == ["user.password_changed"]
-
-
-def test_a_password_written_with_a_compromise_keeps_the_reset_required():
-    user = uuid.uuid4()
-    plan = consequences([AccountChange(user, 2, password=True, compromised=True)])
-    assert plan.clear_password_reset == []
-    assert plan.end_sessions == {"compromised": [user]}
 
 
 # --- safe -----------------------------------------------------------------------------------
