@@ -59,6 +59,7 @@ from globeguard.travel.announce import VerdictAnnouncer, VerdictCounter
 from globeguard.travel.batcher import LoginBatcher
 from globeguard.travel.ingest import BulkIngestor
 from globeguard.travel.linking import SubjectLinker
+from globeguard.travel.review import LoginReviewService
 from globeguard.travel.service import LoginEventService
 
 
@@ -109,6 +110,8 @@ class Container:
     auth0_tokens: TokenCache
     # Which user a reported login's subject belongs to.
     linker: SubjectLinker
+    # An admin's "safe" / "compromised" on a login.
+    reviews: LoginReviewService
 
 
 def build(settings: Settings) -> Container:
@@ -135,6 +138,7 @@ def build(settings: Settings) -> Container:
     counter = VerdictCounter(metrics, db.sessionmaker.kw["sync_session_class"])
     observers = (RollupObserver(), VerdictAnnouncer(counter))
     linker = SubjectLinker()
+    roles = RoleService()
     logins = LoginEventService(locator, settings.travel, observers=observers, linker=linker)
     ingestor = BulkIngestor(locator, settings.travel, observers=observers, linker=linker)
     secret = master_secret(settings)
@@ -177,7 +181,7 @@ def build(settings: Settings) -> Container:
             settings.risk,
             SigninThrottle(counters, auth_settings),
         ),
-        roles=RoleService(),
+        roles=roles,
         api_keys=ApiKeyService(),
         clients=ClientService(),
         audit=AuditService(),
@@ -204,6 +208,7 @@ def build(settings: Settings) -> Container:
         job_runner=jobs.runner,
         auth0_tokens=jobs.tokens,
         linker=linker,
+        reviews=LoginReviewService(logins, users, roles),
     )
 
 

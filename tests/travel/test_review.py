@@ -198,6 +198,12 @@ async def test_safe_on_a_login_that_was_not_flagged_announces_nothing(site):
     response = await site.review(login.id, "safe")
     assert response.status_code == 200 and response.json()["review"] == "safe"
     assert await site.outbox("login.cleared") == []
+    # It changed what the login proves, so it is in the audit trail all the same.
+    (reviewed,) = await site.outbox("login.reviewed")
+    assert reviewed.payload["review"] == "safe"
+    assert reviewed.payload["login_id"] == login.id
+    assert reviewed.payload["previous_review"] is None
+    assert reviewed.actor.startswith("user:")
 
 
 # --- compromised ----------------------------------------------------------------------------
@@ -224,6 +230,11 @@ async def test_compromised_cuts_the_user_off_until_a_new_password(site):
 
     right = await site.signin_from("victim", NY)
     assert right.status_code == 403 and right.json()["code"] == "password_reset_required"
+    # Admins see why on the account.
+    account = await site.client.get(
+        f"/api/v1/users/{tokens['user_id']}", headers=bearer(site.admin)
+    )
+    assert account.json()["password_reset_required"] is True
     wrong = await site.signin_from("victim", NY, password="not-the-password-1")
     assert wrong.status_code == 401 and wrong.json()["code"] == "invalid_credentials"
     grant = await site.client.post(

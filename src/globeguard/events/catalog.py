@@ -35,5 +35,7 @@ class EventType(StrEnum):
     # whichever system reported it; and one whose flag a re-grade or a review lowered.
     LOGIN_FLAGGED = "login.flagged"
     LOGIN_CLEARED = "login.cleared"
+    # An admin's review of a login ("safe" or "compromised"), whatever else it led to.
+    LOGIN_REVIEWED = "login.reviewed"
     # An admin reviewed one of the user's logins as not theirs: access revoked, reset required.
     USER_COMPROMISED = "user.compromised"

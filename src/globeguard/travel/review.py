@@ -105,6 +105,7 @@ class LoginReviewService:
         previous = event.review
         event.review, event.reviewed_at = verdict.value, utcnow()
         await session.flush()
+        await _record_review(session, event, previous, presenter.actor)
         # Rebuilt from the events, where this review now proves (or disowns) the place.
         await self.logins.reviewed(session, event)
         if verdict is Verdict.SAFE:
@@ -136,6 +137,31 @@ class LoginReviewService:
             payload=_evidence(event, previous, ended),
         )
         return ended
+
+
+async def _record_review(
+    session: AsyncSession, event: LoginEvent, previous: str | None, actor: str
+) -> None:
+    """The audit trail's entry for every review that changed something (a `safe` review of a
+    login nobody flagged changes trust, and is announced nowhere else)."""
+    await record(
+        session,
+        EventType.LOGIN_REVIEWED,
+        actor=actor,
+        aggregate_type="login",
+        aggregate_id=event.event_uuid,
+        user_id=event.user_id,
+        payload={
+            "login_id": event.id,
+            "event_uuid": event.event_uuid,
+            "subject": event.subject,
+            "user_id": None if event.user_id is None else str(event.user_id),
+            "source": event.source,
+            "verdict": event.verdict,
+            "review": event.review,
+            "previous_review": previous,
+        },
+    )
 
 
 def _evidence(event: LoginEvent, previous: str | None, ended: int | None) -> dict[str, Any]:

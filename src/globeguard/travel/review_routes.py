@@ -13,7 +13,7 @@ from globeguard.identity.dependencies import ContainerDep, DbSession, require
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.kit.limits import INT64_MAX
-from globeguard.travel.review import LoginReviewService, Verdict
+from globeguard.travel.review import Verdict
 from globeguard.travel.routes import LoginRead, login_read
 
 router = APIRouter(prefix="/api/v1", tags=["login intelligence"])
@@ -52,8 +52,7 @@ async def review_login(
     signs in, and `user.compromised` is announced. `compromised` is final (409
     `login_compromised` for a later `safe`). Needs `users:write`; an admin's login, a
     credential holding every permission."""
-    service = LoginReviewService(app.logins, app.users, app.roles)
-    done = await service.review(session, login_id, body.verdict, principal)
+    done = await app.reviews.review(session, login_id, body.verdict, principal)
     event = done.event
     assert event.review is not None and event.reviewed_at is not None
     return ReviewedLogin.model_validate(

@@ -73,6 +73,9 @@ class UserRead(BaseModel):
     app_metadata: dict[str, Any]
     roles: list[str] = Field(default_factory=list)
     status: str
+    # A login of the account was reviewed "compromised": its password signs in again only
+    # once it is set again.
+    password_reset_required: bool = False
     logins_count: int
     last_login_at: datetime | None
     created_at: datetime
