@@ -25,6 +25,7 @@ from tests.jobs.test_auth0_sync import FakeTime, handler, run, submit, tenant_us
 
 T0 = 1_780_000_000
 LONDON = "81.2.69.142"  # in the bundled GeoLite2-City
+LOG_STREAM_TOKEN = "log-stream-token-0123456789"
 
 
 @pytest.fixture
@@ -34,7 +35,12 @@ def settings(database_url, tmp_path):
         tmp_path,
         jobs={"embedded": False},
         # The fake Auth0 tenant listens on loopback.
-        auth0={"allow_http": True, "allow_private_targets": True, "poll_deadline": "PT60S"},
+        auth0={
+            "allow_http": True,
+            "allow_private_targets": True,
+            "poll_deadline": "PT60S",
+            "log_stream_token": LOG_STREAM_TOKEN,
+        },
     )
 
 
@@ -134,6 +140,65 @@ async def test_a_sync_links_the_logins_reported_before_it(client, container):
     assert _uuids(reported) == ["early-2", "early-1"]
     assert [item["source"] for item in items].count("auth0") == 1
     assert "not-theirs" not in _uuids(items)
+
+
+async def _sync(client, container, users: list[dict[str, Any]] | None = None) -> None:
+    with FakeAuth0(Behaviour(users=users or tenant_users())) as fake:
+        job_id = await submit(client, container, fake)
+        job = await run(container, handler(container, FakeTime()), job_id)
+    assert job.status == "completed", job.error
+
+
+async def _stream(client, auth0_user_id: str, log_id: str, hour: int) -> None:
+    item = {
+        "log_id": log_id,
+        "data": {
+            "type": "s",
+            "date": f"2026-05-01T{hour:02d}:00:00.000Z",
+            "ip": LONDON,
+            "user_id": auth0_user_id,
+        },
+    }
+    response = await client.post(
+        "/api/v1/ingest/auth0-logs", json=[item], headers={"Authorization": LOG_STREAM_TOKEN}
+    )
+    assert response.status_code == 200 and response.json()["accepted"] == 1, response.text
+
+
+async def test_log_stream_sign_ins_from_before_the_sync_are_the_synced_users(client, container):
+    await _stream(client, "auth0|a1", "log-1", 8)
+    await _sync(client, container)
+    await _stream(client, "auth0|a1", "log-2", 9)
+    admin = bearer(await make_admin(client, container, "reader"))
+    items = await _history(client, user_id_of("auth0|a1"), admin)
+    streamed = [item for item in items if item["source"] == "auth0-logs"]
+    assert _uuids(streamed) == ["log-2", "log-1"]
+
+
+async def test_a_synced_record_that_updated_a_user_by_email_takes_its_log_stream(client, container):
+    # The account existed before the sync, under its own id; the sync matched it by email.
+    pia = await signup(client, "pia", email="a2@example.com")
+    await _sync(client, container)
+    await _stream(client, "auth0|a2", "log-pia", 10)
+    admin = bearer(await make_admin(client, container, "reader"))
+    items = await _history(client, pia["user_id"], admin)
+    assert "log-pia" in _uuids(items)
+    assert user_id_of("auth0|a2") != uuid.UUID(pia["user_id"])
+
+
+async def test_a_superman_post_under_a_username_is_the_users(client, container):
+    quinn = await signup(client, "quinn")
+    headers, admin = await _sender(client, container)
+    body = {
+        "username": "Quinn",
+        "unix_timestamp": T0,
+        "event_uuid": "85ad929a-db03-4bf4-9541-8f728fa12e42",
+        "ip_address": LONDON,
+    }
+    response = await client.post("/v1/", json=body, headers=headers)
+    assert response.status_code == 200, response.text
+    items = await _history(client, quinn["user_id"], admin)
+    assert [(i["event_uuid"], i["source"]) for i in items] == [(body["event_uuid"], "superman")]
 
 
 async def test_a_sync_stores_each_users_auth0_id(client, container):

@@ -24,7 +24,7 @@ would have to forget on every rename, email change, erasure and new external id 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -167,6 +167,12 @@ class SubjectLinker:
             ]
         )
         return await repo.link_unowned({key: i.user_id for key, i in wanted.items()})
+
+    async def claim(self, session: AsyncSession, owners: Mapping[str, uuid.UUID]) -> int:
+        """Give each user the logins reported under `owners`' subject for them that nobody
+        owns yet (reported before the user existed); how many logins that linked."""
+        wanted = {k: v for k, v in owners.items() if 0 < len(k) <= EXTERNAL_ID_MAX}
+        return await LinkingRepository(session).link_unowned(wanted)
 
     async def logins_of_subject(
         self, session: AsyncSession, subject: str, before_id: int | None, limit: int

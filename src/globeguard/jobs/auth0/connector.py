@@ -76,12 +76,18 @@ def login_event(stored: StoredUser) -> IncomingEvent | None:
 
 
 def external_ids(stored: Sequence[StoredUser]) -> list[ExternalId]:
-    """Each synced user's Auth0 `user_id`, as an id Auth0 knows the user by."""
-    return [
-        ExternalId(s.imported.external_id, SOURCE, s.user_id)
-        for s in stored
-        if s.imported.external_id is not None
-    ]
+    """The ids Auth0 knows each synced user by: its `user_id`, and the UUID derived from it
+    when the record updated a user with another id (matched by email): the log stream
+    reports that user's sign-ins under the derived UUID (see logstream._subject)."""
+    found = []
+    for s in stored:
+        if s.imported.external_id is None:
+            continue
+        found.append(ExternalId(s.imported.external_id, SOURCE, s.user_id))
+        derived = s.imported.row["id"]
+        if derived != s.user_id:
+            found.append(ExternalId(str(derived), SOURCE, s.user_id))
+    return found
 
 
 class Auth0SyncHandler:
@@ -128,8 +134,10 @@ class Auth0SyncHandler:
         logins = IngestReport()
 
         async def record_logins(session: AsyncSession, stored: Sequence[StoredUser]) -> None:
-            # Logins reported under the users' Auth0 ids (before or after) are theirs.
+            # Logins reported under the users' Auth0 ids (before or after) are theirs, and so
+            # are those the log stream sent under their ids before this sync created them.
             await self.linker.remember(session, external_ids(stored))
+            await self.linker.claim(session, {str(s.user_id): s.user_id for s in stored})
             events = [(i, e) for i, s in enumerate(stored) if (e := login_event(s)) is not None]
             if events:
                 users = {str(s.user_id): s.user_id for s in stored}
