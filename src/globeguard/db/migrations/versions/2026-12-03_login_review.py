@@ -10,6 +10,8 @@ Create Date: 2026-12-03 10:40:00
   cannot sign in with its password until the password is set again.
 - `external_identity`: ids another IdP knows a user by (an Auth0 `user_id`), so the logins
   it reports under that id are linked to the user.
+- `ix_login_event_flagged`: a partial index of the flagged logins, newest first for the
+  dashboard's panel.
 """
 
 from __future__ import annotations
@@ -28,18 +30,16 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("login_event", schema=None) as batch_op:
-        batch_op.add_column(sa.Column("review", sa.String(length=16), nullable=True))
-        batch_op.add_column(sa.Column("reviewed_at", UtcDateTime(), nullable=True))
-    with op.batch_alter_table("user", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column(
-                "password_reset_required",
-                sa.Boolean(),
-                nullable=False,
-                server_default=sa.false(),
-            )
-        )
+    # Plain ADD COLUMN, never a batch rebuild: on SQLite a rebuild drops the old table, and
+    # dropping `user` cascades to every row that references it (sessions, keys, logins).
+    op.add_column("login_event", sa.Column("review", sa.String(length=16), nullable=True))
+    op.add_column("login_event", sa.Column("reviewed_at", UtcDateTime(), nullable=True))
+    op.add_column(
+        "user",
+        sa.Column(
+            "password_reset_required", sa.Boolean(), nullable=False, server_default=sa.false()
+        ),
+    )
     op.create_table(
         "external_identity",
         sa.Column("external_id", sa.String(length=320), nullable=False),
@@ -56,14 +56,22 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("external_identity", schema=None) as batch_op:
         batch_op.create_index("ix_external_identity_user_id", ["user_id"], unique=False)
+    flagged = sa.text("verdict IN ('suspicious', 'impossible')")
+    op.create_index(
+        "ix_login_event_flagged",
+        "login_event",
+        ["id"],
+        sqlite_where=flagged,
+        postgresql_where=flagged,
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_login_event_flagged", table_name="login_event")
     with op.batch_alter_table("external_identity", schema=None) as batch_op:
         batch_op.drop_index("ix_external_identity_user_id")
     op.drop_table("external_identity")
-    with op.batch_alter_table("user", schema=None) as batch_op:
-        batch_op.drop_column("password_reset_required")
-    with op.batch_alter_table("login_event", schema=None) as batch_op:
-        batch_op.drop_column("reviewed_at")
-        batch_op.drop_column("review")
+    # DROP COLUMN in place (SQLite 3.35+), for the reason given in upgrade().
+    op.drop_column("user", "password_reset_required")
+    op.drop_column("login_event", "reviewed_at")
+    op.drop_column("login_event", "review")
