@@ -79,7 +79,10 @@ async def test_an_event_has_every_documented_field(client):
         "geo_reason",
         "verdict",
         "verdict_reasons",
+        "review",
+        "reviewed_at",
     }
+    assert (failed["review"], failed["reviewed_at"]) == (None, None)
     assert (failed["success"], failed["failure_reason"]) == (False, "invalid_credentials")
     assert failed["user_agent"] == "pytest-agent/1" and failed["source"] == "globeguard"
     assert succeeded["success"] is True and succeeded["failure_reason"] is None
