@@ -165,6 +165,21 @@ async def test_a_stored_external_id_names_its_user_exactly(client, container):
     assert found == {"auth0|abc123": carol}
 
 
+async def test_an_ingested_user_id_names_the_user_with_its_email(client, container):
+    """A user another IdP announced (`POST /api/v1/ingest/users`) is known there by its
+    `user_id`: the logins that IdP reports under it are the Globeguard user's with the same
+    email."""
+    from globeguard.ingest.schemas import UserMessage
+
+    dana = await _user(client, "dana", "Dana@Example.com")
+    async with container.db.transaction() as session:
+        for user_id, email in (("idp|7", "dana@example.COM"), ("idp|8", "nobody@example.com")):
+            message = UserMessage(user_id=user_id, email=email, username=None)
+            await container.ingest.ingest(session, message, "user-signup", "test")
+    found = await _owners(container, ["idp|7", "IDP|7", "idp|8"])
+    assert found == {"idp|7": dana}
+
+
 async def test_a_subject_naming_two_users_goes_to_the_better_ranked_one(client, container):
     owner_of_id = await _user(client, "idholder")
     # A username that is another user's id, in hex: the id wins.

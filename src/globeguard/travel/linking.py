@@ -7,6 +7,8 @@ subject belongs to a user when it is, best first:
    braces or `urn:uuid:`);
 2. an external id stored for the user (`external_identity`: an Auth0 `user_id` from a sync),
    compared exactly, as IdPs compare their ids;
+   then the `user_id` of a user another IdP announced through `POST /api/v1/ingest/users`,
+   who is the Globeguard user with the same email;
 3. the user's username, regardless of case (the `username_key` identity keeps);
 4. the user's email, regardless of case (`email_key`).
 
@@ -35,6 +37,7 @@ from globeguard.travel.linking_repository import (
     BY_EMAIL,
     BY_EXTERNAL_ID,
     BY_ID,
+    BY_INGESTED_ID,
     BY_USERNAME,
     LinkingRepository,
 )
@@ -119,7 +122,7 @@ def _subjects_of(lookup: Lookup, rank: int, key: str | None, user_id: uuid.UUID)
         return lookup.ids.get(user_id, [])
     if key is None:
         return []
-    if rank == BY_EXTERNAL_ID:
+    if rank in (BY_EXTERNAL_ID, BY_INGESTED_ID):
         return [key] if key in lookup.externals else []
     if rank in (BY_USERNAME, BY_EMAIL):
         return lookup.folded.get(key, [])

@@ -26,15 +26,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.identity.models import ExternalIdentity, User
+from globeguard.ingest.models import ExternalUser
 from globeguard.travel.models import LoginEvent, LoginProfile
 
 USER: Table = User.__table__  # type: ignore[assignment]
 EXTERNAL: Table = ExternalIdentity.__table__  # type: ignore[assignment]
+INGESTED: Table = ExternalUser.__table__  # type: ignore[assignment]
 EVENTS: Table = LoginEvent.__table__  # type: ignore[assignment]
 PROFILES: Table = LoginProfile.__table__  # type: ignore[assignment]
 
 # Ranks of the ways a subject can name a user, best first (see travel.linking).
-BY_ID, BY_EXTERNAL_ID, BY_USERNAME, BY_EMAIL = 0, 1, 2, 3
+BY_ID, BY_EXTERNAL_ID, BY_INGESTED_ID, BY_USERNAME, BY_EMAIL = 0, 1, 2, 3, 4
 
 
 def _rank(value: int) -> Any:
@@ -66,6 +68,11 @@ def _owners_query(dialect: str) -> Any:
         select(_rank(BY_EXTERNAL_ID), EXTERNAL.c.external_id, EXTERNAL.c.user_id).where(
             _one_of(dialect, EXTERNAL.c.external_id, "externals", String())
         ),
+        # A user another IdP announced (`POST /api/v1/ingest/users`) under this id, who is
+        # the Globeguard user with the same email.
+        select(_rank(BY_INGESTED_ID), INGESTED.c.user_id, USER.c.id)
+        .join(USER, USER.c.email_key == func.lower(INGESTED.c.email))
+        .where(_one_of(dialect, INGESTED.c.user_id, "externals", String())),
         select(_rank(BY_USERNAME), USER.c.username_key, USER.c.id).where(
             _one_of(dialect, USER.c.username_key, "usernames", String())
         ),

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Mapped, mapped_column
 from globeguard.db.base import Base, BigId, UtcDateTime
 from globeguard.kit.clock import utcnow
 
-
 # Written out as literals: a partial index serves only queries that spell the same predicate.
 FLAGGED_WHERE = "verdict IN ('suspicious', 'impossible')"
 
