@@ -24,6 +24,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from globeguard.kit.env_list import CommaList
+
 # 32 bytes: the seal key is derived from the master secret with HKDF-SHA256, and a shorter
 # secret would hold less than the 256 bits of the key it derives.
 MIN_SECRET_KEY_BYTES = 32
@@ -131,14 +133,15 @@ def _valid_networks(items: list[str]) -> list[str]:
     return items
 
 
-# A list of CIDR networks (or bare addresses), checked when the settings load.
-Networks = Annotated[list[str], AfterValidator(_valid_networks)]
+# A list of CIDR networks (or bare addresses), checked when the settings load. Every list
+# setting is a CommaList: JSON or comma-separated text.
+Networks = Annotated[CommaList[str], AfterValidator(_valid_networks)]
 
 
 class HttpSettings(BaseModel):
     # Only peers in these networks may set the client address through X-Forwarded-For.
     trusted_proxies: Networks = Field(default_factory=list)
-    cors_origins: list[str] = Field(default_factory=list)
+    cors_origins: CommaList[str] = Field(default_factory=list)
     # Request bodies a route parses whole (JSON objects) are refused past this with 413. The
     # largest legitimate one, a user with both metadata objects at their 16 KiB limit, is far
     # below; streams (NDJSON login events, imports) and small messages set their own limits.
@@ -225,7 +228,7 @@ class IngestSettings(BaseModel):
     # and carried by its `user.ingested` event, never a route the caller picks. The first is
     # used when a request names none. To replay the seed's Auth0 Action unchanged, add its
     # SNS topic ARN here.
-    topics: list[str] = Field(default_factory=lambda: ["user-signup"], min_length=1)
+    topics: CommaList[str] = Field(default_factory=lambda: ["user-signup"], min_length=1)
     # Per API key: the seed's usage plan (API Gateway: 100 requests/s, bursts of 200).
     rate_per_second: float = Field(default=100.0, gt=0)
     burst: int = Field(default=200, ge=1)
@@ -262,7 +265,7 @@ class DeliverySettings(BaseModel):
     # Leases that may expire on one delivery before it is dead as poison (it kills workers).
     max_lease_expiries: int = Field(default=3, ge=1)
     # Delays between attempts; len + 1 attempts in all.
-    retry_schedule: list[timedelta] = Field(
+    retry_schedule: CommaList[timedelta] = Field(
         default_factory=lambda: [
             timedelta(seconds=s) for s in (5, 300, 1800, 7200, 18000, 36000, 36000)
         ],

@@ -1,31 +1,48 @@
-"""Helpers shared by commands: run a coroutine against a prepared container."""
+"""Helpers shared by commands: load the settings, run a coroutine against a prepared
+container, and the shape of every command group."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import typer
 from pydantic import ValidationError
+from pydantic_settings import DotEnvSettingsSource, SettingsError
 
 from globeguard.boot import prepare
 from globeguard.settings import Settings
+from globeguard.settings_check import problem_lines, unknown_variable_warnings
 from globeguard.wiring import Container, build
 
 T = TypeVar("T")
 
 
+def command_group(description: str) -> typer.Typer:
+    """A command group. Plain help pages (no Rich panels): they wrap at 80 columns instead
+    of cutting long option names, and show no type for flags."""
+    return typer.Typer(help=description, no_args_is_help=True, rich_markup_mode=None)
+
+
+def _variable_names() -> list[str]:
+    """Names set in the environment and in the .env file the settings read."""
+    from_file = DotEnvSettingsSource(Settings).env_vars
+    return [*os.environ, *(name.upper() for name in from_file)]
+
+
 def load_settings() -> Settings:
-    """Settings from the environment; refused ones end the command with exit status 2 and
-    one line per problem (never the refused value: it may be a secret)."""
+    """Settings from the environment. Each variable that is no setting gets a warning; a
+    refused value ends the command with exit status 2 and one line per variable (never the
+    refused value: it may be a secret)."""
+    for warning in unknown_variable_warnings(_variable_names()):
+        typer.echo(warning, err=True)
     try:
         return Settings()
-    except ValidationError as exc:
-        for error in exc.errors(include_input=False):
-            where = ".".join(str(part) for part in error["loc"]) or "settings"
-            message = error["msg"].removeprefix("Value error, ")
-            typer.echo(f"globeguard: invalid setting {where}: {message}", err=True)
+    except (ValidationError, SettingsError) as exc:
+        for line in problem_lines(exc, os.environ):
+            typer.echo(line, err=True)
         raise typer.Exit(2) from None
 
 
