@@ -6,18 +6,20 @@ from globeguard.identity.bootstrap import create_admin, generated_password
 from globeguard.kit.errors import AppError
 from globeguard.wiring import Container
 
-from .common import run_with_container
+from .common import HumanHelp, command_group, run_with_container
 
-app = typer.Typer(help="Administrators.", no_args_is_help=True)
+app = command_group("Administrators.")
 
 
-@app.command("create")
+@app.command("create", cls=HumanHelp)
 def create(
-    username: str = typer.Option("admin", help="Username of the new admin."),
+    username: str = typer.Option("admin", metavar="NAME", help="Username of the new admin."),
     password: str | None = typer.Option(
-        None, help="Password; a strong one is generated and printed when omitted."
+        None,
+        metavar="PASSWORD",
+        help="Password; a strong one is generated and printed when omitted.",
     ),
-    email: str | None = typer.Option(None, help="Email address."),
+    email: str | None = typer.Option(None, metavar="EMAIL", help="Email address."),
 ) -> None:
     """Create an administrator (roles admin + user)."""
     chosen = password or generated_password()

@@ -11,6 +11,8 @@ from typing import TypeVar
 import typer
 from pydantic import ValidationError
 from pydantic_settings import DotEnvSettingsSource, SettingsError
+from typer._click import Context, HelpFormatter
+from typer.core import TyperArgument, TyperCommand
 
 from globeguard.boot import prepare
 from globeguard.settings import Settings
@@ -24,6 +26,34 @@ def command_group(description: str) -> typer.Typer:
     """A command group. Plain help pages (no Rich panels): they wrap at 80 columns instead
     of cutting long option names, and show no type for flags."""
     return typer.Typer(help=description, no_args_is_help=True, rich_markup_mode=None)
+
+
+class HumanHelp(TyperCommand):
+    """A command whose help page names each argument by its metavar alone: Typer would print
+    the argument's Python type beside it (`FILE <path>`), and wrap required ones in braces in
+    the usage line."""
+
+    def collect_usage_pieces(self, ctx: Context) -> list[str]:
+        pieces = [self.options_metavar] if self.options_metavar else []
+        for param in self.get_params(ctx):
+            if isinstance(param, TyperArgument):
+                label = param.display_name_raw
+                pieces.append(label if param.required else f"[{label}]")
+        return pieces
+
+    def format_options(self, ctx: Context, formatter: HelpFormatter) -> None:
+        arguments, options = [], []
+        for param in self.get_params(ctx):
+            if (record := param.get_help_record(ctx)) is None:
+                continue
+            if isinstance(param, TyperArgument):
+                arguments.append((param.display_name_raw, record[1]))
+            else:
+                options.append(record)
+        for title, rows in (("Arguments", arguments), ("Options", options)):
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
 
 
 def _variable_names() -> list[str]:

@@ -4,15 +4,19 @@ import asyncio
 
 import typer
 
-from globeguard.cli.common import load_settings
+from globeguard.cli.common import HumanHelp, command_group, load_settings
 from globeguard.db.engine import create_engine
 from globeguard.db.migrate import current_revision, upgrade
 
-app = typer.Typer(help="Database schema.", no_args_is_help=True)
+app = command_group("Database schema.")
 
 
-@app.command("upgrade")
-def upgrade_command(revision: str = typer.Argument("head")) -> None:
+@app.command("upgrade", cls=HumanHelp)
+def upgrade_command(
+    revision: str = typer.Argument(
+        "head", metavar="REVISION", help="A migration's revision id, or head for the newest."
+    ),
+) -> None:
     """Apply migrations up to REVISION (default: the newest)."""
 
     async def _run() -> str | None:

@@ -12,17 +12,22 @@ from globeguard.demo.service import DemoSeeder, SeedReport
 from globeguard.kit.errors import AppError
 from globeguard.wiring import Container
 
-from .common import run_with_container
+from .common import HumanHelp, command_group, run_with_container
 
-app = typer.Typer(help="Demo data.", no_args_is_help=True)
+app = command_group("Demo data.")
 
 
-@app.command("seed")
+@app.command("seed", cls=HumanHelp)
 def seed(
-    users: int = typer.Option(1000, "--users", min=1, max=1_000_000, help="How many users."),
-    seed: int = typer.Option(1, "--seed", help="The same seed gives the same data."),
+    users: int = typer.Option(
+        1000, "--users", min=1, max=1_000_000, metavar="N", help="How many users."
+    ),
+    seed: int = typer.Option(1, "--seed", metavar="N", help="The same seed gives the same data."),
     until: datetime | None = typer.Option(
-        None, help="End of the 30-day window of sign-ins (default: now); pin it to reproduce."
+        None,
+        metavar="TIME",
+        help="End of the 30-day window of sign-ins, YYYY-MM-DD[THH:MM:SS] (default: now); "
+        "pin it to reproduce.",
     ),
 ) -> None:
     """Create demo users (AuthGlobeTrek-shaped metadata, no password) and their sign-ins

@@ -27,10 +27,10 @@ from globeguard.jobs.schemas import Auth0SyncRequest, ExportRequest
 from globeguard.kit.errors import AppError
 from globeguard.wiring import Container
 
-from .common import run_with_container
+from .common import HumanHelp, command_group, run_with_container
 
-users_app = typer.Typer(help="Bulk export and import of users.", no_args_is_help=True)
-auth0_app = typer.Typer(help="The Auth0 connector.", no_args_is_help=True)
+users_app = command_group("Bulk export and import of users.")
+auth0_app = command_group("The Auth0 connector.")
 ACTOR = "cli"
 # Whoever runs the CLI holds the database itself: its jobs carry every permission.
 OPERATOR = ALL_PERMISSIONS
@@ -94,14 +94,16 @@ def _summary(result: dict[str, Any]) -> str:
     return text
 
 
-@users_app.command("export")
+@users_app.command("export", cls=HumanHelp)
 def export(
-    output: Path = typer.Argument(..., help="Where to write the gzipped file."),
-    fmt: str = typer.Option("ndjson", "--format", help="ndjson or csv."),
+    output: Path = typer.Argument(..., metavar="FILE", help="Where to write the gzipped file."),
+    fmt: str = typer.Option("ndjson", "--format", metavar="FORMAT", help="ndjson or csv."),
     fields: str | None = typer.Option(
-        None, help="Comma-separated fields (default: all but password_hash)."
+        None, metavar="FIELDS", help="Comma-separated fields (default: all but password_hash)."
     ),
-    query: str | None = typer.Option(None, "--query", "-q", help="User search query."),
+    query: str | None = typer.Option(
+        None, "--query", "-q", metavar="QUERY", help="User search query (default: every user)."
+    ),
 ) -> None:
     """Export users to a gzipped NDJSON or CSV file."""
     body = ExportRequest(
@@ -123,10 +125,19 @@ def export(
     _run("exporting", submit, finish)
 
 
-@users_app.command("import")
+@users_app.command("import", cls=HumanHelp)
 def import_(
-    path: Path = typer.Argument(..., exists=True, dir_okay=False, readable=True),
-    upsert: bool = typer.Option(False, help="Update users that exist (same user_id or email)."),
+    path: Path = typer.Argument(
+        ...,
+        exists=True,
+        dir_okay=False,
+        readable=True,
+        metavar="FILE",
+        help="The file to import.",
+    ),
+    upsert: bool = typer.Option(
+        False, "--upsert", help="Update users that exist (same user_id or email)."
+    ),
 ) -> None:
     """Import users from an Auth0 JSON array, Auth0 export NDJSON or our own export (gzip or
     not). The file is read where it is."""
@@ -144,13 +155,17 @@ def import_(
     _run("importing", submit, finish)
 
 
-@auth0_app.command("sync")
+@auth0_app.command("sync", cls=HumanHelp)
 def sync(
     domain: str | None = typer.Option(
-        None, help="Tenant domain (default GLOBEGUARD_AUTH0__DOMAIN)."
+        None, metavar="DOMAIN", help="Tenant domain (default: GLOBEGUARD_AUTH0__DOMAIN)."
     ),
-    client_id: str | None = typer.Option(None, help="Default GLOBEGUARD_AUTH0__CLIENT_ID."),
-    connection_id: str | None = typer.Option(None, help="Export only this connection."),
+    client_id: str | None = typer.Option(
+        None, metavar="ID", help="Client id (default: GLOBEGUARD_AUTH0__CLIENT_ID)."
+    ),
+    connection_id: str | None = typer.Option(
+        None, metavar="ID", help="Export only this connection (con_…)."
+    ),
 ) -> None:
     """Import an Auth0 tenant's users and their last sign-ins. The client secret comes from
     GLOBEGUARD_AUTH0__CLIENT_SECRET (never a flag: flags end up in shell history)."""

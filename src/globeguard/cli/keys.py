@@ -6,12 +6,12 @@ from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
 from globeguard.wiring import Container
 
-from .common import run_with_container
+from .common import HumanHelp, command_group, run_with_container
 
-app = typer.Typer(help="JWT signing keys.", no_args_is_help=True)
+app = command_group("JWT signing keys.")
 
 
-@app.command("rotate")
+@app.command("rotate", cls=HumanHelp)
 def rotate() -> None:
     """Promote the next key to current and publish a new next key. The old key stays in the
     JWKS until every token it signed has expired. Running servers pick it up within a minute,

@@ -21,11 +21,12 @@ from globeguard.events.subscriptions.schemas import (
 from globeguard.kit.errors import AppError
 from globeguard.wiring import Container
 
-from .common import run_with_container
+from .common import HumanHelp, command_group, run_with_container
 
-app = typer.Typer(help="Event subscriptions: webhooks and NATS.", no_args_is_help=True)
+app = command_group("Event subscriptions: webhooks and NATS.")
 console = Console()
 T = TypeVar("T")
+ID_ARGUMENT = typer.Argument(..., metavar="ID", help="The subscription's id.")
 
 
 def _run(work: Callable[[Container], Awaitable[T]]) -> T:
@@ -45,17 +46,34 @@ def _print(row: Any) -> None:
     )
 
 
-@app.command("create")
+@app.command("create", cls=HumanHelp)
 def create(
-    name: str,
-    target: str = typer.Argument(..., help="Webhook URL, or JetStream subject prefix"),
-    kind: str = typer.Option("webhook", help="webhook or nats"),
-    event: list[str] = typer.Option(["**"], "--event", "-e", help="Event-type pattern"),
-    ordered: bool = typer.Option(False, help="Keep each user's events in order"),
-    pii: bool = typer.Option(False, help="Include personal data in payloads"),
-    rate_limit: float | None = typer.Option(None, help="Deliveries per second"),
-    max_in_flight: int | None = typer.Option(None, help="Concurrent deliveries"),
-    ed25519: bool = typer.Option(False, help="Also sign with an ed25519 key (v1a)"),
+    name: str = typer.Argument(..., metavar="NAME", help="A name to tell it by."),
+    target: str = typer.Argument(
+        ..., metavar="TARGET", help="Webhook URL, or JetStream subject prefix."
+    ),
+    kind: str = typer.Option("webhook", metavar="KIND", help="webhook or nats."),
+    event: list[str] = typer.Option(
+        ["**"],
+        "--event",
+        "-e",
+        metavar="PATTERN",
+        help="Event-type pattern, e.g. 'user.*'; repeat for more (default: every event).",
+        show_default=False,
+    ),
+    ordered: bool = typer.Option(False, "--ordered", help="Keep each user's events in order."),
+    pii: bool = typer.Option(False, "--pii", help="Include personal data in payloads."),
+    rate_limit: float | None = typer.Option(
+        None, metavar="N", help="Deliveries per second at most (default: no limit)."
+    ),
+    max_in_flight: int | None = typer.Option(
+        None,
+        metavar="N",
+        help="Deliveries in flight at once (default: GLOBEGUARD_DELIVERY__DEFAULT_MAX_IN_FLIGHT).",
+    ),
+    ed25519: bool = typer.Option(
+        False, "--ed25519", help="Also sign with an ed25519 key (scheme v1a)."
+    ),
 ) -> None:
     """Create a subscription and print its signing secret (shown only now)."""
 
@@ -82,8 +100,10 @@ def create(
         typer.echo(f"ed25519 public key: {public}")
 
 
-@app.command("list")
+@app.command("list", cls=HumanHelp)
 def list_() -> None:
+    """List every subscription with its target, events and state."""
+
     async def work(container: Container) -> list[Any]:
         async with container.db.read() as session:
             views = await container.subscriptions.all(session)
@@ -100,15 +120,30 @@ def list_() -> None:
     console.print(table)
 
 
-@app.command("update")
+@app.command("update", cls=HumanHelp)
 def update(
-    subscription_id: uuid.UUID,
-    enable: bool | None = typer.Option(None, "--enable/--disable", help="Resume or pause"),
-    target: str | None = typer.Option(None),
-    event: list[str] | None = typer.Option(None, "--event", "-e"),
-    rate_limit: float | None = typer.Option(None),
-    max_in_flight: int | None = typer.Option(None),
+    subscription_id: uuid.UUID = ID_ARGUMENT,
+    enable: bool | None = typer.Option(
+        None, "--enable/--disable", help="Resume deliveries, or pause them."
+    ),
+    target: str | None = typer.Option(
+        None, metavar="TARGET", help="New webhook URL, or JetStream subject prefix."
+    ),
+    event: list[str] | None = typer.Option(
+        None,
+        "--event",
+        "-e",
+        metavar="PATTERN",
+        help="Replace the event-type patterns; repeat for more.",
+    ),
+    rate_limit: float | None = typer.Option(
+        None, metavar="N", help="Deliveries per second at most."
+    ),
+    max_in_flight: int | None = typer.Option(
+        None, metavar="N", help="Deliveries in flight at once."
+    ),
 ) -> None:
+    """Change a subscription: pause or resume it, its target, its events, its limits."""
     changes: dict[str, Any] = {
         "enabled": enable,
         "target": target,
@@ -126,8 +161,8 @@ def update(
     _print(_run(work))
 
 
-@app.command("delete")
-def delete(subscription_id: uuid.UUID) -> None:
+@app.command("delete", cls=HumanHelp)
+def delete(subscription_id: uuid.UUID = ID_ARGUMENT) -> None:
     """Delete it with its deliveries: nothing more is sent to it."""
 
     async def work(container: Container) -> None:
@@ -138,11 +173,13 @@ def delete(subscription_id: uuid.UUID) -> None:
     typer.echo(f"deleted {subscription_id}")
 
 
-@app.command("rotate")
+@app.command("rotate", cls=HumanHelp)
 def rotate(
-    subscription_id: uuid.UUID,
-    scheme: str = typer.Option("v1", help="v1 (whsec_) or v1a (ed25519)"),
-    overlap: int = typer.Option(86_400, help="Seconds the old key keeps signing"),
+    subscription_id: uuid.UUID = ID_ARGUMENT,
+    scheme: str = typer.Option("v1", metavar="SCHEME", help="v1 (whsec_) or v1a (ed25519)."),
+    overlap: int = typer.Option(
+        86_400, metavar="SECONDS", help="How long the old key keeps signing too."
+    ),
 ) -> None:
     """A new signing key; requests carry both signatures during the overlap."""
 
@@ -157,13 +194,23 @@ def rotate(
         typer.echo(f"ed25519 public key: {new.public_key}")
 
 
-@app.command("redrive")
+@app.command("redrive", cls=HumanHelp)
 def redrive(
-    subscription_id: uuid.UUID | None = typer.Option(None, "--subscription", "-s"),
-    delivery: list[int] | None = typer.Option(None, "--delivery", "-d", help="Delivery id"),
-    since: datetime | None = typer.Option(None, help="Deliveries created at or after (UTC)"),
-    until: datetime | None = typer.Option(None, help="Deliveries created before (UTC)"),
-    include_succeeded: bool = typer.Option(False, help="Resend succeeded ones too"),
+    subscription_id: uuid.UUID | None = typer.Option(
+        None, "--subscription", "-s", metavar="ID", help="Only this subscription's deliveries."
+    ),
+    delivery: list[int] | None = typer.Option(
+        None, "--delivery", "-d", metavar="ID", help="This delivery; repeat for more."
+    ),
+    since: datetime | None = typer.Option(
+        None, metavar="TIME", help="Deliveries created at or after, YYYY-MM-DD[THH:MM:SS] UTC."
+    ),
+    until: datetime | None = typer.Option(
+        None, metavar="TIME", help="Deliveries created before, YYYY-MM-DD[THH:MM:SS] UTC."
+    ),
+    include_succeeded: bool = typer.Option(
+        False, "--include-succeeded", help="Resend succeeded ones too."
+    ),
 ) -> None:
     """Send dead deliveries again, oldest first, at the configured redrive rate."""
     statuses = ["dead", "succeeded"] if include_succeeded else ["dead"]
