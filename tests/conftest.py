@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
@@ -77,10 +78,15 @@ def backend(database_url: str) -> str:
 
 
 def make_settings(database_url: str, data_dir: Path, **overrides) -> Settings:
+    # A test's sign-ins are a settled user's unless it says otherwise: the default week of
+    # learning (TravelSettings.learning_period) grades every journey of a new user's first
+    # days one step lower, and most scenarios here last minutes.
+    travel = {"learning_period": timedelta(0), **overrides.pop("travel", {})}
     values = {
         "db": {"url": database_url},
         "data_dir": data_dir,
         "secret_key": "test-secret-key-not-for-production",
+        "travel": travel,
         **overrides,
     }
     return Settings(_env_file=None, **values)

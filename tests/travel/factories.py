@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import strategies as st
 
@@ -11,7 +11,18 @@ from globeguard.settings import TravelSettings
 from globeguard.travel.timeline import History, Place, TravelEvent
 
 # Every false-positive control off: grades come from speed alone.
-NO_CONTROLS = TravelSettings(min_distance_km=0, known_location_radius_km=0, learning_logins=0)
+NO_CONTROLS = TravelSettings(
+    min_distance_km=0, known_location_radius_km=0, learning_logins=0, learning_period=timedelta(0)
+)
+
+
+def settled(**changes: object) -> TravelSettings:
+    """The settings with `changes`, for a settled user: no learning period (the default is a
+    week, which grades every journey of a new user's first days one step lower)."""
+    return TravelSettings.model_validate({"learning_period": timedelta(0), **changes})
+
+
+SETTLED = settled()
 
 # The Superman seed README's places (its GeoIP database, not the bundled one).
 WASHINGTON = Place(38.9206, -76.8787, 1000)
@@ -57,9 +68,10 @@ random_places = st.builds(Place, lats, lons, radii)
 POOL = (LONDON, SYDNEY, KASSEL, AMSTERDAM, US_CENTROID, US_EAST)
 places = st.one_of(st.sampled_from(POOL), st.none(), random_places)
 WITH_CONTROLS = TravelSettings(
-    min_distance_km=100, known_location_radius_km=300, learning_logins=2
+    min_distance_km=100, known_location_radius_km=300, learning_logins=2,
+    learning_period=timedelta(0),
 )  # fmt: skip
-settings_choices = st.sampled_from([NO_CONTROLS, TravelSettings(), WITH_CONTROLS])
+settings_choices = st.sampled_from([NO_CONTROLS, TravelSettings(), SETTLED, WITH_CONTROLS])
 
 Spec = tuple[int, Place | None, bool]  # (unix time, place, success)
 # At most 5 distinct seconds for up to 8 events: ties in time are common.

@@ -25,12 +25,14 @@ from tests.travel.factories import (
     KASSEL,
     LONDON,
     NO_CONTROLS,
+    SETTLED,
     SYDNEY,
     US_CENTROID,
     US_EAST,
     at,
     equator,
     event,
+    settled,
 )
 
 # --- classify: the grade from two speeds -------------------------------------------------
@@ -177,7 +179,7 @@ def test_overlapping_radii_leave_no_distance() -> None:
 )
 def test_unlocatable_side_is_unverifiable(place_a: Place | None, place_b: Place | None) -> None:
     a, b = event("a", 0, place_a), event("b", 10, place_b, seq=1)
-    for settings in (NO_CONTROLS, TravelSettings()):
+    for settings in (NO_CONTROLS, SETTLED):
         verdict = assess_pair(a, b, History(), settings)
         assert verdict.grade is Grade.UNVERIFIABLE
         assert verdict.reasons.raw_grade is Grade.UNVERIFIABLE
@@ -299,11 +301,11 @@ def test_learning(
 @pytest.mark.parametrize(
     ("settings", "control"),
     [
-        pytest.param(TravelSettings(min_distance_km=200, known_location_radius_km=500),
+        pytest.param(settled(min_distance_km=200, known_location_radius_km=500),
                      Control.MIN_DISTANCE, id="min-distance-first"),
-        pytest.param(TravelSettings(min_distance_km=0, known_location_radius_km=500),
+        pytest.param(settled(min_distance_km=0, known_location_radius_km=500),
                      Control.KNOWN_LOCATION, id="then-known-location"),
-        pytest.param(TravelSettings(min_distance_km=0, known_location_radius_km=0),
+        pytest.param(settled(min_distance_km=0, known_location_radius_km=0),
                      Control.LEARNING, id="then-learning"),
     ],
 )  # fmt: skip
@@ -355,22 +357,29 @@ def test_a_known_network_caps_an_impossible_journey_at_suspicious(
 def test_controls_only_lower_fast_pairs() -> None:
     # Plausible stays plausible with no control named, even while learning.
     a, b = event("a", 0, LONDON), event("b", 86_400, SYDNEY, seq=1)
-    verdict = assess_pair(a, b, History(), TravelSettings())
+    verdict = assess_pair(a, b, History(), SETTLED)
     assert verdict.grade is Grade.PLAUSIBLE
     assert verdict.reasons.raw_grade is Grade.PLAUSIBLE
     assert verdict.reasons.lowered_by is None
 
 
 def test_default_settings() -> None:
-    # Defaults: 500 mph, 100 km, 50 km, 3 sign-ins, no period.
+    # Defaults: 500 mph, 100 km, 50 km, 3 sign-ins and a week (bench/detection.py chose it).
     defaults = TravelSettings()
     assert (defaults.speed_threshold_mph, defaults.min_distance_km) == (500.0, 100.0)
     assert (defaults.known_location_radius_km, defaults.learning_logins) == (50.0, 3)
-    assert defaults.learning_period == timedelta(0)
-    learnt = History(successes=3, first_success_at=at(0))
+    assert defaults.learning_period == timedelta(days=7)
+    assert (defaults.known_place_days, defaults.known_place_memory) == (3, timedelta(days=90))
+    week_ago = FAR_LATER.occurred_at - timedelta(days=7)
+    learnt = History(successes=3, first_success_at=week_ago)
     assert assess_pair(FAR_EARLIER, FAR_LATER, learnt, defaults).grade is Grade.IMPOSSIBLE
-    fresh = assess_pair(FAR_EARLIER, FAR_LATER, History(successes=2), defaults)
-    assert fresh.reasons.lowered_by is Control.LEARNING
+    for fresh in (
+        History(successes=2, first_success_at=week_ago),
+        History(successes=30, first_success_at=week_ago + timedelta(seconds=1)),
+    ):
+        verdict = assess_pair(FAR_EARLIER, FAR_LATER, fresh, defaults)
+        assert verdict.reasons.lowered_by is Control.LEARNING
+        assert verdict.grade is Grade.SUSPICIOUS
 
 
 def test_reason_distances_are_consistent() -> None:

@@ -25,6 +25,7 @@ from globeguard.travel.timeline import (
 from tests.travel.factories import (
     LONDON,
     NO_CONTROLS,
+    SETTLED,
     SYDNEY,
     TIES,
     WASHINGTON,
@@ -34,6 +35,7 @@ from tests.travel.factories import (
     history_of,
     post,
     settings_choices,
+    settled,
     spec_lists,
 )
 
@@ -54,9 +56,9 @@ def anchor_of(verdict: Verdict) -> str | None:
 
 def test_a_login_with_nothing_before_it_has_grade_none() -> None:
     only = event("only", 0, LONDON)
-    assert judge(only, None, History(), TravelSettings()) == (Grade.NONE, None)
-    assert judge_timeline([only], TravelSettings()) == {"only": (Grade.NONE, None)}
-    assert judge_timeline([], TravelSettings()) == {}
+    assert judge(only, None, History(), SETTLED) == (Grade.NONE, None)
+    assert judge_timeline([only], SETTLED) == {"only": (Grade.NONE, None)}
+    assert judge_timeline([], SETTLED) == {}
 
 
 def test_successes_anchor_the_next_journey() -> None:
@@ -138,7 +140,7 @@ def test_an_unlocatable_login_still_occupies_time(
     london = event("london", 0, LONDON, seq=1)
     nowhere = event("nowhere", MINUTE, None, seq=2, success=nowhere_succeeded)
     sydney = event("sydney", 2 * MINUTE, SYDNEY, seq=3)
-    for settings in (NO_CONTROLS, TravelSettings()):
+    for settings in (NO_CONTROLS, SETTLED):
         verdicts = judge_timeline([sydney, london, nowhere], settings)
         assert verdicts["london"] == (Grade.NONE, None)
         assert verdicts["nowhere"][0] is Grade.UNVERIFIABLE  # never lowered by a control
@@ -182,14 +184,14 @@ def test_duplicate_order_keys_are_rejected() -> None:
     ("settings", "expected", "control"),
     [
         pytest.param(NO_CONTROLS, Grade.IMPOSSIBLE, None, id="all-off"),
-        pytest.param(TravelSettings(min_distance_km=200, known_location_radius_km=500),
+        pytest.param(settled(min_distance_km=200, known_location_radius_km=500),
                      Grade.PLAUSIBLE, Control.MIN_DISTANCE, id="min-distance-first"),
-        pytest.param(TravelSettings(min_distance_km=0, known_location_radius_km=500),
+        pytest.param(settled(min_distance_km=0, known_location_radius_km=500),
                      Grade.PLAUSIBLE, Control.KNOWN_LOCATION, id="then-known-location"),
-        pytest.param(TravelSettings(min_distance_km=0, known_location_radius_km=0,
+        pytest.param(settled(min_distance_km=0, known_location_radius_km=0,
                                     learning_logins=4),
                      Grade.SUSPICIOUS, Control.LEARNING, id="then-learning"),
-        pytest.param(TravelSettings(min_distance_km=0, known_location_radius_km=0),
+        pytest.param(settled(min_distance_km=0, known_location_radius_km=0),
                      Grade.IMPOSSIBLE, None, id="3-successes-learnt"),
     ],
 )  # fmt: skip
@@ -241,7 +243,7 @@ def test_learning_counts_successes_in_event_order() -> None:
 def test_only_trusted_successes_make_a_place_known(
     visit_minutes: int, visit_succeeded: bool, expected: Grade, control: str | None
 ) -> None:
-    settings = TravelSettings(min_distance_km=0, learning_logins=3)
+    settings = settled(min_distance_km=0, learning_logins=3)
     home = [event(f"home{i}", i * DAY, LONDON, seq=i) for i in range(4)]
     visit = event("visit", 3 * DAY + visit_minutes * MINUTE, SYDNEY, seq=4, success=visit_succeeded)
     back = event("back", 6 * DAY, LONDON, seq=5)
@@ -278,14 +280,14 @@ def test_known_location_puts_the_flag_on_the_strangers_sign_in() -> None:
     home = [event(f"home{i}", DAY * i, LONDON, seq=i) for i in range(3)]
     stranger = event("stranger", DAY * 3, SYDNEY, seq=3)
     back = event("back", DAY * 3 + 10 * MINUTE, LONDON, seq=4)
-    verdicts = judge_timeline([*home, stranger, back], TravelSettings())
+    verdicts = judge_timeline([*home, stranger, back], SETTLED)
     assert verdicts["stranger"][0] is Grade.PLAUSIBLE  # a day is enough
     grade, reasons = verdicts["back"]
     assert grade is Grade.PLAUSIBLE and reasons is not None
     assert (reasons["raw_grade"], reasons["lowered_by"]) == ("impossible", "known_location")
     # Ten minutes after the last at home, the stranger's sign-in carries the flag.
     fast = replace(stranger, occurred_at=home[-1].occurred_at + timedelta(minutes=10))
-    verdicts = judge_timeline([*home, fast, back], TravelSettings())
+    verdicts = judge_timeline([*home, fast, back], SETTLED)
     assert verdicts["stranger"][0] is Grade.IMPOSSIBLE
     assert verdicts["back"][0] is Grade.PLAUSIBLE
 
@@ -305,7 +307,7 @@ def test_a_late_success_changes_verdicts_beyond_the_logins_it_anchors() -> None:
 
 
 def test_a_late_failure_changes_no_other_verdict() -> None:
-    settings = TravelSettings(min_distance_km=0, known_location_radius_km=50, learning_logins=2)
+    settings = settled(min_distance_km=0, known_location_radius_km=50, learning_logins=2)
     events = [event(f"e{i}", 600 * i, (LONDON, SYDNEY)[i % 2], seq=i) for i in range(5)]
     before = judge_timeline(events, settings)
     # London between e1 (Sydney, flagged) and e2 (London): judged from e0, the last trusted
@@ -328,7 +330,7 @@ def test_suffix_judged_from_the_profile_of_what_came_before() -> None:
     events = [
         event(f"e{i}", 600 * i, (LONDON, SYDNEY)[i % 2], seq=i, success=i != 3) for i in range(6)
     ]
-    settings = TravelSettings(learning_logins=2)
+    settings = settled(learning_logins=2)
     full = judge_timeline(events, settings)
     before = Profile().judge(events[:4], settings)[1]
     suffix = judge_timeline(events[4:], settings, before)

@@ -25,7 +25,7 @@ from tests.travel.factories import KASSEL, LONDON, SYDNEY, WITH_CONTROLS, at, ev
 
 HOUR, DAY = 3_600, 86_400
 # Learning off, so that each case shows one control at a time.
-SETTINGS = TravelSettings(learning_logins=0)
+SETTINGS = TravelSettings(learning_logins=0, learning_period=timedelta(0))
 TOKYO = Place(35.6895, 139.6917, 20, "JP", "Tokyo")
 
 

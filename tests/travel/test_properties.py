@@ -195,15 +195,16 @@ def test_with_ties_only_the_order_within_each_second_matters_to_the_verdicts(
 
 
 def unambiguous_logins(specs: Sequence[Spec]) -> list[int]:
-    """Logins whose verdict no tie can touch: alone in their second, and the latest earlier
-    second holding a success holds only one (so the anchor is one event whatever the order;
-    the successes before, and with them the history, are those of earlier seconds)."""
+    """Logins whose verdict no tie can touch: alone in their second, and every earlier second
+    holds at most one success. (Which of two same-second successes comes first decides which
+    is flagged, so which is trusted, and so the anchor and known places of everything after;
+    failures teach nothing, so ties among them change no other verdict.)"""
     chosen = []
     for i, (time, _, _) in enumerate(specs):
         if sum(1 for s in specs if s[0] == time) > 1:
             continue
-        earlier = [s[0] for s in specs if s[0] < time and s[2]]
-        if not earlier or sum(1 for s in specs if s[0] == max(earlier) and s[2]) == 1:
+        earlier = {s[0] for s in specs if s[0] < time and s[2]}
+        if all(sum(1 for s in specs if s[0] == second and s[2]) == 1 for second in earlier):
             chosen.append(i)
     return chosen
 

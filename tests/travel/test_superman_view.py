@@ -7,7 +7,6 @@ import math
 
 import pytest
 
-from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Control, Grade
 from globeguard.travel.geo_math import SUPERMAN_EARTH_RADIUS_MI, truncate_speed
 from globeguard.travel.grading import judge
@@ -21,6 +20,7 @@ from tests.travel.factories import (
     AMSTERDAM,
     KASSEL,
     LONDON,
+    SETTLED,
     WASHINGTON,
     ZHENGZHOU,
     equator,
@@ -87,7 +87,7 @@ def test_seed_speed_needs_3958_and_truncation() -> None:
     assert speed is not None and truncate_speed(speed) == 5971
     assert math.floor(speed + 0.5) == 5972  # rounding would miss the README's 5971
     # Globeguard's own view uses the mean radius: 5972.85 mph.
-    _, reasons = judge(b, a, history_of(a), TravelSettings())
+    _, reasons = judge(b, a, history_of(a), SETTLED)
     assert reasons is not None
     assert reasons["speed_mph"] == pytest.approx(5972.85, abs=0.005)
 
@@ -156,7 +156,7 @@ def test_radii_and_controls_do_not_touch_the_flags() -> None:
     view = superman_view(amsterdam, Neighbours(kassel, None))
     assert view.preceding is not None and view.preceding.speed == 754
     assert view.travel_to_current_geo_suspicious is True
-    grade, reasons = judge(amsterdam, kassel, history_of(kassel), TravelSettings())
+    grade, reasons = judge(amsterdam, kassel, history_of(kassel), SETTLED)
     assert grade is Grade.PLAUSIBLE and reasons is not None
     assert reasons["raw_grade"] == Grade.SUSPICIOUS.value
     assert reasons["lowered_by"] == Control.LEARNING.value
