@@ -31,66 +31,39 @@ from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.geo_math import haversine_km
 from globeguard.travel.grading import Verdict, judge_lazily
+from globeguard.travel.profile_doc import event_doc, event_of, iso, memory_doc, memory_of
+from globeguard.travel.profile_memory import (
+    COMPROMISED,
+    FLAGGED,
+    PROFILE_ARRIVAL,
+    SAFE,
+    PlaceMemory,
+    first_memory,
+    is_trusted,
+)
 from globeguard.travel.timeline import History, Place, TravelEvent, sort_timeline
 
-# Profiles carry no arrival numbers: every event they describe precedes any event judged
-# against them, so their order only has to sort below those of events of the same instant.
-PROFILE_ARRIVAL = 0
+# Re-exported: what callers of the profile name.
+__all__ = [
+    "COMPROMISED",
+    "FLAGGED",
+    "MAX_NETWORKS",
+    "MAX_PLACES",
+    "PROFILE_ARRIVAL",
+    "SAFE",
+    "Context",
+    "PlaceMemory",
+    "Profile",
+    "is_trusted",
+    "judge_timeline",
+]
+
 # A profile document of another shape (an older release's) is not read: the subject's profile
 # is rebuilt from its stored events instead.
 DOC_VERSION = 2
 # Bounds on what one subject's profile remembers; past them the least recently used go.
 MAX_PLACES = 32
 MAX_NETWORKS = 16
-
-SAFE = "safe"
-COMPROMISED = "compromised"
-FLAGGED = frozenset({Grade.SUSPICIOUS, Grade.IMPOSSIBLE})
-
-
-def is_trusted(grade: Grade, review: str | None) -> bool:
-    """Whether a success with this verdict and review proves its place (see the module doc)."""
-    if review == COMPROMISED:
-        return False
-    return review == SAFE or grade not in FLAGGED
-
-
-@dataclass(frozen=True, slots=True)
-class PlaceMemory:
-    """One of the subject's places: where, how often and when it was used, and whether the
-    subject proved it."""
-
-    place: Place
-    first_seen: datetime
-    last_seen: datetime
-    count: int
-    days: int
-    # The proleptic ordinal of the last UTC day with a success here.
-    last_day: int
-    trusted: bool
-    contested: bool
-
-    def known(self, days_needed: int) -> bool:
-        if self.trusted:
-            return True
-        return days_needed > 0 and not self.contested and self.days >= days_needed
-
-    def seen(self, at: datetime, trusted: bool, contested: bool) -> PlaceMemory:
-        day = at.toordinal()
-        return PlaceMemory(
-            self.place,
-            self.first_seen,
-            at,
-            self.count + 1,
-            self.days + (day != self.last_day),
-            day,
-            self.trusted or trusted,
-            self.contested or contested,
-        )
-
-
-def _first_memory(place: Place, at: datetime, trusted: bool, contested: bool) -> PlaceMemory:
-    return PlaceMemory(place, at, at, 1, 1, at.toordinal(), trusted, contested)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,15 +136,15 @@ class Profile:
     # Storage: a compact JSON document, with exact ISO times (grading compares instants).
 
     def to_doc(self) -> dict[str, Any]:
-        latest = _event_doc(self.latest)
+        latest = event_doc(self.latest)
         return {
             "v": DOC_VERSION,
             "successes": self.successes,
-            "first_success_at": _iso(self.first_success_at),
+            "first_success_at": iso(self.first_success_at),
             # Mostly one event (the last login succeeded and was trusted): written out once.
-            "anchor": "latest" if self.anchor is self.latest else _event_doc(self.anchor),
+            "anchor": "latest" if self.anchor is self.latest else event_doc(self.anchor),
             "latest": latest,
-            "places": [_memory_doc(memory) for memory in self.places],
+            "places": [memory_doc(memory) for memory in self.places],
             "networks": [[asn, seen.isoformat()] for asn, seen in self.networks],
         }
 
@@ -181,14 +154,14 @@ class Profile:
         if doc.get("v") != DOC_VERSION:
             return None
         first = doc.get("first_success_at")
-        latest = _event_of(doc.get("latest"))
+        latest = event_of(doc.get("latest"))
         anchor_doc = doc.get("anchor")
         return Profile(
             successes=int(doc["successes"]),
             first_success_at=datetime.fromisoformat(first) if first else None,
-            anchor=latest if anchor_doc == "latest" else _event_of(anchor_doc),
+            anchor=latest if anchor_doc == "latest" else event_of(anchor_doc),
             latest=latest,
-            places=tuple(_memory_of(item) for item in doc["places"]),
+            places=tuple(memory_of(item) for item in doc["places"]),
             networks=tuple(
                 (int(asn), datetime.fromisoformat(seen)) for asn, seen in doc["networks"]
             ),
@@ -247,7 +220,7 @@ class _Fold:
         places = [m for m in self.places if m.last_seen >= horizon]
         index = _cluster_of(places, place, settings.known_location_radius_km)
         if index is None:
-            places.append(_first_memory(place, at, trusted, contested))
+            places.append(first_memory(place, at, trusted, contested))
             if len(places) > MAX_PLACES:
                 places.remove(min(places, key=_last_seen))
         else:
@@ -304,75 +277,4 @@ def _unnumbered(event: TravelEvent | None) -> TravelEvent | None:
         event.ip,
         event.asn,
         event.review,
-    )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.isoformat()
-
-
-def _place_doc(place: Place | None) -> list[Any] | None:
-    if place is None:
-        return None
-    return [place.lat, place.lon, place.radius_km, place.country, place.city]
-
-
-def _place_of(doc: list[Any] | None) -> Place | None:
-    return None if doc is None else Place(*doc)
-
-
-def _memory_doc(memory: PlaceMemory) -> list[Any]:
-    return [
-        _place_doc(memory.place),
-        memory.first_seen.isoformat(),
-        memory.last_seen.isoformat(),
-        memory.count,
-        memory.days,
-        memory.last_day,
-        memory.trusted,
-        memory.contested,
-    ]
-
-
-def _memory_of(doc: list[Any]) -> PlaceMemory:
-    place, first, last, count, days, last_day, trusted, contested = doc
-    return PlaceMemory(
-        Place(*place),
-        datetime.fromisoformat(first),
-        datetime.fromisoformat(last),
-        int(count),
-        int(days),
-        int(last_day),
-        bool(trusted),
-        bool(contested),
-    )
-
-
-def _event_doc(event: TravelEvent | None) -> list[Any] | None:
-    if event is None:
-        return None
-    return [
-        event.key,
-        event.occurred_at.isoformat(),
-        event.success,
-        event.ip,
-        _place_doc(event.place),
-        event.asn,
-        event.review,
-    ]
-
-
-def _event_of(doc: list[Any] | None) -> TravelEvent | None:
-    if doc is None:
-        return None
-    key, at, success, ip, place, asn, review = doc
-    return TravelEvent(
-        key,
-        datetime.fromisoformat(at),
-        PROFILE_ARRIVAL,
-        _place_of(place),
-        success,
-        ip,
-        asn,
-        review,
     )
