@@ -54,7 +54,14 @@ from detection_places import (
     country_geoname_id,
     subdivision_geoname_id,
 )
-from detection_report import Verdicts, summary_lines, superman_flags, sweep_row, vpn_review_lines
+from detection_report import (
+    Verdicts,
+    summary_lines,
+    superman_flags,
+    sweep_header,
+    sweep_row,
+    vpn_review_lines,
+)
 
 REQUEST_TIMEOUT_S = 600.0
 
@@ -294,10 +301,16 @@ def measure(opts: Options, workdir: Path) -> list[str]:
     lines: list[str] = []
     if opts.sweep:
         keys = [k for k, _ in opts.sweep]
-        for n, values in enumerate(itertools.product(*(v for _, v in opts.sweep))):
-            settings = opts.settings | dict(zip(keys, values, strict=True))
+        combos = [
+            dict(zip(keys, v, strict=True)) for v in itertools.product(*(v for _, v in opts.sweep))
+        ]
+        width = max(len(" ".join(f"{k}={v}" for k, v in c.items())) for c in combos) + 2
+        lines += sweep_header(opts.settings, opts.seed, opts.users, width)
+        for n, swept in enumerate(combos):
+            settings = opts.settings | swept
             done = run_pass(opts, data, dbs, workdir / f"sweep{n}", settings, shuffled=opts.shuffle)
-            lines.append(sweep_row(data, done.verdicts, settings, header=n == 0))
+            lines.append(sweep_row(data, done.verdicts, swept, width))
+            say(lines[-1])
         return lines
     first = run_pass(
         opts,

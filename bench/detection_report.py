@@ -122,23 +122,28 @@ def summary_lines(
     ]
 
 
-def sweep_row(data: Dataset, verdicts: Verdicts, settings: dict[str, str], header: bool) -> str:
+def sweep_row(data: Dataset, verdicts: Verdicts, swept: dict[str, str], width: int) -> str:
+    """One row of a sweep: the swept values, honest non-VPN users with an `impossible` and
+    with a `suspicious`-or-worse verdict, and each kind of attack caught."""
     logins = _honest_logins(data)
     users = [u for u in data.users if not u.compromised and u.persona != "vpn"]
-    setting = " ".join(f"{k}={v}" for k, v in settings.items())
-    row = (
-        f"{setting:<44}{_pct(_share(users, logins, verdicts=verdicts, levels=('impossible',))):>12}"
+    setting = " ".join(f"{k}={v}" for k, v in swept.items())
+    return (
+        f"{setting:<{width}}"
+        f"{_pct(_share(users, logins, verdicts=verdicts, levels=('impossible',))):>12}"
         f"{_pct(_share(users, logins, verdicts=verdicts, levels=FLAGGED)):>13}"
         + "".join(f"{_pct(caught(data, verdicts, k)[1]):>10}" for k in ATTACK_KINDS)
     )
-    if not header:
-        return row
-    title = (
-        f"{'settings':<44}{'impossible':>12}{'suspicious+':>13}"
-        f"{'fast':>10}{'slow':>10}{'return':>10}{'stuffing':>10}"
-    )
-    note = "(honest non-VPN users with >= 1 such verdict; attacks caught)"
-    return f"{note}\n{title}\n{row}"
+
+
+def sweep_header(settings: dict[str, str], seed: int, users: int, width: int) -> list[str]:
+    fixed = " ".join(f"{k}={v}" for k, v in settings.items()) or "defaults"
+    return [
+        f"Globeguard detection sweep — seed {seed}, {users:,} users; other settings: {fixed}",
+        "(honest non-VPN users with >= 1 such verdict; share of each kind of attack caught)",
+        f"{'swept':<{width}}{'impossible':>12}{'suspicious+':>13}"
+        f"{'fast':>10}{'slow':>10}{'return':>10}{'stuffing':>10}",
+    ]
 
 
 def vpn_review_lines(
