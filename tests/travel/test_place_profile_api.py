@@ -183,3 +183,35 @@ async def verdicts_of(client, admin_headers, subject: str) -> dict[str, str]:
         before = body["next_before"]
         if before is None:
             return found
+
+
+async def test_a_review_keeps_every_place_the_user_proved(idp):
+    """A review rebuilds the profile from the stored events: the places proven before it
+    are still known after it."""
+    client, headers, container = idp
+    await settle_at_home(client, headers, "dee")
+    t = T0 + 3 * DAY
+    assert await report(client, headers, "d-office", "dee", OFFICE, t + 8 * HOUR) == "plausible"
+    await report(client, headers, "d-home", "dee", HOME, t + DAY)
+    assert await report(client, headers, "d-vpn", "dee", ATTACKER, t + DAY + 10 * MINUTE) == (
+        "impossible"
+    )
+    admin = bearer(await make_admin(client, container, username="reviewer"))
+    login = await client.get("/api/v1/subjects/dee/logins", headers=admin, params={"limit": 1})
+    (vpn,) = login.json()["items"]
+    assert vpn["event_uuid"] == "d-vpn"
+    reviewed = await client.post(
+        f"/api/v1/logins/{vpn['id']}/review", headers=admin, json={"verdict": "safe"}
+    )
+    assert reviewed.status_code == 200, reviewed.text
+    # Home, then the office ten minutes later (1,450 mph): Lyon is still known.
+    t2 = t + 2 * DAY
+    assert await report(client, headers, "d-home2", "dee", HOME, t2) == "plausible"
+    assert await report(client, headers, "d-office2", "dee", OFFICE, t2 + 10 * MINUTE) == (
+        "plausible"
+    )
+    # And the reviewed place is known now too.
+    assert await report(client, headers, "d-home3", "dee", HOME, t2 + HOUR) == "plausible"
+    assert await report(client, headers, "d-vpn2", "dee", ATTACKER, t2 + HOUR + 10 * MINUTE) == (
+        "plausible"
+    )

@@ -322,8 +322,13 @@ async def replayed_profiles(
     rebuilt from the events: the successes within the place memory folded in event order
     with the verdicts and reviews they hold, as storing them one by one did. A subject with
     no stored event then has no profile."""
-    since = before - settings.known_place_memory
     tallies = await repo.tallies(subjects, before, inclusive=inclusive)
+    if not tallies:
+        return {}
+    # The memory reaches back from each subject's newest event up to `before` (not from
+    # `before`, which may be the end of time): all that a fold up to that event remembers.
+    newest = min(as_utc(tally.occurred_at) for tally in tallies)
+    since = newest - settings.known_place_memory
     window: dict[str, list[Any]] = defaultdict(list)
     for row in await repo.successes_since(subjects, since, before, inclusive=inclusive):
         window[row.subject].append(row)
