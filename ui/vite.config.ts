@@ -10,7 +10,8 @@ const require = createRequire(import.meta.url);
 
 // The API docs page (/docs, served by the package) runs Swagger UI from these files, copied
 // into dist/docs: no CDN at run time, and no inline script, so its Content-Security-Policy can
-// allow scripts from its own origin only. Swagger UI's LICENSE and NOTICE (Apache-2.0) go too.
+// allow scripts from its own origin only. Swagger UI's icon, LICENSE and NOTICE (Apache-2.0) go
+// too.
 function apiDocsAssets(): Plugin {
   const swagger = (name: string) => require.resolve(`swagger-ui-dist/${name}`);
   const files: Record<string, string> = {
@@ -18,6 +19,8 @@ function apiDocsAssets(): Plugin {
     "swagger-ui.css": swagger("swagger-ui.css"),
     LICENSE: swagger("LICENSE"),
     NOTICE: swagger("NOTICE"),
+    "favicon-32x32.png": swagger("favicon-32x32.png"),
+    "favicon-16x16.png": swagger("favicon-16x16.png"),
     "swagger-init.js": fileURLToPath(new URL("./src/docs/swagger-init.js", import.meta.url)),
   };
   return {
@@ -25,8 +28,11 @@ function apiDocsAssets(): Plugin {
     apply: "build",
     generateBundle() {
       for (const [name, path] of Object.entries(files)) {
+        const bytes = readFileSync(path);
         // The source maps are not shipped: drop the comments that would make devtools ask.
-        const source = readFileSync(path, "utf8").replace(/\n\/[/*]# sourceMappingURL=\S+/g, "");
+        const source = name.endsWith(".png")
+          ? bytes
+          : bytes.toString("utf8").replace(/\n\/[/*]# sourceMappingURL=\S+/g, "");
         this.emitFile({ type: "asset", fileName: `docs/${name}`, source });
       }
     },

@@ -5,12 +5,14 @@ scripts from this origin only (see security_headers)."""
 
 from __future__ import annotations
 
+import os
 from html import escape
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import HTMLResponse
+from fastapi.responses import HTMLResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.types import Scope
 
 from globeguard.kit.errors import AppError
 from globeguard.web.routes import DIST
@@ -23,6 +25,8 @@ PAGE = """<!doctype html>
     <meta charset="utf-8">
     <meta name="viewport" content="width=device-width, initial-scale=1">
     <title>{title} — API</title>
+    <link rel="icon" type="image/png" sizes="32x32" href="/docs/assets/favicon-32x32.png">
+    <link rel="icon" type="image/png" sizes="16x16" href="/docs/assets/favicon-16x16.png">
     <link rel="stylesheet" href="/docs/assets/swagger-ui.css">
   </head>
   <body>
@@ -32,6 +36,22 @@ PAGE = """<!doctype html>
   </body>
 </html>
 """
+
+
+class RevalidatedFiles(StaticFiles):
+    """Swagger UI's file names carry no content hash, so a browser must ask (by ETag, a 304
+    when unchanged) before reusing one: after an upgrade the page never mixes old and new."""
+
+    def file_response(
+        self,
+        full_path: os.PathLike[str] | str,
+        stat_result: os.stat_result,
+        scope: Scope,
+        status_code: int = 200,
+    ) -> Response:
+        response = super().file_response(full_path, stat_result, scope, status_code)
+        response.headers["cache-control"] = "no-cache"
+        return response
 
 
 class DocsNotBuilt(AppError):
@@ -54,4 +74,4 @@ def install_docs(app: FastAPI, assets: Path = DOCS_ASSETS) -> None:
         return HTMLResponse(page)
 
     if built:
-        app.mount("/docs/assets", StaticFiles(directory=assets), name="docs-assets")
+        app.mount("/docs/assets", RevalidatedFiles(directory=assets), name="docs-assets")

@@ -7,14 +7,17 @@ window.addEventListener("DOMContentLoaded", () => {
   window.ui = SwaggerUIBundle({
     url: root.dataset.openapiUrl,
     dom_id: "#swagger-ui",
+    // The plain layout: the standalone one adds a bar for exploring other documents' URLs.
     layout: "BaseLayout",
+    presets: [SwaggerUIBundle.presets.apis],
     deepLinking: true,
     showExtensions: true,
     showCommonExtensions: true,
-    // Keeps what was entered under "Authorize" across reloads (in this browser's storage).
-    persistAuthorization: true,
+    // What is entered under "Authorize" stays in this page's memory only. Persisting it would
+    // write the password of the password flow, the access and refresh tokens and API keys in
+    // clear to localStorage, where they outlive the tab and the session.
+    persistAuthorization: false,
     // The default posts the document to an external validator: no request leaves the origin.
     validatorUrl: null,
-    presets: [SwaggerUIBundle.presets.apis, SwaggerUIBundle.SwaggerUIStandalonePreset],
   });
 });
