@@ -162,6 +162,7 @@ class OfflineDocs:
         response.locator(".response-col_status").wait_for(timeout=20_000)
         status = response.locator(".response-col_status").inner_text().strip()
         body = response.locator(".response-col_description").inner_text()
+        response.scroll_into_view_if_needed()  # for the screenshot: the status and the body
         return sent.value.all_headers(), status, body
 
     def shot(self, name: str) -> None:
