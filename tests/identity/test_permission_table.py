@@ -26,6 +26,7 @@ PUBLIC = {
     ("POST", "/api/v1/auth/refresh"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/openid-configuration"),
+    ("GET", "/.well-known/oauth-authorization-server"),
     ("GET", "/api/v1/jobs/{job_id}/download"),
     ("POST", "/api/v1/ingest/auth0-logs"),
 }
@@ -116,7 +117,10 @@ async def test_each_operation_refuses_a_credential_lacking_its_permission(
             **_request_for(method, path, bob), headers=lacking, follow_redirects=False
         )
         assert response.status_code == 403, (method, path, response.status_code, response.text)
-        assert response.headers["content-type"].startswith("application/problem+json")
+        # RFC 6749 §5.2 / RFC 7662: introspection answers OAuth JSON errors, not problems.
+        oauth = (method, path) == ("POST", "/api/v1/auth/introspect")
+        expected = "application/json" if oauth else "application/problem+json"
+        assert response.headers["content-type"].startswith(expected), (method, path)
     # The same requests with the permission are not refused for want of it.
     holding = await _key(client, admin, ALL_SCOPES)
     for method, path in needing:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from globeguard.events import signing
 from globeguard.events.models import Subscription, SubscriptionSecret
 from globeguard.events.sinks.guard import TargetGuard, UnsafeTarget
+from globeguard.events.sinks.nats import StreamUnavailable, ensure_stream
 from globeguard.events.subscriptions.repository import SubscriptionRepository
 from globeguard.events.subscriptions.schemas import (
     NewSecret,
@@ -33,6 +34,8 @@ SEAL_PURPOSE = "subscription-secret"
 _SUBJECT_PREFIX = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
 MAX_SUBJECT_PREFIX = 200
 MAX_OPENED_KEYS = 10_000
+# How long saving a `nats` subscription waits for the server to find or create its stream.
+STREAM_CHECK_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,16 @@ class SubscriptionService:
                 "no NATS server is configured (GLOBEGUARD_DELIVERY__NATS_URL)",
                 code="nats_not_configured",
             )
+        await self._ensure_stream(target)
+
+    async def _ensure_stream(self, prefix: str) -> None:
+        """A `nats` subscription is only saved with a stream to publish into."""
+        assert self.settings.nats_url is not None
+        timeout = min(STREAM_CHECK_TIMEOUT_S, self.settings.http_timeout.total_seconds())
+        try:
+            await ensure_stream(self.settings.nats_url, prefix, timeout_s=timeout)
+        except StreamUnavailable as exc:
+            raise Unprocessable(str(exc), code="nats_stream_unavailable") from exc
 
     # -- keys --------------------------------------------------------------------------------
 
@@ -172,6 +185,9 @@ class SubscriptionService:
         changes = data.model_dump(exclude_unset=True)
         if "target" in changes and changes["target"] is not None:
             await self.check_target(subscription.kind, changes["target"])
+        elif subscription.kind == "nats" and changes.get("enabled") is True:
+            # Resuming makes the stream again if it was deleted (pausing needs no server).
+            await self.check_target(subscription.kind, subscription.target)
         now = self.clock()
         enabled = changes.pop("enabled", None)
         for field, value in changes.items():

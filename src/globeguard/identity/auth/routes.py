@@ -5,14 +5,16 @@ from __future__ import annotations
 import base64
 import binascii
 from typing import Annotated, Any
+from urllib.parse import unquote_plus
 
 from fastapi import APIRouter, Form, Request, status
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
+from globeguard.identity.auth.discovery import server_metadata
+from globeguard.identity.auth.oauth_errors import OAuthRoute
 from globeguard.identity.auth.service import SignedIn
 from globeguard.identity.auth.tokens_service import IssuedTokens, OAuthError
 from globeguard.identity.dependencies import (
-    TOKEN_URL,
     ClientCtx,
     ContainerDep,
     CurrentUser,
@@ -25,6 +27,8 @@ from globeguard.identity.users.views import user_read
 from globeguard.kit.errors import AppError, BadRequest
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+# The token and introspection endpoints answer errors the OAuth way (RFC 6749 §5.2).
+oauth = APIRouter(route_class=OAuthRoute)  # included in `router`, under its prefix
 well_known = APIRouter(tags=["discovery"])
 
 
@@ -110,18 +114,21 @@ async def signin(body: SigninRequest, app: ContainerDep, session: DbSession, ctx
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
+    """RFC 6749 §2.3.1: the client id and secret are form-urlencoded before they are joined
+    for Basic, so `ggc_x` may arrive as `ggc%5Fx`. Ours (base32 ids, url-safe base64 secrets)
+    hold no `%` or `+`, so decoding leaves a raw one as it is and both forms work."""
     header = request.headers.get("authorization", "")
     if not header.lower().startswith("basic "):
         return None
     try:
         decoded = base64.b64decode(header[6:].strip(), validate=True).decode()
-        client_id, _, secret = decoded.partition(":")
     except (binascii.Error, UnicodeDecodeError) as exc:
         raise OAuthError("invalid_client", "malformed Basic credentials", status=401) from exc
-    return client_id, secret
+    client_id, _, secret = decoded.partition(":")
+    return unquote_plus(client_id), unquote_plus(secret)
 
 
-@router.post("/token", response_model=TokenResponse, response_model_exclude_none=True)
+@oauth.post("/token", response_model=TokenResponse, response_model_exclude_none=True)
 async def token(
     request: Request,
     app: ContainerDep,
@@ -202,7 +209,7 @@ async def logout_all(
     )
 
 
-@router.post("/introspect")
+@oauth.post("/introspect")
 async def introspect(
     request: Request,
     app: ContainerDep,
@@ -264,22 +271,15 @@ async def jwks(app: ContainerDep) -> dict[str, Any]:
 
 @well_known.get("/.well-known/openid-configuration")
 async def openid_configuration(app: ContainerDep) -> dict[str, Any]:
-    issuer = app.settings.auth.issuer.rstrip("/")
-    return {
-        "issuer": app.settings.auth.issuer,
-        "jwks_uri": f"{issuer}/.well-known/jwks.json",
-        "token_endpoint": f"{issuer}{TOKEN_URL}",
-        "introspection_endpoint": f"{issuer}/api/v1/auth/introspect",
-        "grant_types_supported": ["password", "refresh_token", "client_credentials"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
-        "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "bearer",
-        ],
-        "id_token_signing_alg_values_supported": ["ES256"],
-        "scopes_supported": sorted(["profile", *Permission]),
-        "claims_supported": ["sub", "sid", "scope", "roles", "ver", "preferred_username"],
-        "response_types_supported": ["token"],
-        "subject_types_supported": ["public"],
-    }
+    """OpenID Connect discovery: the RFC 8414 metadata plus the OIDC-only fields."""
+    return server_metadata(app.settings.auth.issuer, openid=True)
+
+
+@well_known.get("/.well-known/oauth-authorization-server")
+async def oauth_authorization_server(app: ContainerDep) -> dict[str, Any]:
+    """RFC 8414 authorization server metadata."""
+    return server_metadata(app.settings.auth.issuer, openid=False)
+
+
+# Included once the OAuth endpoints above are declared.
+router.include_router(oauth)

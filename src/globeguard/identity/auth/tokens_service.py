@@ -23,10 +23,15 @@ from globeguard.kit.errors import AppError
 from globeguard.settings import AuthSettings
 
 REFRESH_PREFIX = "ggr_"
+# The `client_id` (RFC 9068 §2.2) of tokens a person gets by signing in: the sign-in routes,
+# the `password` and `refresh_token` grants, the dashboard and Swagger UI all act as this one
+# first-party client. Machine clients' ids start with `ggc_`, so the two never collide.
+FIRST_PARTY_CLIENT_ID = "globeguard"
 
 
 class OAuthError(AppError):
-    """RFC 6749 §5.2 errors; `error` and `error_description` ride along the problem body."""
+    """RFC 6749 §5.2 errors. At the token and introspection endpoints they are sent as the
+    plain `{"error", "error_description"}` JSON OAuth clients read (auth/oauth_errors.py)."""
 
     status, code, title = 400, "invalid_grant", "Invalid grant"
 
@@ -69,15 +74,17 @@ class TokenIssuer:
     def access_token_for_user(
         self, user: User, roles: list[str], scopes: list[str], session_id: uuid.UUID
     ) -> tuple[str, int]:
-        claims = {
+        claims: dict[str, Any] = {
             "sub": str(user.id),
+            "client_id": FIRST_PARTY_CLIENT_ID,
             "sid": str(session_id),
             "scope": " ".join(scopes),
-            "roles": roles,
             "ver": user.token_version,
             "gty": "password",
             "preferred_username": user.username,
         }
+        if roles:  # RFC 9068 §2.2.3.1 validators refuse an empty list: absent means none
+            claims["roles"] = roles
         token, _ = self.ring.sign(claims, self.settings.access_token_ttl)
         return token, int(self.settings.access_token_ttl.total_seconds())
 
@@ -86,7 +93,6 @@ class TokenIssuer:
             "sub": client.client_id,
             "client_id": client.client_id,
             "scope": " ".join(scopes),
-            "roles": [],
             "ver": client.token_version,
             "gty": "client_credentials",
         }
