@@ -14,7 +14,8 @@ from typing import Any
 
 import pytest
 
-from globeguard.events.sinks.nats import NatsSink, stream_name
+from globeguard.events.sinks.nats import NatsSink
+from globeguard.events.sinks.nats_streams import stream_name
 from globeguard.events.sinks.port import Message
 from tests.events.conftest import NATS_ENV
 from tests.helpers import bearer, make_admin

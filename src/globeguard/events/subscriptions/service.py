@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from globeguard.events import signing
 from globeguard.events.models import Subscription, SubscriptionSecret
 from globeguard.events.sinks.guard import TargetGuard, UnsafeTarget
-from globeguard.events.sinks.nats import StreamUnavailable, ensure_stream
+from globeguard.events.sinks.nats_streams import StreamUnavailable, ensure_stream
 from globeguard.events.subscriptions.repository import SubscriptionRepository
 from globeguard.events.subscriptions.schemas import (
     NewSecret,
