@@ -4,7 +4,7 @@ document would hide `invalid_grant` from them); every other route keeps problem 
 
 `OAuthRoute` renders whatever its endpoint raises: an OAuthError as itself, a missing or
 malformed form field as `invalid_request`, and any other AppError by its status (a sign-in
-throttle's 429 keeps its status and Retry-After).
+throttle's 429 keeps its status and Retry-After, as `temporarily_unavailable`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ from globeguard.identity.auth.tokens_service import OAuthError
 from globeguard.kit.errors import AppError
 
 # What a non-OAuth error of these endpoints means to an OAuth client, by HTTP status.
-_ERROR_BY_STATUS = {401: "invalid_client", 403: "unauthorized_client"}
+# A throttled or unavailable server is `temporarily_unavailable` (the IANA OAuth error
+# registry's name; the status and Retry-After say how long).
+_ERROR_BY_STATUS = {
+    401: "invalid_client",
+    403: "unauthorized_client",
+    429: "temporarily_unavailable",
+    503: "temporarily_unavailable",
+}
 
 
 def oauth_error_body(error: str, description: str) -> dict[str, Any]:
