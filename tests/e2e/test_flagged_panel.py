@@ -51,8 +51,10 @@ def server(tmp_path_factory) -> Iterator[Server]:
         "GLOBEGUARD_DATA_DIR": str(data),
         "GLOBEGUARD_DB__URL": f"sqlite+aiosqlite:///{data}/gg.db",
         "GLOBEGUARD_SECRET_KEY": "e2e-secret-key-not-for-production",
-        # Judged from the first journey on: a new subject's second place is not excused.
+        # Judged from the first journey on: no learning (by count or by days), so a new
+        # subject's second place is graded in full.
         "GLOBEGUARD_TRAVEL__LEARNING_LOGINS": "0",
+        "GLOBEGUARD_TRAVEL__LEARNING_PERIOD": "P0D",
     }
     cli = [sys.executable, "-c", "from globeguard.cli import main; main()"]
     run = {"env": env, "check": True, "capture_output": True, "timeout": 120, "cwd": data}
