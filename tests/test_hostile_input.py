@@ -45,6 +45,13 @@ def _is_refusal(response, *, codes: tuple[str, ...] | None = None) -> None:
         assert response.json()["code"] in codes, response.text
 
 
+def _is_oauth_refusal(response) -> None:
+    """The token endpoint answers as RFC 6749 §5.2 says: JSON with an `error`."""
+    assert 400 <= response.status_code < 500, (response.status_code, response.text)
+    assert response.headers["content-type"].startswith("application/json")
+    assert response.json()["error"] in ("invalid_request", "invalid_grant"), response.text
+
+
 # --- sign-up: unauthenticated, so every limit matters here first ----------------------------
 
 
@@ -113,7 +120,7 @@ async def test_signin_with_nul_is_refused(client, username):
     _is_refusal(response, codes=("invalid_text", "invalid_credentials"))
     form = {"grant_type": "password", "username": username, "password": STRONG}
     response = await client.post("/api/v1/auth/token", data=form)
-    _is_refusal(response)
+    _is_oauth_refusal(response)
     password = {"username": "ana", "password": f"{STRONG}{NUL}"}
     _is_refusal(await client.post("/api/v1/auth/signin", json=password))
 
