@@ -218,10 +218,64 @@ class TravelSettings(BaseModel):
     retention_interval: timedelta = Field(default=timedelta(hours=1), gt=timedelta(0))
 
 
+RiskAction = Literal["allow", "notify", "mfa", "deny"]
+
+
 class RiskSettings(BaseModel):
-    # What a sign-in graded `impossible` does: `allow` lets it through (and records and
-    # announces it), `deny` refuses it with 403 `impossible_travel`.
-    impossible_travel: Literal["allow", "deny"] = "allow"
+    """What a risky sign-in (own sign-in, the password grant, a refresh from a new place)
+    does: `allow` lets it through (recorded and announced all the same), `notify` lets it
+    through and emails the user "was this you?", `mfa` asks for a second factor first
+    (401 `mfa_required`), `deny` refuses it (403)."""
+
+    on_suspicious: RiskAction = "notify"
+    on_impossible: RiskAction = "mfa"
+    # A successful sign-in from a country none of the account's known places is in.
+    on_new_country: RiskAction = "allow"
+    # When the policy asks for a second factor and the user has neither an authenticator
+    # nor a verified email: `allow` lets the sign-in through (recorded and announced, as
+    # Auth0's adaptive MFA does), `notify` also emails any address on file, `deny` refuses.
+    mfa_fallback: Literal["allow", "notify", "deny"] = "allow"
+    # Replaced by `on_impossible`; still honoured when `on_impossible` is not set.
+    impossible_travel: Literal["allow", "deny"] | None = None
+
+    @model_validator(mode="after")
+    def _honour_impossible_travel(self) -> RiskSettings:
+        if self.impossible_travel is not None and "on_impossible" not in self.model_fields_set:
+            self.on_impossible = self.impossible_travel
+        return self
+
+
+class MailSettings(BaseModel):
+    # `smtp://user:password@host:587` (STARTTLS when the server offers it),
+    # `smtps://user:password@host:465` (TLS from the start), `smtp+plain://host:25` (never
+    # TLS: a relay on loopback). Empty: each message is written as a file under
+    # `<data_dir>/mail/` and one line is logged, so a server runs with no mail server.
+    url: SecretStr = SecretStr("")
+    from_address: str = "Globeguard <no-reply@localhost>"
+    # Where the links in messages point (the dashboard's pages); the issuer when unset.
+    public_url: str | None = None
+    timeout: timedelta = timedelta(seconds=20)
+    # A message is retried with backoff this many times, then kept as failed.
+    max_attempts: int = Field(default=10, ge=1)
+    # A CA bundle for a server with a private CA.
+    ca_file: Path | None = None
+
+
+class AccountSettings(BaseModel):
+    verify_email_ttl: timedelta = timedelta(days=2)
+    password_reset_ttl: timedelta = timedelta(minutes=30)
+    login_feedback_ttl: timedelta = timedelta(days=7)
+    mfa_token_ttl: timedelta = timedelta(minutes=5)
+    # Wrong codes against one step-up token before it dies (the account's lockout counts
+    # them too).
+    mfa_code_attempts: int = Field(default=5, ge=1, le=20)
+    # Forgot-password and verification emails per account and per address, per hour.
+    email_requests_per_hour: int = Field(default=5, ge=1)
+    # Refuse passwords that appear in breaches via the k-anonymity range API (the Have I
+    # Been Pwned protocol: only the first 5 hex digits of the SHA-1 leave this server).
+    # Off by default; e.g. https://api.pwnedpasswords.com/range/
+    breached_range_url: str | None = None
+    breached_timeout: timedelta = timedelta(seconds=3)
 
 
 class LimitsSettings(BaseModel):
@@ -297,6 +351,8 @@ class Settings(BaseSettings):
     geoip: GeoIpSettings = Field(default_factory=GeoIpSettings)
     travel: TravelSettings = Field(default_factory=TravelSettings)
     risk: RiskSettings = Field(default_factory=RiskSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
+    account: AccountSettings = Field(default_factory=AccountSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
     metrics: MetricsSettings = Field(default_factory=MetricsSettings)

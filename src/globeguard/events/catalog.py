@@ -39,3 +39,17 @@ class EventType(StrEnum):
     LOGIN_REVIEWED = "login.reviewed"
     # An admin reviewed one of the user's logins as not theirs: access revoked, reset required.
     USER_COMPROMISED = "user.compromised"
+    # Account security (second factors, step-up, email flows).
+    MFA_ENROLLED = "user.mfa.enrolled"
+    MFA_REMOVED = "user.mfa.removed"
+    MFA_RECOVERY_CODES_REPLACED = "user.mfa.recovery_codes_replaced"
+    # A sign-in (or grant, or refresh) asked for a second factor, passed it, or failed it.
+    MFA_CHALLENGED = "user.mfa.challenged"
+    MFA_SUCCEEDED = "user.mfa.succeeded"
+    MFA_FAILED = "user.mfa.failed"
+    EMAIL_VERIFIED = "user.email_verified"
+    PASSWORD_RESET_REQUESTED = "user.password_reset_requested"  # noqa: S105 - an event name
+    PASSWORD_RESET = "user.password_reset"  # noqa: S105 - an event name
+    # The user answered a sign-in notice: "yes, this was me" or "no, secure my account".
+    LOGIN_CONFIRMED = "login.confirmed"
+    LOGIN_DISOWNED = "login.disowned"

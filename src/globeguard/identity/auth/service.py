@@ -193,7 +193,7 @@ class AuthService:
         return user, grants
 
     def _refusal(self, grade: Grade) -> str | None:
-        deny = grade is Grade.IMPOSSIBLE and self.risk.impossible_travel == "deny"
+        deny = grade is Grade.IMPOSSIBLE and self.risk.on_impossible == "deny"
         return "impossible_travel" if deny else None
 
     async def _login_event(

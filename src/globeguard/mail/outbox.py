@@ -1,0 +1,55 @@
+"""Queueing a message: rendered now, written to the mail outbox in the caller's transaction,
+sent by the mail sender after the commit. The body is sealed at rest: it carries single-use
+links."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import orjson
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from globeguard.kit.clock import utcnow
+from globeguard.kit.crypto import Sealer
+from globeguard.mail.render import render
+from globeguard.mail.repository import MailRepository
+
+SEAL_PURPOSE = "mail-body"
+
+
+class MailOutbox:
+    def __init__(self, sealer: Sealer, public_url: str) -> None:
+        self.sealer = sealer
+        # Where links in messages point, without a trailing slash.
+        self.public_url = public_url.rstrip("/")
+
+    def link(self, path: str) -> str:
+        """An absolute link to one of our pages, e.g. link("/dashboard/verify-email#t=…")."""
+        return f"{self.public_url}{path}"
+
+    async def send(
+        self, session: AsyncSession, *, to: str, template: str, values: dict[str, Any]
+    ) -> uuid.UUID:
+        """Queue template `template` rendered with `values` for `to`; returns the message id."""
+        rendered = render(template, values)
+        body = orjson.dumps({"text": rendered.text, "html": rendered.html})
+        message_id = uuid.uuid4()
+        now = utcnow()
+        await MailRepository(session).add(
+            {
+                "id": message_id,
+                "kind": template[:32],
+                "to_address": to,
+                "subject": rendered.subject[:255],
+                "body_sealed": self.sealer.seal(body, SEAL_PURPOSE),
+                "created_at": now,
+                "next_attempt_at": now,
+                "attempts": 0,
+            }
+        )
+        return message_id
+
+    def open_body(self, sealed: str) -> dict[str, str]:
+        """The text and HTML of a queued message (the sender's side)."""
+        return dict(orjson.loads(self.sealer.open(sealed, SEAL_PURPOSE)))

@@ -1,0 +1,41 @@
+"""Rendering a message from its templates: `templates/<name>.txt` (first line
+`Subject: …`, a blank line, the plain-text body) and `templates/<name>.html` (the HTML body).
+Placeholders are `${name}` (`string.Template`); values are HTML-escaped in the HTML part."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from string import Template
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    subject: str
+    text: str
+    html: str
+
+
+@cache
+def _template(name: str, suffix: str) -> Template:
+    source = resources.files("globeguard.mail").joinpath("templates", f"{name}.{suffix}")
+    return Template(source.read_text(encoding="utf-8"))
+
+
+def render(name: str, values: dict[str, Any]) -> Rendered:
+    """The subject, text and HTML of template `name`; a missing value is a KeyError (a bug,
+    caught by the tests that render every template)."""
+    plain = {key: str(value) for key, value in values.items()}
+    text = _template(name, "txt").substitute(plain)
+    first, _, body = text.partition("\n")
+    if not first.startswith("Subject: "):
+        raise ValueError(f"mail template {name}.txt must start with a 'Subject: ' line")
+    escaped = {key: html.escape(value) for key, value in plain.items()}
+    return Rendered(
+        subject=first.removeprefix("Subject: ").strip(),
+        text=body.lstrip("\n"),
+        html=_template(name, "html").substitute(escaped),
+    )
