@@ -69,6 +69,7 @@ from globeguard.events.outbox import event_row, record_many
 from globeguard.kit.clock import as_utc
 from globeguard.observability.metrics import Metrics
 from globeguard.travel.announce_repository import AnnounceRepository
+from globeguard.travel.detect import anchor_of
 from globeguard.travel.geo_math import KM_PER_MILE
 from globeguard.travel.models import LoginEvent
 from globeguard.travel.observers import VerdictChange
@@ -240,9 +241,7 @@ def _regrade_key(row: Row, change: VerdictChange) -> CountKey:
 
 
 def _anchor_uuid(row: Row) -> str | None:
-    reasons = row.get("verdict_reasons") or {}
-    earlier = reasons.get("earlier")
-    return earlier if isinstance(earlier, str) else None
+    return anchor_of(row.get("verdict_reasons"))
 
 
 def _anchors_in(rows: Sequence[Row], flagged: Sequence[Row]) -> dict[str, Row]:
@@ -322,7 +321,7 @@ def _payload(
 def _travel(reasons: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if not reasons or "raw_grade" not in reasons:
         return None
-    numbers: dict[str, Any] = {"origin_event_uuid": reasons.get("earlier")}
+    numbers: dict[str, Any] = {"origin_event_uuid": anchor_of(reasons)}
     numbers.update({key: reasons.get(key) for key in _MEASURES})
     for speed in _SPEEDS:
         mph = reasons.get(f"{speed}_mph")

@@ -57,7 +57,7 @@ flags (``superman_view``) never see the controls.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -205,6 +205,13 @@ class PairVerdict:
         head = {"earlier": self.earlier, "later": self.later, "grade": self.grade.value}
         head.update(self.reasons.as_dict())
         return head
+
+
+def anchor_of(reasons: Mapping[str, Any] | None) -> str | None:
+    """The event key of the login a stored verdict measured from (its `"earlier"`), the
+    journey's origin; None for a first login or a verdict without one."""
+    earlier = (reasons or {}).get("earlier")
+    return earlier if isinstance(earlier, str) else None
 
 
 def classify(speed: float, adjusted_speed: float, threshold_mph: float) -> Grade:

@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from globeguard.travel.detect import anchor_of
 from globeguard.travel.flagged_repository import FlaggedRepository
 from globeguard.travel.geo_math import KM_PER_MILE
 
@@ -88,12 +89,6 @@ async def journey_ends(
         key: JourneyEnds(_origin(row.verdict_reasons, anchors), _own_place(row))
         for key, row in logins.items()
     }
-
-
-def anchor_of(reasons: Mapping[str, Any] | None) -> str | None:
-    """The event uuid of the login a verdict measured from."""
-    earlier = (reasons or {}).get("earlier")
-    return earlier if isinstance(earlier, str) else None
 
 
 def _flagged(
