@@ -20,6 +20,7 @@ from globeguard.app import create_app
 from globeguard.db.registry import metadata
 from globeguard.settings import Settings
 from globeguard.wiring import Container, build
+from tests.support.smtp import smtp_server, smtp_server_starttls, smtps_server  # noqa: F401
 
 PG_ENV = "GLOBEGUARD_TEST_POSTGRES_URL"
 
