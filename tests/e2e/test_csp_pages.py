@@ -7,77 +7,30 @@ Without chromium these tests skip, except with CI=true, where they fail."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from globeguard.web.docs import DOCS_ASSETS
 from globeguard.web.routes import DIST
-from tests.e2e.test_dashboard import BROWSER_ARGS, CHROMIUM, _free_port, _missing
+from tests.e2e.harness import WATCH_VIOLATIONS, launched_browser, live_server, require
 
 playwright = pytest.importorskip("playwright.sync_api")
 
 PASSWORD = "csp-admin-Passw0rd!"
-# Recorded by the page itself; Playwright's init scripts are exempt from the page's policy.
-WATCH_VIOLATIONS = """
-window.__violations = [];
-document.addEventListener("securitypolicyviolation", (e) => {
-  window.__violations.push(`${e.effectiveDirective} ${e.blockedURI}`);
-});
-"""
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        _missing(f"no chromium at {CHROMIUM} (apt-get install chromium)")
-    if not (DIST / "index.html").is_file() or not (DOCS_ASSETS / "swagger-init.js").is_file():
-        _missing("the dashboard and docs are not built (make ui)")
-    data = tmp_path_factory.mktemp("csp")
-    env = {
-        **os.environ,
-        "GLOBEGUARD_DATA_DIR": str(data),
-        "GLOBEGUARD_DB__URL": f"sqlite+aiosqlite:///{data}/gg.db",
-    }
-    cli = [sys.executable, "-c", "from globeguard.cli import main; main()"]
-    run = {"env": env, "check": True, "capture_output": True, "timeout": 120, "cwd": data}
-    subprocess.run([*cli, "admin", "create", "--username", "admin", "--password", PASSWORD], **run)
-    port = _free_port()
-    process = subprocess.Popen(
-        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=data,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    require(DIST / "index.html", DOCS_ASSETS / "swagger-init.js")
+    with live_server(tmp_path_factory.mktemp("csp"), PASSWORD) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def browser(server) -> Iterator[object]:
-    with playwright.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with launched_browser() as instance:
+        yield instance
 
 
 class Watched:

@@ -7,94 +7,31 @@ Without chromium these tests skip, except with CI=true, where they fail."""
 
 from __future__ import annotations
 
-import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
-import httpx
 import pytest
 
 from globeguard.web.routes import DIST
+from tests.e2e.harness import ROOT, launched_browser, live_server, require
 
 playwright = pytest.importorskip("playwright.sync_api")
 
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "dashboard"
-CHROMIUM = os.environ.get("CHROMIUM", shutil.which("chromium") or "/usr/bin/chromium")
 PASSWORD = "dashboard-admin-Passw0rd!"
-BROWSER_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def _missing(what: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"CI=true but {what}")
-    pytest.skip(what)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[str]:
-    if not Path(CHROMIUM).exists():
-        _missing(f"no chromium at {CHROMIUM} (apt-get install chromium)")
-    if not (DIST / "index.html").is_file():
-        _missing("the dashboard is not built (make ui)")
-    data = tmp_path_factory.mktemp("dashboard")
-    env = {
-        **os.environ,
-        "GLOBEGUARD_DATA_DIR": str(data),
-        "GLOBEGUARD_DB__URL": f"sqlite+aiosqlite:///{data}/gg.db",
-        "GLOBEGUARD_SECRET_KEY": "e2e-secret-key-not-for-production",
-    }
-    cli = [sys.executable, "-c", "from globeguard.cli import main; main()"]
-    run = {"env": env, "check": True, "capture_output": True, "timeout": 300}
-    subprocess.run([*cli, "admin", "create", "--username", "admin", "--password", PASSWORD], **run)
-    subprocess.run([*cli, "demo", "seed", "--users", "600", "--seed", "11"], **run)
-    port = _free_port()
-    process = subprocess.Popen(
-        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    require(DIST / "index.html")
+    seed = ["demo", "seed", "--users", "600", "--seed", "11"]
+    with live_server(tmp_path_factory.mktemp("dashboard"), PASSWORD, setup=[seed]) as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
 def browser(server) -> Iterator[object]:
-    with playwright.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with launched_browser() as instance:
+        yield instance
 
 
 @pytest.fixture

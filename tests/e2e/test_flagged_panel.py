@@ -7,21 +7,16 @@ Without chromium these tests skip, except with CI=true, where they fail."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
 from globeguard.web.routes import DIST
-from tests.e2e.test_csp_pages import WATCH_VIOLATIONS
-from tests.e2e.test_dashboard import BROWSER_ARGS, CHROMIUM, _free_port, _missing, shot
+from tests.e2e.harness import WATCH_VIOLATIONS, launched_browser, live_server, require
+from tests.e2e.test_dashboard import shot
 
 playwright = pytest.importorskip("playwright.sync_api")
 expect = playwright.expect
@@ -41,44 +36,12 @@ class Server:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory) -> Iterator[Server]:
-    if not Path(CHROMIUM).exists():
-        _missing(f"no chromium at {CHROMIUM} (apt-get install chromium)")
-    if not (DIST / "index.html").is_file():
-        _missing("the dashboard is not built (make ui)")
-    data = tmp_path_factory.mktemp("flagged")
-    env = {
-        **os.environ,
-        "GLOBEGUARD_DATA_DIR": str(data),
-        "GLOBEGUARD_DB__URL": f"sqlite+aiosqlite:///{data}/gg.db",
-        "GLOBEGUARD_SECRET_KEY": "e2e-secret-key-not-for-production",
-        # Judged from the first journey on: no learning (by count or by days), so a new
-        # subject's second place is graded in full.
-        "GLOBEGUARD_TRAVEL__LEARNING_LOGINS": "0",
-        "GLOBEGUARD_TRAVEL__LEARNING_PERIOD": "P0D",
-    }
-    cli = [sys.executable, "-c", "from globeguard.cli import main; main()"]
-    run = {"env": env, "check": True, "capture_output": True, "timeout": 120, "cwd": data}
-    subprocess.run([*cli, "admin", "create", "--username", "admin", "--password", PASSWORD], **run)
-    port = _free_port()
-    process = subprocess.Popen(
-        [*cli, "serve", "--host", "127.0.0.1", "--port", str(port)],
-        env=env,
-        cwd=data,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    require(DIST / "index.html")
+    # Judged from the first journey on: no learning (by count or by days), so a new
+    # subject's second place is graded in full.
+    env = {"GLOBEGUARD_TRAVEL__LEARNING_LOGINS": "0", "GLOBEGUARD_TRAVEL__LEARNING_PERIOD": "P0D"}
+    with live_server(tmp_path_factory.mktemp("flagged"), PASSWORD, env) as base:
         yield _signed_in(base)
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def _signed_in(base: str) -> Server:
@@ -127,12 +90,8 @@ def page(browser, server, journeys):
 
 @pytest.fixture(scope="module")
 def browser(server) -> Iterator[object]:
-    with playwright.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=BROWSER_ARGS)
-        try:
-            yield instance
-        finally:
-            instance.close()
+    with launched_browser() as instance:
+        yield instance
 
 
 def sign_in(page) -> None:
