@@ -15,13 +15,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from globeguard.jobs import signing
-from globeguard.jobs.auth0.backoff import ceiling, full_jitter
 from globeguard.jobs.cells import cell, escape, flatten
 from globeguard.jobs.exports import COLUMNS as EXPORT_COLUMNS
 from globeguard.jobs.exports import ExportError, resolve
 from globeguard.jobs.formats import ImportFormat, UnknownFormat, detect
 from globeguard.jobs.reader import RecordReader
 from globeguard.jobs.records import RecordError, to_user, user_id_of
+from globeguard.kit.backoff import ceiling, full_jitter
 from globeguard.kit.retry_after import parse_retry_after
 
 NOW = datetime(2026, 11, 21, 12, 0, tzinfo=UTC)

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
 
+from globeguard.kit.backoff import jittered
+
 
 class Outcome(StrEnum):
     DELIVERED = "delivered"
@@ -68,11 +70,6 @@ def classify(response: Response) -> Outcome:
         return Outcome.THROTTLED
     # 3xx counts as failure: we never follow redirects (they could point anywhere).
     return Outcome.RETRY
-
-
-def jittered(base: timedelta, jitter: float, sample: float) -> timedelta:
-    """`base` moved by up to ±jitter of itself; `sample` is uniform in [-1, 1]."""
-    return base * (1.0 + jitter * max(-1.0, min(1.0, sample)))
 
 
 def throttled_delay(base: timedelta, retry_after_s: float | None) -> timedelta:

@@ -30,7 +30,7 @@ import anyio
 import httpx
 
 from globeguard.events.sinks.guard import NOT_ALLOWED, UnsafeTarget
-from globeguard.jobs.auth0.backoff import full_jitter
+from globeguard.kit.backoff import full_jitter
 from globeguard.kit.retry_after import parse_retry_after, seconds_until
 
 log = logging.getLogger(__name__)
