@@ -44,13 +44,13 @@ from globeguard.identity.roles.service import RoleService
 from globeguard.identity.tokens import KeyRing
 from globeguard.identity.users.service import UserService
 from globeguard.identity.users.view_cache import UserViewCache
-from globeguard.ingest.bucket import TokenBuckets
 from globeguard.ingest.service import IngestService
 from globeguard.jobs.auth0.client import TokenCache
 from globeguard.jobs.runner import JobRunner
 from globeguard.jobs.service import JobService
 from globeguard.jobs.setup import build_jobs
 from globeguard.kit import secret_file
+from globeguard.kit.bucket import TokenBuckets
 from globeguard.kit.clock import Clock, utcnow
 from globeguard.kit.crypto import Sealer
 from globeguard.observability.metrics import Metrics

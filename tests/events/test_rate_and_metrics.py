@@ -8,7 +8,7 @@ import httpx
 from hypothesis import given
 from hypothesis import strategies as st
 
-from globeguard.events.delivery.ratelimit import TokenBucket
+from globeguard.kit.bucket import TokenBucket
 from tests.events.support import FakeClock, Receiver, dispatcher, emit, subscribe
 from tests.helpers import bearer, make_admin
 

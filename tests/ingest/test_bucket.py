@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from globeguard.ingest.bucket import Bucket, Decision, TokenBuckets, refill, take
+from globeguard.kit.bucket import Bucket, Decision, TokenBuckets, refill, take
 
 RATE, BURST = 100.0, 200
 

@@ -41,7 +41,6 @@ from globeguard.events.delivery.jobs import (
     targets_from_rows,
 )
 from globeguard.events.delivery.ledger import LedgerRepository
-from globeguard.events.delivery.ratelimit import TokenBucket
 from globeguard.events.delivery.records import (
     Claimed,
     EventRow,
@@ -51,6 +50,7 @@ from globeguard.events.filters import matches_any
 from globeguard.events.sinks.port import SendResult, Sink
 from globeguard.events.subscriptions.repository import SubscriptionRepository
 from globeguard.events.subscriptions.service import SubscriptionService
+from globeguard.kit.bucket import TokenBucket
 from globeguard.kit.clock import Clock, utcnow
 from globeguard.settings import DeliverySettings
 

@@ -1,9 +1,12 @@
-"""Token buckets: `rate` tokens per second refill a bucket of `burst`; a request takes one.
+"""Token buckets: `rate` tokens per second refill a bucket of `burst`. The one implementation
+of them.
 
-The core (`take`) is a pure function of the bucket, the time and the limits, so it is tested
-by tables and properties with a clock the test controls. `TokenBuckets` keeps one bucket per
-key in process memory: with N processes a key gets N times the rate, which the seed's own
-limiter (API Gateway, per region) did not promise to prevent either.
+The core (`refill`, `take`) is a pure function of the bucket, the time and the limits, so it
+is tested by tables and properties with a clock the test controls. `TokenBuckets` keeps one
+bucket per key in process memory (ingestion's per-API-key limit: with N processes a key gets N
+times the rate, which the seed's own limiter, API Gateway per region, did not promise to
+prevent either). `TokenBucket` is one bucket held in place that may go into debt (a webhook
+dispatcher takes a whole batch at once and waits it off).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ class Decision:
         return max(1, math.ceil(self.retry_after_s))
 
 
-def refill(bucket: Bucket | None, now: float, rate: float, burst: int) -> Bucket:
+def refill(bucket: Bucket | None, now: float, rate: float, burst: float) -> Bucket:
     """The bucket as it stands at `now`; a new key starts full."""
     if bucket is None:
         return Bucket(float(burst), now)
@@ -88,3 +91,33 @@ class TokenBuckets:
 
     def _is_full(self, bucket: Bucket, now: float) -> bool:
         return refill(bucket, now, self.rate, self.burst).tokens >= self.burst
+
+
+class TokenBucket:
+    """`rate` tokens a second, holding at most `burst` (one second's worth by default), so a
+    receiver back from a pause is not hit by everything saved up at once."""
+
+    def __init__(
+        self, rate: float, burst: float | None = None, now: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.rate = rate
+        self.burst = max(1.0, burst if burst is not None else rate)
+        self._now = now
+        self._state = Bucket(self.burst, now())
+
+    def _refilled(self) -> Bucket:
+        self._state = refill(self._state, self._now(), self.rate, self.burst)
+        return self._state
+
+    def available(self) -> int:
+        return int(self._refilled().tokens)
+
+    def take(self, count: int) -> None:
+        """Take `count` tokens, going below zero if need be: the debt is waited off."""
+        current = self._refilled()
+        self._state = Bucket(current.tokens - count, current.at)
+
+    def wait_s(self) -> float:
+        """Seconds until one token is there (0 when one already is)."""
+        tokens = self._refilled().tokens
+        return 0.0 if tokens >= 1 else (1 - tokens) / self.rate
