@@ -54,6 +54,7 @@ __all__ = [
     "Context",
     "PlaceMemory",
     "Profile",
+    "is_new_country",
     "is_trusted",
     "judge_timeline",
 ]
@@ -166,6 +167,15 @@ class Profile:
                 (int(asn), datetime.fromisoformat(seen)) for asn, seen in doc["networks"]
             ),
         )
+
+
+def is_new_country(place: Place | None, history: History) -> bool:
+    """Whether a login at `place` comes from a country none of the known places in `history`
+    are in. Only a subject with known places has home countries to leave, and a place (or a
+    known place) whose country the database does not give proves nothing either way."""
+    if place is None or not place.country or not history.known_places:
+        return False
+    return all(known.country and known.country != place.country for known in history.known_places)
 
 
 def judge_timeline(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -26,7 +26,7 @@ from globeguard.travel.observers import (
     notify_inserted,
     notify_regraded,
 )
-from globeguard.travel.profile import Profile
+from globeguard.travel.profile import Profile, is_new_country
 from globeguard.travel.repository import LoginEventRepository
 from globeguard.travel.superman_view import SupermanView, superman_view
 from globeguard.travel.timeline import Neighbours, Place, TravelEvent
@@ -57,7 +57,9 @@ class LoginReport:
     body_digest: str | None = None
 
 
-Refusal = Callable[[Grade], str | None]
+# Given a successful report's verdict and whether it comes from a new country (see
+# `profile.is_new_country`), the reason to store it as a failure instead, or None.
+Refusal = Callable[[Grade, bool], Awaitable[str | None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +74,8 @@ class Recorded:
     replay: bool
     # Why a successful report was stored as refused (e.g. "impossible_travel"), if it was.
     refused: str | None
+    # A success from a country none of the subject's known places are in (and it has some).
+    new_country: bool = False
 
     def superman(self, threshold_mph: float) -> SupermanView:
         return superman_view(to_travel(self.event), self.neighbours, threshold_mph)
@@ -216,7 +220,8 @@ class LoginEventService:
             event.asn,
         )
         grade, reasons = judge(current, context.anchor, context.history, self.settings)
-        refused = refuse(grade) if (refuse is not None and report.success) else None
+        new_country = report.success and is_new_country(current.place, context.history)
+        refused = await refuse(grade, new_country) if (refuse and report.success) else None
         if refused:
             event.success, event.failure_reason = False, refused
         event.verdict, event.verdict_reasons = grade.value, reasons
@@ -228,7 +233,9 @@ class LoginEventService:
         user_ids = {subject: event.user_id} if event.user_id is not None else {}
         await save_profiles(repo, {subject: profile}, [subject] if saved else [], user_ids)
         neighbours = Neighbours(context.latest, to_travel(after) if after else None)
-        return Recorded(event, geo, grade, reasons, neighbours, replay=False, refused=refused)
+        return Recorded(
+            event, geo, grade, reasons, neighbours, False, refused, new_country=new_country
+        )
 
     async def reviewed(self, session: AsyncSession, event: LoginEvent) -> None:
         """An admin's review of `event` (its `review` set) counts from now on: the subject's
@@ -242,6 +249,24 @@ class LoginEventService:
         if subject in profiles:
             user_ids = {subject: event.user_id} if event.user_id is not None else {}
             await save_profiles(repo, profiles, [subject] if saved else [], user_ids)
+
+    async def confirmed(
+        self, session: AsyncSession, event_uuid: str, at: datetime
+    ) -> LoginEvent | None:
+        """A sign-in held back for a second factor (stored as a failure) passed it: it becomes
+        the success it was, reviewed `safe` by the user who proved it, so its place is known
+        and it anchors the next journey (the profile is rebuilt). None when it is gone."""
+        repo = LoginEventRepository(session)
+        event = await repo.by_uuid(event_uuid)
+        if event is None:
+            return None
+        await repo.lock_subject(event.subject)
+        await session.refresh(event)
+        event.success, event.failure_reason = True, None
+        event.review, event.reviewed_at = "safe", at
+        await session.flush()
+        await self.reviewed(session, event)
+        return event
 
     def _new_event(self, report: LoginReport, geo: GeoResult | None) -> LoginEvent:
         return LoginEvent(

@@ -42,8 +42,11 @@ def oauth_response(exc: AppError) -> JSONResponse:
         error = _ERROR_BY_STATUS.get(exc.status, "invalid_request")
     # An OAuthError 401 already challenges with Basic (§5.2); a bearer caller's 401 at
     # introspection keeps its Bearer challenge.
+    body = oauth_error_body(error, exc.detail)
+    if isinstance(exc, OAuthError):  # members of its own (an mfa_required's mfa_token)
+        body = {**exc.extra, **body}
     return JSONResponse(
-        oauth_error_body(error, exc.detail),
+        body,
         status_code=exc.status,
         headers={**exc.headers, "Cache-Control": "no-store"},
     )

@@ -37,6 +37,8 @@ def _credentials_query(column: Any) -> Any:
             _USER.c.status,
             _USER.c.token_version,
             _USER.c.password_reset_required,
+            _USER.c.email,
+            _USER.c.email_verified,
             _ROLE.c.name,
             _ROLE.c.permissions,
         )
@@ -49,6 +51,7 @@ def _credentials_query(column: Any) -> Any:
 
 _CREDENTIALS_BY_EMAIL = _credentials_query(_USER.c.email_key)
 _CREDENTIALS_BY_USERNAME = _credentials_query(_USER.c.username_key)
+_CREDENTIALS_BY_ID = _credentials_query(_USER.c.id)
 # The user row comes back whole: the response shows the account as it is after the sign-in.
 _RECORD_SIGNIN = (
     update(_USER)
@@ -106,6 +109,9 @@ class Credentials:
     # The password is presumed known to someone else: it verifies but no longer signs in.
     password_reset_required: bool
     roles: list[tuple[str, list[str]]]
+    # Where a step-up code can be emailed: only to an address the user proved.
+    email: str | None = None
+    email_verified: bool = False
 
 
 class SigninRepository:
@@ -118,12 +124,21 @@ class SigninRepository:
         """What a sign-in needs about the account it names, roles included, in one query."""
         key = identifier.strip().lower()
         query = _CREDENTIALS_BY_EMAIL if "@" in key else _CREDENTIALS_BY_USERNAME
+        return await self._credentials(query, key)
+
+    async def credentials_of(self, user_id: uuid.UUID) -> Credentials | None:
+        """The same facts by the account's id (a step-up completing a sign-in)."""
+        return await self._credentials(_CREDENTIALS_BY_ID, user_id)
+
+    async def _credentials(self, query: Any, key: Any) -> Credentials | None:
         rows = (await self.connection.execute(query, {"key": key})).all()
         if not rows:
             return None
         roles = [(name, list(permissions)) for *_, name, permissions in rows if name is not None]
-        user_id, password_hash, status, token_version, reset_required = rows[0][:5]
-        return Credentials(user_id, password_hash, status, token_version, reset_required, roles)
+        user_id, password_hash, status, token_version, reset_required, email, verified = rows[0][:7]
+        return Credentials(
+            user_id, password_hash, status, token_version, reset_required, roles, email, verified
+        )
 
     async def record_signin(
         self,

@@ -27,6 +27,8 @@ from globeguard.identity.users.views import user_read
 from globeguard.kit.errors import AppError, BadRequest
 
 router = APIRouter(prefix="/api/v1/auth", tags=["auth"])
+# Auth0's grant for completing a password grant held back for a second factor.
+MFA_OTP_GRANT = "http://auth0.com/oauth/grant-type/mfa-otp"
 # The token and introspection endpoints answer errors the OAuth way (RFC 6749 §5.2).
 oauth = APIRouter(route_class=OAuthRoute)  # included in `router`, under its prefix
 well_known = APIRouter(tags=["discovery"])
@@ -82,7 +84,7 @@ class LogoutResponse(BaseModel):
     api_keys_revoked: int = 0
 
 
-def _token_body(tokens: IssuedTokens) -> dict[str, Any]:
+def token_body(tokens: IssuedTokens) -> dict[str, Any]:
     return {
         "access_token": tokens.access_token,
         "token_type": tokens.token_type,
@@ -92,9 +94,9 @@ def _token_body(tokens: IssuedTokens) -> dict[str, Any]:
     }
 
 
-def _session_body(signed: SignedIn) -> SessionResponse:
+def session_body(signed: SignedIn) -> SessionResponse:
     return SessionResponse(
-        **_token_body(signed.tokens),
+        **token_body(signed.tokens),
         user=user_read(signed.user, signed.roles),
         user_id=str(signed.user.id),
         username=signed.user.username,
@@ -104,13 +106,13 @@ def _session_body(signed: SignedIn) -> SessionResponse:
 @router.post("/signup", status_code=status.HTTP_201_CREATED, response_model=SessionResponse)
 async def signup(body: UserCreate, app: ContainerDep, session: DbSession, ctx: ClientCtx):
     signed = await app.auth.signup(session, body.model_dump(exclude_unset=False), ctx)
-    return _session_body(signed)
+    return session_body(signed)
 
 
 @router.post("/signin", response_model=SessionResponse)
 async def signin(body: SigninRequest, app: ContainerDep, session: DbSession, ctx: ClientCtx):
     signed = await app.auth.signin(session, body.username, body.password, body.scope, ctx)
-    return _session_body(signed)
+    return session_body(signed)
 
 
 def _basic_credentials(request: Request) -> tuple[str, str] | None:
@@ -141,10 +143,19 @@ async def token(
     client_id: Annotated[str | None, Form()] = None,
     client_secret: Annotated[str | None, Form()] = None,
     scope: Annotated[str | None, Form()] = None,
+    mfa_token: Annotated[str | None, Form(max_length=256)] = None,
+    otp: Annotated[str | None, Form(max_length=64)] = None,
 ):
     """OAuth 2.0 token endpoint (form-encoded): `password`, `refresh_token` and
-    `client_credentials` grants. Client credentials go in HTTP Basic or the form."""
-    if grant_type == "password":
+    `client_credentials` grants. Client credentials go in HTTP Basic or the form. A password
+    grant the risk policy holds back answers 401 `mfa_required` with an `mfa_token`; complete
+    it at `/api/v1/auth/mfa/verify`, or here with Auth0's grant
+    `http://auth0.com/oauth/grant-type/mfa-otp` (`mfa_token` and `otp`)."""
+    if grant_type == MFA_OTP_GRANT:
+        if not mfa_token or not otp:
+            raise OAuthError("invalid_request", "mfa_token and otp are required")
+        issued = await app.auth.mfa_otp_grant(session, mfa_token, otp, ctx)
+    elif grant_type == "password":
         if not username or not password:
             raise OAuthError("invalid_request", "username and password are required")
         issued = await app.auth.password_grant(session, username, password, scope, ctx)
@@ -160,13 +171,13 @@ async def token(
         issued = await app.auth.client_credentials(cid, secret, scope)
     else:
         raise OAuthError("unsupported_grant_type", f"grant_type '{grant_type}' is not supported")
-    return _token_body(issued)
+    return token_body(issued)
 
 
 @router.post("/refresh", response_model=TokenResponse)
 async def refresh(body: RefreshRequest, app: ContainerDep, session: DbSession):
     """Trade a refresh token for a new pair. The presented token is used up."""
-    return _token_body(await app.auth.issuer.rotate(session, body.refresh_token))
+    return token_body(await app.auth.issuer.rotate(session, body.refresh_token))
 
 
 @router.post("/logout", response_model=LogoutResponse)

@@ -11,10 +11,21 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from globeguard.account.stepup.policy import Action, Plan, decide, refusal_code
+from globeguard.account.stepup.service import (
+    MFA_REQUIRED,
+    HeldSignin,
+    InvalidCode,
+    InvalidStepUpToken,
+    Kind,
+    MfaRequired,
+    Passed,
+    StepUpService,
+)
 from globeguard.db.session import Database
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
-from globeguard.identity.auth.repository import SessionRepository, SigninRepository
+from globeguard.identity.auth.repository import Credentials, SessionRepository, SigninRepository
 from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import (
     ClientContext,
@@ -33,11 +44,20 @@ from globeguard.kit.clock import utcnow
 from globeguard.kit.crypto import same_digest, sha256_hex
 from globeguard.kit.errors import Forbidden, Unauthorized
 from globeguard.settings import RiskSettings
+from globeguard.travel.announce import FLAGGED as FLAGGED_VERDICTS
+from globeguard.travel.announce import announce_review
 from globeguard.travel.detect import Grade
+from globeguard.travel.models import LoginEvent
 from globeguard.travel.service import LoginEventService, LoginReport, Recorded, Refusal
 
 # A login of the account was reviewed `compromised`: its password no longer signs in.
 PASSWORD_RESET = "password_reset_required"  # noqa: S105 - a problem code
+# What a sign-in the risk policy denies is told, by the risk that denied it.
+DENIED = {
+    "impossible_travel": "this sign-in implies impossible travel since the last one",
+    "suspicious_travel": "this sign-in implies unlikely travel since the last one",
+    "new_country": "this sign-in comes from a country this account has not signed in from",
+}
 
 
 class InvalidCredentials(Unauthorized):
@@ -55,6 +75,14 @@ class SignedIn:
 
 
 @dataclass(frozen=True, slots=True)
+class SteppedUp:
+    """A sign-in completed by a passed step-up, and which endpoint it answers as."""
+
+    kind: Kind
+    signed: SignedIn
+
+
+@dataclass(frozen=True, slots=True)
 class _Candidate:
     user_id: uuid.UUID | None
     password_hash: str | None
@@ -62,6 +90,8 @@ class _Candidate:
     token_version: int | None
     grants: Grants | None
     password_reset_required: bool = False
+    email: str | None = None
+    email_verified: bool = False
 
 
 class AuthService:
@@ -74,7 +104,10 @@ class AuthService:
         logins: LoginEventService,
         risk: RiskSettings,
         throttle: SigninThrottle,
+        stepup: StepUpService | None = None,
     ) -> None:
+        # `stepup` is set once the container holds the second factors and the mail outbox.
+        self.stepup = stepup
         self.db = db
         self.hasher = hasher
         self.issuer = issuer
@@ -97,7 +130,9 @@ class AuthService:
         scope: str | None,
         ctx: ClientContext,
     ) -> SignedIn:
-        user, grants = await self.verify_password(session, identifier, password, ctx)
+        user, grants = await self.verify_password(
+            session, identifier, password, ctx, scope=scope, kind=Kind.SIGNIN
+        )
         return await self._session_for(session, user, scope, ctx, grants)
 
     @asynccontextmanager
@@ -120,9 +155,18 @@ class AuthService:
         await self.throttle.succeeded(attempt)
 
     async def verify_password(
-        self, session: AsyncSession, identifier: str, password: str, ctx: ClientContext
+        self,
+        session: AsyncSession,
+        identifier: str,
+        password: str,
+        ctx: ClientContext,
+        *,
+        scope: str | None = None,
+        kind: Kind = Kind.SIGNIN,
     ) -> tuple[User, Grants]:
-        """Check the password and record the sign-in; returns the user and their grants."""
+        """Check the password and record the sign-in; returns the user and their grants. A
+        sign-in the risk policy sends to a second factor raises MfaRequired (`scope` and
+        `kind` are what its step-up completes)."""
         # Slots are taken before the hash and kept by a failure (see throttle.py).
         attempt = await self.throttle.admit(identifier, ctx.ip)
         candidate = await self._candidate(identifier)
@@ -146,17 +190,31 @@ class AuthService:
             )
         # Judge the journey before anything counts as a success, so a refused sign-in
         # leaves no success behind (no counter, no session, no anchor for the next try).
+        plans: list[Plan] = []
         login = await self._login_event(
-            session, str(candidate.user_id), candidate.user_id, ctx, None, self._refusal
+            session,
+            str(candidate.user_id),
+            candidate.user_id,
+            ctx,
+            None,
+            self._risk_judge(session, candidate, plans),
         )
         await self._announce_travel(session, candidate.user_id, login)
+        if login.refused == MFA_REQUIRED:
+            held = HeldSignin(
+                candidate.user_id,
+                login.event,
+                ctx.ip,
+                scope,
+                kind,
+                sha256_hex(candidate.password_hash or ""),
+                candidate.email,
+            )
+            assert self.stepup is not None and plans[0].method is not None
+            raise await self.stepup.challenge(session, held, plans[0].method)
         if login.refused:
             await self._audit_failure(session, candidate.user_id, identifier, ctx, login.refused)
-            raise Forbidden(
-                "this sign-in implies impossible travel since the last one",
-                code="impossible_travel",
-                keep_changes=True,
-            )
+            raise Forbidden(DENIED[login.refused], code=login.refused, keep_changes=True)
         user = await SigninRepository(await session.connection()).record_signin(
             candidate.user_id, candidate.password_hash, utcnow(), ctx.ip, verdict.upgraded_hash
         )
@@ -184,6 +242,8 @@ class AuthService:
                 "travel": login.grade.value,
             },
         )
+        if plans and plans[0].action is Action.NOTIFY and self.stepup is not None:
+            await self.stepup.notify(session, user.id, login.event)
         grants = candidate.grants
         if user.token_version != candidate.token_version:
             # What the user may do changed while we were hashing (a role change bumps the
@@ -192,9 +252,29 @@ class AuthService:
         assert grants is not None
         return user, grants
 
-    def _refusal(self, grade: Grade) -> str | None:
-        deny = grade is Grade.IMPOSSIBLE and self.risk.on_impossible == "deny"
-        return "impossible_travel" if deny else None
+    def _risk_judge(
+        self, session: AsyncSession, candidate: _Candidate, plans: list[Plan]
+    ) -> Refusal:
+        """What the risk policy makes of the journey once it is judged: the reason to store
+        the sign-in as refused (denied, or held for a second factor), or None. The plan is
+        left in `plans` for the caller."""
+
+        async def judge(grade: Grade, new_country: bool) -> str | None:
+            action = decide(grade, new_country, self.risk)
+            if self.stepup is None:  # no second factor can be asked: the fallback decides
+                action = Action(self.risk.mfa_fallback) if action is Action.MFA else action
+                found = Plan(action)
+            else:
+                assert candidate.user_id is not None
+                found = await self.stepup.plan(
+                    session, action, candidate.user_id, candidate.email_verified
+                )
+            plans.append(found)
+            if found.action is Action.DENY:
+                return refusal_code(grade, new_country, self.risk)
+            return MFA_REQUIRED if found.action is Action.MFA else None
+
+        return judge
 
     async def _login_event(
         self,
@@ -254,6 +334,8 @@ class AuthService:
             found.token_version,
             grants_from(found.roles),
             found.password_reset_required,
+            found.email,
+            found.email_verified,
         )
 
     async def _failed(
@@ -314,9 +396,98 @@ class AuthService:
         ctx: ClientContext,
     ) -> IssuedTokens:
         try:
-            return (await self.signin(session, username, password, scope, ctx)).tokens
+            user, grants = await self.verify_password(
+                session, username, password, ctx, scope=scope, kind=Kind.PASSWORD_GRANT
+            )
+        except MfaRequired as exc:
+            raise mfa_required_grant(exc) from exc
         except (InvalidCredentials, Forbidden) as exc:
             raise OAuthError("invalid_grant", exc.detail, keep_changes=True) from exc
+        return (await self._session_for(session, user, scope, ctx, grants)).tokens
+
+    async def complete_stepup(
+        self, session: AsyncSession, mfa_token: str, code: str, ctx: ClientContext
+    ) -> SteppedUp:
+        """`POST /api/v1/auth/mfa/verify`: check the code, use the token up, and complete the
+        sign-in it held back as it would have completed: counted, its login a success the
+        user proved (its place known from now on), a session."""
+        assert self.stepup is not None
+        passed = await self.stepup.verify(session, mfa_token, code, ctx.ip)
+        kind = Kind(passed.bound.get("kind", Kind.SIGNIN))
+        connection = await session.connection()
+        found = await SigninRepository(connection).credentials_of(passed.user_id)
+        self._still_signs_in(found, passed)
+        assert found is not None
+        now = utcnow()
+        event = await self.logins.confirmed(session, str(passed.bound.get("login_event")), now)
+        user = await SigninRepository(connection).record_signin(
+            found.user_id, found.password_hash, now, ctx.ip, None
+        )
+        if event is None or user is None:  # erased, or changed under us since the check
+            raise InvalidStepUpToken()
+        await self._cleared(session, event, user.id)
+        await self.stepup.succeeded(session, passed)
+        await announce(session, str(user.id), broadcast=False)
+        await self._signin_succeeded(session, user, ctx, event, passed.method)
+        scope = passed.bound.get("scope")
+        signed = await self._session_for(session, user, scope, ctx, grants_from(found.roles))
+        return SteppedUp(kind, signed)
+
+    async def mfa_otp_grant(
+        self, session: AsyncSession, mfa_token: str, otp: str, ctx: ClientContext
+    ) -> IssuedTokens:
+        """The step-up at the token endpoint (Auth0's `mfa-otp` grant), with OAuth errors."""
+        try:
+            return (await self.complete_stepup(session, mfa_token, otp, ctx)).signed.tokens
+        except (InvalidStepUpToken, InvalidCode, Forbidden) as exc:
+            raise OAuthError("invalid_grant", exc.detail, keep_changes=True) from exc
+
+    @staticmethod
+    def _still_signs_in(found: Credentials | None, passed: Passed) -> None:
+        """The account as it is now must still sign in with the password the step-up
+        followed: blocked or reset-required say so; erased or re-keyed end the step-up."""
+        if found is None or found.status == "deleted":
+            raise InvalidStepUpToken()
+        if found.password_hash is None or not same_digest(
+            found.password_hash, str(passed.bound.get("password", ""))
+        ):
+            raise InvalidStepUpToken()
+        if found.status == "blocked":
+            raise Forbidden("this account is blocked", code="account_blocked", keep_changes=True)
+        if found.password_reset_required:
+            raise Forbidden(
+                "this password must be changed before it signs in again; ask an administrator",
+                code=PASSWORD_RESET,
+                keep_changes=True,
+            )
+
+    @staticmethod
+    async def _cleared(session: AsyncSession, event: LoginEvent, user_id: uuid.UUID) -> None:
+        """A flagged sign-in the user proved is cleared, as an admin's `safe` review is."""
+        if event.verdict in FLAGGED_VERDICTS:
+            await announce_review(session, event, "cleared", actor=f"user:{user_id}")
+
+    @staticmethod
+    async def _signin_succeeded(
+        session: AsyncSession, user: User, ctx: ClientContext, event: LoginEvent, mfa: str
+    ) -> None:
+        await record(
+            session,
+            EventType.SIGNIN_SUCCEEDED,
+            actor=f"user:{user.id}",
+            aggregate_type="user",
+            aggregate_id=str(user.id),
+            user_id=user.id,
+            payload={
+                "user_id": str(user.id),
+                "ip": ctx.ip,
+                "user_agent": ctx.user_agent,
+                "hash_upgraded": False,
+                "login_event": event.event_uuid,
+                "travel": event.verdict or Grade.NONE.value,
+                "mfa": mfa,
+            },
+        )
 
     async def authenticate_client(self, client_id: str, secret: str) -> MachineClient:
         async with self.db.read() as session:
@@ -385,3 +556,17 @@ class AuthService:
             },
         )
         return sessions, keys
+
+
+def mfa_required_grant(exc: MfaRequired) -> OAuthError:
+    """The password grant's answer when a second factor is needed: the OAuth JSON error
+    `mfa_required` with the same `mfa_token` (the shape Auth0 answers)."""
+    return OAuthError(
+        "mfa_required",
+        exc.detail,
+        status=401,
+        keep_changes=True,
+        mfa_token=exc.mfa_token,
+        mfa_methods=exc.mfa_methods,
+        expires_in=exc.expires_in,
+    )

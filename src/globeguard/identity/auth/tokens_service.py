@@ -36,14 +36,22 @@ class OAuthError(AppError):
     status, code, title = 400, "invalid_grant", "Invalid grant"
 
     def __init__(
-        self, error: str, description: str, *, status: int = 400, keep_changes: bool = False
+        self,
+        error: str,
+        description: str,
+        *,
+        status: int = 400,
+        keep_changes: bool = False,
+        **extra: Any,
     ):
+        # `extra`: members an error adds to the body (`mfa_required` carries its mfa_token).
         super().__init__(
             description,
             code=error,
             keep_changes=keep_changes,
             error=error,
             error_description=description,
+            **extra,
         )
         self.status = status
         if status == 401:
