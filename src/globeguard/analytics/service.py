@@ -41,7 +41,7 @@ from globeguard.analytics.params import (
     PlaceLevel,
     TopParams,
 )
-from globeguard.analytics.repository import AnalyticsRepository
+from globeguard.analytics.read_repository import AnalyticsReadRepository
 from globeguard.analytics.schemas import (
     HeatmapRead,
     JourneyEnd,
@@ -64,7 +64,7 @@ PLACE_LEVELS = {
 
 class AnalyticsService:
     async def heatmap(self, session: AsyncSession, params: HeatmapParams) -> HeatmapRead:
-        repo = AnalyticsRepository(session)
+        repo = AnalyticsReadRepository(session)
         users = _user_filter(params.filters, _dialect(session))
         grid, filters = params.grid, params.filters
         if params.basis is Basis.LAST_LOGIN:
@@ -88,7 +88,7 @@ class AnalyticsService:
         )
 
     async def top_locations(self, session: AsyncSession, params: TopParams) -> TopLocationsRead:
-        repo = AnalyticsRepository(session)
+        repo = AnalyticsReadRepository(session)
         users = _user_filter(params.filters, _dialect(session))
         dim, column = PLACE_LEVELS[params.level]
         filters, limit, bbox = params.filters, params.limit, params.bbox
@@ -114,14 +114,14 @@ class AnalyticsService:
         )
 
     async def suspicious_travel(self, session: AsyncSession, params: JourneyParams) -> JourneysRead:
-        repo = AnalyticsRepository(session)
+        repo = AnalyticsReadRepository(session)
         users = _user_filter(params.filters, _dialect(session))
         rows = await repo.journeys(params.filters, users, params.limit)
         ends = await journey_ends(session, [row.event_uuid for row in rows])
         return JourneysRead(items=[_journey(row, ends.get(row.event_uuid)) for row in rows])
 
 
-async def _widened(repo: AnalyticsRepository, dim: int | None, filters: Filters) -> Filters:
+async def _widened(repo: AnalyticsReadRepository, dim: int | None, filters: Filters) -> Filters:
     """A time range covering every stored day (e.g. "last 90 days" with 90 days kept) is
     answered from the all-days totals: one row per cell instead of one per cell and day.
     `dim` None: the per-subject rollups."""
