@@ -16,6 +16,9 @@ from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from globeguard import __version__
+from globeguard.account.email_routes import router as account_email_router
+from globeguard.account.mfa.routes import router as mfa_router
+from globeguard.account.stepup.routes import router as stepup_router
 from globeguard.analytics.routes import router as analytics_router
 from globeguard.boot import running
 from globeguard.db.errors import CANDIDATES as DATABASE_ERRORS
@@ -245,8 +248,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     for router in (
         superman_router,
         auth_router,
+        stepup_router,
         well_known,
         users_router,
+        account_email_router,
+        mfa_router,
         api_keys_router,
         roles_router,
         clients_router,

@@ -9,11 +9,20 @@ from pathlib import Path
 
 import httpx
 
+from globeguard.account.breached import BreachedPasswords
+from globeguard.account.email_flows import EmailFlows, build_email_flows
+from globeguard.account.mfa.service import MfaService
+from globeguard.account.notices import NoticeService
+from globeguard.account.one_time import OneTimeTokens
+from globeguard.account.stepup.service import StepUpService
 from globeguard.adapters.geoip import GeoLocator, MaxMindLocator
 from globeguard.adapters.geoip.remote import RemoteBatchLocator
 from globeguard.adapters.kv.memory import MemoryCounters
 from globeguard.adapters.kv.port import Counters
 from globeguard.adapters.kv.redis import RedisCounters
+from globeguard.adapters.mail.files import FileMailer
+from globeguard.adapters.mail.port import Mailer
+from globeguard.adapters.mail.smtp import SmtpMailer
 from globeguard.analytics.rollups import RollupObserver
 from globeguard.analytics.service import AnalyticsService
 from globeguard.db.session import Database
@@ -53,6 +62,8 @@ from globeguard.kit import secret_file
 from globeguard.kit.bucket import TokenBuckets
 from globeguard.kit.clock import Clock, utcnow
 from globeguard.kit.crypto import Sealer
+from globeguard.mail.outbox import MailOutbox, install_mail_wakeup
+from globeguard.mail.sender import MailSender
 from globeguard.observability.metrics import Metrics
 from globeguard.settings import GeoIpSettings, Settings, secret_key_problem
 from globeguard.travel.announce import VerdictAnnouncer, VerdictCounter
@@ -112,6 +123,15 @@ class Container:
     linker: SubjectLinker
     # An admin's "safe" / "compromised" on a login.
     reviews: LoginReviewService
+    # The user's authenticator app and recovery codes; `check` verifies a second factor.
+    mfa: MfaService
+    # "Was this you?" and "your password was changed" emails (the step-up policy's notify).
+    notices: NoticeService
+    # Email verification, password reset by email, answers to sign-in notices.
+    email_flows: EmailFlows
+    # Queues email in the caller's transaction; the sender mails it after the commit.
+    mail: MailOutbox
+    mail_sender: MailSender
 
 
 def build(settings: Settings) -> Container:
@@ -125,14 +145,14 @@ def build(settings: Settings) -> Container:
     api_key_auth = ApiKeyAuthenticator(auth_settings.api_key_last_used_resolution, ttl_s)
     caches: list[Evictable] = [revocations, user_views, api_key_auth]
     install_commit_hook(db.sessionmaker.kw["sync_session_class"], caches)
-    users = UserService(hasher, auth_settings, settings.limits)
+    metrics = Metrics()
+    users = UserService(hasher, auth_settings, settings.limits, breached_check(settings, metrics))
     issuer = TokenIssuer(ring, auth_settings)
     listener = (
         PostgresRevocationListener(settings.db.url, caches) if db.dialect == "postgresql" else None
     )
     locator = remote_locator(settings, local_locator(settings.geoip))
     counters: Counters = RedisCounters(settings.kv.url) if settings.kv.url else MemoryCounters()
-    metrics = Metrics()
     # Analytics rollups and verdict announcements are written in the same transaction as
     # the login events they derive from.
     counter = VerdictCounter(metrics, db.sessionmaker.kw["sync_session_class"])
@@ -156,7 +176,16 @@ def build(settings: Settings) -> Container:
     )
     metrics.on_scrape(BacklogGauges(db, metrics).refresh, "delivery_backlog")
     jobs = build_jobs(settings, db, sealer, secret, ingestor)
-    return Container(
+    reviews = LoginReviewService(logins, users, roles)
+    mail = MailOutbox(sealer, settings.mail.public_url or auth_settings.issuer)
+    mail_sender = MailSender(db, mail, mailer(settings), settings.mail, metrics=metrics)
+    install_mail_wakeup(db.sessionmaker.kw["sync_session_class"], mail_sender.wake)
+    notices, email_flows = build_email_flows(
+        mail, counters, users, reviews, locator, settings.account
+    )
+    throttle = SigninThrottle(counters, auth_settings)
+    auth = AuthService(db, hasher, issuer, users, logins, settings.risk, throttle)
+    container = Container(
         settings=settings,
         db=db,
         hasher=hasher,
@@ -172,15 +201,7 @@ def build(settings: Settings) -> Container:
             signing_keys,
         ),
         users=users,
-        auth=AuthService(
-            db,
-            hasher,
-            issuer,
-            users,
-            logins,
-            settings.risk,
-            SigninThrottle(counters, auth_settings),
-        ),
+        auth=auth,
         roles=roles,
         api_keys=ApiKeyService(),
         clients=ClientService(),
@@ -208,8 +229,36 @@ def build(settings: Settings) -> Container:
         job_runner=jobs.runner,
         auth0_tokens=jobs.tokens,
         linker=linker,
-        reviews=LoginReviewService(logins, users, roles),
+        reviews=reviews,
+        mfa=MfaService(sealer, hasher, throttle, auth, mail=None),
+        notices=notices,
+        email_flows=email_flows,
+        mail=mail,
+        mail_sender=mail_sender,
     )
+    # Step-up on risk asks the container's second factors, mail outbox and notices.
+    auth.stepup = StepUpService(
+        OneTimeTokens(), container.mfa, mail, container.notices, settings.risk, settings.account
+    )
+    return container
+
+
+def mailer(settings: Settings) -> Mailer:
+    """SMTP when a mail URL is set, else files under `<data_dir>/mail/`."""
+    mail = settings.mail
+    url = mail.url.get_secret_value()
+    if not url:
+        return FileMailer(Path(settings.data_dir) / "mail", mail.from_address)
+    return SmtpMailer.from_url(url, mail.from_address, mail.timeout, mail.ca_file)
+
+
+def breached_check(settings: Settings, metrics: Metrics) -> BreachedPasswords | None:
+    """The breached-password range API, when one is configured. Operator-chosen, so not
+    behind the SSRF guard (which would refuse a mirror on the local network)."""
+    account = settings.account
+    if account.breached_range_url is None:
+        return None
+    return BreachedPasswords(account.breached_range_url, account.breached_timeout, metrics=metrics)
 
 
 def local_locator(geoip: GeoIpSettings) -> GeoLocator:
