@@ -230,7 +230,7 @@ def build(settings: Settings) -> Container:
         auth0_tokens=jobs.tokens,
         linker=linker,
         reviews=reviews,
-        mfa=MfaService(sealer, hasher, throttle, auth, mail=None),
+        mfa=MfaService(sealer, hasher, throttle, auth, mail=mail),
         notices=notices,
         email_flows=email_flows,
         mail=mail,
@@ -238,7 +238,12 @@ def build(settings: Settings) -> Container:
     )
     # Step-up on risk asks the container's second factors, mail outbox and notices.
     auth.stepup = StepUpService(
-        OneTimeTokens(), container.mfa, mail, container.notices, settings.risk, settings.account
+        OneTimeTokens(),
+        container.mfa,
+        container.mail,
+        container.notices,
+        settings.risk,
+        settings.account,
     )
     return container
 
