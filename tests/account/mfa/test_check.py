@@ -85,9 +85,16 @@ async def test_a_pending_enrolment_is_no_factor(client, container, clock):
     assert await check(container, user_id, code_at(secret, clock.now)) is None
 
 
-async def test_has_totp_once_confirmed(container, enrolled):
+async def test_has_totp_once_confirmed(client, container, enrolled):
     assert await has_totp(container, enrolled[0]) is True
     assert await has_totp(container, uuid.uuid4()) is False
+    headers = bearer(await signup(client, "liz"))
+    pending = await user_id_of(client, headers)
+    await start(client, headers)
+    async with container.db.read() as session:
+        found = await container.mfa.enabled_among(session, [enrolled[0], pending, uuid.uuid4()])
+        assert found == {enrolled[0]}
+        assert await container.mfa.enabled_among(session, []) == set()
 
 
 async def test_recovery_codes_work_once_in_any_reasonable_spelling(container, enrolled):

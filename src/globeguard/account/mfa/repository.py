@@ -53,6 +53,16 @@ class MfaRepository:
         )
         return found is not None
 
+    async def confirmed_among(self, user_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+        if not user_ids:
+            return set()
+        rows = await self.session.scalars(
+            select(_FACTOR.c.user_id).where(
+                _FACTOR.c.user_id.in_(list(user_ids)), _FACTOR.c.confirmed_at.is_not(None)
+            )
+        )
+        return set(rows)
+
     async def put_pending(self, user_id: uuid.UUID, secret_sealed: str, now: datetime) -> bool:
         """Store an unconfirmed factor, replacing an unconfirmed one; False (nothing written)
         when the user has a confirmed factor. One statement: a confirmation racing it either

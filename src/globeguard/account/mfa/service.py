@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, Protocol
@@ -114,6 +115,13 @@ class MfaService:
     async def has_totp(self, session: AsyncSession, user_id: uuid.UUID) -> bool:
         """Whether the user has a confirmed authenticator (a pending one does not count)."""
         return await MfaRepository(session).has_confirmed(user_id)
+
+    async def enabled_among(
+        self, session: AsyncSession, user_ids: Sequence[uuid.UUID]
+    ) -> set[uuid.UUID]:
+        """Which of these users have a confirmed authenticator (one query, for a page of
+        users in an admin listing)."""
+        return await MfaRepository(session).confirmed_among(user_ids)
 
     async def check(self, session: AsyncSession, user_id: uuid.UUID, code: str) -> Method | None:
         """ "totp" or "recovery" when `code` is accepted (and used up), None when it is not.
