@@ -13,6 +13,9 @@ stronger word wins); `compromised` never becomes `safe` (409 `login_compromised`
 was already cut off and its password reset required because of this login, and undoing that by
 trusting the attacker's place would be the wrong way round. An admin who erred clears the
 account by setting a new password; the login itself stays disowned.
+
+A user's answer to a "was this you?" email (account.feedback) is the same review, by actor
+`user:<id>`: "yes" is `safe`, "no" is `compromised`.
 """
 
 from __future__ import annotations
@@ -81,12 +84,32 @@ class LoginReviewService:
     ) -> Reviewed:
         """Store `verdict` on the login and act on it, in the caller's transaction. The caller
         has checked `users:write`; an admin's login needs a credential acting as admin."""
-        repo = LoginReviewRepository(session)
-        event = await repo.get(login_id)
-        if event is None:
-            raise NotFound(f"no login with id {login_id}", code="login_not_found")
+        event = await self._login(session, login_id)
         if event.user_id is not None:
             await self.roles.ensure_may_change(session, event.user_id, presenter)
+        return await self._apply(session, event, verdict, presenter.actor)
+
+    async def answer(
+        self, session: AsyncSession, login_id: int, user_id: uuid.UUID, verdict: Verdict
+    ) -> Reviewed:
+        """The user's own word on one of their logins (an answer to a sign-in notice): the
+        same review as an admin's, by actor `user:<id>`. 404 for another user's login."""
+        event = await self._login(session, login_id)
+        if event.user_id != user_id:
+            raise NotFound(f"no login with id {login_id}", code="login_not_found")
+        return await self._apply(session, event, verdict, f"user:{user_id}")
+
+    @staticmethod
+    async def _login(session: AsyncSession, login_id: int) -> LoginEvent:
+        event = await LoginReviewRepository(session).get(login_id)
+        if event is None:
+            raise NotFound(f"no login with id {login_id}", code="login_not_found")
+        return event
+
+    async def _apply(
+        self, session: AsyncSession, event: LoginEvent, verdict: Verdict, actor: str
+    ) -> Reviewed:
+        repo = LoginReviewRepository(session)
         # The lock every writer of the subject's logins takes first (recording, re-grading,
         # rebuilding its profile), taken first here too: two reviews of one login, or a
         # review and a late arrival re-grading it, follow one another.
@@ -105,13 +128,13 @@ class LoginReviewService:
         previous = event.review
         event.review, event.reviewed_at = verdict.value, utcnow()
         await session.flush()
-        await _record_review(session, event, previous, presenter.actor)
+        await _record_review(session, event, previous, actor)
         # Rebuilt from the events, where this review now proves (or disowns) the place.
         await self.logins.reviewed(session, event)
         if verdict is Verdict.SAFE:
-            await self._cleared(session, event, presenter.actor)
+            await self._cleared(session, event, actor)
             return Reviewed(event, changed=True)
-        ended = await self._compromised(session, event, previous, presenter.actor)
+        ended = await self._compromised(session, event, previous, actor)
         return Reviewed(event, changed=True, sessions_revoked=ended)
 
     @staticmethod
