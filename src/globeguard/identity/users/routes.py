@@ -139,6 +139,7 @@ async def change_my_password(
     async with app.auth.current_password_check(user, ctx.ip):
         new = await app.users.new_password(user, body.current_password, body.new_password)
         await app.users.change_password(session, new, principal.session_id)
+    await app.notices.password_changed(session, new.user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -272,6 +273,38 @@ async def unblock_user(user_id: uuid.UUID, principal: Admin, app: ContainerDep, 
     user = await _changeable(app, session, principal, user_id, include_deleted=False)
     await app.users.unblock(session, user, principal.actor)
     return await _read(app, session, user)
+
+
+class AdminLogoutAll(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    include_api_keys: bool = Field(
+        default=False, description="Also revoke every API key of the account."
+    )
+
+
+class LoggedOut(BaseModel):
+    sessions_revoked: int
+    api_keys_revoked: int
+
+
+@router.post("/{user_id}/logout-all", response_model=LoggedOut)
+async def logout_user_everywhere(
+    user_id: uuid.UUID,
+    principal: Admin,
+    app: ContainerDep,
+    session: DbSession,
+    body: AdminLogoutAll | None = None,
+):
+    """End every session of the account (and, asked, its API keys): every access token
+    already issued fails at once. Another admin's account needs a credential acting as admin."""
+    user = await _changeable(app, session, principal, user_id, include_deleted=False)
+    sessions, keys = await app.auth.logout_all(
+        session,
+        user.id,
+        include_api_keys=bool(body and body.include_api_keys),
+        actor=principal.actor,
+    )
+    return LoggedOut(sessions_revoked=sessions, api_keys_revoked=keys)
 
 
 @router.post("/{user_id}/erase", status_code=status.HTTP_204_NO_CONTENT)

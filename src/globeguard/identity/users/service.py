@@ -14,6 +14,8 @@ import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 from zxcvbn import zxcvbn
 
+from globeguard.account.breached import BreachedPasswords
+from globeguard.account.common_passwords import is_common
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
 from globeguard.identity.auth.repository import SessionRepository
@@ -32,6 +34,7 @@ from globeguard.settings import AuthSettings, LimitsSettings
 # least as strong as its prefix.
 STRENGTH_PREFIX = 72
 WRONG_CURRENT_PASSWORD = "invalid_current_password"  # noqa: S105 - a problem code
+COMMON_PASSWORD = "password_too_common"  # noqa: S105 - a problem code
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,10 +49,18 @@ class NewPassword:
 
 
 class UserService:
-    def __init__(self, hasher: PasswordHasher, auth: AuthSettings, limits: LimitsSettings):
+    def __init__(
+        self,
+        hasher: PasswordHasher,
+        auth: AuthSettings,
+        limits: LimitsSettings,
+        breached: BreachedPasswords | None = None,
+    ):
         self.hasher = hasher
         self.auth = auth
         self.limits = limits
+        # The optional range API (GLOBEGUARD_ACCOUNT__BREACHED_RANGE_URL); None when unset.
+        self.breached = breached
 
     async def create(
         self,
@@ -123,8 +134,23 @@ class UserService:
             raise Conflict("that email is already registered", code="email_taken")
 
     async def check_password(self, password: str, username: str, email: str | None) -> None:
+        """The one check of a new password, for every path that sets one (sign-up, admin
+        create, change, reset). Call it before the write transaction begins: with the range
+        API configured it waits on the network (up to its timeout)."""
         if password.lower() == username.lower():
             raise Unprocessable("password must differ from the username", code="weak_password")
+        if is_common(password):
+            raise Unprocessable(
+                "this is one of the most common passwords, which attackers try first; "
+                "choose a different one",
+                code=COMMON_PASSWORD,
+            )
+        await self._check_strength(password, username, email)
+        # Last: a password the local checks refuse is never sent anywhere.
+        if self.breached is not None:
+            await self.breached.check(password)
+
+    async def _check_strength(self, password: str, username: str, email: str | None) -> None:
         if self.auth.min_password_score == 0:
             return
         hints = [username] + ([email] if email else [])
@@ -167,9 +193,11 @@ class UserService:
             await self._ensure_unique(
                 UserRepository(session), None, email.lower() if email else None, user.id
             )
-            user.email, user.email_key = email, email.lower() if email else None
-            if email is not None:
+            email_key = email.lower() if email else None
+            # A new address (or none) is not verified; the same one set again keeps its state.
+            if email_key != user.email_key:
                 user.email_verified = False
+            user.email, user.email_key = email, email_key
         for field in ("given_name", "family_name", "email_verified"):
             if field in changes:
                 setattr(user, field, changes[field])
@@ -252,6 +280,18 @@ class UserService:
         return await self._changed(
             session, user, f"user:{user.id}", password=True, keep_session=keep_session
         )
+
+    async def reset_password(
+        self, session: AsyncSession, user: User, new_hash: str, actor: str
+    ) -> int:
+        """Store a password set without the current one, on proof of the mailbox (a reset
+        link): every session, refresh family and access token ends, a required reset is
+        lifted, and the address counts as verified. `user` is locked by the caller; the hash
+        was made before the transaction. Returns how many sessions ended."""
+        user.password_hash = new_hash
+        fields = () if user.email_verified else ("email_verified",)
+        user.email_verified = True
+        return await self._changed(session, user, actor, password=True, fields=fields)
 
     async def soft_delete(self, session: AsyncSession, user: User, actor: str) -> User:
         """Every session, refresh token, live access token and API key stops at once; API
