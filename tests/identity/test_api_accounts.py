@@ -77,11 +77,13 @@ async def post_signup(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.
         ),
         pytest.param(
             {"username": "weakling", "password": "password123"},
-            "weak_password",
+            "password_too_common",
             id="password-common",
         ),
         pytest.param(
-            {"username": "weakling", "password": "12345678"}, "weak_password", id="password-digits"
+            {"username": "weakling", "password": "12345678"},
+            "password_too_common",
+            id="password-digits",
         ),
         pytest.param(
             {"username": "bademail", "password": SECRETISH, "email": "not-an-email"},
