@@ -24,6 +24,8 @@ PUBLIC = {
     ("POST", "/api/v1/auth/signin"),
     ("POST", "/api/v1/auth/token"),
     ("POST", "/api/v1/auth/refresh"),
+    # The mfa_token from a held-back sign-in is the credential.
+    ("POST", "/api/v1/auth/mfa/verify"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/openid-configuration"),
     ("GET", "/.well-known/oauth-authorization-server"),

@@ -250,6 +250,33 @@ class LoginEventService:
             user_ids = {subject: event.user_id} if event.user_id is not None else {}
             await save_profiles(repo, profiles, [subject] if saved else [], user_ids)
 
+    async def judge_now(
+        self, session: AsyncSession, subject: str, ip: str | None, at: datetime
+    ) -> tuple[Grade, bool] | None:
+        """How a success of `subject` from `ip` at `at` would be judged (its grade, and whether
+        it comes from a new country), storing nothing: a refresh from a new place. None when
+        the subject has no stored profile to judge it against."""
+        saved = (await LoginEventRepository(session).profiles_of([subject])).get(subject)
+        profile = Profile.from_doc(saved[1]) if saved is not None else None
+        if profile is None:
+            return None
+        geo = self.locate(ip)
+        columns = geo_columns(geo)
+        place = place_from_columns(
+            columns["located"],
+            columns.get("latitude"),
+            columns.get("longitude"),
+            columns.get("accuracy_radius_km"),
+            columns.get("country_iso"),
+            columns.get("city_name"),
+        )
+        if profile.latest is not None:  # never before what it is judged against (clock skew)
+            at = max(at, as_utc(profile.latest.occurred_at))
+        current = TravelEvent("now", at, LAST_ARRIVAL, place, True, ip, columns.get("asn"))
+        context = profile.context(at, self.settings)
+        grade, _ = judge(current, context.anchor, context.history, self.settings)
+        return grade, is_new_country(place, context.history)
+
     async def confirmed(
         self, session: AsyncSession, event_uuid: str, at: datetime
     ) -> LoginEvent | None:

@@ -16,6 +16,7 @@ import pytest
 from fastapi import FastAPI
 from sqlalchemy import select, update
 
+from globeguard.account.stepup import signins
 from globeguard.app import create_app
 from globeguard.identity.auth import service as auth_service
 from globeguard.identity.models import User
@@ -194,6 +195,7 @@ async def _gateway(
 def clock(monkeypatch) -> Clock:
     fake = Clock()
     monkeypatch.setattr(auth_service, "utcnow", fake)
+    monkeypatch.setattr(signins, "utcnow", fake)
     return fake
 
 

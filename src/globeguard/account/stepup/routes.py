@@ -2,7 +2,7 @@
 
 No bearer: the `mfa_token` from the 401 `mfa_required` is the credential, with the code. The
 answer is what the endpoint that asked would have answered: `/signin`'s session body, or the
-token endpoint's token body for the `password` grant."""
+token body for the `password` grant and for a refresh."""
 
 from __future__ import annotations
 
@@ -47,6 +47,6 @@ async def verify(
     address that signed in, until it expires; a right code also makes the sign-in's place
     one the account is known at."""
     done = await app.auth.complete_stepup(session, body.mfa_token, body.code, ctx)
-    if done.kind is Kind.SIGNIN:
+    if done.signed is not None and done.kind is Kind.SIGNIN:
         return session_body(done.signed)
-    return token_body(done.signed.tokens)
+    return token_body(done.tokens)

@@ -162,7 +162,7 @@ async def token(
     elif grant_type == "refresh_token":
         if not refresh_token:
             raise OAuthError("invalid_request", "refresh_token is required")
-        issued = await app.auth.issuer.rotate(session, refresh_token)
+        issued = await app.auth.refresh_grant(session, refresh_token, ctx)
     elif grant_type == "client_credentials":
         basic = _basic_credentials(request)
         cid, secret = basic if basic else (client_id, client_secret)
@@ -175,9 +175,11 @@ async def token(
 
 
 @router.post("/refresh", response_model=TokenResponse)
-async def refresh(body: RefreshRequest, app: ContainerDep, session: DbSession):
-    """Trade a refresh token for a new pair. The presented token is used up."""
-    return token_body(await app.auth.issuer.rotate(session, body.refresh_token))
+async def refresh(body: RefreshRequest, app: ContainerDep, session: DbSession, ctx: ClientCtx):
+    """Trade a refresh token for a new pair. The presented token is used up. From a place
+    the account is not known at, the risk policy may first ask a second factor (401
+    `mfa_required`; the token is then used up by the step-up)."""
+    return token_body(await app.auth.refresh(session, body.refresh_token, ctx))
 
 
 @router.post("/logout", response_model=LogoutResponse)

@@ -15,17 +15,15 @@ from globeguard.account.stepup.policy import Action, Plan, decide, refusal_code
 from globeguard.account.stepup.service import (
     MFA_REQUIRED,
     HeldSignin,
-    InvalidCode,
-    InvalidStepUpToken,
     Kind,
     MfaRequired,
-    Passed,
     StepUpService,
 )
+from globeguard.account.stepup.signins import PASSWORD_RESET, StepUpSignins, mfa_required_grant
 from globeguard.db.session import Database
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
-from globeguard.identity.auth.repository import Credentials, SessionRepository, SigninRepository
+from globeguard.identity.auth.repository import SessionRepository, SigninRepository
 from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import (
     ClientContext,
@@ -44,14 +42,9 @@ from globeguard.kit.clock import utcnow
 from globeguard.kit.crypto import same_digest, sha256_hex
 from globeguard.kit.errors import Forbidden, Unauthorized
 from globeguard.settings import RiskSettings
-from globeguard.travel.announce import FLAGGED as FLAGGED_VERDICTS
-from globeguard.travel.announce import announce_review
 from globeguard.travel.detect import Grade
-from globeguard.travel.models import LoginEvent
 from globeguard.travel.service import LoginEventService, LoginReport, Recorded, Refusal
 
-# A login of the account was reviewed `compromised`: its password no longer signs in.
-PASSWORD_RESET = "password_reset_required"  # noqa: S105 - a problem code
 # What a sign-in the risk policy denies is told, by the risk that denied it.
 DENIED = {
     "impossible_travel": "this sign-in implies impossible travel since the last one",
@@ -75,14 +68,6 @@ class SignedIn:
 
 
 @dataclass(frozen=True, slots=True)
-class SteppedUp:
-    """A sign-in completed by a passed step-up, and which endpoint it answers as."""
-
-    kind: Kind
-    signed: SignedIn
-
-
-@dataclass(frozen=True, slots=True)
 class _Candidate:
     user_id: uuid.UUID | None
     password_hash: str | None
@@ -94,7 +79,7 @@ class _Candidate:
     email_verified: bool = False
 
 
-class AuthService:
+class AuthService(StepUpSignins):
     def __init__(
         self,
         db: Database,
@@ -405,90 +390,6 @@ class AuthService:
             raise OAuthError("invalid_grant", exc.detail, keep_changes=True) from exc
         return (await self._session_for(session, user, scope, ctx, grants)).tokens
 
-    async def complete_stepup(
-        self, session: AsyncSession, mfa_token: str, code: str, ctx: ClientContext
-    ) -> SteppedUp:
-        """`POST /api/v1/auth/mfa/verify`: check the code, use the token up, and complete the
-        sign-in it held back as it would have completed: counted, its login a success the
-        user proved (its place known from now on), a session."""
-        assert self.stepup is not None
-        passed = await self.stepup.verify(session, mfa_token, code, ctx.ip)
-        kind = Kind(passed.bound.get("kind", Kind.SIGNIN))
-        connection = await session.connection()
-        found = await SigninRepository(connection).credentials_of(passed.user_id)
-        self._still_signs_in(found, passed)
-        assert found is not None
-        now = utcnow()
-        event = await self.logins.confirmed(session, str(passed.bound.get("login_event")), now)
-        user = await SigninRepository(connection).record_signin(
-            found.user_id, found.password_hash, now, ctx.ip, None
-        )
-        if event is None or user is None:  # erased, or changed under us since the check
-            raise InvalidStepUpToken()
-        await self._cleared(session, event, user.id)
-        await self.stepup.succeeded(session, passed)
-        await announce(session, str(user.id), broadcast=False)
-        await self._signin_succeeded(session, user, ctx, event, passed.method)
-        scope = passed.bound.get("scope")
-        signed = await self._session_for(session, user, scope, ctx, grants_from(found.roles))
-        return SteppedUp(kind, signed)
-
-    async def mfa_otp_grant(
-        self, session: AsyncSession, mfa_token: str, otp: str, ctx: ClientContext
-    ) -> IssuedTokens:
-        """The step-up at the token endpoint (Auth0's `mfa-otp` grant), with OAuth errors."""
-        try:
-            return (await self.complete_stepup(session, mfa_token, otp, ctx)).signed.tokens
-        except (InvalidStepUpToken, InvalidCode, Forbidden) as exc:
-            raise OAuthError("invalid_grant", exc.detail, keep_changes=True) from exc
-
-    @staticmethod
-    def _still_signs_in(found: Credentials | None, passed: Passed) -> None:
-        """The account as it is now must still sign in with the password the step-up
-        followed: blocked or reset-required say so; erased or re-keyed end the step-up."""
-        if found is None or found.status == "deleted":
-            raise InvalidStepUpToken()
-        if found.password_hash is None or not same_digest(
-            found.password_hash, str(passed.bound.get("password", ""))
-        ):
-            raise InvalidStepUpToken()
-        if found.status == "blocked":
-            raise Forbidden("this account is blocked", code="account_blocked", keep_changes=True)
-        if found.password_reset_required:
-            raise Forbidden(
-                "this password must be changed before it signs in again; ask an administrator",
-                code=PASSWORD_RESET,
-                keep_changes=True,
-            )
-
-    @staticmethod
-    async def _cleared(session: AsyncSession, event: LoginEvent, user_id: uuid.UUID) -> None:
-        """A flagged sign-in the user proved is cleared, as an admin's `safe` review is."""
-        if event.verdict in FLAGGED_VERDICTS:
-            await announce_review(session, event, "cleared", actor=f"user:{user_id}")
-
-    @staticmethod
-    async def _signin_succeeded(
-        session: AsyncSession, user: User, ctx: ClientContext, event: LoginEvent, mfa: str
-    ) -> None:
-        await record(
-            session,
-            EventType.SIGNIN_SUCCEEDED,
-            actor=f"user:{user.id}",
-            aggregate_type="user",
-            aggregate_id=str(user.id),
-            user_id=user.id,
-            payload={
-                "user_id": str(user.id),
-                "ip": ctx.ip,
-                "user_agent": ctx.user_agent,
-                "hash_upgraded": False,
-                "login_event": event.event_uuid,
-                "travel": event.verdict or Grade.NONE.value,
-                "mfa": mfa,
-            },
-        )
-
     async def authenticate_client(self, client_id: str, secret: str) -> MachineClient:
         async with self.db.read() as session:
             client = await ClientRepository(session).by_client_id(client_id)
@@ -556,17 +457,3 @@ class AuthService:
             },
         )
         return sessions, keys
-
-
-def mfa_required_grant(exc: MfaRequired) -> OAuthError:
-    """The password grant's answer when a second factor is needed: the OAuth JSON error
-    `mfa_required` with the same `mfa_token` (the shape Auth0 answers)."""
-    return OAuthError(
-        "mfa_required",
-        exc.detail,
-        status=401,
-        keep_changes=True,
-        mfa_token=exc.mfa_token,
-        mfa_methods=exc.mfa_methods,
-        expires_in=exc.expires_in,
-    )

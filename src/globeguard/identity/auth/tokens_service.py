@@ -158,9 +158,27 @@ class TokenIssuer:
         await repo.insert_refresh(**row)
         return secret
 
+    async def live_refresh(self, session: AsyncSession, presented: str) -> AuthSession | None:
+        """The session of a refresh token that would rotate now (known, unused, alive), read
+        without using it; None otherwise (`rotate` then says why)."""
+        found = await SessionRepository(session).refresh_by_hash(sha256_hex(presented.strip()))
+        if found is None:
+            return None
+        token, auth_session = found
+        now = utcnow()
+        alive = (
+            auth_session.revoked_at is None and min(auth_session.expires_at, token.expires_at) > now
+        )
+        return auth_session if alive and token.used_at is None else None
+
     async def rotate(self, session: AsyncSession, presented: str) -> IssuedTokens:
+        return await self.rotate_digest(session, sha256_hex(presented.strip()))
+
+    async def rotate_digest(self, session: AsyncSession, token_hash: str) -> IssuedTokens:
+        """`rotate` for the refresh token of this SHA-256 (a refresh held for a step-up keeps
+        only the digest of the token it rotates once passed)."""
         repo = SessionRepository(session)
-        found = await repo.refresh_by_hash(sha256_hex(presented.strip()))
+        found = await repo.refresh_by_hash(token_hash)
         if found is None:
             raise OAuthError("invalid_grant", "unknown refresh token")
         token, auth_session = found
