@@ -53,7 +53,8 @@ def duration_words(ttl: timedelta) -> str:
         return f"{hours // 24} days"
     if hours >= 1:
         return f"{hours} hour{'s' if hours > 1 else ''}"
-    return f"{max(1, int(ttl.total_seconds() // 60))} minutes"
+    minutes = max(1, int(ttl.total_seconds() // 60))
+    return f"{minutes} minute{'s' if minutes > 1 else ''}"
 
 
 class NoticeService:

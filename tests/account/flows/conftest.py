@@ -187,4 +187,3 @@ async def site(
                 yield Site(client, container, smtp_server, admin)
             finally:
                 await wipe(container)
-

@@ -23,9 +23,7 @@ async def test_a_risky_signin_is_let_through_and_the_owner_asked(site: Site):
     message = await site.one_message("ann@example.com")
     assert "London, England, United Kingdom" in site.smtp.text_of(message)
     links = {link.query["answer"]: link for link in site.links(message)}
-    answered = await site.client.post(
-        FEEDBACK, json={"token": links["yes"].token, "answer": "yes"}
-    )
+    answered = await site.client.post(FEEDBACK, json={"token": links["yes"].token, "answer": "yes"})
     assert answered.status_code == 200 and answered.json()["review"] == "safe"
 
 
