@@ -11,13 +11,14 @@ from functools import cache
 
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-# The 10,000 most frequent of zxcvbn's 30,000. Those are what online guessing tries first,
-# and the sign-in throttle makes a list much longer than that impractical to get through
-# online. Further down, the list is mostly ordinary words and names ("sobriety", "volodin"),
-# and with the decorations below a longer list would start refusing a word and a year that
-# zxcvbn's score already judges on its own. zxcvbn scores every entry of the full list
-# weak anyway (its guesses are its rank); this list is what still holds when an operator
-# lowers `min_password_score`, and it answers with its own code.
+# The 10,000 most frequent of zxcvbn's 30,000: what online guessing tries first, and more
+# than the sign-in throttle (10 failures per account and address per 15 minutes, 100 per
+# address per hour) lets anyone get through against one account. Further down, the list is
+# mostly ordinary words and names ("sobriety", "volodin"); with the decorations below a
+# longer list would start refusing a plain word and a year, which zxcvbn's score judges on
+# its own. zxcvbn already scores every entry of its list below the default minimum (its
+# guesses are its rank); this list still holds when an operator lowers
+# `min_password_score`, and it answers with a code of its own.
 TOP = 10_000
 
 # "monkey2024!", "dragon1", "letmein!!": a listed password with up to this many digits or
