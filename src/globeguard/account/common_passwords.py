@@ -11,9 +11,9 @@ from functools import cache
 
 from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
-# The 10,000 most frequent of zxcvbn's 30,000: what online guessing tries first, and more
-# than the sign-in throttle (10 failures per account and address per 15 minutes, 100 per
-# address per hour) lets anyone get through against one account. Further down, the list is
+# The 10,000 most frequent of zxcvbn's 30,000: what online guessing tries first, and as
+# many as the sign-in throttle lets through against one account in four days (at most 100
+# failures an hour from addresses it never used, by default). Further down, the list is
 # mostly ordinary words and names ("sobriety", "volodin"); with the decorations below a
 # longer list would start refusing a plain word and a year, which zxcvbn's score judges on
 # its own. zxcvbn already scores every entry of its list below the default minimum (its
