@@ -1,10 +1,13 @@
 import { useEffect, useMemo, useState } from "react";
-import { Client, isQueryProblem, sessionStore, type FlaggedLogin, type PlaceCount, type Problem } from "./api";
+import { parseRoute, routeHash, type Route } from "./admin";
+import { Client, isQueryProblem, sessionStore, type FlaggedLogin, type LeveledPlace, type Problem, type User } from "./api";
 import { FilterBar, type FilterState } from "./FilterBar";
 import { FlaggedPanel } from "./FlaggedPanel";
 import { MapView } from "./MapView";
 import { SignIn } from "./SignIn";
 import { TopLocations } from "./TopLocations";
+import { UserPage } from "./UserPage";
+import { UsersList } from "./UsersList";
 
 interface Config {
   tile_url: string | null;
@@ -26,9 +29,27 @@ export function App() {
   );
   const [state, setState] = useState<FilterState>(INITIAL);
   const [problem, setProblem] = useState<Problem | null>(null);
-  const [focus, setFocus] = useState<PlaceCount | null>(null);
+  const [focus, setFocus] = useState<LeveledPlace | null>(null);
   const [journey, setJourney] = useState<FlaggedLogin | null>(null);
   const [config, setConfig] = useState<Config | null>(null);
+  const [route, setRoute] = useState<Route>(() => parseRoute(window.location.hash));
+  // The console is for administrators: the tab shows once the account says it is one.
+  const [admin, setAdmin] = useState<boolean | null>(null);
+
+  useEffect(() => {
+    const follow = () => setRoute(parseRoute(window.location.hash));
+    window.addEventListener("hashchange", follow);
+    return () => window.removeEventListener("hashchange", follow);
+  }, []);
+
+  useEffect(() => {
+    if (!signedIn) return;
+    setAdmin(null);
+    client.get<User>("/api/v1/users/me").then(
+      (me) => setAdmin(me.roles.includes("admin")),
+      () => setAdmin(false),
+    );
+  }, [client, signedIn]);
 
   useEffect(() => {
     fetch("/dashboard/config.json")
@@ -42,11 +63,24 @@ export function App() {
 
   const queryError = problem && isQueryProblem(problem) ? problem.detail : null;
   const forbidden = problem?.status === 403;
-  return (
-    <div className="app">
-      <header className="bar">
-        <h1>Where sign-ins come from</h1>
-        <button
+  const go = (next: Route) => {
+    window.location.hash = routeHash(next);
+  };
+  const console_ = admin !== false && route.view !== "map";
+  const header = (
+    <header className="bar">
+      <h1>{console_ ? "Admin console" : "Where sign-ins come from"}</h1>
+      <nav className="tabs" aria-label="Views">
+        <a href={routeHash({ view: "map" })} aria-current={route.view === "map" ? "page" : undefined}>
+          Map
+        </a>
+        {admin && (
+          <a href={routeHash({ view: "users", q: "" })} aria-current={route.view !== "map" ? "page" : undefined}>
+            Users
+          </a>
+        )}
+      </nav>
+      <button
           type="button"
           onClick={() => {
             client.signOut();
@@ -55,7 +89,23 @@ export function App() {
         >
           Sign out
         </button>
-      </header>
+    </header>
+  );
+  if (console_) {
+    return (
+      <div className="app">
+        {header}
+        <main className="console-main">
+          {admin === null ? (
+            <p className="muted">Loading…</p>
+          ) : route.view === "user" ? <UserPage key={route.id} client={client} id={route.id} /> : <UsersList client={client} q={route.view === "users" ? route.q : ""} onSearch={(q) => go({ view: "users", q })} />}
+        </main>
+      </div>
+    );
+  }
+  return (
+    <div className="app">
+      {header}
       <FilterBar value={state} queryError={queryError} onApply={(next) => setState(next)} />
       {forbidden && (
         <p className="error banner" role="alert">

@@ -1,14 +1,15 @@
 import { useEffect, useRef, useState } from "react";
-import type { FeatureCollection } from "geojson";
-import { feature } from "topojson-client";
-import countries from "world-atlas/countries-110m.json";
 import L from "./leaflet";
-import "./heat";
-import { ApiError, filterParams, queryString, type Client, type FlaggedLogin, type Filters, type Heatmap, type Journey, type PlaceCount, type Problem, type TopLocations } from "./api";
-import { ago, count, escapeHtml, intensity, percent } from "./format";
-import { bboxParam, cellBounds, greatCircle } from "./geo";
+import "./heatPlugin";
+import { ApiError, filterParams, isQueryProblem, queryString, type Client, type FlaggedLogin, type Filters, type Heatmap, type Journey, type LeveledPlace, type Problem, type TopLocations } from "./api";
+import { ago, count, escapeHtml, percent } from "./format";
+import { arcPieces, bboxParam, cellBounds } from "./geo";
+import { HEAT_GRADIENT, intensity, legendTicks, visibleMax } from "./heat";
+import { levelName } from "./places";
 import { journeyPopup, type JourneyView } from "./journeys";
-import { planarCountries } from "./world";
+import { worldShapes } from "./worldShapes";
+import { ARC_COLOURS } from "./legend";
+import { MapLegend } from "./MapLegend";
 
 interface Props {
   client: Client;
@@ -16,7 +17,7 @@ interface Props {
   arcs: boolean;
   tileUrl: string | null;
   tileAttribution: string;
-  focus: PlaceCount | null;
+  focus: LeveledPlace | null;
   /** A journey chosen in the flagged list: drawn and opened on the map. */
   journey: FlaggedLogin | null;
   onProblem: (problem: Problem | null) => void;
@@ -26,7 +27,6 @@ type Status = "loading" | "ready" | "empty" | "error";
 
 // Refetch once the map has stopped moving, not on every frame of a drag.
 const SETTLE_MS = 250;
-const world = planarCountries(feature(countries as never, (countries as never as { objects: { countries: never } }).objects.countries) as unknown as FeatureCollection);
 
 export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus, journey, onProblem }: Props) {
   const element = useRef<HTMLDivElement>(null);
@@ -36,7 +36,7 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
   const chosenLayer = useRef<L.LayerGroup | null>(null);
   const [view, setView] = useState(0);
   const [status, setStatus] = useState<Status>("loading");
-  const [grid, setGrid] = useState<{ cellDeg: number; cells: number; zoom: number; total: number } | null>(null);
+  const [grid, setGrid] = useState<{ cellDeg: number; cells: number; zoom: number; total: number; max: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const cellDeg = useRef(8);
   // The click handler is bound once; it reads the filters in force when clicked.
@@ -52,13 +52,16 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
     // leaflet.heat draws its canvas: sharing the overlay pane, the opaque land fills could
     // end up above the heat and hide every cell over land.
     m.createPane("countries").style.zIndex = "350";
-    L.geoJSON(world, {
+    L.geoJSON(worldShapes(), {
       pane: "countries",
       interactive: false,
       style: { color: "#7c8b99", weight: 0.6, fillColor: tileUrl ? "transparent" : "#e9eef2", fillOpacity: tileUrl ? 0 : 1 },
     }).addTo(m);
     m.attributionControl.addAttribution("Countries: Natural Earth via world-atlas");
-    heat.current = L.heatLayer([], { radius: 18, blur: 14, maxZoom: 12, max: 1, minOpacity: 0.35 }).addTo(m);
+    // maxZoom 0: leaflet.heat divides every point by 2^(maxZoom - zoom), which at the world
+    // view made each cell ~1/1000 of its intensity and only piles of overlapping cells showed.
+    // The server aggregates cells per zoom already, so each is drawn at its own intensity.
+    heat.current = L.heatLayer([], { radius: 18, blur: 14, maxZoom: 0, max: 1, minOpacity: 0.35, gradient: HEAT_GRADIENT }).addTo(m);
     arcLayer.current = L.layerGroup().addTo(m);
     chosenLayer.current = L.layerGroup().addTo(m);
     let timer: number | undefined;
@@ -93,8 +96,11 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
       .get<Heatmap>(`/api/v1/analytics/heatmap${queryString(params)}`, controller.signal)
       .then((data) => {
         cellDeg.current = data.cell_deg;
-        heat.current?.setLatLngs(data.cells.map(([lat, lon, w]) => [lat, lon, intensity(w, data.max_weight)] as L.HeatLatLngTuple));
-        setGrid({ cellDeg: data.cell_deg, cells: data.cells.length, zoom, total: data.total_weight });
+        // Scaled against the busiest cell in view, not in the world: zoomed into a quiet
+        // region, its top places are still the hottest colour.
+        const max = visibleMax(data.cells);
+        heat.current?.setLatLngs(data.cells.map(([lat, lon, w]) => [lat, lon, intensity(w, max)] as L.HeatLatLngTuple));
+        setGrid({ cellDeg: data.cell_deg, cells: data.cells.length, zoom, total: data.total_weight, max });
         setStatus(data.cells.length ? "ready" : "empty");
         setError(null);
         onProblem(null);
@@ -103,7 +109,8 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
         if (controller.signal.aborted) return;
         heat.current?.setLatLngs([]);
         setStatus("error");
-        setError(e instanceof ApiError ? e.problem.detail : "The server cannot be reached.");
+        // A bad search is said once, under the search box (the filter bar shows it).
+        setError(e instanceof ApiError ? (isQueryProblem(e.problem) ? null : e.problem.detail) : "The server cannot be reached.");
         if (e instanceof ApiError) onProblem(e.problem);
       });
     return () => controller.abort();
@@ -132,7 +139,7 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
     const m = map.current;
     if (!m || !focus || focus.lat == null || focus.lon == null) return;
     m.flyTo([focus.lat, focus.lon], Math.max(m.getZoom(), 6), { duration: 0.6 });
-    L.popup().setLatLng([focus.lat, focus.lon]).setContent(placePopup([focus], focus.label)).openOn(m);
+    L.popup().setLatLng([focus.lat, focus.lon]).setContent(placePopup([focus], levelName(focus.level, focus))).openOn(m);
   }, [focus]);
 
   // Draw the journey chosen in the flagged list, above the others, and open its popup.
@@ -154,7 +161,7 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
     try {
       const params = { ...filterParams(filtersRef.current), level: "city", limit: 5, bbox: bboxParam(cell) };
       const data = await client.get<TopLocations>(`/api/v1/analytics/top-locations${queryString(params)}`);
-      popup.setContent(data.items.length ? placePopup(data.items, "Places in this cell") : "<p>No sign-ins from here.</p>");
+      popup.setContent(data.items.length ? placePopup(data.items.map((p) => ({ ...p, level: "city" as const })), "Places in this cell") : "<p>No sign-ins from here.</p>");
     } catch (e) {
       popup.setContent(`<p>${escapeHtml(e instanceof ApiError ? e.problem.detail : "Failed to load.")}</p>`);
     }
@@ -171,26 +178,28 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
         data-cells={grid?.cells}
         data-zoom={grid?.zoom}
         data-total={grid?.total}
+        data-max={grid?.max}
         tabIndex={0}
         aria-label="Map: arrow keys pan, + and - zoom, Enter shows the places at the centre"
       />
       <div className="map-status" aria-live="polite">
         {status === "loading" && <span className="badge">Loading…</span>}
         {status === "empty" && <span className="badge">No sign-ins match these filters here.</span>}
-        {status === "error" && <span className="badge error">{error}</span>}
+        {status === "error" && error && <span className="badge error">{error}</span>}
         {status === "ready" && grid && (
           <span className="badge muted">
             {count(grid.cells)} cells of {grid.cellDeg}°
           </span>
         )}
       </div>
+      <MapLegend unit={filters.basis === "last_login" || filters.by === "users" ? "users" : "sign-ins"} ticks={status === "ready" && grid ? legendTicks(grid.max) : []} arcs={arcs} />
     </section>
   );
 
-  function placePopup(items: PlaceCount[], title: string): string {
+  function placePopup(items: LeveledPlace[], title: string): string {
     const now = new Date();
     const rows = items
-      .map((p) => `<tr><td>${escapeHtml(p.label)}</td><td class="num">${count(p.count)}</td><td class="num">${percent(p.share)}</td><td>${ago(p.last_seen_at, now)}</td></tr>`)
+      .map((p) => `<tr><td>${escapeHtml(levelName(p.level, p))}</td><td class="num">${count(p.count)}</td><td class="num">${percent(p.share)}</td><td>${ago(p.last_seen_at, now)}</td></tr>`)
       .join("");
     return `<div class="popup"><strong>${escapeHtml(title)}</strong><table><thead><tr><th>Place</th><th>Count</th><th>Share</th><th>Last seen</th></tr></thead><tbody>${rows}</tbody></table></div>`;
   }
@@ -198,10 +207,12 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
 
 type Point = { lat: number; lon: number };
 
-/** A journey's great-circle arc, coloured by verdict, with its popup. */
+/** A journey's great-circle arc the short way round, coloured by verdict, with its popup.
+ * One that crosses the antimeridian is drawn in two pieces, off one edge of the map and back
+ * in at the other (one polyline, so one popup and one click target). */
 function arc(j: JourneyView, from: Point, to: Point, weight: number): L.Polyline {
-  const line = L.polyline(greatCircle([from.lat, from.lon], [to.lat, to.lon]), {
-    color: j.verdict === "impossible" ? "#c0262d" : "#e07b00",
+  const line = L.polyline(arcPieces([from.lat, from.lon], [to.lat, to.lon]), {
+    color: j.verdict === "impossible" ? ARC_COLOURS.impossible : ARC_COLOURS.suspicious,
     weight,
     opacity: 0.8,
     className: `arc arc-${j.verdict}`,

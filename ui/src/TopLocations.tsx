@@ -1,14 +1,15 @@
 import { useEffect, useRef, useState } from "react";
 import { BarController, BarElement, CategoryScale, Chart, LinearScale, Tooltip } from "chart.js";
-import { ApiError, filterParams, queryString, type Client, type Filters, type Level, type PlaceCount, type TopLocations as Top } from "./api";
+import { ApiError, filterParams, isQueryProblem, queryString, type Client, type Filters, type LeveledPlace, type Level, type TopLocations as Top } from "./api";
 import { count, percent } from "./format";
+import { levelName } from "./places";
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip);
 
 interface Props {
   client: Client;
   filters: Filters;
-  onSelect: (place: PlaceCount) => void;
+  onSelect: (place: LeveledPlace) => void;
 }
 
 type Status = "loading" | "ready" | "empty" | "error";
@@ -35,7 +36,8 @@ export function TopLocations({ client, filters, onSelect }: Props) {
         if (controller.signal.aborted) return;
         setData(null);
         setStatus("error");
-        setError(e instanceof ApiError ? e.problem.detail : "The server cannot be reached.");
+        // A bad search is said once, under the search box.
+        setError(e instanceof ApiError ? (isQueryProblem(e.problem) ? null : e.problem.detail) : "The server cannot be reached.");
       });
     return () => controller.abort();
   }, [client, filters, level]);
@@ -44,7 +46,7 @@ export function TopLocations({ client, filters, onSelect }: Props) {
     if (!canvas.current) return;
     const items = data?.items ?? [];
     const config = {
-      labels: items.map((p) => p.label),
+      labels: items.map((p) => levelName(data!.level, p)),
       datasets: [{ label: "Sign-ins", data: items.map((p) => p.count), backgroundColor: "#d9480f" }],
     };
     if (!chart.current) {
@@ -86,49 +88,43 @@ export function TopLocations({ client, filters, onSelect }: Props) {
       </div>
       {status === "loading" && <p className="muted">Loading…</p>}
       {status === "empty" && <p className="muted">No sign-ins match these filters.</p>}
-      {status === "error" && (
+      {status === "error" && error && (
         <p className="error" role="alert">
           {error}
         </p>
       )}
       {data && data.items.length > 0 && (
-        <table data-testid="top-table">
-          <caption className="sr-only">Top places, {count(data.total)} in all</caption>
-          <thead>
-            <tr>
-              <th scope="col">#</th>
-              <th scope="col">Place</th>
-              <th scope="col" className="num">
-                {unit}
-              </th>
-              <th scope="col" className="num">
-                Share
-              </th>
-            </tr>
-          </thead>
-          <tbody>
+        <div className="top-list" data-testid="top-table">
+          <div className="top-row top-head" aria-hidden="true">
+            <span>#</span>
+            <span>Place</span>
+            <span className="num">{unit}</span>
+            <span className="num">Share</span>
+          </div>
+          {/* Each row is one button: a click anywhere on it, or Enter / Space on it, shows the
+              place on the map. */}
+          <ol aria-label={`Top places by ${unit.toLowerCase()}, ${count(data.total)} in all`}>
             {data.items.map((p, i) => (
-              <tr key={p.geoname_id} data-count={p.count}>
-                <td>{i + 1}</td>
-                <td>
-                  <button type="button" className="link" onClick={() => onSelect(p)} disabled={p.lat == null}>
-                    {p.label}
-                  </button>
-                </td>
-                <td className="num">{count(p.count)}</td>
-                <td className="num">{percent(p.share)}</td>
-              </tr>
+              <li key={p.geoname_id} data-testid="top-row" data-count={p.count}>
+                <button type="button" className="top-row" onClick={() => onSelect({ ...p, level: data.level })} disabled={p.lat == null}>
+                  <span>{i + 1}</span>
+                  <span className="top-name">{levelName(data.level, p)}</span>
+                  <span className="num">
+                    {count(p.count)}
+                    <span className="sr-only"> {unit.toLowerCase()},</span>
+                  </span>
+                  <span className="num">{percent(p.share)}</span>
+                </button>
+              </li>
             ))}
-          </tbody>
-          <tfoot>
-            <tr>
-              <td />
-              <td>All places</td>
-              <td className="num">{count(data.total)}</td>
-              <td className="num">100.00 %</td>
-            </tr>
-          </tfoot>
-        </table>
+          </ol>
+          <div className="top-row top-foot">
+            <span />
+            <span>All places</span>
+            <span className="num">{count(data.total)}</span>
+            <span className="num">100.00 %</span>
+          </div>
+        </div>
       )}
     </section>
   );

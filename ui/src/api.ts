@@ -34,6 +34,9 @@ export interface PlaceCount {
   last_seen_at: string | null;
 }
 
+/** A top-10 place with the level it was listed at (which decides how it is named). */
+export type LeveledPlace = PlaceCount & { level: Level };
+
 export interface TopLocations {
   level: Level;
   total: number;
@@ -99,6 +102,88 @@ export interface ReviewedLogin {
   verdict: string | null;
   review: Review;
   reviewed_at: string;
+}
+
+/** An account as `GET /api/v1/users*` answers it. */
+export interface User {
+  id: string;
+  username: string;
+  email: string | null;
+  email_verified: boolean;
+  given_name: string | null;
+  family_name: string | null;
+  user_metadata: Record<string, unknown>;
+  app_metadata: Record<string, unknown>;
+  roles: string[];
+  status: "active" | "blocked" | "deleted" | string;
+  password_reset_required: boolean;
+  logins_count: number;
+  last_login_at: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface UserPage {
+  items: User[];
+  next_cursor: string | null;
+}
+
+export interface UserSession {
+  id: string;
+  created_at: string;
+  last_seen_at: string;
+  expires_at: string;
+  ip: string | null;
+  user_agent: string | null;
+  current: boolean;
+}
+
+export interface ApiKey {
+  id: string;
+  key_id: string;
+  name: string;
+  scopes: string[];
+  user_id: string;
+  created_at: string;
+  expires_at: string | null;
+  last_used_at: string | null;
+  revoked_at: string | null;
+}
+
+/** One sign-in attempt of an account's history (`GET /api/v1/users/{id}/logins`). */
+export interface Login {
+  id: number;
+  event_uuid: string;
+  occurred_at: string;
+  success: boolean;
+  failure_reason: string | null;
+  ip: string | null;
+  user_agent: string | null;
+  source: string;
+  place: {
+    lat: number;
+    lon: number;
+    accuracy_radius_km: number | null;
+    country_iso: string | null;
+    subdivision_iso: string | null;
+    subdivision_name?: string | null;
+    city_name: string | null;
+  } | null;
+  geo_reason: string | null;
+  verdict: string | null;
+  review: Review | null;
+  reviewed_at: string | null;
+}
+
+export interface LoginPage {
+  items: Login[];
+  next_before: number | null;
+}
+
+export interface RoleRead {
+  id: string;
+  name: string;
+  builtin?: boolean;
 }
 
 export interface Problem {
@@ -194,9 +279,14 @@ export class Client {
     return this.request<T>(path, { signal });
   }
 
-  /** POST a JSON body with the bearer token, refreshed as for `get`. */
-  post<T>(path: string, body: unknown): Promise<T> {
-    return this.request<T>(path, { method: "POST", body: JSON.stringify(body) });
+  /** POST a JSON body (or none) with the bearer token, refreshed as for `get`. */
+  post<T>(path: string, body?: unknown): Promise<T> {
+    return this.request<T>(path, { method: "POST", body: body === undefined ? undefined : JSON.stringify(body) });
+  }
+
+  /** DELETE with the bearer token; a 204 answers null. */
+  delete<T = null>(path: string): Promise<T> {
+    return this.request<T>(path, { method: "DELETE" });
   }
 
   private async request<T>(path: string, init: RequestInit): Promise<T> {

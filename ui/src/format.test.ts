@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { ago, distance, duration, escapeHtml, intensity, percent } from "./format";
+import { ago, distance, duration, escapeHtml, percent } from "./format";
 import { presetRange, rangeProblem } from "./timeRange";
 
 describe("format", () => {
@@ -13,13 +13,6 @@ describe("format", () => {
     expect(duration(3 * 86400)).toBe("3.0 days");
     expect(ago(null, new Date())).toBe("never");
     expect(ago("2026-01-01T00:00:00Z", new Date("2026-01-01T00:00:30Z"))).toBe("30 s ago");
-  });
-
-  it("keeps small cells visible next to big ones", () => {
-    expect(intensity(10_000, 10_000)).toBe(1);
-    expect(intensity(10, 10_000)).toBeGreaterThan(0.2);
-    expect(intensity(0, 10)).toBe(0);
-    expect(intensity(1, 1)).toBe(1);
   });
 
   it("escapes HTML", () => {

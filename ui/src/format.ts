@@ -22,13 +22,6 @@ export function ago(iso: string | null, now: Date): string {
   return `${duration(seconds)} ago`;
 }
 
-/** Heat intensity of a cell: weights spread over orders of magnitude, so a log scale keeps a
- * city with 10 sign-ins visible next to one with 10,000. In (0, 1]. */
-export function intensity(weight: number, max: number): number {
-  if (max <= 1 || weight <= 0) return weight > 0 ? 1 : 0;
-  return Math.max(0.05, Math.log1p(weight) / Math.log1p(max));
-}
-
 /** Text made safe to put inside HTML (popups are HTML strings). */
 export function escapeHtml(text: string): string {
   const entities: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" };

@@ -62,3 +62,40 @@ export function greatCircle(a: [number, number], b: [number, number], steps = 32
   }
   return points;
 }
+
+/** A path with continuous longitudes (as `greatCircle` makes) cut where it crosses ±180 into
+ * pieces that each lie within [-180, 180]: the map shows one world, so Tokyo → Los Angeles is
+ * drawn as two pieces over the Pacific, leaving the map's right edge and coming back in at
+ * its left, never as a line back across Europe and Asia. The crossing point is interpolated
+ * so both pieces meet the edge at the same latitude. */
+export function splitAtAntimeridian(points: [number, number][]): [number, number][][] {
+  if (points.length === 0) return [];
+  const pieces: [number, number][][] = [];
+  // How far the current piece's longitudes are shifted to fall within [-180, 180].
+  let shift = -360 * Math.round(points[0][1] / 360);
+  let piece: [number, number][] = [[points[0][0], points[0][1] + shift]];
+  for (let i = 1; i < points.length; i++) {
+    const [lat0, lon0raw] = points[i - 1];
+    const [lat, lonRaw] = points[i];
+    let lon = lonRaw + shift;
+    while (lon > 180 || lon < -180) {
+      const edge = lon > 180 ? 180 : -180;
+      const from = lon0raw + shift;
+      const f = (edge - from) / (lon - from);
+      const crossing = lat0 + f * (lat - lat0);
+      piece.push([crossing, edge]);
+      pieces.push(piece);
+      shift += edge > 0 ? -360 : 360;
+      piece = [[crossing, -edge]];
+      lon = lonRaw + shift;
+    }
+    piece.push([lat, lon]);
+  }
+  pieces.push(piece);
+  return pieces.filter((p) => p.length > 1);
+}
+
+/** A journey's arc as pieces that stay on the map (see `splitAtAntimeridian`). */
+export function arcPieces(a: [number, number], b: [number, number], steps = 32): [number, number][][] {
+  return splitAtAntimeridian(greatCircle(a, b, steps));
+}

@@ -4,6 +4,8 @@
 export interface NamedPlace {
   city_name: string | null;
   subdivision_iso?: string | null;
+  /** The region's name, where the API gives one (GeoIP knows it; the rollups keep codes). */
+  subdivision_name?: string | null;
   country_iso: string | null;
 }
 
@@ -27,12 +29,29 @@ export function placeCodes(place: NamedPlace | null | undefined): string {
   return parts.length ? parts.join(", ") : "unknown place";
 }
 
-/** City, region code and the country's name: "Paris, IDF, France". Regions keep their code:
- * the API has no region names. */
+/** City, region and country by name: "Edogawa, Tokyo, Japan". A region is named only when
+ * its name is known: a bare region code ("13") means nothing to a reader, so without the name
+ * the place is "Edogawa, Japan". */
 export function placeName(place: NamedPlace | null | undefined): string {
   if (!place) return "unknown place";
-  const parts = [place.city_name, place.subdivision_iso, countryName(place.country_iso)].filter(Boolean);
+  const parts = [place.city_name, place.subdivision_name, countryName(place.country_iso)].filter(Boolean);
   return parts.length ? parts.join(", ") : "unknown place";
+}
+
+export type PlaceLevel = "city" | "region" | "country";
+
+/** A top-10 row's name at its level. A region whose name is unknown keeps its code, said as a
+ * region of its country ("Region 13, Japan"): the code is then the only name there is. */
+export function levelName(level: PlaceLevel, place: NamedPlace & { label?: string }): string {
+  if (level === "country") return countryName(place.country_iso) ?? place.label ?? "unknown country";
+  if (level === "region") {
+    const country = countryName(place.country_iso);
+    const region = place.subdivision_name ?? (place.subdivision_iso ? `Region ${place.subdivision_iso}` : null);
+    const parts = [region, country].filter(Boolean);
+    return parts.length ? parts.join(", ") : (place.label ?? "unknown region");
+  }
+  const name = placeName(place);
+  return name === "unknown place" && place.label ? place.label : name;
 }
 
 export function journeyName(from: NamedPlace | null | undefined, to: NamedPlace | null | undefined): string {

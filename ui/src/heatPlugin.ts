@@ -1,0 +1,2 @@
+import "./leaflet";
+import "leaflet.heat";
