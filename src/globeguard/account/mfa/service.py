@@ -124,7 +124,7 @@ class MfaService:
         return await MfaRepository(session).confirmed_among(user_ids)
 
     async def check(self, session: AsyncSession, user_id: uuid.UUID, code: str) -> Method | None:
-        """ "totp" or "recovery" when `code` is accepted (and used up), None when it is not.
+        """Returns "totp" or "recovery" when `code` is accepted (and used up), else None.
 
         A TOTP code counts within ±1 step, once per step, never for a step older than the
         last one accepted; a recovery code ("xxxx-xxxx-xxxx", any case, spaces or dashes
@@ -273,7 +273,7 @@ class MfaService:
 
     async def _new_recovery_codes(self, repo: MfaRepository, user_id: uuid.UUID) -> list[str]:
         codes = recovery.new_codes()
-        digests = [recovery.digest(user_id, recovery.canonical(c) or "") for c in codes]
+        digests = [recovery.digest(user_id, totp.normalise(code)) for code in codes]
         await repo.replace_recovery_codes(user_id, digests, self.clock())
         return codes
 
