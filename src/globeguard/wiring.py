@@ -244,6 +244,7 @@ def build(settings: Settings) -> Container:
         container.notices,
         settings.risk,
         settings.account,
+        throttle=auth.throttle,
     )
     return container
 

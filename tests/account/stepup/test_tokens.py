@@ -123,3 +123,21 @@ async def test_a_body_that_is_not_json_is_refused(open_gateway):
         VERIFY, content=b"\xff{", headers={"content-type": "application/json"}
     )
     assert 400 <= response.status_code < 500
+
+
+async def test_wrong_emailed_codes_count_towards_the_account_lockout(open_gateway, clock):
+    gw = await open_gateway(risk={"on_impossible": "mfa"}, auth={"lockout_threshold": 3})
+    user = await gw.signup("wanda", email="wanda@example.com")
+    await gw.verify_email(user["user_id"])
+    await gw.signin("wanda", PARIS_IP)
+    clock.advance(hours=1)
+    token = (await gw.signin("wanda", TOKYO_IP, status=401))["mfa_token"]
+    for code in ("000001", "000002", "000003"):
+        assert (await gw.verify(token, code, TOKYO_IP, 401))["code"] == "invalid_code"
+    # A fresh token does not start a fresh count: the account is locked for a while.
+    clock.advance(minutes=1)
+    fresh = (await gw.signin("wanda", TOKYO_IP, status=401))["mfa_token"]
+    locked = await gw.client.post(
+        VERIFY, json={"mfa_token": fresh, "code": "000004"}, headers={"X-Forwarded-For": TOKYO_IP}
+    )
+    assert locked.status_code == 429 and locked.headers["retry-after"]

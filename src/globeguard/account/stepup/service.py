@@ -30,6 +30,7 @@ from globeguard.account.one_time import OneTimeTokens, Purpose
 from globeguard.account.stepup.policy import Action, Method, Plan, methods_offered, plan
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
+from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.kit.crypto import sha256_hex
 from globeguard.kit.errors import BadRequest, Unauthorized
 from globeguard.settings import AccountSettings, RiskSettings
@@ -133,7 +134,11 @@ class StepUpService:
         notices: Notices,
         risk: RiskSettings,
         account: AccountSettings,
+        throttle: SigninThrottle | None = None,
     ) -> None:
+        # Emailed codes count towards the account's second-factor lockout, as the
+        # authenticator's do (the factor service counts those).
+        self.throttle = throttle
         self.tokens = tokens
         self.factors = factors
         self.mail = mail
@@ -224,11 +229,21 @@ class StepUpService:
     ) -> str | None:
         presented = "".join(code.split())
         if bound.get("method") == Method.EMAIL:
-            expected = bound.get("code")
-            ok = isinstance(expected, str) and hmac.compare_digest(sha256_hex(presented), expected)
-            return "email" if ok else None
+            return await self._check_emailed(user_id, bound.get("code"), presented)
         found = await self.factors.check(session, user_id, presented)
         return {"totp": "totp", "recovery": "recovery_code"}.get(found or "")
+
+    async def _check_emailed(self, user_id: uuid.UUID, expected: Any, presented: str) -> str | None:
+        """The emailed code, behind the account's lockout (429 once it is locked)."""
+        attempt = None
+        if self.throttle is not None:
+            key = f"mfa:{user_id}"  # the factor service's key: one lockout per account
+            attempt = await self.throttle.admit(key, key)
+        ok = isinstance(expected, str) and hmac.compare_digest(sha256_hex(presented), expected)
+        if ok and attempt is not None:
+            assert self.throttle is not None
+            await self.throttle.succeeded(attempt)
+        return "email" if ok else None
 
     async def _failed(
         self, session: AsyncSession, token_id: uuid.UUID, user_id: uuid.UUID, bound: dict[str, Any]
