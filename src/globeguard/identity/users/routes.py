@@ -132,7 +132,8 @@ async def change_my_password(
 ):
     """Change the password. Every other session ends; this one carries on. Wrong current
     passwords count towards the sign-in lockout (429 with Retry-After). A password changed
-    by another request meanwhile is not overwritten: 409 `password_changed_concurrently`."""
+    by another request meanwhile is not overwritten: 409 `password_changed_concurrently`.
+    A verified address is told by email."""
     # Read outside the write transaction: the hashing below must not hold the writer.
     async with app.db.read() as reader:
         user = await _me(app, reader, principal)
