@@ -16,6 +16,7 @@ import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -103,6 +104,27 @@ def session_script(blocks: list[str], api: str, hook_port: int) -> str:
     return HOOK_LINE.sub(f"HOOK_PORT={hook_port}", script)
 
 
+def run_session(script: str, workdir: Path) -> tuple[int, str, str]:
+    """One `bash -euo pipefail` session in its own process group, so that a session that
+    hangs (a webhook never delivered) is ended with everything it started."""
+    session = subprocess.Popen(
+        ["bash", "-euo", "pipefail", "-c", script],
+        cwd=workdir,
+        env=clean_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = session.communicate(timeout=120)
+    except subprocess.TimeoutExpired:
+        os.killpg(session.pid, signal.SIGKILL)
+        stdout, stderr = session.communicate()
+        pytest.fail(f"the walk-through did not finish; it printed:\n{stdout}\n{stderr}")
+    return session.returncode, stdout, stderr
+
+
 def split_output(stdout: str, count: int) -> list[str]:
     pieces = re.split(r"^@@ walkthrough block \d+$", stdout, flags=re.M)
     assert len(pieces) == count + 1, stdout
@@ -144,19 +166,9 @@ def test_the_walkthrough_runs_as_written_against_a_fresh_server(
         missing("the walk-through needs curl and python3 on PATH")
     blocks = walkthrough_blocks(README.read_text())
     script = session_script(blocks, make_run_server, free_port())
-    try:
-        ran = subprocess.run(
-            ["bash", "-euo", "pipefail", "-c", script],
-            cwd=workdir,
-            env=clean_environment(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-    except subprocess.TimeoutExpired as exc:
-        pytest.fail(f"the walk-through did not finish; it printed:\n{exc.stdout!r}")
-    assert ran.returncode == 0, f"{ran.stdout}\n--- stderr ---\n{ran.stderr}"
-    users, admin, search, superman, webhook = split_output(ran.stdout, len(blocks))
+    returncode, stdout, stderr = run_session(script, workdir)
+    assert returncode == 0, f"{stdout}\n--- stderr ---\n{stderr}"
+    users, admin, search, superman, webhook = split_output(stdout, len(blocks))
 
     # Sign-up, /users/me by token and by API key, refresh, logout-all, then the 401.
     signup, me, me_by_key, refreshed, logged_out, status = json_values(users)
