@@ -92,7 +92,9 @@ def page(browser, server):
     outside: list[str] = []
     page.on(
         "request",
-        lambda r: None if r.url.startswith((server.base, "data:", "blob:")) else outside.append(r.url),
+        lambda r: (
+            None if r.url.startswith((server.base, "data:", "blob:")) else outside.append(r.url)
+        ),
     )
     yield page
     assert page.evaluate("window.__violations") == []  # nothing the CSP had to block
@@ -262,6 +264,10 @@ def test_users_who_are_not_admins_see_no_console(page):
         page.get_by_role("button", name="Sign in").click()
     assert roles.value.json()["roles"] == ["user"]
     expect(page.get_by_text("sign in as an administrator")).to_be_visible()
-    expect(page.get_by_role("navigation", name="Views").get_by_role("link", name="Users")).to_have_count(0)
+    expect(
+        page.get_by_role("navigation", name="Views").get_by_role("link", name="Users")
+    ).to_have_count(0)
     page.goto("/dashboard/#/users")
+    # The address asks for the console; the map stays.
+    expect(page.get_by_role("heading", name="Where sign-ins come from")).to_be_visible()
     expect(page.get_by_test_id("users")).to_have_count(0)

@@ -7,12 +7,13 @@ Without chromium these tests skip, except with CI=true, where they fail."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
 
 from globeguard.web.routes import DIST
-from tests.e2e.harness import ROOT, launched_browser, live_server, require
+from tests.e2e.harness import ROOT, WATCH_VIOLATIONS, launched_browser, live_server, require
 
 playwright = pytest.importorskip("playwright.sync_api")
 
@@ -38,7 +39,9 @@ def browser(server) -> Iterator[object]:
 def page(browser, server):
     context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=server)
     page = context.new_page()
+    page.add_init_script(WATCH_VIOLATIONS)
     yield page
+    assert page.evaluate("window.__violations") == []  # nothing the CSP had to block
     context.close()
 
 
@@ -78,7 +81,7 @@ def drawn_pixels(page) -> int:
 
 
 def top_counts(page) -> list[int]:
-    rows = page.locator('[data-testid="top-table"] tbody tr')
+    rows = page.get_by_test_id("top-row")
     return [int(rows.nth(i).get_attribute("data-count") or 0) for i in range(rows.count())]
 
 
@@ -168,6 +171,11 @@ def test_a_bad_query_is_shown_inline(page):
     error.wait_for()
     assert "position" in error.inner_text()
     assert page.get_by_label("Users matching").get_attribute("aria-invalid") == "true"
+    # Said once: not again by the map's badge nor by the top-10, which the same query failed.
+    playwright.expect(page.get_by_test_id("top")).to_have_attribute("data-status", "error")
+    playwright.expect(page.get_by_test_id("map")).to_have_attribute("data-status", "error")
+    playwright.expect(page.get_by_role("alert")).to_have_count(1)
+    assert page.locator("body").inner_text().count(error.inner_text()) == 1
     shot(page, "06-bad-query")
 
 
@@ -184,3 +192,66 @@ def test_the_map_answers_the_keyboard(page):
     playwright.expect(popup).not_to_contain_text("Loading")
     assert popup.inner_text().strip()
     shot(page, "07-keyboard-popup")
+
+
+def test_the_legend_says_what_the_colours_count(page):
+    sign_in(page)
+    legend = page.get_by_test_id("legend")
+    expect = playwright.expect
+    expect(legend).to_contain_text("Sign-ins per spot")
+    ticks = legend.get_by_role("list", name="Colour scale, cold to hot").get_by_role("listitem")
+    values = [int(t.replace(",", "")) for t in ticks.all_inner_texts()]
+    # From one sign-in to the busiest cell in view, increasing.
+    busiest = int(page.get_by_test_id("map").get_attribute("data-max") or 0)
+    assert values[0] == 1 and values[-1] == busiest > 1
+    assert values == sorted(set(values))
+    arcs = legend.get_by_role("list", name="Travel arcs")
+    expect(arcs).to_contain_text("Suspicious travel")
+    expect(arcs).to_contain_text("Impossible travel")
+    shot(page, "08-map-legend")
+
+    page.locator('select[name="by"]').select_option("users")
+    page.get_by_label("Suspicious travel").uncheck()
+    page.get_by_role("button", name="Apply").click()
+    settled(page)
+    expect(legend).to_contain_text("Distinct users per spot")
+    expect(legend.get_by_role("list", name="Travel arcs")).to_have_count(0)
+
+
+def test_places_are_named_not_coded(page):
+    sign_in(page)
+    names = page.get_by_test_id("top-row").all_inner_texts()
+    # Cities end in a country's name ("…, Japan"), never in its code ("…, JP").
+    assert names and not any(re.search(r", [A-Z]{2}\b", n) for n in names), names
+    with page.expect_response(lambda r: "level=country" in r.url):
+        page.get_by_label("Level").select_option("country")
+    playwright.expect(page.get_by_test_id("top")).to_have_attribute("data-status", "ready")
+    countries = [n.split("\n")[1] for n in page.get_by_test_id("top-row").all_inner_texts()]
+    assert len(countries) == 10 and all(len(c) > 2 for c in countries), countries
+    assert "United States" in countries
+
+
+def test_a_click_anywhere_on_a_top_row_shows_the_place(page):
+    sign_in(page)
+    first = page.get_by_test_id("top-row").first
+    name = first.locator(".top-name").inner_text()
+    first.locator(".num").last.click()  # the share, not the name
+    popups = page.locator(".leaflet-popup-content")
+    playwright.expect(popups.filter(has_text=name)).to_be_visible()
+    # The keyboard: the row is one button.
+    second = page.get_by_test_id("top-row").nth(1)
+    second.get_by_role("button").focus()
+    page.keyboard.press("Enter")
+    playwright.expect(
+        popups.filter(has_text=second.locator(".top-name").inner_text())
+    ).to_be_visible()
+
+
+def test_the_page_has_its_own_favicon(page, server):
+    sign_in(page)
+    href = page.locator('link[rel="icon"]').get_attribute("href")
+    assert href == "/dashboard/favicon.svg"
+    icon = page.request.get(href)
+    assert icon.status == 200
+    assert icon.headers["content-type"].startswith("image/svg+xml")
+    assert b"<svg" in icon.body()

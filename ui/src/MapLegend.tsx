@@ -25,7 +25,7 @@ export function MapLegend({ unit, ticks, arcs }: Props) {
           ))}
         </ol>
       )}
-      <p className="legend-note">Log scale; red is the busiest cell in view.</p>
+      <p className="legend-note">Log scale; red is the busiest spot in view.</p>
       {arcs && (
         <ul className="legend-arcs" aria-label="Travel arcs">
           <li>

@@ -4,7 +4,7 @@ import "./heatPlugin";
 import { ApiError, filterParams, isQueryProblem, queryString, type Client, type FlaggedLogin, type Filters, type Heatmap, type Journey, type LeveledPlace, type Problem, type TopLocations } from "./api";
 import { ago, count, escapeHtml, percent } from "./format";
 import { arcPieces, bboxParam, cellBounds } from "./geo";
-import { HEAT_GRADIENT, intensity, legendTicks, visibleMax } from "./heat";
+import { binSpots, HEAT_GRADIENT, intensity, legendTicks, visibleMax } from "./heat";
 import { levelName } from "./places";
 import { journeyPopup, type JourneyView } from "./journeys";
 import { worldShapes } from "./worldShapes";
@@ -25,6 +25,9 @@ interface Props {
 
 type Status = "loading" | "ready" | "empty" | "error";
 
+// The heat's blobs, in pixels; leaflet.heat sums what falls in squares of half their sum.
+const HEAT_RADIUS = 16;
+const HEAT_BLUR = 12;
 // Refetch once the map has stopped moving, not on every frame of a drag.
 const SETTLE_MS = 250;
 
@@ -61,7 +64,7 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
     // maxZoom 0: leaflet.heat divides every point by 2^(maxZoom - zoom), which at the world
     // view made each cell ~1/1000 of its intensity and only piles of overlapping cells showed.
     // The server aggregates cells per zoom already, so each is drawn at its own intensity.
-    heat.current = L.heatLayer([], { radius: 18, blur: 14, maxZoom: 0, max: 1, minOpacity: 0.35, gradient: HEAT_GRADIENT }).addTo(m);
+    heat.current = L.heatLayer([], { radius: HEAT_RADIUS, blur: HEAT_BLUR, maxZoom: 0, max: 1, minOpacity: 0.35, gradient: HEAT_GRADIENT }).addTo(m);
     arcLayer.current = L.layerGroup().addTo(m);
     chosenLayer.current = L.layerGroup().addTo(m);
     let timer: number | undefined;
@@ -98,8 +101,17 @@ export function MapView({ client, filters, arcs, tileUrl, tileAttribution, focus
         cellDeg.current = data.cell_deg;
         // Scaled against the busiest cell in view, not in the world: zoomed into a quiet
         // region, its top places are still the hottest colour.
-        const max = visibleMax(data.cells);
-        heat.current?.setLatLngs(data.cells.map(([lat, lon, w]) => [lat, lon, intensity(w, max)] as L.HeatLatLngTuple));
+        const spots = binSpots(
+          data.cells.map(([lat, lon, weight]) => ({ ...m.latLngToContainerPoint([lat, lon]), weight })),
+          (HEAT_RADIUS + HEAT_BLUR) / 2,
+        );
+        const max = visibleMax(spots.map((s) => [s.x, s.y, s.weight] as const));
+        heat.current?.setLatLngs(
+          spots.map((s) => {
+            const at = m.containerPointToLatLng([s.x, s.y]);
+            return [at.lat, at.lng, intensity(s.weight, max)] as L.HeatLatLngTuple;
+          }),
+        );
         setGrid({ cellDeg: data.cell_deg, cells: data.cells.length, zoom, total: data.total_weight, max });
         setStatus(data.cells.length ? "ready" : "empty");
         setError(null);

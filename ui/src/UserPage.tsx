@@ -233,9 +233,9 @@ export function UserPage({ client, id }: Props) {
             <dd>{[user.given_name, user.family_name].filter(Boolean).join(" ") || "—"}</dd>
             <dt>Created</dt>
             <dd>{when(user.created_at)}</dd>
-            <dt>Last sign-in</dt>
+            <dt>Last sign-in here</dt>
             <dd>{when(user.last_login_at)}</dd>
-            <dt>Sign-ins</dt>
+            <dt>Sign-ins here</dt>
             <dd>{user.logins_count.toLocaleString("en-US")}</dd>
             {user.password_reset_required && (
               <>

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { intensity, legendTicks, MIN_INTENSITY, nice, visibleMax, weightAt } from "./heat";
+import { binSpots, intensity, legendTicks, MIN_INTENSITY, nice, visibleMax, weightAt } from "./heat";
 
 describe("heat intensity", () => {
   it("makes the busiest cell in view the hottest, whatever its count", () => {
@@ -52,5 +52,30 @@ describe("legend ticks", () => {
     expect(nice(37)).toBe(35);
     expect(nice(3.4)).toBe(3);
     expect(nice(0.2)).toBe(1);
+  });
+});
+
+describe("spots on the screen", () => {
+  it("sum the cells that fall into one square, at their weighted centre", () => {
+    const spots = binSpots(
+      [
+        { x: 1, y: 1, weight: 1 },
+        { x: 9, y: 9, weight: 3 },
+        { x: 25, y: 1, weight: 5 },
+        { x: 5, y: 5, weight: 0 },
+      ],
+      16,
+    );
+    expect(spots).toEqual([
+      { x: 7, y: 7, weight: 4 },
+      { x: 25, y: 1, weight: 5 },
+    ]);
+  });
+
+  it("keep the total, so the busiest spot is what the legend's top count says", () => {
+    const cells = Array.from({ length: 50 }, (_, i) => ({ x: (i * 7) % 100, y: (i * 13) % 60, weight: i + 1 }));
+    const spots = binSpots(cells, 16);
+    expect(spots.reduce((sum, s) => sum + s.weight, 0)).toBe(cells.reduce((sum, s) => sum + s.weight, 0));
+    expect(spots.length).toBeLessThan(cells.length);
   });
 });

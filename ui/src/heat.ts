@@ -65,3 +65,32 @@ export function nice(value: number): number {
   const step = value >= 10 ? magnitude / 2 : magnitude;
   return Math.max(1, Math.round(value / step) * step);
 }
+
+/** A point on the screen (pixels) with its weight. */
+export interface Spot {
+  x: number;
+  y: number;
+  weight: number;
+}
+
+/** The cells gathered into squares of `size` pixels, weights summed, each square at its
+ * weighted centre. leaflet.heat adds up whatever falls into one of its squares (radius + blur,
+ * halved) before colouring: zoomed out, dozens of small cells landed in one and every busy
+ * region turned the same red. Summed here first, the colours are scaled against what is
+ * really drawn, so the busiest spots stay the only red ones at every zoom. */
+export function binSpots(spots: readonly Spot[], size: number): Spot[] {
+  const bins = new Map<string, { x: number; y: number; weight: number }>();
+  for (const s of spots) {
+    if (s.weight <= 0) continue;
+    const key = `${Math.floor(s.x / size)},${Math.floor(s.y / size)}`;
+    const bin = bins.get(key);
+    if (bin) {
+      bin.x += s.x * s.weight;
+      bin.y += s.y * s.weight;
+      bin.weight += s.weight;
+    } else {
+      bins.set(key, { x: s.x * s.weight, y: s.y * s.weight, weight: s.weight });
+    }
+  }
+  return [...bins.values()].map((b) => ({ x: b.x / b.weight, y: b.y / b.weight, weight: b.weight }));
+}
