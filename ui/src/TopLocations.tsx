@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from "react";
 import { BarController, BarElement, CategoryScale, Chart, LinearScale, Tooltip } from "chart.js";
 import { ApiError, filterParams, isQueryProblem, queryString, type Client, type Filters, type LeveledPlace, type Level, type TopLocations as Top } from "./api";
 import { count, percent } from "./format";
-import { levelName } from "./places";
+import { levelName, shortName } from "./places";
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, Tooltip);
 
@@ -46,7 +46,7 @@ export function TopLocations({ client, filters, onSelect }: Props) {
     if (!canvas.current) return;
     const items = data?.items ?? [];
     const config = {
-      labels: items.map((p) => levelName(data!.level, p)),
+      labels: items.map((p) => shortName(data!.level, p)),
       datasets: [{ label: "Sign-ins", data: items.map((p) => p.count), backgroundColor: "#d9480f" }],
     };
     if (!chart.current) {

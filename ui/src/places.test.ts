@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { countryName, journeyName, levelName, placeCodes, placeName, speed, utcMinute } from "./places";
+import { countryName, journeyName, levelName, placeCodes, placeName, shortName, speed, utcMinute } from "./places";
 
 const paris = { city_name: "Paris", subdivision_iso: "IDF", country_iso: "FR" };
 const tokyo = { city_name: "Tokyo", subdivision_iso: "13", country_iso: "JP" };
@@ -38,6 +38,9 @@ describe("places", () => {
     expect(levelName("region", { city_name: null, subdivision_iso: null, country_iso: null, label: "?? (region 5)" })).toBe("?? (region 5)");
     expect(levelName("country", { city_name: null, country_iso: "US", label: "US" })).toBe("United States");
     expect(levelName("city", { city_name: null, country_iso: null, label: "place 42" })).toBe("place 42");
+    expect(shortName("city", row)).toBe("Edogawa");
+    expect(shortName("country", { city_name: null, country_iso: "JP" })).toBe("Japan");
+    expect(shortName("city", { city_name: null, country_iso: null, label: "place 42" })).toBe("place 42");
   });
 
   it("gives speeds in mph and km/h", () => {

@@ -72,3 +72,9 @@ export function utcMinute(iso: string): string {
   if (Number.isNaN(at.getTime())) return iso;
   return `${at.toISOString().slice(0, 16).replace("T", " ")} UTC`;
 }
+
+/** The shortest name that still tells the top-10's bars apart: a city alone (its country is in
+ * the list below the chart), else the name at its level. */
+export function shortName(level: PlaceLevel, place: NamedPlace & { label?: string }): string {
+  return level === "city" && place.city_name ? place.city_name : levelName(level, place);
+}
