@@ -3,6 +3,7 @@ wrong codes, its purpose; the account checked again when it is used; malformed b
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -141,3 +142,26 @@ async def test_wrong_emailed_codes_count_towards_the_account_lockout(open_gatewa
         VERIFY, json={"mfa_token": fresh, "code": "000004"}, headers={"X-Forwarded-For": TOKYO_IP}
     )
     assert locked.status_code == 429 and locked.headers["retry-after"]
+
+
+async def test_two_verifies_racing_with_the_right_code_complete_it_once(open_gateway, clock):
+    gw = await open_gateway(risk={"on_impossible": "mfa"})
+    user = await gw.signup("xena", email="xena@example.com")
+    await gw.verify_email(user["user_id"])
+    await gw.signin("xena", PARIS_IP)
+    clock.advance(hours=1)
+    token = (await gw.signin("xena", TOKYO_IP, status=401))["mfa_token"]
+    (mail,) = await gw.mails("xena@example.com")
+    text = gw.container.mail.open_body(mail.body_sealed)["text"]
+    code = next(word for word in text.split() if len(word) == 6 and word.isdigit())
+
+    async def verify():
+        return await gw.client.post(
+            VERIFY, json={"mfa_token": token, "code": code}, headers={"X-Forwarded-For": TOKYO_IP}
+        )
+
+    first, second = await asyncio.gather(verify(), verify())
+    assert sorted([first.status_code, second.status_code]) == [200, 400]
+    loser = first if first.status_code == 400 else second
+    assert loser.json()["code"] == "invalid_token"
+    assert len(await gw.audit("user.mfa.succeeded", user["user_id"])) == 1

@@ -109,7 +109,21 @@ async def signup(body: UserCreate, app: ContainerDep, session: DbSession, ctx: C
     return session_body(signed)
 
 
-@router.post("/signin", response_model=SessionResponse)
+@router.post(
+    "/signin",
+    response_model=SessionResponse,
+    responses={
+        401: {
+            "description": "`invalid_credentials`; or `mfa_required` (the risk policy asks a "
+            "second factor): `mfa_token`, `mfa_methods` and `expires_in`, to complete at "
+            "`POST /api/v1/auth/mfa/verify`."
+        },
+        403: {
+            "description": "`account_blocked`, `password_reset_required`, or refused by the "
+            "risk policy: `impossible_travel`, `suspicious_travel`, `new_country`."
+        },
+    },
+)
 async def signin(body: SigninRequest, app: ContainerDep, session: DbSession, ctx: ClientCtx):
     signed = await app.auth.signin(session, body.username, body.password, body.scope, ctx)
     return session_body(signed)
