@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from globeguard.account.stepup.policy import Action, Plan, decide, refusal_code
+from globeguard.account.stepup.policy import Action, Plan
 from globeguard.account.stepup.service import (
     MFA_REQUIRED,
     HeldSignin,
@@ -19,7 +19,12 @@ from globeguard.account.stepup.service import (
     MfaRequired,
     StepUpService,
 )
-from globeguard.account.stepup.signins import PASSWORD_RESET, StepUpSignins, mfa_required_grant
+from globeguard.account.stepup.signins import (
+    DENIED,
+    PASSWORD_RESET,
+    StepUpSignins,
+    mfa_required_grant,
+)
 from globeguard.db.session import Database
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
@@ -44,13 +49,6 @@ from globeguard.kit.errors import Forbidden, Unauthorized
 from globeguard.settings import RiskSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.service import LoginEventService, LoginReport, Recorded, Refusal
-
-# What a sign-in the risk policy denies is told, by the risk that denied it.
-DENIED = {
-    "impossible_travel": "this sign-in implies impossible travel since the last one",
-    "suspicious_travel": "this sign-in implies unlikely travel since the last one",
-    "new_country": "this sign-in comes from a country this account has not signed in from",
-}
 
 
 class InvalidCredentials(Unauthorized):
@@ -182,7 +180,7 @@ class AuthService(StepUpSignins):
             candidate.user_id,
             ctx,
             None,
-            self._risk_judge(session, candidate, plans),
+            self._risk_judge(session, candidate.user_id, candidate.email_verified, plans),
         )
         await self._announce_travel(session, candidate.user_id, login)
         if login.refused == MFA_REQUIRED:
@@ -236,30 +234,6 @@ class AuthService(StepUpSignins):
             grants = await grants_of(session, user.id)
         assert grants is not None
         return user, grants
-
-    def _risk_judge(
-        self, session: AsyncSession, candidate: _Candidate, plans: list[Plan]
-    ) -> Refusal:
-        """What the risk policy makes of the journey once it is judged: the reason to store
-        the sign-in as refused (denied, or held for a second factor), or None. The plan is
-        left in `plans` for the caller."""
-
-        async def judge(grade: Grade, new_country: bool) -> str | None:
-            action = decide(grade, new_country, self.risk)
-            if self.stepup is None:  # no second factor can be asked: the fallback decides
-                action = Action(self.risk.mfa_fallback) if action is Action.MFA else action
-                found = Plan(action)
-            else:
-                assert candidate.user_id is not None
-                found = await self.stepup.plan(
-                    session, action, candidate.user_id, candidate.email_verified
-                )
-            plans.append(found)
-            if found.action is Action.DENY:
-                return refusal_code(grade, new_country, self.risk)
-            return MFA_REQUIRED if found.action is Action.MFA else None
-
-        return judge
 
     async def _login_event(
         self,
