@@ -66,6 +66,8 @@ async def running(app: Container) -> AsyncIterator[None]:
             rollup_retention_loop(app.db, app.settings.analytics), name="rollup-retention"
         ),
     ]
+    # Mail queued by any process is sent by every process's sender (claims keep them apart).
+    tasks.append(asyncio.create_task(app.mail_sender.run(), name="mail-sender"))
     if app.revocation_listener is not None:
         tasks.append(asyncio.create_task(app.revocation_listener.run(), name="revocations"))
     if app.settings.delivery.embedded:
@@ -78,4 +80,5 @@ async def running(app: Container) -> AsyncIterator[None]:
         await stop_all(tasks)
         await app.counters.close()
         await delivery.close_sinks(app)
+        await app.mail_sender.close()
         await app.db.dispose()

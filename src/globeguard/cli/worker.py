@@ -26,12 +26,14 @@ def worker() -> None:
         container = build(settings)
         try:
             await prepare(container)
-            # Bulk jobs too (set GLOBEGUARD_JOBS__EMBEDDED=false on the API servers).
+            # Bulk jobs too (set GLOBEGUARD_JOBS__EMBEDDED=false on the API servers), and mail.
             job_tasks = jobs_worker.start(container)
+            job_tasks.append(asyncio.create_task(container.mail_sender.run(), name="mail-sender"))
             try:
                 await run_until_stopped(container)
             finally:
                 await stop_all(job_tasks)
+                await container.mail_sender.close()
         finally:
             await container.db.dispose()
 

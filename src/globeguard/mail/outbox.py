@@ -5,10 +5,13 @@ links."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import orjson
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from globeguard.kit.clock import utcnow
 from globeguard.kit.crypto import Sealer
@@ -16,6 +19,8 @@ from globeguard.mail.render import render
 from globeguard.mail.repository import MailRepository
 
 SEAL_PURPOSE = "mail-body"
+# Set on a session that queued mail, so its commit can wake the sender.
+WROTE_MAIL = "globeguard.wrote_mail"
 
 
 class MailOutbox:
@@ -48,8 +53,23 @@ class MailOutbox:
                 "attempts": 0,
             }
         )
+        session.info[WROTE_MAIL] = True
         return message_id
 
     def open_body(self, sealed: str) -> dict[str, str]:
         """The text and HTML of a queued message (the sender's side)."""
         return dict(orjson.loads(self.sealer.open(sealed, SEAL_PURPOSE)))
+
+
+def install_mail_wakeup(session_class: type[Session], wake: Callable[[], None]) -> None:
+    """Call `wake` after each commit that queued mail, so this process's sender sends at once
+    instead of at its next poll; a rollback forgets the flag (and its rows)."""
+
+    @event.listens_for(session_class, "after_commit")
+    def _committed(session: Session) -> None:
+        if session.info.pop(WROTE_MAIL, False):
+            wake()
+
+    @event.listens_for(session_class, "after_rollback")
+    def _rolled_back(session: Session) -> None:
+        session.info.pop(WROTE_MAIL, None)

@@ -8,8 +8,12 @@ import html
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
+from importlib.resources.abc import Traversable
 from string import Template
 from typing import Any
+
+# Where the templates are; tests point it elsewhere (and clear `_template`'s cache).
+TEMPLATES: Traversable = resources.files("globeguard.mail").joinpath("templates")
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +25,7 @@ class Rendered:
 
 @cache
 def _template(name: str, suffix: str) -> Template:
-    source = resources.files("globeguard.mail").joinpath("templates", f"{name}.{suffix}")
-    return Template(source.read_text(encoding="utf-8"))
+    return Template(TEMPLATES.joinpath(f"{name}.{suffix}").read_text(encoding="utf-8"))
 
 
 def render(name: str, values: dict[str, Any]) -> Rendered:
@@ -38,4 +41,21 @@ def render(name: str, values: dict[str, Any]) -> Rendered:
         subject=first.removeprefix("Subject: ").strip(),
         text=body.lstrip("\n"),
         html=_template(name, "html").substitute(escaped),
+    )
+
+
+def template_names() -> list[str]:
+    """Every template with both parts, sorted."""
+    files = {entry.name for entry in TEMPLATES.iterdir()}
+    return sorted(
+        name.removesuffix(".txt")
+        for name in files
+        if name.endswith(".txt") and f"{name.removesuffix('.txt')}.html" in files
+    )
+
+
+def placeholders(name: str) -> set[str]:
+    """The `${…}` names template `name` uses, in either part."""
+    return set(_template(name, "txt").get_identifiers()) | set(
+        _template(name, "html").get_identifiers()
     )

@@ -11,6 +11,8 @@ them, and `tests/deploy` checks that every name the rules use is exported here.
     globeguard_delivery_dead{subscription}              gauge    dead deliveries (DLQ depth)
     globeguard_outbox_oldest_undispatched_seconds       gauge    age of the oldest outbox
                                                                  row not yet fanned out
+    globeguard_mail_sent_total{kind}                    counter  emails a server accepted
+    globeguard_mail_failed_total{kind}                  counter  emails given up on
 
 How the delivery pipeline feeds them:
 
@@ -48,6 +50,8 @@ DELIVERY_LAG_SECONDS = "globeguard_delivery_lag_seconds"
 DELIVERY_DEAD = "globeguard_delivery_dead"
 OUTBOX_OLDEST_UNDISPATCHED_SECONDS = "globeguard_outbox_oldest_undispatched_seconds"
 REFRESH_FAILURES_TOTAL = "globeguard_metrics_refresh_failures_total"
+MAIL_SENT_TOTAL = "globeguard_mail_sent_total"
+MAIL_FAILED_TOTAL = "globeguard_mail_failed_total"
 
 # A scrape must answer within Prometheus' default 10 s scrape timeout even when the database
 # is slow; a refresher that takes longer is abandoned and its last values are served.
@@ -111,6 +115,19 @@ class Metrics:
             _counter_base(REFRESH_FAILURES_TOTAL),
             "Scrape-time refreshes of database-backed gauges that failed or timed out",
             ["refresher"],
+            registry=self.registry,
+        )
+        # `kind`: the template (verify_email, password_reset, …).
+        self.mail_sent = Counter(
+            _counter_base(MAIL_SENT_TOTAL),
+            "Emails a mail server accepted, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.mail_failed = Counter(
+            _counter_base(MAIL_FAILED_TOTAL),
+            "Emails given up on (refused for good, or out of attempts), by kind",
+            ["kind"],
             registry=self.registry,
         )
         self.delivery_lag = self.snapshot(
