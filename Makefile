@@ -10,7 +10,7 @@ PORT ?= 8000
 .DEFAULT_GOAL := help
 .PHONY: help install ui run test fuzz lint bench clean
 UI_DIST := src/globeguard/web/dist/index.html
-UI_SOURCES := $(shell find ui/src -type f 2>/dev/null) ui/package.json ui/package-lock.json ui/index.html ui/vite.config.ts
+UI_SOURCES := $(shell find ui/src ui/public -type f 2>/dev/null) ui/package.json ui/package-lock.json ui/index.html ui/vite.config.ts
 
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
