@@ -27,6 +27,12 @@ class MailRepository:
     async def add(self, values: dict[str, Any]) -> None:
         await self.session.execute(insert(_MAIL).values(**values))
 
+    async def any_due(self, now: datetime) -> bool:
+        """A read first: an idle sender polls every second, and claiming is a write (on
+        SQLite it takes the one write lock, even when nothing matches)."""
+        found = await self.session.execute(select(c.id).where(_due(now)).limit(1))
+        return found.first() is not None
+
     async def claim_due(self, now: datetime, lease_until: datetime, limit: int) -> Sequence[Row]:
         """Take up to `limit` due messages, oldest first, for this sender until `lease_until`:
         their next attempt moves there, so no other sender (in this process or another)

@@ -118,6 +118,9 @@ class MailSender:
     async def _claim(self, limit: int) -> list[Row]:
         now = self.clock()
         lease_until = now + timedelta(seconds=limit * self.send_budget_s + 60)
+        async with self.db.read() as session:
+            if not await MailRepository(session).any_due(now):
+                return []
         async with self.db.transaction() as session:
             return list(await MailRepository(session).claim_due(now, lease_until, limit))
 
@@ -130,7 +133,7 @@ class MailSender:
         async with self.db.transaction() as session:
             await MailRepository(session).mark_sent(row.id, self.clock())
         self._count("sent", row.kind)
-        log.info("mail %s (%s) sent", row.id, row.kind)
+        log.debug("mail %s (%s) sent", row.id, row.kind)
         return 1
 
     async def _deliver(self, row: Row) -> None:
