@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from globeguard import __version__
 from globeguard.account.email_routes import router as account_email_router
+from globeguard.account.mfa.admin_routes import router as mfa_admin_router
 from globeguard.account.mfa.routes import router as mfa_router
 from globeguard.account.stepup.routes import router as stepup_router
 from globeguard.analytics.routes import router as analytics_router
@@ -253,6 +254,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         users_router,
         account_email_router,
         mfa_router,
+        mfa_admin_router,
         api_keys_router,
         roles_router,
         clients_router,

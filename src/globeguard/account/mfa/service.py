@@ -226,6 +226,20 @@ class MfaService:
             session, EventType.MFA_REMOVED, user.id, actor, {**payload, "proof": method}
         )
 
+    async def remove_for_user(
+        self, session: AsyncSession, user_id: uuid.UUID, *, actor: str
+    ) -> None:
+        """An administrator removes the factor (pending or confirmed) and every recovery code
+        of a user who lost their device. No proof from the user: the caller checked that the
+        presenter may change this account. Recorded with the admin as actor."""
+        removed = await MfaRepository(session).remove(user_id)
+        if removed is None:
+            raise NotFound("the user has no authenticator to remove", code=NOT_ENROLLED)
+        payload = {"factor": "totp", "was_confirmed": removed.confirmed_at is not None}
+        await self._record(
+            session, EventType.MFA_REMOVED, user_id, actor, {**payload, "proof": "admin"}
+        )
+
     async def replace_recovery_codes(
         self, session: AsyncSession, user: User, proof: Proof, *, actor: str, ip: str | None
     ) -> list[str]:
