@@ -26,11 +26,24 @@ PUBLIC = {
     ("POST", "/api/v1/auth/refresh"),
     # The mfa_token from a held-back sign-in is the credential.
     ("POST", "/api/v1/auth/mfa/verify"),
+    # A mailed single-use token is the credential (asking for one reveals nothing).
+    ("POST", "/api/v1/auth/verify-email"),
+    ("POST", "/api/v1/auth/password/forgot"),
+    ("POST", "/api/v1/auth/password/reset"),
+    ("POST", "/api/v1/auth/login-feedback"),
     ("GET", "/.well-known/jwks.json"),
     ("GET", "/.well-known/openid-configuration"),
     ("GET", "/.well-known/oauth-authorization-server"),
     ("GET", "/api/v1/jobs/{job_id}/download"),
     ("POST", "/api/v1/ingest/auth0-logs"),
+}
+# Second-factor changes need a session token too: an API key is refused whatever its scopes
+# (403 `session_required`), so a leaked key cannot bind or remove an authenticator.
+SESSION_ONLY = {
+    ("POST", "/api/v1/mfa/totp"),
+    ("POST", "/api/v1/mfa/totp/confirm"),
+    ("DELETE", "/api/v1/mfa/totp"),
+    ("POST", "/api/v1/mfa/recovery-codes"),
 }
 # The deleting request itself is checked, but after it the owner's keys are gone.
 LAST = ("DELETE", "/api/v1/users/me")
@@ -74,6 +87,9 @@ def _request_for(method: str, path: str, other_user: str) -> dict:
     bodies = {
         ("PATCH", "/api/v1/users/{user_id}"): {"given_name": "Bob"},
         ("POST", "/api/v1/users/{user_id}/roles"): {"role": "user"},
+        ("POST", "/api/v1/mfa/totp/confirm"): {"code": "123456"},
+        ("DELETE", "/api/v1/mfa/totp"): {"password": "not-the-password"},
+        ("POST", "/api/v1/mfa/recovery-codes"): {"password": "not-the-password"},
         ("POST", "/v1/"): {
             "username": "bob",
             "unix_timestamp": 1514764800,
@@ -90,7 +106,7 @@ def _request_for(method: str, path: str, other_user: str) -> dict:
         request["data"] = {"token": "x"}
     elif (method, path) == ("GET", "/api/v1/ingest/users"):
         request["params"] = {"message": '{"user_id": "idp|1", "email": "one@example.com"}'}
-    elif method in ("POST", "PATCH", "PUT"):
+    elif method in ("POST", "PATCH", "PUT") or (method, path) in bodies:
         request["json"] = bodies.get((method, path), {})
     return request
 
@@ -129,6 +145,9 @@ async def test_each_operation_refuses_a_credential_lacking_its_permission(
         response = await client.request(
             **_request_for(method, path, bob), headers=holding, follow_redirects=False
         )
+        if (method, path) in SESSION_ONLY:
+            assert response.json()["code"] == "session_required", (method, path, response.text)
+            continue
         assert response.status_code != 403, (method, path, response.text)
         assert response.status_code < 500, (method, path, response.text)
         if response.status_code == 202:  # a job: ended before this test's clean-up
