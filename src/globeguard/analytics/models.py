@@ -201,6 +201,9 @@ class GeoPlace(Base):
     geoname_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     country_iso: Mapped[str | None] = mapped_column(String(2))
     subdivision_iso: Mapped[str | None] = mapped_column(String(8))
+    # The region's English name (a region's and a city's row): the newest login's, so a place
+    # first seen before names were stored is named by its next login.
+    subdivision_name: Mapped[str | None] = mapped_column(String(128))
     city_name: Mapped[str | None] = mapped_column(String(128))
     # Where the place was first seen: a marker position for the map, and what a box
     # (`top-locations?bbox=`) is matched against.

@@ -212,6 +212,7 @@ class AnalyticsReadRepository:
                 counted.c.count,
                 PLACE.c.country_iso,
                 PLACE.c.subdivision_iso,
+                PLACE.c.subdivision_name,
                 PLACE.c.city_name,
                 PLACE.c.latitude,
                 PLACE.c.longitude,

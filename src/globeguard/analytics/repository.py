@@ -107,16 +107,22 @@ class AnalyticsRepository:
         await self._add(SUBJECT_TOTAL, SUBJECT_PLACE, total_rows, OWNER)
 
     async def note_places(self, places: list[dict[str, Any]]) -> None:
-        """Labels and positions of places, and when each was last seen."""
+        """Labels and positions of places, and when each was last seen. A stored place keeps
+        its labels and position, except its region's name: the latest one given wins (a GeoIP
+        update may rename a region), and a place stored without one is named by the next
+        login that has it."""
         if not places:
             return
         statement = self._insert(PLACE)
+        latest = statement.excluded
+        newest = func.max if self._dialect == "sqlite" else func.greatest
         statement = statement.on_conflict_do_update(
             index_elements=["dim", "geoname_id"],
-            set_={"last_seen_at": func.max(PLACE.c.last_seen_at, statement.excluded.last_seen_at)}
-            if self.session.get_bind().dialect.name == "sqlite"
-            else {
-                "last_seen_at": func.greatest(PLACE.c.last_seen_at, statement.excluded.last_seen_at)
+            set_={
+                "last_seen_at": newest(PLACE.c.last_seen_at, latest.last_seen_at),
+                "subdivision_name": func.coalesce(
+                    latest.subdivision_name, PLACE.c.subdivision_name
+                ),
             },
         )
         for start in range(0, len(places), CHUNK):

@@ -203,6 +203,7 @@ def _places(pairs: Sequence[tuple[Facts, Mapping[str, Any]]]) -> list[dict[str, 
     for facts, row in pairs:
         seen = as_utc(row["occurred_at"])
         country, region = row.get("country_iso"), row.get("subdivision_iso")
+        region_name = row.get("subdivision_name")
         for dim, geoname_id, city in (
             (COUNTRY_DIM, facts.country_id, None),
             (REGION_DIM, facts.region_id, None),
@@ -219,6 +220,7 @@ def _places(pairs: Sequence[tuple[Facts, Mapping[str, Any]]]) -> list[dict[str, 
                 "geoname_id": geoname_id,
                 "country_iso": country,
                 "subdivision_iso": region if dim != COUNTRY_DIM else None,
+                "subdivision_name": region_name if dim != COUNTRY_DIM else None,
                 "city_name": city,
                 "latitude": facts.lat,
                 "longitude": facts.lon,

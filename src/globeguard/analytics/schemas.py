@@ -7,6 +7,8 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from globeguard.travel.flagged import REGION_NAME
+
 
 class HeatmapRead(BaseModel):
     cells: list[tuple[float, float, int]] = Field(
@@ -21,9 +23,14 @@ class HeatmapRead(BaseModel):
 
 class PlaceCount(BaseModel):
     geoname_id: int
-    label: str
+    label: str = Field(
+        description="the place in codes: Paris, IDF, FR (city), FR-IDF (region), FR (country)"
+    )
     country_iso: str | None
-    subdivision_iso: str | None
+    subdivision_iso: str | None = Field(
+        description="region code, e.g. IDF, 13; null at the country level"
+    )
+    subdivision_name: str | None = Field(description=REGION_NAME)
     city_name: str | None
     lat: float | None
     lon: float | None
@@ -45,6 +52,7 @@ class JourneyEnd(BaseModel):
     lon: float
     city_name: str | None
     subdivision_iso: str | None = Field(description="region code, e.g. IDF, 13")
+    subdivision_name: str | None = Field(description=REGION_NAME)
     country_iso: str | None
 
 

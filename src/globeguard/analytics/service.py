@@ -171,6 +171,7 @@ def _place(level: PlaceLevel, row: dict[str, Any], total: int) -> PlaceCount:
         label=label(level, row),
         country_iso=row["country_iso"],
         subdivision_iso=row["subdivision_iso"] if level is not PlaceLevel.COUNTRY else None,
+        subdivision_name=row["subdivision_name"] if level is not PlaceLevel.COUNTRY else None,
         city_name=row["city_name"] if level is PlaceLevel.CITY else None,
         lat=row["latitude"],
         lon=row["longitude"],
@@ -218,12 +219,18 @@ def _end(
 ) -> JourneyEnd:
     if login is None:
         return JourneyEnd(
-            lat=lat, lon=lon, city_name=city, subdivision_iso=None, country_iso=country
+            lat=lat,
+            lon=lon,
+            city_name=city,
+            subdivision_iso=None,
+            subdivision_name=None,
+            country_iso=country,
         )
     return JourneyEnd(
         lat=lat,
         lon=lon,
         city_name=login.city_name,
         subdivision_iso=login.subdivision_iso,
+        subdivision_name=login.subdivision_name,
         country_iso=login.country_iso,
     )

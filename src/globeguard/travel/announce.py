@@ -29,13 +29,15 @@ a value may be null, a key is never missing):
      "journey": {"origin": PLACE, "destination": PLACE}}
 
     PLACE = {"event_uuid", "occurred_at", "ip", "city_name", "city_geoname_id",
-             "subdivision_iso", "subdivision_geoname_id", "country_iso",
+             "subdivision_iso", "subdivision_name", "subdivision_geoname_id", "country_iso",
              "country_geoname_id", "lat", "lon", "accuracy_radius_km"}
 
 `travel` is null when the verdict has no journey; its numbers are null when the journey could
 not be measured. The destination is the login itself; the origin is the login the journey
 starts from (its anchor, `verdict_reasons["earlier"]`), read from its stored row, or, if that
-row is gone, what the verdict recorded of it (lat, lon, radius, country, city name; ids null).
+row is gone, what the verdict recorded of it (lat, lon, radius, country, city name; ids and
+region null). `subdivision_name` is the region's English name ("Tokyo" for `subdivision_iso`
+"13"), null for a login stored before region names were.
 `journey.origin` is null when the verdict has no anchor. `login_id` is null only for demo data.
 
 Personal data: `subject` (often an email), `ip` and `journey` (places and addresses) are in
@@ -347,6 +349,7 @@ def _origin(row: Row, stored: Mapping[str, Row]) -> dict[str, Any] | None:
         "city_name": recorded.get("city"),
         "city_geoname_id": None,
         "subdivision_iso": None,
+        "subdivision_name": None,
         "subdivision_geoname_id": None,
         "country_iso": recorded.get("country"),
         "country_geoname_id": None,
@@ -364,6 +367,7 @@ def _place(row: Row) -> dict[str, Any]:
         "city_name": row.get("city_name"),
         "city_geoname_id": row.get("city_geoname_id"),
         "subdivision_iso": row.get("subdivision_iso"),
+        "subdivision_name": row.get("subdivision_name"),
         "subdivision_geoname_id": row.get("subdivision_geoname_id"),
         "country_iso": row.get("country_iso"),
         "country_geoname_id": row.get("country_geoname_id"),

@@ -23,6 +23,13 @@ from globeguard.travel.detect import anchor_of
 from globeguard.travel.flagged_repository import FlaggedRepository
 from globeguard.travel.geo_math import KM_PER_MILE
 
+# The description of every `subdivision_name` the API serves.
+REGION_NAME = (
+    "the region's English name, e.g. Île-de-France, Tokyo, from the GeoIP database; null "
+    "where it is not known (a login stored before region names were, or a journey end known "
+    "only from its verdict): show `subdivision_iso` then"
+)
+
 
 class LoginPlace(BaseModel):
     event_uuid: str | None = Field(description="the login located here, when still stored")
@@ -31,6 +38,7 @@ class LoginPlace(BaseModel):
     accuracy_radius_km: float | None
     city_name: str | None
     subdivision_iso: str | None = Field(description="region code, e.g. IDF, 13")
+    subdivision_name: str | None = Field(description=REGION_NAME)
     country_iso: str | None
 
 
@@ -134,12 +142,14 @@ def _own_place(row: Any) -> LoginPlace | None:
         accuracy_radius_km=row.accuracy_radius_km,
         city_name=row.city_name,
         subdivision_iso=row.subdivision_iso,
+        subdivision_name=row.subdivision_name,
         country_iso=row.country_iso,
     )
 
 
 def _reasons_place(event_uuid: str | None, place: Any) -> LoginPlace | None:
-    """The copy of a place a verdict's reasons keep: coordinates, radius, city, country."""
+    """The copy of a place a verdict's reasons keep: coordinates, radius, city, country (no
+    region: grading's places carry none)."""
     if not isinstance(place, Mapping) or _number(place.get("lat")) is None:
         return None
     if _number(place.get("lon")) is None:
@@ -151,6 +161,7 @@ def _reasons_place(event_uuid: str | None, place: Any) -> LoginPlace | None:
         accuracy_radius_km=_number(place.get("radius_km")),
         city_name=place.get("city"),
         subdivision_iso=None,
+        subdivision_name=None,
         country_iso=place.get("country"),
     )
 

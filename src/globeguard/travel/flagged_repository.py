@@ -32,6 +32,7 @@ PLACE_COLUMNS = (
     LoginEvent.accuracy_radius_km,
     LoginEvent.city_name,
     LoginEvent.subdivision_iso,
+    LoginEvent.subdivision_name,
     LoginEvent.country_iso,
 )
 

@@ -45,6 +45,9 @@ class LoginEvent(Base):
     country_iso: Mapped[str | None] = mapped_column(String(2))
     country_geoname_id: Mapped[int | None] = mapped_column(Integer)
     subdivision_iso: Mapped[str | None] = mapped_column(String(8))
+    # The region's English name, as the GeoIP database named it when the login was stored
+    # ("Tokyo" for 13): people read names, not codes. Null for logins stored before names were.
+    subdivision_name: Mapped[str | None] = mapped_column(String(128))
     subdivision_geoname_id: Mapped[int | None] = mapped_column(Integer)
     city_name: Mapped[str | None] = mapped_column(String(128))
     city_geoname_id: Mapped[int | None] = mapped_column(Integer)

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from globeguard.adapters.geoip.port import GeoReason
 from globeguard.identity.dependencies import ContainerDep, CurrentPrincipal, DbSession, require
@@ -20,6 +20,7 @@ from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest, Forbidden
 from globeguard.kit.limits import INT64_MAX
 from globeguard.settings import LimitsSettings
+from globeguard.travel.flagged import REGION_NAME
 from globeguard.travel.ingest.events import SUBJECT_MAX
 from globeguard.travel.models import LoginEvent
 
@@ -49,8 +50,8 @@ class GeoLookup(BaseModel):
     country_iso: str | None
     country_name: str | None
     country_geoname_id: int | None
-    subdivision_iso: str | None
-    subdivision_name: str | None
+    subdivision_iso: str | None = Field(description="region code, e.g. IDF, 13")
+    subdivision_name: str | None = Field(description="the region's English name, e.g. Tokyo")
     subdivision_geoname_id: int | None
     city_name: str | None
     city_geoname_id: int | None
@@ -67,7 +68,8 @@ class PlaceRead(BaseModel):
     accuracy_radius_km: int | None
     country_iso: str | None
     country_geoname_id: int | None
-    subdivision_iso: str | None
+    subdivision_iso: str | None = Field(description="region code, e.g. IDF, 13")
+    subdivision_name: str | None = Field(description=REGION_NAME)
     city_name: str | None
     city_geoname_id: int | None
     time_zone: str | None
@@ -120,6 +122,7 @@ def _place(event: LoginEvent) -> PlaceRead | None:
         country_iso=event.country_iso,
         country_geoname_id=event.country_geoname_id,
         subdivision_iso=event.subdivision_iso,
+        subdivision_name=event.subdivision_name,
         city_name=event.city_name,
         city_geoname_id=event.city_geoname_id,
         time_zone=event.time_zone,

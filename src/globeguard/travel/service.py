@@ -154,6 +154,7 @@ def geo_columns(geo: GeoResult | None) -> dict[str, Any]:
         "country_iso": geo.country_iso,
         "country_geoname_id": geo.country_geoname_id,
         "subdivision_iso": geo.subdivision_iso,
+        "subdivision_name": geo.subdivision_name,
         "subdivision_geoname_id": geo.subdivision_geoname_id,
         "city_name": geo.city_name,
         "city_geoname_id": geo.city_geoname_id,

@@ -21,6 +21,7 @@ GEO_COLUMNS = (
     "country_iso",
     "country_geoname_id",
     "subdivision_iso",
+    "subdivision_name",
     "subdivision_geoname_id",
     "city_name",
     "city_geoname_id",
@@ -133,7 +134,7 @@ def new_rows(
             report.reject(line, f"ip: '{event.ip}' is not an IP address")
             continue
         # A copy of the address's columns, then the event's: a third of the cost of a
-        # dict display of all 27.
+        # dict display of every column.
         row = by_address[geo.ip].columns.copy()
         row["event_uuid"] = event_uuid
         row["subject"] = event.subject
