@@ -1,4 +1,6 @@
 import { useEffect, useMemo, useState } from "react";
+import { AccountPages } from "./AccountPages";
+import { parseAccountRoute } from "./accountRoutes";
 import { parseRoute, routeHash, type Route } from "./admin";
 import { Client, isQueryProblem, sessionStore, type FlaggedLogin, type LeveledPlace, type Problem, type User } from "./api";
 import { FilterBar, type FilterState } from "./FilterBar";
@@ -33,11 +35,17 @@ export function App() {
   const [journey, setJourney] = useState<FlaggedLogin | null>(null);
   const [config, setConfig] = useState<Config | null>(null);
   const [route, setRoute] = useState<Route>(() => parseRoute(window.location.hash));
+  // The pages the account emails link to: read once from the link (the page then takes the
+  // token out of the address bar, which fires no hashchange), and shown signed in or not.
+  const [account, setAccount] = useState(() => parseAccountRoute(window.location.hash));
   // The console is for administrators: the tab shows once the account says it is one.
   const [admin, setAdmin] = useState<boolean | null>(null);
 
   useEffect(() => {
-    const follow = () => setRoute(parseRoute(window.location.hash));
+    const follow = () => {
+      setRoute(parseRoute(window.location.hash));
+      setAccount(parseAccountRoute(window.location.hash));
+    };
     window.addEventListener("hashchange", follow);
     return () => window.removeEventListener("hashchange", follow);
   }, []);
@@ -58,6 +66,7 @@ export function App() {
       .catch(() => setConfig({ tile_url: null, tile_attribution: "" }));
   }, []);
 
+  if (account) return <AccountPages key={account.page} route={account} />;
   if (!signedIn) return <SignIn client={client} notice={notice} onSignedIn={() => setSignedIn(true)} />;
   if (!config) return <p className="muted">Loading…</p>;
 

@@ -10,15 +10,25 @@ interface Props {
 }
 
 /** What the page may do to the account; the destructive ones are asked first. */
-type Action = "block" | "unblock" | "logout-all" | "delete" | "restore" | { revoke: ApiKey } | { assign: string } | { unassign: string };
+type Action = "block" | "unblock" | "logout-all" | "delete" | "restore" | "reset-mfa" | { revoke: ApiKey } | { assign: string } | { unassign: string };
 
 const LOGINS = 50;
 
 const problemText = (e: unknown) => (e instanceof ApiError ? e.problem.detail : "The server cannot be reached.");
 
-const QUESTIONS: Record<"block" | "logout-all" | "delete", { ask: (who: string) => string; yes: string }> = {
+/** A user's second factor, as `GET /api/v1/users/{id}/mfa` answers it (no secrets). */
+interface MfaStatus {
+  totp: { enrolled: boolean; pending: boolean; confirmed_at: string | null };
+  recovery_codes_left: number;
+}
+
+const mfaText = (mfa: MfaStatus | null) =>
+  mfa === null ? "unknown" : mfa.totp.enrolled ? `on (authenticator app, ${mfa.recovery_codes_left} recovery codes left)` : mfa.totp.pending ? "off (an enrolment was started, not confirmed)" : "off";
+
+const QUESTIONS: Record<"block" | "logout-all" | "delete" | "reset-mfa", { ask: (who: string) => string; yes: string }> = {
   block: { ask: (who) => `Block ${who}? Their sessions and tokens stop working and they cannot sign in until unblocked.`, yes: "Yes, block" },
   "logout-all": { ask: (who) => `Sign ${who} out everywhere? Every session and access token ends at once.`, yes: "Yes, log out everywhere" },
+  "reset-mfa": { ask: (who) => `Reset MFA for ${who}? Their authenticator app and recovery codes stop working at once; they can set up a new one once signed in.`, yes: "Yes, reset MFA" },
   delete: { ask: (who) => `Delete ${who}? Sign-in and every credential stop at once and API keys are revoked for good; the account can be restored.`, yes: "Yes, delete" },
 };
 
@@ -31,11 +41,12 @@ export function UserPage({ client, id }: Props) {
   const [logins, setLogins] = useState<Login[]>([]);
   const [olderThan, setOlderThan] = useState<number | null>(null);
   const [roles, setRoles] = useState<RoleRead[]>([]);
+  const [mfa, setMfa] = useState<MfaStatus | null>(null);
   const [status, setStatus] = useState<"loading" | "ready" | "error">("loading");
   // One message for the page: the last thing that failed.
   const [error, setError] = useState<string | null>(null);
   const [done, setDone] = useState<string | null>(null);
-  const [confirming, setConfirming] = useState<"block" | "logout-all" | "delete" | null>(null);
+  const [confirming, setConfirming] = useState<"block" | "logout-all" | "delete" | "reset-mfa" | null>(null);
   const [revoking, setRevoking] = useState<string | null>(null);
   const [withKeys, setWithKeys] = useState(false);
   const [busy, setBusy] = useState(false);
@@ -60,9 +71,12 @@ export function UserPage({ client, id }: Props) {
       get<UserSession[]>(`/api/v1/users/${id}/sessions`),
       get<ApiKey[]>(`/api/v1/api-keys${queryString({ user_id: id })}`),
       get<LoginPage>(`/api/v1/users/${id}/logins${queryString({ limit: LOGINS })}`),
+      // Unknown (not an error of the page) when it cannot be read.
+      get<MfaStatus>(`/api/v1/users/${id}/mfa`).catch(() => null),
     ])
-      .then(([u, s, k, l]) => {
+      .then(([u, s, k, l, m]) => {
         setUser(u);
+        setMfa(m);
         setSessions(s);
         setKeys(k);
         setLogins(l.items);
@@ -96,6 +110,9 @@ export function UserPage({ client, id }: Props) {
       } else if (action === "logout-all") {
         const ended = await client.post<{ sessions_revoked: number; api_keys_revoked: number }>(`${base}/logout-all`, { include_api_keys: withKeys });
         setDone(`Logged out everywhere: ${ended.sessions_revoked} sessions ended${withKeys ? `, ${ended.api_keys_revoked} API keys revoked` : ""}.`);
+      } else if (action === "reset-mfa") {
+        await client.delete(`${base}/mfa`);
+        setDone("MFA reset: the authenticator and recovery codes were removed.");
       } else if (action === "delete") {
         await client.delete(base);
         setDone("Deleted. Restore brings the account back.");
@@ -207,6 +224,11 @@ export function UserPage({ client, id }: Props) {
                 Log out everywhere
               </button>
             )}
+            {allowed.delete && (mfa?.totp.enrolled || mfa?.totp.pending) && (
+              <button type="button" className="danger" disabled={busy} onClick={() => setConfirming("reset-mfa")}>
+                Reset MFA
+              </button>
+            )}
             {allowed.delete && (
               <button type="button" className="danger" disabled={busy} onClick={() => setConfirming("delete")}>
                 Delete
@@ -229,6 +251,10 @@ export function UserPage({ client, id }: Props) {
             <dd>{user.username}</dd>
             <dt>Email</dt>
             <dd>{user.email ? `${user.email} (${user.email_verified ? "verified" : "not verified"})` : "none"}</dd>
+            <dt>MFA</dt>
+            <dd data-testid="user-mfa" data-mfa={mfa === null ? "unknown" : mfa.totp.enrolled ? "on" : "off"}>
+              {mfaText(mfa)}
+            </dd>
             <dt>Name</dt>
             <dd>{[user.given_name, user.family_name].filter(Boolean).join(" ") || "—"}</dd>
             <dt>Created</dt>

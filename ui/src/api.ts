@@ -200,6 +200,39 @@ export class ApiError extends Error {
   }
 }
 
+/** A sign-in held back for a second factor: complete it with `Client.verifyMfa`. */
+export class MfaRequired extends Error {
+  constructor(
+    readonly mfaToken: string,
+    readonly methods: string[],
+    readonly expiresIn: number,
+  ) {
+    super("a second factor is required");
+  }
+}
+
+/** The `mfa_required` answer of a sign-in, or null for any other. */
+export function mfaChallenge(status: number, body: unknown): MfaRequired | null {
+  if (status !== 401 || !body || typeof body !== "object") return null;
+  const b = body as Record<string, unknown>;
+  if (b.code !== "mfa_required" || typeof b.mfa_token !== "string") return null;
+  const methods = Array.isArray(b.mfa_methods) ? b.mfa_methods.filter((m): m is string => typeof m === "string") : [];
+  return new MfaRequired(b.mfa_token, methods, typeof b.expires_in === "number" ? b.expires_in : 300);
+}
+
+/** POST a JSON body with no credential (the emailed pages: the token in the body is the
+ * proof). Answers the body, null for 204; throws ApiError. */
+export async function postPublic<T>(path: string, body: unknown): Promise<T | null> {
+  const response = await fetch(path, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const answer = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) throw new ApiError(toProblem(response.status, answer));
+  return answer as T | null;
+}
+
 /** The filters as query parameters; defaults are left out so URLs stay short. */
 export function filterParams(filters: Filters): Record<string, string> {
   const params: Record<string, string> = {};
@@ -259,7 +292,16 @@ export class Client {
       body: JSON.stringify({ username, password }),
     });
     const body = await response.json().catch(() => null);
+    const challenge = mfaChallenge(response.status, body);
+    if (challenge) throw challenge;
     if (!response.ok) throw new ApiError(toProblem(response.status, body));
+    this.store.set({ access_token: body.access_token, refresh_token: body.refresh_token });
+  }
+
+  /** Complete a held-back sign-in with a code (authenticator, recovery or emailed). */
+  async verifyMfa(mfaToken: string, code: string): Promise<void> {
+    const body = await postPublic<Session>("/api/v1/auth/mfa/verify", { mfa_token: mfaToken, code });
+    if (!body) throw new ApiError({ status: 204, code: "error", detail: "The server answered without a session." });
     this.store.set({ access_token: body.access_token, refresh_token: body.refresh_token });
   }
 
