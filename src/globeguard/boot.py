@@ -66,8 +66,9 @@ async def running(app: Container) -> AsyncIterator[None]:
             rollup_retention_loop(app.db, app.settings.analytics), name="rollup-retention"
         ),
     ]
-    # Mail queued by any process is sent by every process's sender (claims keep them apart).
-    tasks.append(asyncio.create_task(app.mail_sender.run(), name="mail-sender"))
+    if app.settings.mail.embedded:
+        # Any process's sender sends any process's mail (claims keep them apart).
+        tasks.append(asyncio.create_task(app.mail_sender.run(), name="mail-sender"))
     if app.revocation_listener is not None:
         tasks.append(asyncio.create_task(app.revocation_listener.run(), name="revocations"))
     if app.settings.delivery.embedded:

@@ -259,6 +259,8 @@ class MailSettings(BaseModel):
     max_attempts: int = Field(default=10, ge=1)
     # A CA bundle for a server with a private CA.
     ca_file: Path | None = None
+    # Run the mail sender inside `serve` (`globeguard worker` always runs one).
+    embedded: bool = True
 
 
 class AccountSettings(BaseModel):

@@ -75,6 +75,11 @@ async def rows(container: Container):
         return list(await MailRepository(session).everything())
 
 
+def our_logs(caplog: pytest.LogCaptureFixture) -> str:
+    """What this service logged (aiosmtpd, the test server, logs whole conversations)."""
+    return "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("mail.log"))
+
+
 def sender_at(
     container: Container, when: Callable[[], datetime] = utcnow, to: Mailer | None = None
 ) -> MailSender:

@@ -52,6 +52,7 @@ def test_values_are_escaped_in_html_only(test_template: str) -> None:
     )
 
     assert rendered.subject == "Hello <ann>"
+    assert rendered.subject_template == "Hello ${username}"
     assert "Hi <ann>," in rendered.text
     assert "https://x.test/?a=1&b=2" in rendered.text
     assert "Hi &lt;ann&gt;," in rendered.html

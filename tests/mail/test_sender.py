@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import uuid
 from datetime import timedelta
 
@@ -15,7 +16,7 @@ from globeguard.adapters.mail.smtp import SmtpMailer
 from globeguard.kit.clock import as_utc, utcnow
 from globeguard.mail.models import MailMessage
 from globeguard.mail.sender import RETRY_BASE, retry_delay
-from tests.mail.conftest import queue, rows, sender_at
+from tests.mail.conftest import our_logs, queue, rows, sender_at
 from tests.support.smtp import SmtpServer, _free_port
 
 FROM = "Globeguard <no-reply@globeguard.test>"
@@ -113,6 +114,24 @@ async def test_the_body_is_sealed_at_rest(
         [row] = await rows(container)
         assert "SECRETTOKEN" not in row.body_sealed
         assert "SECRETTOKEN" in container.mail.open_body(row.body_sealed)["text"]
+
+
+async def test_values_in_the_subject_are_sealed_too_and_sent(
+    mail_container, smtp_server: SmtpServer, test_template, caplog
+) -> None:
+    """A subject may carry a secret (a sign-in code): the column keeps the template's."""
+    caplog.set_level(logging.DEBUG)
+    async with mail_container(url=smtp_server.url) as container:
+        await queue(container, "ann@example.com", username="CODE-424242")
+
+        [row] = await rows(container)
+        assert row.subject == "Hello ${username}"
+        assert "CODE-424242" not in row.body_sealed
+        await container.mail_sender.send_due()
+
+    [msg] = smtp_server.messages
+    assert msg["Subject"] == "Hello CODE-424242"
+    assert "CODE-424242" not in our_logs(caplog)
 
 
 async def test_a_refusal_is_retried_after_a_backoff_then_sent(

@@ -15,7 +15,7 @@ from globeguard.adapters.mail.port import MailSendError, OutgoingMail
 from globeguard.adapters.mail.smtp import SmtpMailer, parse_url
 from globeguard.wiring import mailer
 from tests.conftest import make_settings
-from tests.mail.conftest import queue, rows
+from tests.mail.conftest import our_logs, queue, rows
 from tests.support.smtp import HOST, PASSWORD, USER, SmtpServer, _free_port, _run
 
 TIMEOUT = timedelta(seconds=10)
@@ -145,7 +145,7 @@ async def test_a_wrong_password_is_a_retried_failure_that_names_no_secret(
         assert "535" in (row.last_error or "")
         for secret in [*_secret_forms(), PASSWORD + "x"]:
             assert secret not in (row.last_error or "")
-            assert secret not in caplog.text
+            assert secret not in our_logs(caplog)
     assert server.messages == []
 
 
@@ -157,7 +157,7 @@ async def test_credentials_never_reach_the_logs(
     async with mail_container(url=server.url, ca_file=server.ca_file) as container:
         await queue(container, "ann@example.com")
         await container.mail_sender.send_due()
-        text = caplog.text + repr(container.mail_sender.mailer.target)  # type: ignore[attr-defined]
+        text = our_logs(caplog) + repr(container.mail_sender.mailer.target)  # type: ignore[attr-defined]
 
     assert server.logins == [USER]
     for secret in _secret_forms():

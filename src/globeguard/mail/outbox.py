@@ -38,7 +38,11 @@ class MailOutbox:
     ) -> uuid.UUID:
         """Queue template `template` rendered with `values` for `to`; returns the message id."""
         rendered = render(template, values)
-        body = orjson.dumps({"text": rendered.text, "html": rendered.html})
+        # The subject too is sealed (a sign-in code may be in it); the column keeps the
+        # template's, placeholders unfilled, for an operator looking at the table.
+        body = orjson.dumps(
+            {"subject": rendered.subject, "text": rendered.text, "html": rendered.html}
+        )
         message_id = uuid.uuid4()
         now = utcnow()
         await MailRepository(session).add(
@@ -46,7 +50,7 @@ class MailOutbox:
                 "id": message_id,
                 "kind": template[:32],
                 "to_address": to,
-                "subject": rendered.subject[:255],
+                "subject": rendered.subject_template[:255],
                 "body_sealed": self.sealer.seal(body, SEAL_PURPOSE),
                 "created_at": now,
                 "next_attempt_at": now,
@@ -57,7 +61,7 @@ class MailOutbox:
         return message_id
 
     def open_body(self, sealed: str) -> dict[str, str]:
-        """The text and HTML of a queued message (the sender's side)."""
+        """The subject, text and HTML of a queued message (the sender's side)."""
         return dict(orjson.loads(self.sealer.open(sealed, SEAL_PURPOSE)))
 
 

@@ -21,6 +21,9 @@ class Rendered:
     subject: str
     text: str
     html: str
+    # The subject line as the template spells it, placeholders unfilled: what may be stored
+    # in the clear and logged (a subject can carry a secret, e.g. a sign-in code).
+    subject_template: str
 
 
 @cache
@@ -32,7 +35,8 @@ def render(name: str, values: dict[str, Any]) -> Rendered:
     """The subject, text and HTML of template `name`; a missing value is a KeyError (a bug,
     caught by the tests that render every template)."""
     plain = {key: str(value) for key, value in values.items()}
-    text = _template(name, "txt").substitute(plain)
+    source = _template(name, "txt")
+    text = source.substitute(plain)
     first, _, body = text.partition("\n")
     if not first.startswith("Subject: "):
         raise ValueError(f"mail template {name}.txt must start with a 'Subject: ' line")
@@ -41,6 +45,7 @@ def render(name: str, values: dict[str, Any]) -> Rendered:
         subject=first.removeprefix("Subject: ").strip(),
         text=body.lstrip("\n"),
         html=_template(name, "html").substitute(escaped),
+        subject_template=source.template.partition("\n")[0].removeprefix("Subject: ").strip(),
     )
 
 

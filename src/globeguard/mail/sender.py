@@ -144,7 +144,7 @@ class MailSender:
         message = OutgoingMail(
             id=row.id,
             to=row.to_address,
-            subject=row.subject,
+            subject=body.get("subject", row.subject),
             text=body.get("text", ""),
             html=body.get("html", ""),
             kind=row.kind,

@@ -1,6 +1,7 @@
 """No mail server configured (the default): each message becomes an `.eml` file under
-`<data_dir>/mail/`, which any mail client opens, and one line is logged saying where. The
-body is never logged: it carries single-use links (a password reset, a verification)."""
+`<data_dir>/mail/`, which any mail client opens, and one line is logged saying where (the
+recipient, the kind of message, the file). Neither body nor subject is logged: they carry
+single-use links and codes."""
 
 from __future__ import annotations
 
@@ -31,9 +32,8 @@ class FileMailer:
             await asyncio.to_thread(_write_private, path, data)
         except OSError as exc:
             raise TransientMailError(f"cannot write {path}: {exc.strerror or exc}") from None
-        log.info(
-            "mail to %s, %r, written to %s", message.to, " ".join(message.subject.split()), path
-        )
+        # The kind, not the subject: a subject may hold a secret too (a sign-in code).
+        log.info("mail to %s (%s) written to %s", message.to, message.kind, path)
 
     async def close(self) -> None:
         """Nothing to release."""
