@@ -24,6 +24,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from globeguard.adapters.mail.port import parse_url
 from globeguard.kit.env_list import CommaList
 from globeguard.settings_background import Auth0Settings, DeliverySettings, JobsSettings
 
@@ -261,6 +262,13 @@ class MailSettings(BaseModel):
     ca_file: Path | None = None
     # Run the mail sender inside `serve` (`globeguard worker` always runs one).
     embedded: bool = True
+
+    @field_validator("url")
+    @classmethod
+    def _usable_url(cls, value: SecretStr) -> SecretStr:
+        if url := value.get_secret_value():
+            parse_url(url)  # its ValueError names no credential
+        return value
 
 
 class AccountSettings(BaseModel):

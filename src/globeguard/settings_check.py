@@ -66,6 +66,9 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("auth0", "client_id"): "your-auth0-client-id",
     ("auth0", "client_secret"): "your-auth0-client-secret",
     ("auth0", "log_stream_token"): "a-long-random-token",
+    ("mail", "url"): "smtp://user:password@smtp.example.com:587",
+    ("mail", "public_url"): "https://id.example.com",
+    ("mail", "ca_file"): "/etc/ssl/certs/private-ca.pem",
 }
 # pydantic's wording for these describes its parser, not what the operator should write.
 PLAIN_MESSAGES = {

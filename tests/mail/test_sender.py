@@ -286,6 +286,25 @@ async def test_after_max_attempts_a_message_is_kept_as_failed(
         assert _failed(container) == 1
 
 
+async def test_claims_whose_senders_died_count_as_attempts(
+    mail_container, smtp_server: SmtpServer, test_template
+) -> None:
+    """A message whose sending kills the process is not retried forever."""
+    async with mail_container(url=smtp_server.url, max_attempts=3) as container:
+        message_id = await queue(container, "ann@example.com")
+        async with container.db.transaction() as session:
+            await session.execute(
+                update(MailMessage).where(MailMessage.id == message_id).values(attempts=3)
+            )
+
+        assert await container.mail_sender.send_due() == 0
+
+        [row] = await rows(container)
+        assert row.failed_at is not None
+        assert row.last_error == "out of attempts"
+        assert smtp_server.messages == []
+
+
 async def test_two_senders_at_once_send_each_message_once(
     mail_container, smtp_server: SmtpServer, test_template
 ) -> None:

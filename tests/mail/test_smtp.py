@@ -11,8 +11,8 @@ from urllib.parse import quote
 
 import pytest
 
-from globeguard.adapters.mail.port import MailSendError, OutgoingMail
-from globeguard.adapters.mail.smtp import SmtpMailer, parse_url
+from globeguard.adapters.mail.port import MailSendError, OutgoingMail, parse_url
+from globeguard.adapters.mail.smtp import SmtpMailer
 from globeguard.wiring import mailer
 from tests.conftest import make_settings
 from tests.mail.conftest import our_logs, queue, rows
@@ -217,3 +217,22 @@ def test_wiring_picks_smtp_for_a_url_and_files_without(tmp_path) -> None:
 
     assert type(mailer(with_url)).__name__ == "SmtpMailer"
     assert type(mailer(without)).__name__ == "FileMailer"
+
+
+def test_a_bad_mail_url_is_one_operator_line_naming_no_password(monkeypatch) -> None:
+    from pydantic import ValidationError
+
+    from globeguard.settings import Settings
+    from globeguard.settings_check import problem_lines
+
+    env = {"GLOBEGUARD_MAIL__URL": "smtp+plain://u:hunter2@mx.test"}
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError) as caught:
+        Settings(_env_file=None)
+
+    [line] = problem_lines(caught.value, env)
+    assert "GLOBEGUARD_MAIL__URL" in line
+    assert "smtp+plain" in line and "loopback" in line
+    assert "e.g. GLOBEGUARD_MAIL__URL=smtp://" in line
+    assert "hunter2" not in line + str(caught.value)

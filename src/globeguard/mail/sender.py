@@ -126,6 +126,9 @@ class MailSender:
 
     async def _send_one(self, row: Row) -> int:
         try:
+            if row.attempts > self.max_attempts:
+                # Its earlier claims ended with their senders (a crash, a kill mid-send).
+                raise MailSendError("out of attempts", permanent=True)
             await self._deliver(row)
         except MailSendError as exc:
             await self._failed(row, exc)
