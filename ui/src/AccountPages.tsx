@@ -107,6 +107,7 @@ function VerifyEmail({ token }: { token: string | null }) {
           <button type="button" disabled={state === "busy" || state === "failed"} onClick={() => void verify()}>
             {state === "busy" ? "Verifying…" : "Verify my email"}
           </button>
+          {state === "failed" && <a href={SIGN_IN}>Go to sign-in</a>}
         </>
       )}
     </Page>
