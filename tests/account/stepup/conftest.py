@@ -171,12 +171,16 @@ async def _gateway(
 ) -> AsyncIterator[Gateway]:
     db_file = write_city_db(tmp_path / "stepup-city.mmdb", RECORDS)
     travel = {"learning_logins": 0, **overrides.pop("travel", {})}
+    # No background mail sender: these tests read queued messages from the outbox, and a
+    # sent message's body is emptied.
+    mail = {"embedded": False, **overrides.pop("mail", {})}
     settings = make_settings(
         database_url,
         tmp_path,
         geoip={"city_db": db_file},
         http={"trusted_proxies": ["127.0.0.0/8"]},
         travel=travel,
+        mail=mail,
         **overrides,
     )
     app = create_app(settings)
