@@ -223,6 +223,7 @@ async def test_every_attempt_is_recorded_successes_and_failures(open_gateway, cl
         "country_iso": "US",
         "country_geoname_id": 6252001,
         "subdivision_iso": "NY",
+        "subdivision_name": "New York",
         "city_name": "New York",
         "city_geoname_id": 5128581,
         "time_zone": "America/New_York",
