@@ -175,7 +175,7 @@ def test_a_users_page_shows_their_logins_on_a_map(page):
     expect(logins).to_have_count(2)
     expect(logins.first).to_contain_text("Tokyo, Japan")
     expect(logins.first).to_contain_text("Impossible travel")
-    expect(logins.nth(1)).to_contain_text("Paris, France")
+    expect(logins.nth(1)).to_contain_text("Paris, Île-de-France, France")
     expect(page.get_by_test_id("user-roles")).to_contain_text("user")
     page.wait_for_timeout(300)  # the map's fit, for a readable screenshot
     shot(page, "21-console-user-page")

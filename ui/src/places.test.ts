@@ -19,6 +19,7 @@ describe("places", () => {
     expect(placeName(paris)).toBe("Paris, France");
     expect(placeName({ ...edogawa, subdivision_name: "Tokyo" })).toBe("Edogawa, Tokyo, Japan");
     expect(placeName(edogawa)).toBe("Edogawa, Japan");
+    expect(placeName({ ...edogawa, city_name: "Tokyo", subdivision_name: "Tokyo" })).toBe("Tokyo, Japan");
     expect(placeName({ city_name: null, subdivision_iso: null, country_iso: "US" })).toBe("United States");
     expect(placeName({ city_name: null, country_iso: null })).toBe("unknown place");
     expect(placeCodes(null)).toBe("unknown place");

@@ -34,7 +34,10 @@ export function placeCodes(place: NamedPlace | null | undefined): string {
  * the place is "Edogawa, Japan". */
 export function placeName(place: NamedPlace | null | undefined): string {
   if (!place) return "unknown place";
-  const parts = [place.city_name, place.subdivision_name, countryName(place.country_iso)].filter(Boolean);
+  const parts = [place.city_name, place.subdivision_name, countryName(place.country_iso)].filter(
+    (part, i, all): part is string => Boolean(part) && part !== all[i - 1],
+  );
+  // A city that names its own region (Tokyo in Tokyo) is said once: "Tokyo, Japan".
   return parts.length ? parts.join(", ") : "unknown place";
 }
 

@@ -41,7 +41,7 @@ def place_of(event: LoginEvent, geo: GeoResult | None) -> str:
     parts = (
         [geo.city_name, geo.subdivision_name, geo.country_name]
         if geo is not None and (geo.country_name or geo.city_name)
-        else [event.city_name, event.subdivision_iso, event.country_iso]
+        else [event.city_name, event.subdivision_name or event.subdivision_iso, event.country_iso]
     )
     named = [p for p in dict.fromkeys(parts) if p]
     return ", ".join(named) or UNKNOWN_PLACE
