@@ -69,6 +69,8 @@ EXAMPLES: dict[tuple[str, ...], str] = {
     ("mail", "url"): "smtp://user:password@smtp.example.com:587",
     ("mail", "public_url"): "https://id.example.com",
     ("mail", "ca_file"): "/etc/ssl/certs/private-ca.pem",
+    ("risk", "impossible_travel"): "deny",
+    ("account", "breached_range_url"): "https://api.pwnedpasswords.com/range/",
 }
 # pydantic's wording for these describes its parser, not what the operator should write.
 PLAIN_MESSAGES = {
