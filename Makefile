@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# Test processes: one per core; each module stays in one (its module-scoped servers start once).
+TEST_WORKERS ?= auto
 
 .DEFAULT_GOAL := help
 .PHONY: help install ui run test fuzz lint bench clean
@@ -38,7 +40,7 @@ run: $(STAMP) $(UI_DIST) ## Start the service on SQLite (./var) at http://127.0.
 
 test: $(STAMP) $(UI_DIST) ## Run every test: SQLite, PostgreSQL, the browser, vitest
 	@set -e; scripts/ensure-tools.sh; services=$$(scripts/ensure-services.sh); \
-	env $$services $(BIN)/pytest $(PYTEST_ARGS)
+	env $$services $(BIN)/pytest -n $(TEST_WORKERS) --dist loadscope $(PYTEST_ARGS)
 	cd ui && npm test
 
 FUZZ_EXAMPLES ?= 25
