@@ -22,7 +22,8 @@ playwright = pytest.importorskip("playwright.sync_api")
 expect = playwright.expect
 
 PASSWORD = "flagged-admin-Passw0rd!"
-# Addresses the bundled GeoLite2-City places in Paris (Île-de-France, FR) and Tokyo (Tokyo, JP), 5 km radii.
+# Addresses the bundled GeoLite2-City places in Paris (Île-de-France, FR) and Tokyo (Tokyo,
+# JP), 5 km radii.
 PARIS, TOKYO = "88.160.133.1", "202.32.10.1"
 JOURNEY = "Paris, Île-de-France, France → Tokyo, Japan"
 
