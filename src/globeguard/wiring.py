@@ -36,6 +36,7 @@ from globeguard.events.sinks.port import Sink
 from globeguard.events.sinks.webhook import WebhookSink
 from globeguard.events.subscriptions.service import SubscriptionService
 from globeguard.identity.api_keys.service import ApiKeyAuthenticator, ApiKeyService
+from globeguard.identity.auth.logout_service import LogoutService
 from globeguard.identity.auth.service import AuthService
 from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import TokenIssuer
@@ -97,6 +98,8 @@ class Container:
     authenticator: Authenticator
     users: UserService
     auth: AuthService
+    # Ending one session, or every session of an account.
+    logouts: LogoutService
     roles: RoleService
     api_keys: ApiKeyService
     clients: ClientService
@@ -202,6 +205,7 @@ def build(settings: Settings) -> Container:
         ),
         users=users,
         auth=auth,
+        logouts=LogoutService(),
         roles=roles,
         api_keys=ApiKeyService(),
         clients=ClientService(),

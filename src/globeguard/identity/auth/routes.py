@@ -205,9 +205,9 @@ async def logout(
 ):
     """End this session: its refresh tokens and its access tokens stop working."""
     if body and body.refresh_token:
-        ended = await app.auth.logout_by_refresh(session, body.refresh_token)
+        ended = await app.logouts.by_refresh(session, body.refresh_token)
     elif principal.session_id is not None and principal.user_id is not None:
-        ended = await app.auth.logout(session, principal.user_id, principal.session_id)
+        ended = await app.logouts.logout(session, principal.user_id, principal.session_id)
     else:
         raise BadRequest(
             "an API key has no session; revoke the key or use logout-all", code="no_session"
@@ -226,7 +226,7 @@ async def logout_all(
     """End every session of the account; every access token already issued fails at once."""
     assert principal.user_id is not None
     include_keys = bool(body and body.include_api_keys)
-    sessions, keys = await app.auth.logout_all(
+    sessions, keys = await app.logouts.logout_all(
         session, principal.user_id, include_api_keys=include_keys, actor=principal.actor
     )
     return LogoutResponse(

@@ -28,7 +28,7 @@ from globeguard.account.stepup.signins import (
 from globeguard.db.session import Database
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
-from globeguard.identity.auth.repository import SessionRepository, SigninRepository
+from globeguard.identity.auth.repository import SigninRepository
 from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import (
     ClientContext,
@@ -41,7 +41,6 @@ from globeguard.identity.grants import Grants, grants_from, grants_of
 from globeguard.identity.models import MachineClient, User
 from globeguard.identity.passwords import PasswordHasher
 from globeguard.identity.revocation import announce
-from globeguard.identity.users.repository import CredentialRepository, UserRepository
 from globeguard.identity.users.service import WRONG_CURRENT_PASSWORD, UserService
 from globeguard.kit.clock import utcnow
 from globeguard.kit.crypto import same_digest, sha256_hex
@@ -383,51 +382,3 @@ class AuthService(StepUpSignins):
             raise OAuthError("invalid_scope", f"not granted: {' '.join(sorted(wanted - granted))}")
         access, expires_in = self.issuer.access_token_for_client(client, sorted(wanted))
         return IssuedTokens(access, expires_in, " ".join(sorted(wanted)))
-
-    async def logout(
-        self, session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
-    ) -> bool:
-        ended = await SessionRepository(session).revoke(session_id, utcnow(), "logout")
-        if ended:
-            await announce(session, f"session:{session_id}")
-            await record(
-                session,
-                EventType.LOGOUT,
-                actor=f"user:{user_id}",
-                aggregate_type="user",
-                aggregate_id=str(user_id),
-                user_id=user_id,
-                payload={"user_id": str(user_id), "session_id": str(session_id)},
-            )
-        return ended
-
-    async def logout_by_refresh(self, session: AsyncSession, refresh_token: str) -> bool:
-        found = await SessionRepository(session).refresh_by_hash(sha256_hex(refresh_token.strip()))
-        if found is None:
-            return False
-        _, auth_session = found
-        return await self.logout(session, auth_session.user_id, auth_session.id)
-
-    async def logout_all(
-        self, session: AsyncSession, user_id: uuid.UUID, *, include_api_keys: bool, actor: str
-    ) -> tuple[int, int]:
-        now = utcnow()
-        creds = CredentialRepository(session)
-        sessions = await creds.revoke_sessions(user_id, now, "logout_all")
-        keys = await creds.revoke_api_keys(user_id, now) if include_api_keys else 0
-        await UserRepository(session).bump_token_version(user_id)
-        await announce(session, str(user_id))
-        await record(
-            session,
-            EventType.LOGOUT_ALL,
-            actor=actor,
-            aggregate_type="user",
-            aggregate_id=str(user_id),
-            user_id=user_id,
-            payload={
-                "user_id": str(user_id),
-                "sessions_revoked": sessions,
-                "api_keys_revoked": keys,
-            },
-        )
-        return sessions, keys

@@ -299,7 +299,7 @@ async def logout_user_everywhere(
     """End every session of the account (and, asked, its API keys): every access token
     already issued fails at once. Another admin's account needs a credential acting as admin."""
     user = await _changeable(app, session, principal, user_id, include_deleted=False)
-    sessions, keys = await app.auth.logout_all(
+    sessions, keys = await app.logouts.logout_all(
         session,
         user.id,
         include_api_keys=bool(body and body.include_api_keys),

@@ -38,8 +38,8 @@ from globeguard.travel.observers import (
 )
 from globeguard.travel.profile import Profile
 from globeguard.travel.profile_store import ProfileStore
+from globeguard.travel.replay import profile_rows, replayed_profiles
 from globeguard.travel.repository import LoginEventRepository
-from globeguard.travel.service import profile_rows, replayed_profiles
 
 BATCH_SIZE = 1000
 

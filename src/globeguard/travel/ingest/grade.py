@@ -12,7 +12,7 @@ from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.grading import Verdict
 from globeguard.travel.profile import Profile
-from globeguard.travel.service import to_travel
+from globeguard.travel.replay import to_travel
 from globeguard.travel.timeline import Neighbours, TravelEvent, sort_timeline
 
 FLAGGED = (Grade.SUSPICIOUS, Grade.IMPOSSIBLE)

@@ -10,7 +10,8 @@ from typing import Any, NamedTuple
 from globeguard.adapters.geoip.port import GeoLocator, GeoReason, GeoResult
 from globeguard.travel.ingest.events import ReportedLogin
 from globeguard.travel.ingest.report import IngestReport
-from globeguard.travel.service import LAST_ARRIVAL, geo_columns, place_from_columns
+from globeguard.travel.replay import place_from_columns
+from globeguard.travel.service import LAST_ARRIVAL, geo_columns
 from globeguard.travel.timeline import Place, TravelEvent
 
 # Every geo column, in every row: a multi-row INSERT needs one key set.
