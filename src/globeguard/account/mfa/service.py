@@ -225,6 +225,7 @@ class MfaService:
         await self._record(
             session, EventType.MFA_REMOVED, user.id, actor, {**payload, "proof": method}
         )
+        await self._notify_removed(session, user, f"from address {ip or 'unknown'}")
 
     async def remove_for_user(
         self, session: AsyncSession, user_id: uuid.UUID, *, actor: str
@@ -239,6 +240,9 @@ class MfaService:
         await self._record(
             session, EventType.MFA_REMOVED, user_id, actor, {**payload, "proof": "admin"}
         )
+        owner = await session.get(User, user_id)
+        if owner is not None:
+            await self._notify_removed(session, owner, "by an administrator")
 
     async def replace_recovery_codes(
         self, session: AsyncSession, user: User, proof: Proof, *, actor: str, ip: str | None
@@ -323,5 +327,21 @@ class MfaService:
                 "username": user.username,
                 "when": when.strftime("%Y-%m-%d %H:%M UTC"),
                 "ip": ip or "unknown",
+            },
+        )
+
+    async def _notify_removed(self, session: AsyncSession, user: User, how: str) -> None:
+        """Tell the owner their second factor is gone: a removal they did not make means
+        someone else holds their password or session, and their sign-ins are weaker now."""
+        if self.mail is None or not user.email or not user.email_verified:
+            return
+        await self.mail.send(
+            session,
+            to=user.email,
+            template="mfa_removed",
+            values={
+                "username": user.username,
+                "when": self.clock().strftime("%Y-%m-%d %H:%M UTC"),
+                "how": how,
             },
         )
