@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 from typing import Any
 
+from globeguard.kit import collector
 from globeguard.kit.collector import collecting_between_batches, freeze_startup_heap
 
 
@@ -39,8 +40,10 @@ def test_a_disabled_collector_stays_disabled() -> None:
         gc.enable()
 
 
-def test_a_bulk_job_keeps_the_start_up_heap_frozen() -> None:
+def test_a_bulk_job_keeps_the_start_up_heap_frozen(monkeypatch) -> None:
     was_frozen = gc.get_freeze_count() > 0
+    # The module remembers the freeze; put back what the process had when the heap is.
+    monkeypatch.setattr(collector, "_startup_frozen", was_frozen)
     freeze_startup_heap()
     try:
         frozen = gc.get_freeze_count()
@@ -54,8 +57,9 @@ def test_a_bulk_job_keeps_the_start_up_heap_frozen() -> None:
             gc.unfreeze()
 
 
-def test_the_start_up_heap_is_frozen_once_per_process() -> None:
+def test_the_start_up_heap_is_frozen_once_per_process(monkeypatch) -> None:
     was_frozen = gc.get_freeze_count() > 0
+    monkeypatch.setattr(collector, "_startup_frozen", was_frozen)
     freeze_startup_heap()
     try:
         frozen = gc.get_freeze_count()

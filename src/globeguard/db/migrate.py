@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -59,8 +60,20 @@ def include_in_comparison(dialect: str) -> Callable[..., bool]:
 
 
 async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+    # Every start-up asks; nearly always the database is already there, and one read of its
+    # revision costs far less than Alembic's full run (~15-20 ms) to find nothing to do.
+    if revision == "head" and await current_revision(engine) == head_revision():
+        return
     async with startup_lock(engine), engine.begin() as conn:
         await conn.run_sync(lambda sync: command.upgrade(alembic_config(sync), revision))
+
+
+@cache
+def head_revision() -> str | None:
+    """The newest migration this package ships (read from the scripts once per process)."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 async def current_revision(engine: AsyncEngine) -> str | None:

@@ -34,7 +34,7 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from functools import partial
+from functools import cache, partial
 from pathlib import Path
 
 from globeguard.events.sinks.proxy import Proxy, tunnel
@@ -87,9 +87,12 @@ Resolver = Callable[[str, int], Awaitable[Sequence[str]]]
 _Turn = asyncio.Future[Connection | None]
 
 
+@cache
 def tls_context(ca_bundle: Path | None = None) -> ssl.SSLContext:
     """Certificates checked against certifi's public roots, plus `ca_bundle`'s (a PEM file)
-    when given: receivers behind a private CA work without trusting it system-wide."""
+    when given: receivers behind a private CA work without trusting it system-wide. Made
+    once per process and bundle (loading the roots takes ~25 ms); connections share it, as an
+    SSLContext is meant to be shared, and nobody changes it after this."""
     import certifi
 
     context = ssl.create_default_context(cafile=certifi.where())
