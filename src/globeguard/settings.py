@@ -234,8 +234,9 @@ class RiskSettings(BaseModel):
     on_new_country: RiskAction = "allow"
     # When the policy asks for a second factor and the user has neither an authenticator
     # nor a verified email: `allow` lets the sign-in through (recorded and announced, as
-    # Auth0's adaptive MFA does), `notify` also emails any address on file, `deny` refuses.
-    mfa_fallback: Literal["allow", "notify", "deny"] = "allow"
+    # Auth0's adaptive MFA does), `deny` refuses. There is no `notify`: such an account has
+    # no address a notice could be trusted to reach (an unverified one may be anyone's).
+    mfa_fallback: Literal["allow", "deny"] = "allow"
     # Replaced by `on_impossible`; still honoured when `on_impossible` is not set.
     impossible_travel: Literal["allow", "deny"] | None = None
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from globeguard.account.stepup.policy import (
     SEVERITY,
@@ -130,3 +131,10 @@ def test_the_result_is_never_weaker_than_any_action_that_applies(
     result = decide(grade, new_country, settings)
     assert result in applicable
     assert all(SEVERITY[result] >= SEVERITY[action] for action in applicable)
+
+
+def test_the_fallback_cannot_be_notify():
+    # Whoever reaches the fallback has no verified address: a notice would go nowhere trusted.
+    with pytest.raises(ValidationError):
+        RiskSettings(mfa_fallback="notify")  # type: ignore[arg-type]
+    assert RiskSettings(mfa_fallback="deny").mfa_fallback == "deny"

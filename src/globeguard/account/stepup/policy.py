@@ -6,7 +6,7 @@ severe of them: deny > mfa > notify > allow. A sign-in no risk applies to is all
 
 `mfa` needs a factor to ask for: the authenticator app when the user has one (its recovery
 codes work too), else a 6-digit code emailed to a verified address, else none, and then
-`mfa_fallback` decides (allow, notify or deny), so an account with no factor is never locked
+`mfa_fallback` decides (allow or deny), so an account with no factor is never locked
 out by a policy it cannot satisfy unless the operator chose that.
 """
 
