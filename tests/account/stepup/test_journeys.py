@@ -192,3 +192,24 @@ async def test_the_auth0_mfa_otp_grant_completes_a_password_grant(open_gateway, 
     )
     assert (missing.status_code, missing.json()["error"]) == (400, "invalid_request")
     assert bearer  # the module's helpers stay in use
+
+
+async def test_a_proven_address_may_still_try_while_strangers_are_refused(open_gateway, clock):
+    # The account's failure ceiling refuses addresses it never signed in from; an address a
+    # step-up proved is one it signed in from, like any other sign-in's.
+    gw = await open_gateway(
+        risk={"on_impossible": "mfa"},
+        auth={"account_failure_ceiling": 1, "lockout_threshold": 5},
+    )
+    user = await gw.signup("nadia")
+    app, _ = await gw.enrol_totp(user)
+    await gw.signin("nadia", PARIS_IP)
+    clock.advance(hours=1)
+    challenged = await gw.signin("nadia", TOKYO_IP, status=401)
+    await gw.verify(challenged["mfa_token"], gw.code(app), TOKYO_IP, 200)
+
+    stranger = await gw.signin("nadia", BERLIN_IP, status=401, password="not-her-password")
+    assert stranger["code"] == "invalid_credentials"
+    await gw.signin("nadia", "12.5.5.5", status=429, password="not-her-password")
+    typo = await gw.signin("nadia", TOKYO_IP, status=401, password="not-her-password")
+    assert typo["code"] == "invalid_credentials"  # tried and refused, not locked out

@@ -25,6 +25,7 @@ from globeguard.account.stepup.service import (
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
 from globeguard.identity.auth.repository import Credentials, SigninRepository
+from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import (
     ClientContext,
     IssuedTokens,
@@ -71,6 +72,7 @@ class StepUpSignins:
     """Step-up's half of AuthService (see there for the attributes it reads)."""
 
     stepup: StepUpService | None
+    throttle: SigninThrottle
     issuer: TokenIssuer
     logins: LoginEventService
     risk: RiskSettings
@@ -145,6 +147,7 @@ class StepUpSignins:
             raise InvalidStepUpToken()
         event = await self._proven(session, passed, now)
         await self.stepup.succeeded(session, passed)
+        await self.throttle.signed_in_after_step_up(user.id, ctx.ip)
         await announce(session, str(user.id), broadcast=False)
         await self._signin_succeeded(session, user, ctx, passed, event, passed.method)
         scope = passed.bound.get("scope")

@@ -122,11 +122,20 @@ class SigninThrottle:
 
     async def signed_in(self, attempt: Attempt) -> None:
         """The sign-in went through: its address is known to the account from now on."""
-        member = _known_member(attempt.ip)
-        if attempt.account is None or member is None:
+        if attempt.account is not None:
+            await self._remember(attempt.account, attempt.ip)
+
+    async def signed_in_after_step_up(self, user_id: uuid.UUID, ip: str | None) -> None:
+        """A sign-in held back for a second factor went through when it was proven: its
+        address is known to the account from then on, as any sign-in's is."""
+        await self._remember(_account_of("", user_id), ip)
+
+    async def _remember(self, account: str, ip: str | None) -> None:
+        member = _known_member(ip)
+        if member is None:
             return
         await self.counters.remember(
-            _known_key(attempt.account),
+            _known_key(account),
             member,
             self.settings.known_addresses_per_account,
             self.settings.known_address_ttl.total_seconds(),
