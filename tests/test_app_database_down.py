@@ -80,6 +80,16 @@ async def _requests_needing_the_database(client: httpx.AsyncClient, admin: dict)
     ]
 
 
+async def _expect_oauth_unavailable(client: httpx.AsyncClient) -> None:
+    # The token endpoint answers OAuth clients in their own shape (RFC 6749 §5.2), even now.
+    form = {"grant_type": "password", "username": "ann", "password": STRONG}
+    response = await client.post("/api/v1/auth/token", data=form)
+    assert response.status_code == 503, response.text
+    assert response.headers["content-type"] == "application/json"
+    assert int(response.headers["retry-after"]) >= 1
+    assert response.json()["error"] == "temporarily_unavailable"
+
+
 async def _serves_again(client: httpx.AsyncClient, admin: dict) -> None:
     # One request may still meet a connection that died with the outage; SQLAlchemy then
     # discards the pool's stale connections, and the next request opens a fresh one.
@@ -215,6 +225,7 @@ async def test_sqlite_file_gone_is_503_then_recovers(sqlite_service):
     try:
         for response in await _requests_needing_the_database(client, admin):
             await _expect_unavailable(response)
+        await _expect_oauth_unavailable(client)
         assert (await client.get("/readyz")).status_code == 503
     finally:
         _bring_back(db_dir, hidden)

@@ -3,8 +3,9 @@ with `error` and `error_description`. OAuth client libraries read only that shap
 document would hide `invalid_grant` from them); every other route keeps problem details.
 
 `OAuthRoute` renders whatever its endpoint raises: an OAuthError as itself, a missing or
-malformed form field as `invalid_request`, and any other AppError by its status (a sign-in
-throttle's 429 keeps its status and Retry-After, as `temporarily_unavailable`).
+malformed form field as `invalid_request`, any other AppError by its status (a sign-in
+throttle's 429 keeps its status and Retry-After, as `temporarily_unavailable`), and a
+database that does not answer as 503 `temporarily_unavailable` with Retry-After.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.types import Receive, Scope, Send
 
+from globeguard.db.errors import CANDIDATES as DATABASE_ERRORS
+from globeguard.db.errors import RETRY_AFTER_S, database_unavailable
 from globeguard.identity.auth.tokens_service import OAuthError
 from globeguard.kit.errors import AppError
 
@@ -70,7 +73,12 @@ class OAuthRoute(APIRoute):
 
     async def handle(self, scope: Scope, receive: Receive, send: Send) -> None:
         handlers, by_status = scope.get(_HANDLERS_KEY, ({}, {}))
-        ours = {**handlers, AppError: _app_error, RequestValidationError: _validation_error}
+        ours = {
+            **handlers,
+            **dict.fromkeys(DATABASE_ERRORS, _database_error),
+            AppError: _app_error,
+            RequestValidationError: _validation_error,
+        }
         await super().handle({**scope, _HANDLERS_KEY: (ours, by_status)}, receive, send)
 
 
@@ -85,3 +93,13 @@ async def _app_error(request: Request, exc: Exception) -> Response:
 async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     return _invalid_request(exc)
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    if not database_unavailable(exc):
+        raise exc  # another database error: the application's own handlers decide
+    return JSONResponse(
+        oauth_error_body("temporarily_unavailable", "the database is not answering; retry"),
+        status_code=503,
+        headers={"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"},
+    )
