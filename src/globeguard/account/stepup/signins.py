@@ -22,9 +22,8 @@ from globeguard.account.stepup.service import (
     Passed,
     StepUpService,
 )
-from globeguard.events.catalog import EventType
-from globeguard.events.outbox import record
 from globeguard.identity.auth.repository import Credentials, SigninRepository
+from globeguard.identity.auth.signin_events import record_signin_succeeded
 from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import (
     ClientContext,
@@ -149,7 +148,14 @@ class StepUpSignins:
         await self.stepup.succeeded(session, passed)
         await self.throttle.signed_in_after_step_up(user.id, ctx.ip)
         await announce(session, str(user.id), broadcast=False)
-        await self._signin_succeeded(session, user, ctx, passed, event, passed.method)
+        await record_signin_succeeded(
+            session,
+            user,
+            ctx,
+            login_event=passed.bound.get("login_event"),
+            travel=(event.verdict if event is not None else None) or Grade.NONE.value,
+            mfa=passed.method,
+        )
         scope = passed.bound.get("scope")
         signed = await self._session_for(session, user, scope, ctx, grants_from(found.roles))
         return SteppedUp(kind, signed.tokens, signed)
@@ -253,33 +259,6 @@ class StepUpSignins:
                 code=PASSWORD_RESET,
                 keep_changes=True,
             )
-
-    @staticmethod
-    async def _signin_succeeded(
-        session: AsyncSession,
-        user: User,
-        ctx: ClientContext,
-        passed: Passed,
-        event: LoginEvent | None,
-        mfa: str,
-    ) -> None:
-        await record(
-            session,
-            EventType.SIGNIN_SUCCEEDED,
-            actor=f"user:{user.id}",
-            aggregate_type="user",
-            aggregate_id=str(user.id),
-            user_id=user.id,
-            payload={
-                "user_id": str(user.id),
-                "ip": ctx.ip,
-                "user_agent": ctx.user_agent,
-                "hash_upgraded": False,
-                "login_event": passed.bound.get("login_event"),
-                "travel": (event.verdict if event is not None else None) or Grade.NONE.value,
-                "mfa": mfa,
-            },
-        )
 
 
 def mfa_required_grant(exc: MfaRequired) -> OAuthError:

@@ -29,6 +29,7 @@ from globeguard.db.session import Database
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
 from globeguard.identity.auth.repository import SigninRepository
+from globeguard.identity.auth.signin_events import record_signin_succeeded
 from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import (
     ClientContext,
@@ -208,21 +209,13 @@ class AuthService(StepUpSignins):
             raise InvalidCredentials()
         await self.throttle.signed_in(attempt)
         await announce(session, str(user.id), broadcast=False)
-        await record(
+        await record_signin_succeeded(
             session,
-            EventType.SIGNIN_SUCCEEDED,
-            actor=f"user:{user.id}",
-            aggregate_type="user",
-            aggregate_id=str(user.id),
-            user_id=user.id,
-            payload={
-                "user_id": str(user.id),
-                "ip": ctx.ip,
-                "user_agent": ctx.user_agent,
-                "hash_upgraded": verdict.upgraded_hash is not None,
-                "login_event": login.event.event_uuid,
-                "travel": login.grade.value,
-            },
+            user,
+            ctx,
+            login_event=login.event.event_uuid,
+            travel=login.grade.value,
+            hash_upgraded=verdict.upgraded_hash is not None,
         )
         if plans and plans[0].action is Action.NOTIFY and self.stepup is not None:
             await self.stepup.notify(session, user.id, login.event)
