@@ -117,3 +117,23 @@ def launched_browser() -> Iterator[object]:
             yield instance
         finally:
             instance.close()
+
+
+@contextmanager
+def watched_page(browser, base: str, width: int, height: int) -> Iterator[object]:
+    """A tab on `base` that fails the test on leaving it if the page's CSP had to block
+    anything or a request went anywhere but the server (the machine is offline in use)."""
+    context = browser.new_context(viewport={"width": width, "height": height}, base_url=base)
+    page = context.new_page()
+    page.add_init_script(WATCH_VIOLATIONS)
+    outside: list[str] = []
+
+    def note(request) -> None:
+        if not request.url.startswith((base, "data:", "blob:")):
+            outside.append(request.url)
+
+    page.on("request", note)
+    yield page
+    assert page.evaluate("window.__violations") == []  # nothing the CSP had to block
+    assert outside == []  # nothing fetched from anywhere but the server
+    context.close()

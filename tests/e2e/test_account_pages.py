@@ -23,7 +23,14 @@ import pytest
 
 from globeguard.web.routes import DIST
 from tests.account.mfa.support import wrong_code
-from tests.e2e.harness import ROOT, WATCH_VIOLATIONS, launched_browser, live_server, require
+from tests.e2e.harness import (
+    ROOT,
+    WATCH_VIOLATIONS,
+    launched_browser,
+    live_server,
+    require,
+    watched_page,
+)
 
 playwright = pytest.importorskip("playwright.sync_api")
 expect = playwright.expect
@@ -65,20 +72,8 @@ def browser(server) -> Iterator[object]:
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1100, "height": 760}, base_url=server.base)
-    page = context.new_page()
-    page.add_init_script(WATCH_VIOLATIONS)
-    outside: list[str] = []
-    page.on(
-        "request",
-        lambda r: (
-            None if r.url.startswith((server.base, "data:", "blob:")) else outside.append(r.url)
-        ),
-    )
-    yield page
-    assert page.evaluate("window.__violations") == []  # nothing the CSP had to block
-    assert outside == []  # nothing fetched from anywhere but the server
-    context.close()
+    with watched_page(browser, server.base, 1100, 760) as tab:
+        yield tab
 
 
 def shot(page, name: str) -> None:

@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from globeguard.web.routes import DIST
-from tests.e2e.harness import WATCH_VIOLATIONS, launched_browser, live_server, require
+from tests.e2e.harness import launched_browser, live_server, require, watched_page
 from tests.e2e.test_dashboard import shot
 
 playwright = pytest.importorskip("playwright.sync_api")
@@ -86,20 +86,8 @@ def browser(server) -> Iterator[object]:
 
 @pytest.fixture
 def page(browser, server):
-    context = browser.new_context(viewport={"width": 1440, "height": 900}, base_url=server.base)
-    page = context.new_page()
-    page.add_init_script(WATCH_VIOLATIONS)
-    outside: list[str] = []
-    page.on(
-        "request",
-        lambda r: (
-            None if r.url.startswith((server.base, "data:", "blob:")) else outside.append(r.url)
-        ),
-    )
-    yield page
-    assert page.evaluate("window.__violations") == []  # nothing the CSP had to block
-    assert outside == []  # nothing fetched from anywhere but the server
-    context.close()
+    with watched_page(browser, server.base, 1440, 900) as tab:
+        yield tab
 
 
 def sign_in(page, username: str = "admin", password: str = PASSWORD) -> None:
