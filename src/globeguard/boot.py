@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
+from globeguard.account.retention import retention_loop as account_retention_loop
 from globeguard.analytics.rollups import retention_loop as rollup_retention_loop
 from globeguard.db.migrate import startup_lock, upgrade
 from globeguard.events.delivery import worker as delivery
@@ -65,6 +66,7 @@ async def running(app: Container) -> AsyncIterator[None]:
         asyncio.create_task(
             rollup_retention_loop(app.db, app.settings.analytics), name="rollup-retention"
         ),
+        asyncio.create_task(account_retention_loop(app.db), name="account-retention"),
     ]
     if app.settings.mail.embedded:
         # Any process's sender sends any process's mail (claims keep them apart).

@@ -101,9 +101,6 @@ class OneTimeTokens:
         """One more wrong code against a token; at `limit` the token is dead."""
         return await OneTimeTokenRepository(session).count_failure(token_id, limit, utcnow())
 
-    async def end_all(self, session: AsyncSession, user_id: uuid.UUID, purpose: Purpose) -> int:
-        return await OneTimeTokenRepository(session).use_all(user_id, purpose, utcnow())
-
     async def purge_expired(self, session: AsyncSession, now: datetime | None = None) -> int:
         """Tokens a day past their expiry go (kept a day so a late click reads 'expired')."""
         return await OneTimeTokenRepository(session).purge((now or utcnow()) - timedelta(days=1))

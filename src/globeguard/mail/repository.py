@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, insert, select, update
+from sqlalchemy import Row, Table, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.mail.models import MailMessage
@@ -92,3 +92,13 @@ class MailRepository:
         """Every message, oldest first (tests and diagnostics; the table is small)."""
         result = await self.session.execute(select(MailMessage).order_by(MailMessage.created_at))
         return result.scalars().all()
+
+    async def purge_ended_before(self, cutoff: datetime) -> int:
+        """Delete messages sent, or given up on, before `cutoff`; how many."""
+        result = await self.session.execute(
+            delete(_MAIL).where(
+                (_MAIL.c.sent_at < cutoff)
+                | (_MAIL.c.sent_at.is_(None) & (_MAIL.c.failed_at < cutoff))
+            )
+        )
+        return int(getattr(result, "rowcount", 0) or 0)
