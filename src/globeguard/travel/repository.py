@@ -71,6 +71,17 @@ _INSERT = DriverRows(
         .values({c.name: bindparam(c.name, type_=c.type) for c in TABLE.columns if c.name != "id"})
     ),
 )
+# One event with its id back (the single-event path: the id names it to later readers).
+_INSERT_ONE = (
+    insert(TABLE)
+    .values({c.name: bindparam(c.name, type_=c.type) for c in TABLE.columns if c.name != "id"})
+    .returning(TABLE.c.id)
+)
+_SET_OUTCOME = (
+    update(TABLE)
+    .where(TABLE.c.id == bindparam("row_id"))
+    .values(success=bindparam("success"), failure_reason=bindparam("reason"))
+)
 _SET_VERDICT = (
     update(TABLE)
     .where(TABLE.c.id == bindparam("row_id"))
@@ -238,10 +249,12 @@ class LoginEventRepository:
             select(LoginEvent).where(LoginEvent.event_uuid == event_uuid)
         )
 
-    async def add(self, event: LoginEvent) -> LoginEvent:
-        self.session.add(event)
-        await self.session.flush()
-        return event
+    async def insert_one(self, row: dict[str, Any]) -> int:
+        """Insert one event (every column but `id`); returns its id."""
+        return int((await self._core(_INSERT_ONE, row)).scalar_one())
+
+    async def set_outcome(self, event_id: int, success: bool, reason: str | None) -> None:
+        await self._core(_SET_OUTCOME, {"row_id": event_id, "success": success, "reason": reason})
 
     async def preceding(self, event: LoginEvent) -> LoginEvent | None:
         query = (

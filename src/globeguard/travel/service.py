@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.adapters.geoip.port import GeoLocator, GeoResult
-from globeguard.kit.clock import as_utc
+from globeguard.kit.clock import as_utc, utcnow
 from globeguard.kit.errors import Conflict
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
@@ -28,7 +28,6 @@ from globeguard.travel.observers import (
 from globeguard.travel.profile import Profile, is_new_country
 from globeguard.travel.replay import (
     place_from_columns,
-    place_of,
     replayed_profiles,
     save_profiles,
     to_travel,
@@ -87,8 +86,10 @@ class Recorded:
         return superman_view(to_travel(self.event), self.neighbours, threshold_mph)
 
 
-def columns_of(event: LoginEvent) -> dict[str, Any]:
-    return {column.key: getattr(event, column.key) for column in LoginEvent.__table__.columns}
+# Every column of a new event but its id, unset: geo_columns sets only those it knows.
+EMPTY_ROW: dict[str, Any] = {
+    column.key: None for column in LoginEvent.__table__.columns if column.key != "id"
+}
 
 
 def geo_columns(geo: GeoResult | None) -> dict[str, Any]:
@@ -145,9 +146,9 @@ class LoginEventService:
         if report.event_uuid and (existing := await repo.by_uuid(report.event_uuid)):
             return await self._replay(repo, existing, report)
         geo = geo if geo is not None else self.locate(report.ip)
-        event = self._new_event(report, geo)
-        if event.user_id is None and self.linker is not None:
-            event.user_id = (await self.linker.owners(session, [subject])).get(subject)
+        row = self._new_row(report, geo)
+        if row["user_id"] is None and self.linker is not None:
+            row["user_id"] = (await self.linker.owners(session, [subject])).get(subject)
         # Graded before it is stored: sign-in is hot. With the subject locked the new row gets
         # the subject's highest id, so it sorts after every stored event of the same instant.
         saved = (await repo.profiles_of([subject])).get(subject)
@@ -160,23 +161,28 @@ class LoginEventService:
             )
             after = await repo.first_after(subject, at)
         context = profile.context(at, self.settings)
+        place = place_from_columns(
+            row["located"],
+            row["latitude"],
+            row["longitude"],
+            row["accuracy_radius_km"],
+            row["country_iso"],
+            row["city_name"],
+        )
         current = TravelEvent(
-            event.event_uuid,
-            at,
-            LAST_ARRIVAL,
-            place_of(event),
-            report.success,
-            event.ip,
-            event.asn,
+            row["event_uuid"], at, LAST_ARRIVAL, place, report.success, row["ip"], row["asn"]
         )
         grade, reasons = judge(current, context.anchor, context.history, self.settings)
         new_country = report.success and is_new_country(current.place, context.history)
         refused = await refuse(grade, new_country) if (refuse and report.success) else None
         if refused:
-            event.success, event.failure_reason = False, refused
-        event.verdict, event.verdict_reasons = grade.value, reasons
-        await repo.add(event)
-        await notify_inserted(self.observers, session, [columns_of(event)])
+            row["success"], row["failure_reason"] = False, refused
+        row["verdict"], row["verdict_reasons"] = grade.value, reasons
+        # A Core INSERT, not an ORM add and flush: the row is written once and nothing in this
+        # transaction changes it through the session (mark_failed says so explicitly).
+        row["id"] = await repo.insert_one(row)
+        event = LoginEvent(**row)
+        await notify_inserted(self.observers, session, [row])
         profile = profile.after(to_travel(event), grade, self.settings)
         if after is not None:
             profile = await self._regrade_after(repo, event, profile)
@@ -245,20 +251,29 @@ class LoginEventService:
         await self.reviewed(session, event)
         return event
 
-    def _new_event(self, report: LoginReport, geo: GeoResult | None) -> LoginEvent:
-        return LoginEvent(
-            event_uuid=report.event_uuid or uuid.uuid4().hex,
-            subject=report.subject,
-            user_id=report.user_id,
-            source=report.source,
-            occurred_at=report.occurred_at,
-            success=report.success,
-            failure_reason=report.failure_reason,
-            ip=geo.ip if geo is not None else report.ip,
-            user_agent=(report.user_agent or "")[:512] or None,
-            body_digest=report.body_digest,
+    def _new_row(self, report: LoginReport, geo: GeoResult | None) -> dict[str, Any]:
+        """The new event's columns, all but its id (each one set: observers read them all)."""
+        return {
+            **EMPTY_ROW,
+            "event_uuid": report.event_uuid or uuid.uuid4().hex,
+            "subject": report.subject,
+            "user_id": report.user_id,
+            "source": report.source,
+            "occurred_at": report.occurred_at,
+            "received_at": utcnow(),
+            "success": report.success,
+            "failure_reason": report.failure_reason,
+            "ip": geo.ip if geo is not None else report.ip,
+            "user_agent": (report.user_agent or "")[:512] or None,
+            "body_digest": report.body_digest,
             **geo_columns(geo),
-        )
+        }
+
+    async def mark_failed(self, session: AsyncSession, event: LoginEvent, reason: str) -> None:
+        """A success just recorded turned out to be a failure for `reason` after all (the
+        account changed while its password was hashed)."""
+        event.success, event.failure_reason = False, reason
+        await LoginEventRepository(session).set_outcome(event.id, False, reason)
 
     async def _replay(
         self, repo: LoginEventRepository, existing: LoginEvent, report: LoginReport

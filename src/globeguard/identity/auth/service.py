@@ -202,7 +202,7 @@ class AuthService(StepUpSignins):
             candidate.user_id, candidate.password_hash, utcnow(), ctx.ip, verdict.upgraded_hash
         )
         if user is None:  # blocked, deleted or re-keyed while we were hashing
-            login.event.success, login.event.failure_reason = False, "invalid_credentials"
+            await self.logins.mark_failed(session, login.event, "invalid_credentials")
             await self._audit_failure(
                 session, candidate.user_id, identifier, ctx, "invalid_credentials"
             )
