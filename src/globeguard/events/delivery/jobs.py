@@ -44,7 +44,7 @@ class Target:
     failing: bool = False
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per attempt: not frozen, see records.py
 class Job:
     claimed: Claimed
     target: Target

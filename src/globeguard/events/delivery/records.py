@@ -1,4 +1,10 @@
-"""What the delivery ledger hands out and takes in: plain values, no ORM objects."""
+"""What the delivery ledger hands out and takes in: plain values, no ORM objects.
+
+The values made once per delivery attempt (Claimed, EventRow, Settlement, and jobs.Job,
+port.Message, port.SendResult, wire.Answer on the way) are slotted dataclasses that are not
+frozen: a frozen dataclass's __init__ sets each field through object.__setattr__, ~0.3 us a
+field here, and an attempt makes about fifty fields' worth (~15 us, a tenth of the server's
+CPU per delivery). Nobody changes them after they are made; they are not hashed."""
 
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ class FanoutEvent:
     ordering_key: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Claimed:
     id: int
     event_seq: int
@@ -26,7 +32,7 @@ class Claimed:
     attempts: int
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EventRow:
     """The outbox columns a delivery's body is made of (envelope.OutboxRow)."""
 
@@ -40,7 +46,7 @@ class EventRow:
     payload: dict[str, Any]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Settlement:
     """How one attempt ends in the ledger; written with its attempt row."""
 

@@ -61,6 +61,10 @@ class Decision:
     dead_reason: str | None = None
 
 
+# Most attempts succeed: they share one (frozen) decision instead of making one each.
+_DELIVERED = Decision(Verdict.SUCCEEDED, Outcome.DELIVERED)
+
+
 def classify(response: Response) -> Outcome:
     if response.status is not None and 200 <= response.status < 300:
         return Outcome.DELIVERED
@@ -96,7 +100,7 @@ def decide(
     `len(schedule) + 1` attempts: the first, then one after each delay."""
     outcome = classify(response)
     if outcome is Outcome.DELIVERED:
-        return Decision(Verdict.SUCCEEDED, outcome)
+        return _DELIVERED
     if outcome is Outcome.GONE:
         return Decision(Verdict.DEAD, outcome, disable_subscription=True, dead_reason="gone_410")
     if attempts_done > len(schedule):

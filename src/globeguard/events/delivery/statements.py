@@ -26,7 +26,7 @@ NOT EXISTS guard's, whatever order the claim takes rows in.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, cast
 
 from sqlalchemy import (
@@ -61,6 +61,11 @@ assert _SQLITE_TIME is not None and _SQLITE_UUID is not None
 
 
 def sqlite_text(value: datetime | None) -> str | None:
+    """The column type's text for `value`. A UTC time (every clock here gives one) is cut
+    from its own isoformat: the type's general path (to UTC, drop the zone, format) costs
+    three times as much, three times per settled attempt."""
+    if value is not None and value.tzinfo is UTC:
+        return value.isoformat(" ", "microseconds")[:26]  # without "+00:00"
     return _SQLITE_TIME(value)  # type: ignore[misc]
 
 

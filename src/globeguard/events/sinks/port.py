@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 
-@dataclass(frozen=True, slots=True)
+# One of each per attempt: slotted, not frozen (a frozen dataclass's __init__ costs ~0.3 us a
+# field; delivery/records.py).
+@dataclass(slots=True)
 class Message:
     event_id: str
     event_type: str
@@ -16,7 +18,7 @@ class Message:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendResult:
     """`status` is the HTTP status, or 200 for a broker's publish ack; None when nothing
     answered (then `error` says why)."""

@@ -68,7 +68,7 @@ def unreachable(exc: OSError) -> Unreachable:
     return Unreachable("the receiver could not be reached")
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per request: not frozen (delivery/records.py)
 class Answer:
     status: int
     retry_after: str | None
