@@ -5,7 +5,7 @@ before settling and still claims nothing for one its settling just disabled."""
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -126,3 +126,33 @@ async def test_settling_remakes_what_a_new_sqlite_connection_lacks(app, containe
     statuses = [d.status for d in await _rows(container, Delivery, Delivery.id)]
     assert statuses == ["succeeded", "succeeded"]
     assert len(await _rows(container, DeliveryAttempt, DeliveryAttempt.id)) == 2
+
+
+async def test_a_settle_batch_stores_every_field_as_it_came(app, container):
+    """The batch goes to the database as one JSON text: quotes, backslashes, non-ASCII text,
+    nulls and times with their microseconds arrive as they were, on both databases."""
+    clock = FakeClock(datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC))
+    await subscribe(container, "odd")
+    await emit(container, uuid.uuid4())
+    await emit(container, uuid.uuid4())
+    text = 'say "no" \\ to ünïcödé ✓ {"json": [1]}'
+    answers = iter([httpx.Response(500, text=text), httpx.Response(204)])
+    pump = dispatcher(container, Receiver(lambda r: next(answers)), clock)
+    jobs = (await pump.claim_round()).jobs
+    settled = [await pump.send(job) for job in jobs]
+    await pump.settle(settled)
+    failed, succeeded = sorted(await _rows(container, Delivery, Delivery.id), key=_by_status)
+    assert (failed.status, failed.last_status, failed.finished_at) == ("pending", 500, None)
+    assert failed.next_attempt_at > clock.now and failed.dead_reason is None
+    assert (succeeded.status, succeeded.last_status) == ("succeeded", 204)
+    assert succeeded.finished_at == clock.now == succeeded.next_attempt_at
+    attempts = {
+        a.status_code: a for a in await _rows(container, DeliveryAttempt, DeliveryAttempt.id)
+    }
+    assert attempts[500].response == text and attempts[500].attempted_at == clock.now
+    assert attempts[204].response == "" and attempts[204].error is None
+    assert [settlement.delivery_id for settlement in settled] == [j.claimed.id for j in jobs]
+
+
+def _by_status(delivery: Delivery) -> str:
+    return delivery.status

@@ -162,13 +162,10 @@ class LedgerRepository:
         if not settlements:
             return
         owner = settlements[0].owner
-        first: dict[int, Settlement] = {}
-        for s in settlements:
-            first.setdefault(s.delivery_id, s)
-            if s.owner != owner:
-                raise ValueError("one batch, one lease owner")
+        if any(s.owner != owner for s in settlements):
+            raise ValueError("one batch, one lease owner")
         if self._postgres:
-            await self._settle_postgres(settlements, list(first.values()), owner, worker)
+            await self._settle_postgres(settlements, owner, worker)
         else:
             await self._settle_sqlite(settlements, worker)
 
@@ -204,34 +201,48 @@ class LedgerRepository:
             await self.session.execute(statements.SQLite.SETTLE, params)
 
     async def _settle_postgres(
-        self,
-        attempts: Sequence[Settlement],
-        deliveries: Sequence[Settlement],
-        owner: str,
-        worker: str,
+        self, settlements: Sequence[Settlement], owner: str, worker: str
     ) -> None:
+        """One JSON text for the batch, not an array per column: asyncpg checks every array
+        element against abstract base classes (~18 checks an attempt), where orjson writes
+        the rows in C and PostgreSQL reads them in C. Each row says whether it is its
+        delivery's first attempt in the batch, the one that settles it."""
+        rows = [
+            (
+                s.delivery_id,
+                first,
+                s.status,
+                s.next_attempt_at,
+                s.last_status,
+                s.last_error,
+                s.dead_reason,
+                s.finished_at,
+                s.attempted_at,
+                s.duration_ms,
+                s.outcome,
+                s.response,
+            )
+            for s, first in zip(settlements, _firsts(settlements), strict=True)
+        ]
         await self.session.execute(
             statements.Postgres.SETTLE,
-            {
-                "a_ids": [s.delivery_id for s in attempts],
-                "a_at": [s.attempted_at for s in attempts],
-                "a_ms": [s.duration_ms for s in attempts],
-                "a_outcome": [s.outcome for s in attempts],
-                "a_code": [s.last_status for s in attempts],
-                "a_error": [s.last_error for s in attempts],
-                "a_response": [s.response for s in attempts],
-                "b_worker": worker,
-                "b_ids": [s.delivery_id for s in deliveries],
-                "b_status": [s.status for s in deliveries],
-                "b_next": [s.next_attempt_at for s in deliveries],
-                "b_code": [s.last_status for s in deliveries],
-                "b_error": [s.last_error for s in deliveries],
-                "b_dead": [s.dead_reason for s in deliveries],
-                "b_finished": [s.finished_at for s in deliveries],
-                "b_at": [s.attempted_at for s in deliveries],
-                "b_owner": owner,
-            },
+            {"b_rows": _json_utc(rows), "b_worker": worker, "b_owner": owner},
         )
+
+
+def _firsts(settlements: Sequence[Settlement]) -> list[bool]:
+    """For each attempt: is it the first of its delivery in the batch."""
+    seen: set[int] = set()
+    firsts = []
+    for s in settlements:
+        firsts.append(s.delivery_id not in seen)
+        seen.add(s.delivery_id)
+    return firsts
+
+
+def _json_utc(rows: Sequence[Any]) -> str:
+    """Times as RFC 3339 with their offset; a naive one (none is made here) as UTC."""
+    return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
 
 
 def _sqlite_event(seq: int, columns: str) -> EventRow:

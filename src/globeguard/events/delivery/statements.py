@@ -312,23 +312,26 @@ class Postgres:
         b_now=_TIME,
     )
     # The attempt rows and the delivery updates in one statement (one round trip): a CTE that
-    # inserts, and the UPDATE. They touch different tables, so one snapshot suits both.
+    # inserts, and the UPDATE. They touch different tables, so one snapshot suits both. The
+    # batch is one JSON array of rows (ledger.py says why), read in its order: id, first (this
+    # attempt settles the delivery), status, next, code, error, dead, finished, at, ms,
+    # outcome, response.
     SETTLE = text(
-        "WITH attempts AS (INSERT INTO delivery_attempt (delivery_id, attempted_at,"
+        "WITH s AS MATERIALIZED (SELECT e.n, CAST(e.v->>0 AS BIGINT) AS id,"
+        " CAST(e.v->>1 AS BOOLEAN) AS first, e.v->>2 AS status,"
+        " CAST(e.v->>3 AS TIMESTAMPTZ) AS next, CAST(e.v->>4 AS INTEGER) AS code,"
+        " e.v->>5 AS error, e.v->>6 AS dead, CAST(e.v->>7 AS TIMESTAMPTZ) AS finished,"
+        " CAST(e.v->>8 AS TIMESTAMPTZ) AS at, CAST(e.v->>9 AS INTEGER) AS ms,"
+        " e.v->>10 AS outcome, e.v->>11 AS response"
+        " FROM json_array_elements(CAST(:b_rows AS JSON)) WITH ORDINALITY AS e(v, n)),"
+        " attempts AS (INSERT INTO delivery_attempt (delivery_id, attempted_at,"
         " duration_ms, outcome, status_code, error, response, worker)"
-        " SELECT a.*, :b_worker FROM unnest(CAST(:a_ids AS BIGINT[]),"
-        " CAST(:a_at AS TIMESTAMPTZ[]), CAST(:a_ms AS INTEGER[]),"
-        " CAST(:a_outcome AS VARCHAR[]), CAST(:a_code AS INTEGER[]),"
-        " CAST(:a_error AS VARCHAR[]), CAST(:a_response AS VARCHAR[])) AS a)"
+        " SELECT s.id, s.at, s.ms, s.outcome, s.code, s.error, s.response, :b_worker"
+        " FROM s ORDER BY s.n)"
         " UPDATE delivery SET status = s.status, attempts = delivery.attempts + 1,"
         " next_attempt_at = s.next, last_status = s.code, last_error = s.error,"
         " dead_reason = s.dead, finished_at = s.finished,"
         " lease_owner = NULL, lease_until = NULL, updated_at = s.at"
-        " FROM unnest(CAST(:b_ids AS BIGINT[]), CAST(:b_status AS VARCHAR[]),"
-        " CAST(:b_next AS TIMESTAMPTZ[]), CAST(:b_code AS INTEGER[]),"
-        " CAST(:b_error AS VARCHAR[]), CAST(:b_dead AS VARCHAR[]),"
-        " CAST(:b_finished AS TIMESTAMPTZ[]), CAST(:b_at AS TIMESTAMPTZ[]))"
-        " AS s(id, status, next, code, error, dead, finished, at)"
-        " WHERE delivery.id = s.id AND delivery.lease_owner = :b_owner"
+        " FROM s WHERE s.first AND delivery.id = s.id AND delivery.lease_owner = :b_owner"
         " AND delivery.status = 'inflight'"
     )
