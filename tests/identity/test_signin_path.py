@@ -8,6 +8,7 @@ import uuid
 from sqlalchemy import func, select, update
 
 from globeguard.identity.models import AuthSession, User
+from globeguard.travel.models import LoginEvent
 from tests.helpers import STRONG, bearer, make_admin, signin, signup
 
 SIGNIN = "/api/v1/auth/signin"
@@ -91,6 +92,24 @@ async def test_password_changed_while_hashing_refuses_the_signin(client, contain
     async with container.db.read() as session:
         user = await session.get(User, uuid.UUID(user_id))
         assert user is not None and user.logins_count == 0
+
+
+async def test_a_signin_refused_after_its_hash_leaves_a_failed_login(
+    client, container, monkeypatch
+):
+    """Its login event was stored as a success before the account's change showed; the
+    refusal turns it into the failure it was."""
+    created = await signup(client, "rekeyedlogin")
+    user_id = uuid.UUID(created["user_id"])
+    change_during_hash(container, monkeypatch, created["user_id"], password_hash="$argon2id$x")
+
+    response = await client.post(SIGNIN, json={"username": "rekeyedlogin", "password": STRONG})
+
+    assert response.status_code == 401
+    async with container.db.read() as session:
+        query = select(LoginEvent).where(LoginEvent.user_id == user_id)
+        events = (await session.scalars(query.order_by(LoginEvent.id))).all()
+    assert [(e.success, e.failure_reason) for e in events][-1:] == [(False, "invalid_credentials")]
 
 
 async def test_account_blocked_while_hashing_refuses_the_signin(client, container, monkeypatch):

@@ -169,6 +169,34 @@ _UPDATE_PROFILE = (
         ),
     )
 )
+
+
+def _profile_saved(existing: bool) -> Any:
+    """The profile's write as a CTE of the event's INSERT (PostgreSQL: one round trip for
+    both); its parameters are named `p_<column>` (the event's own take the column names)."""
+    typed = {c.name: bindparam(f"p_{c.name}", type_=c.type) for c in PROFILES.columns}
+    if existing:
+        key = bindparam("p_key", type_=PROFILES.c.subject.type)
+        return (
+            update(PROFILES)
+            .where(PROFILES.c.subject == key)
+            .values(
+                # Set to itself: an UPDATE sets every column its parameters name (here the
+                # event's `subject`) unless told what to set it to.
+                subject=key,
+                last_at=typed["last_at"],
+                state=typed["state"],
+                user_id=func.coalesce(typed["user_id"], PROFILES.c.user_id),
+            )
+            .cte("saved_profile")
+        )
+    return insert(PROFILES).values(typed).cte("saved_profile")
+
+
+_INSERT_ONE_SAVING_PROFILE = {
+    existing: _INSERT_ONE.add_cte(_profile_saved(existing)) for existing in (False, True)
+}
+_LOCK_SUBJECT = text("SELECT pg_advisory_xact_lock(hashtext(:s))")
 _DIGESTS_OF = select(TABLE.c.event_uuid, TABLE.c.body_digest).where(
     TABLE.c.event_uuid.in_(bindparam("uuids", expanding=True))
 )
@@ -182,9 +210,7 @@ class LoginEventRepository:
         """Serialise writers of one subject until commit, so concurrent posts see each other.
         SQLite already has a single writer (BEGIN IMMEDIATE)."""
         if self.session.get_bind().dialect.name == "postgresql":
-            await self.session.execute(
-                text("SELECT pg_advisory_xact_lock(hashtext(:s))"), {"s": f"login:{subject}"}
-            )
+            await self._core(_LOCK_SUBJECT, {"s": f"login:{subject}"})
 
     async def lock_subjects(self, subjects: Collection[str]) -> None:
         """lock_subject for many, in one round trip and a fixed order so that two batches
@@ -203,7 +229,7 @@ class LoginEventRepository:
         rows = await self._core(_DIGESTS_OF, {"uuids": list(event_uuids)})
         return {u: d for u, d in rows.all()}
 
-    async def _core(self, statement: Any, params: dict[str, Any]) -> Any:
+    async def _core(self, statement: Any, params: dict[str, Any] | Sequence[dict[str, Any]]) -> Any:
         """Run a prebuilt statement on the session's connection: no ORM loading for plain
         rows, no statement building per call (both cost more than the query on hot paths)."""
         connection = await self.session.connection()
@@ -234,7 +260,7 @@ class LoginEventRepository:
         under `key` (a bound name may not repeat a column's)."""
         await _INSERT_PROFILE.run(self.session, inserts)
         if updates:
-            await self.session.execute(_UPDATE_PROFILE, updates)
+            await self._core(_UPDATE_PROFILE, updates)
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """One executemany; every row carries every column but `id`."""
@@ -252,6 +278,24 @@ class LoginEventRepository:
     async def insert_one(self, row: dict[str, Any]) -> int:
         """Insert one event (every column but `id`); returns its id."""
         return int((await self._core(_INSERT_ONE, row)).scalar_one())
+
+    async def insert_with_profile(
+        self,
+        row: dict[str, Any],
+        inserts: Sequence[dict[str, Any]],
+        updates: Sequence[dict[str, Any]],
+    ) -> int:
+        """`insert_one`, and `save_profiles` for the one profile `inserts` or `updates`
+        holds; returns the event's id."""
+        connection = await self.session.connection()
+        if connection.dialect.name != "postgresql":
+            event_id = await self.insert_one(row)
+            await self.save_profiles(inserts, updates)
+            return event_id
+        (profile,) = [*inserts, *updates]
+        params = {**row, **{f"p_{name}": value for name, value in profile.items()}}
+        result = await connection.execute(_INSERT_ONE_SAVING_PROFILE[bool(updates)], params)
+        return int(result.scalar_one())
 
     async def set_outcome(self, event_id: int, success: bool, reason: str | None) -> None:
         await self._core(_SET_OUTCOME, {"row_id": event_id, "success": success, "reason": reason})

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -28,6 +28,7 @@ from globeguard.travel.observers import (
 from globeguard.travel.profile import Profile, is_new_country
 from globeguard.travel.replay import (
     place_from_columns,
+    profile_rows,
     replayed_profiles,
     save_profiles,
     to_travel,
@@ -67,9 +68,10 @@ class LoginReport:
 Refusal = Callable[[Grade, bool], Awaitable[str | None]]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Recorded:
-    event: LoginEvent
+    # The stored event's columns (id included).
+    columns: dict[str, Any]
     geo: GeoResult | None
     grade: Grade
     # The journey from the anchor (last successful login), or None.
@@ -81,6 +83,19 @@ class Recorded:
     refused: str | None
     # A success from a country none of the subject's known places are in (and it has some).
     new_country: bool = False
+    _event: LoginEvent | None = field(default=None, repr=False)
+
+    @property
+    def event_uuid(self) -> str:
+        return str(self.columns["event_uuid"])
+
+    @property
+    def event(self) -> LoginEvent:
+        """The stored event as an object, made on first use: a sign-in that goes through
+        needs only its uuid, and an ORM object of ~30 columns costs ~0.2 ms to make."""
+        if self._event is None:
+            self._event = LoginEvent(**self.columns)
+        return self._event
 
     def superman(self, threshold_mph: float) -> SupermanView:
         return superman_view(to_travel(self.event), self.neighbours, threshold_mph)
@@ -178,20 +193,29 @@ class LoginEventService:
         if refused:
             row["success"], row["failure_reason"] = False, refused
         row["verdict"], row["verdict_reasons"] = grade.value, reasons
+        recorded = Recorded(
+            row, geo, grade, reasons, Neighbours(context.latest, None), False, refused, new_country
+        )
+        # Profiles hold their events unnumbered: the new one's is its id once stored.
+        stored = replace(current, occurred_at=as_utc(at), success=row["success"])
+        user_ids = {subject: row["user_id"]} if row["user_id"] is not None else {}
+        known = [subject] if saved else []
         # A Core INSERT, not an ORM add and flush: the row is written once and nothing in this
         # transaction changes it through the session (mark_failed says so explicitly).
-        row["id"] = await repo.insert_one(row)
-        event = LoginEvent(**row)
+        if after is None:
+            # The usual case, the subject's newest event: it and the profile it ends are
+            # written together (one round trip on PostgreSQL).
+            profile = profile.after(stored, grade, self.settings)
+            saving = profile_rows({subject: profile}, known, user_ids)
+            row["id"] = await repo.insert_with_profile(row, *saving)
+        else:
+            row["id"] = await repo.insert_one(row)
+            profile = profile.after(stored, grade, self.settings)
+            profile = await self._regrade_after(repo, recorded.event, profile)
+            recorded.neighbours = Neighbours(context.latest, to_travel(after))
+            await save_profiles(repo, {subject: profile}, known, user_ids)
         await notify_inserted(self.observers, session, [row])
-        profile = profile.after(to_travel(event), grade, self.settings)
-        if after is not None:
-            profile = await self._regrade_after(repo, event, profile)
-        user_ids = {subject: event.user_id} if event.user_id is not None else {}
-        await save_profiles(repo, {subject: profile}, [subject] if saved else [], user_ids)
-        neighbours = Neighbours(context.latest, to_travel(after) if after else None)
-        return Recorded(
-            event, geo, grade, reasons, neighbours, False, refused, new_country=new_country
-        )
+        return recorded
 
     async def reviewed(self, session: AsyncSession, event: LoginEvent) -> None:
         """An admin's review of `event` (its `review` set) counts from now on: the subject's
@@ -269,11 +293,13 @@ class LoginEventService:
             **geo_columns(geo),
         }
 
-    async def mark_failed(self, session: AsyncSession, event: LoginEvent, reason: str) -> None:
+    async def mark_failed(self, session: AsyncSession, recorded: Recorded, reason: str) -> None:
         """A success just recorded turned out to be a failure for `reason` after all (the
         account changed while its password was hashed)."""
-        event.success, event.failure_reason = False, reason
-        await LoginEventRepository(session).set_outcome(event.id, False, reason)
+        recorded.columns.update(success=False, failure_reason=reason)
+        if recorded._event is not None:
+            recorded._event.success, recorded._event.failure_reason = False, reason
+        await LoginEventRepository(session).set_outcome(recorded.columns["id"], False, reason)
 
     async def _replay(
         self, repo: LoginEventRepository, existing: LoginEvent, report: LoginReport
@@ -290,14 +316,16 @@ class LoginEventService:
             to_travel(after) if after is not None else None,
         )
         grade = Grade(existing.verdict) if existing.verdict else Grade.NONE
+        columns = {c.key: getattr(existing, c.key) for c in LoginEvent.__table__.columns}
         return Recorded(
-            existing,
+            columns,
             None,
             grade,
             existing.verdict_reasons,
             neighbours,
             replay=True,
             refused=None,
+            _event=existing,
         )
 
     async def _regrade_after(

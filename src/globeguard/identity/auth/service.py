@@ -202,7 +202,7 @@ class AuthService(StepUpSignins):
             candidate.user_id, candidate.password_hash, utcnow(), ctx.ip, verdict.upgraded_hash
         )
         if user is None:  # blocked, deleted or re-keyed while we were hashing
-            await self.logins.mark_failed(session, login.event, "invalid_credentials")
+            await self.logins.mark_failed(session, login, "invalid_credentials")
             await self._audit_failure(
                 session, candidate.user_id, identifier, ctx, "invalid_credentials"
             )
@@ -213,7 +213,7 @@ class AuthService(StepUpSignins):
             session,
             user,
             ctx,
-            login_event=login.event.event_uuid,
+            login_event=login.event_uuid,
             travel=login.grade.value,
             hash_upgraded=verdict.upgraded_hash is not None,
         )
@@ -265,7 +265,7 @@ class AuthService(StepUpSignins):
                 "user_id": str(user_id),
                 "grade": login.grade.value,
                 "journey": login.journey,
-                "login_event": login.event.event_uuid,
+                "login_event": login.event_uuid,
                 "refused": login.refused is not None,
             },
         )
