@@ -15,13 +15,15 @@ from datetime import date, datetime
 from functools import lru_cache
 from typing import Any, cast
 
-from sqlalchemy import Column, Table, delete, func, select, update
+from sqlalchemy import Column, Table, bindparam, delete, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.analytics.facts import Tallies
 from globeguard.analytics.models import COUNTS, DIMENSIONS
 from globeguard.analytics.tables import DAY, FLAGGED, LAST, PLACE, SUBJECT, SUBJECT_TOTAL, TOTAL
+from globeguard.db.bulk import DriverRows, Step, run_steps
 from globeguard.identity.models import User
 from globeguard.travel.models import LoginEvent
 
@@ -32,20 +34,96 @@ SUBJECT_DAY_KEY = ("subject", "day", "cell", "country_id", "region_id", "city_id
 SUBJECT_PLACE = ("subject", "cell", "country_id", "region_id", "city_id")
 # Set by the first insert of a per-subject row, never by the upsert's update.
 OWNER = ("user_id",)
-# Rows per statement: far below SQLite's 32766 bound parameters with up to 17 columns a row.
-CHUNK = 1000
+
+
+def _dialect_insert(table: Table, dialect: Dialect) -> Any:
+    return (postgresql.insert if dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def _all_columns(table: Table, dialect: Dialect) -> Any:
+    statement = _dialect_insert(table, dialect)
+    return statement, statement.values(
+        {c.name: bindparam(c.name, type_=c.type) for c in table.columns}
+    )
+
+
+def _places_upsert(dialect: Dialect) -> Any:
+    """A stored place keeps its labels and position, except its region's name: the latest
+    one given wins (a GeoIP update may rename a region), and a place stored without one is
+    named by the next login that has it."""
+    base, statement = _all_columns(PLACE, dialect)
+    latest = base.excluded
+    newest = func.max if dialect.name == "sqlite" else func.greatest
+    return statement.on_conflict_do_update(
+        index_elements=["dim", "geoname_id"],
+        set_={
+            "last_seen_at": newest(PLACE.c.last_seen_at, latest.last_seen_at),
+            "subdivision_name": func.coalesce(latest.subdivision_name, PLACE.c.subdivision_name),
+        },
+    )
+
+
+def _last_logins_upsert(dialect: Dialect) -> Any:
+    """A row replaces the stored one only if it is not older."""
+    base, statement = _all_columns(LAST, dialect)
+    return statement.on_conflict_do_update(
+        index_elements=["subject"],
+        set_={c.name: base.excluded[c.name] for c in LAST.columns if c.name != "subject"},
+        where=base.excluded.occurred_at >= LAST.c.occurred_at,
+    )
+
+
+def _flagged_upsert(dialect: Dialect) -> Any:
+    base, statement = _all_columns(FLAGGED, dialect)
+    return statement.on_conflict_do_update(
+        index_elements=["event_uuid"],
+        set_={c.name: base.excluded[c.name] for c in FLAGGED.columns if c.name != "event_uuid"},
+    )
+
+
+_POSTGRESQL = postgresql.dialect()
+
+# Built once per dialect: building an upsert (its `excluded` alias, its cache key) cost more
+# than running it for a `POST /v1/` group.
+_PLACES = DriverRows(PLACE, _places_upsert)
+_LAST_LOGINS = DriverRows(LAST, _last_logins_upsert)
+_FLAGGED = DriverRows(FLAGGED, _flagged_upsert)
 
 
 class AnalyticsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
-    def _insert(self, table: Table) -> Any:
-        return (postgresql.insert if self._dialect == "postgresql" else sqlite.insert)(table)
-
     @property
     def _dialect(self) -> str:
-        return self.session.get_bind().dialect.name
+        return self._bind_dialect.name
+
+    @property
+    def _bind_dialect(self) -> Dialect:
+        return self.session.get_bind().dialect
+
+    def _add_step(
+        self,
+        table: Table,
+        keys: tuple[str, ...],
+        values: list[tuple[Any, ...]],
+        carried: tuple[str, ...] = (),
+    ) -> list[Step]:
+        """INSERT … ON CONFLICT (keys) DO UPDATE SET each count = itself + the new amount.
+        Each value tuple is the keys, the `carried` columns (written by the insert only),
+        then the `COUNTS`; keys are unique among them.
+
+        Rollups take about a dozen upserts per event, so these go to the driver as tuples
+        already in its types (`_day`, `_uuid`): SQLAlchemy's per-row parameter processing, or
+        even a per-value conversion, cost more than SQLite's own work. PostgreSQL takes one
+        array per column, in one execution."""
+        if not values:
+            return []
+        dialect = self._bind_dialect
+        sql = _upsert_sql(table, (*keys, *carried, *COUNTS), keys, dialect.name)
+        if dialect.name == "postgresql":
+            return [(sql, tuple(map(list, zip(*values, strict=True))), False)]
+        return [(sql, values, True)]
 
     async def _add(
         self,
@@ -54,19 +132,7 @@ class AnalyticsRepository:
         values: list[tuple[Any, ...]],
         carried: tuple[str, ...] = (),
     ) -> None:
-        """INSERT … ON CONFLICT (keys) DO UPDATE SET each count = itself + the new amount.
-        Each value tuple is the keys, the `carried` columns (written by the insert only),
-        then the `COUNTS`.
-
-        Rollups take about a dozen upserts per event, so these go to the driver as tuples
-        already in its types (`_day`, `_uuid`): SQLAlchemy's per-row parameter processing, or
-        even a per-value conversion, cost more than SQLite's own work."""
-        if not values:
-            return
-        sql = _upsert_sql(table.name, (*keys, *carried, *COUNTS), keys, self._dialect)
-        connection = await self.session.connection()
-        for start in range(0, len(values), CHUNK):
-            await connection.exec_driver_sql(sql, values[start : start + CHUNK])  # type: ignore[arg-type]
+        await run_steps(self.session, self._add_step(table, keys, values, carried))
 
     def _day_values(self, days: Iterable[date]) -> dict[date, Any]:
         """Each day as the driver binds it: ISO text on SQLite (SQLAlchemy's `Date` storage
@@ -89,59 +155,55 @@ class AnalyticsRepository:
         found = await self.session.scalars(select(User.id).where(User.id.in_(wanted)))
         return set(found)
 
+    async def note_batch(
+        self,
+        counts: Tallies,
+        users: Mapping[str, uuid.UUID],
+        places: list[dict[str, Any]],
+        last_logins: list[dict[str, Any]],
+        flagged: list[dict[str, Any]],
+    ) -> None:
+        """What a batch of new events adds (`add_counts`, `note_places`, `note_last_logins`,
+        `note_flagged`), sent together: one hop to the SQLite writer, not seven."""
+        dialect = self._bind_dialect
+        steps = self._count_steps(counts, users)
+        for statement, rows in ((_PLACES, places), (_LAST_LOGINS, last_logins)):
+            if rows:
+                steps.append(statement.step(dialect, rows))
+        if flagged:
+            steps.append(_FLAGGED.step(dialect, flagged))
+        await run_steps(self.session, steps)
+
     async def add_counts(self, counts: Tallies, users: Mapping[str, uuid.UUID]) -> None:
         """Add the tallies to the four count tables; `users` gives the owner of the subjects
         that are Globeguard users."""
+        await run_steps(self.session, self._count_steps(counts, users))
+
+    def _count_steps(self, counts: Tallies, users: Mapping[str, uuid.UUID]) -> list[Step]:
         days = self._day_values(k[0] for k in counts.days)
         day_rows = [(dim, days[d], key, *n) for (d, dim, key), n in counts.days.items()]
-        await self._add(DAY, DAY_KEY, day_rows)
-        await self._add(TOTAL, TOTAL_KEY, [(*k, *n) for k, n in counts.totals.items()])
+        steps = self._add_step(DAY, DAY_KEY, day_rows)
+        steps += self._add_step(TOTAL, TOTAL_KEY, [(*k, *n) for k, n in counts.totals.items()])
         days = self._day_values(k[1] for k in counts.subject_days)
         owners = {s: self._uuid_value(u) for s, u in users.items()}
         rows = [
             (subject, days[d], *place, owners.get(subject), *n)
             for (subject, d, *place), n in counts.subject_days.items()
         ]
-        await self._add(SUBJECT, SUBJECT_DAY_KEY, rows, OWNER)
+        steps += self._add_step(SUBJECT, SUBJECT_DAY_KEY, rows, OWNER)
         total_rows = [(*k, owners.get(k[0]), *n) for k, n in counts.subject_totals.items()]
-        await self._add(SUBJECT_TOTAL, SUBJECT_PLACE, total_rows, OWNER)
+        steps += self._add_step(SUBJECT_TOTAL, SUBJECT_PLACE, total_rows, OWNER)
+        return steps
 
     async def note_places(self, places: list[dict[str, Any]]) -> None:
-        """Labels and positions of places, and when each was last seen. A stored place keeps
-        its labels and position, except its region's name: the latest one given wins (a GeoIP
-        update may rename a region), and a place stored without one is named by the next
-        login that has it."""
-        if not places:
-            return
-        statement = self._insert(PLACE)
-        latest = statement.excluded
-        newest = func.max if self._dialect == "sqlite" else func.greatest
-        statement = statement.on_conflict_do_update(
-            index_elements=["dim", "geoname_id"],
-            set_={
-                "last_seen_at": newest(PLACE.c.last_seen_at, latest.last_seen_at),
-                "subdivision_name": func.coalesce(
-                    latest.subdivision_name, PLACE.c.subdivision_name
-                ),
-            },
-        )
-        for start in range(0, len(places), CHUNK):
-            await self.session.execute(statement, places[start : start + CHUNK])
+        """Labels and positions of places, and when each was last seen (see
+        `_places_upsert`); one row per place."""
+        await _PLACES.run(self.session, places)
 
     async def note_last_logins(self, rows: list[dict[str, Any]]) -> None:
-        """Each subject's latest successful located sign-in: a row replaces the stored one
-        only if it is not older."""
-        if not rows:
-            return
-        statement = self._insert(LAST)
-        columns = [c for c in rows[0] if c != "subject"]
-        statement = statement.on_conflict_do_update(
-            index_elements=["subject"],
-            set_={c: statement.excluded[c] for c in columns},
-            where=statement.excluded.occurred_at >= LAST.c.occurred_at,
-        )
-        for start in range(0, len(rows), CHUNK):
-            await self.session.execute(statement, rows[start : start + CHUNK])
+        """Each subject's latest successful located sign-in (one row per subject, every
+        column): a row replaces the stored one only if it is not older."""
+        await _LAST_LOGINS.run(self.session, rows)
 
     async def set_last_login_verdicts(self, verdicts: Mapping[str, str]) -> None:
         for event_uuid, verdict in verdicts.items():
@@ -150,15 +212,8 @@ class AnalyticsRepository:
             )
 
     async def note_flagged(self, rows: list[dict[str, Any]]) -> None:
-        if not rows:
-            return
-        statement = self._insert(FLAGGED)
-        columns = [c for c in rows[0] if c != "event_uuid"]
-        statement = statement.on_conflict_do_update(
-            index_elements=["event_uuid"], set_={c: statement.excluded[c] for c in columns}
-        )
-        for start in range(0, len(rows), CHUNK):
-            await self.session.execute(statement, rows[start : start + CHUNK])
+        """Flagged journeys (every column), one row per event."""
+        await _FLAGGED.run(self.session, rows)
 
     async def unflag(self, event_uuids: Sequence[str]) -> None:
         if event_uuids:
@@ -222,16 +277,22 @@ class AnalyticsRepository:
 
 
 @lru_cache(maxsize=32)
-def _upsert_sql(table: str, columns: Sequence[str], keys: Sequence[str], dialect: str) -> str:
-    """Column and table names are ours, never input."""
+def _upsert_sql(table: Table, columns: Sequence[str], keys: Sequence[str], dialect: str) -> str:
+    """Column and table names are ours, never input. PostgreSQL reads one array per column
+    (unnest): one execution for the lot, where an executemany runs row after row."""
+    name = table.name
     if dialect == "postgresql":
-        marks = ", ".join(f"${i}" for i in range(1, len(columns) + 1))
+        arrays = ", ".join(
+            f"${i}::{table.c[c].type.compile(dialect=_POSTGRESQL)}[]"
+            for i, c in enumerate(columns, start=1)
+        )
+        source = f"SELECT * FROM unnest({arrays})"  # noqa: S608 - our names and types
     else:
-        marks = ", ".join("?" for _ in columns)
-    added = ", ".join(f"{c} = {table}.{c} + excluded.{c}" for c in COUNTS)
+        source = f"VALUES ({', '.join('?' for _ in columns)})"
+    added = ", ".join(f"{c} = {name}.{c} + excluded.{c}" for c in COUNTS)
     # Names come from our models, values are bound.
     return (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks}) "  # noqa: S608
+        f"INSERT INTO {name} ({', '.join(columns)}) {source} "
         f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET {added}"
     )
 

@@ -84,11 +84,9 @@ class RollupObserver:
         )
 
     async def apply(self, session: AsyncSession, summary: Changes) -> None:
-        repo = AnalyticsRepository(session)
-        await repo.add_counts(summary.counts, summary.owners)
-        await repo.note_places(summary.places)
-        await repo.note_last_logins(summary.last_logins)
-        await repo.note_flagged(summary.flagged)
+        await AnalyticsRepository(session).note_batch(
+            summary.counts, summary.owners, summary.places, summary.last_logins, summary.flagged
+        )
 
     async def regraded(self, session: AsyncSession, changes: Sequence[VerdictChange]) -> None:
         """Move each re-graded event's counts from its old verdict to its new one."""

@@ -183,10 +183,52 @@ class _Outcome:
         self.in_transaction = in_transaction
 
 
-def _statement(begin: str | None, sql: str, parameters: Any, many: bool) -> Job:
-    def run(connection: sqlite3.Connection) -> _Outcome:
+# (SQL, parameters, executemany?): a write whose rows and counts nobody reads.
+Step = tuple[str, Any, bool]
+
+
+def _opening(begin: str | None, deferred: Sequence[Step], job: Job) -> Job:
+    """`job` after what rides along with it: the transaction's BEGIN and the deferred
+    writes, in the order they were issued. A deferred write that fails raises its own error
+    (noted with its SQL) in place of the job's, which never runs."""
+    if begin is None and not deferred:
+        return job
+
+    def run(connection: sqlite3.Connection) -> Any:
         if begin is not None:
             connection.execute(begin)
+        for sql, parameters, many in deferred:
+            try:
+                if many:
+                    connection.executemany(sql, parameters).close()
+                else:
+                    connection.execute(sql, parameters).close()
+            except sqlite3.Error as exc:
+                exc.add_note(f"in a deferred statement: {sql[:300]}")
+                raise
+        return job(connection)
+
+    return run
+
+
+def _all_or_nothing(job: Job) -> Job:
+    """`job` (a COMMIT with deferred writes riding along), or, if any part of it fails, a
+    rollback in the same hop: SQLAlchemy takes a failed COMMIT for an ended transaction and
+    sends no ROLLBACK after it, so the connection would go back to the pool inside it."""
+
+    def run(connection: sqlite3.Connection) -> Any:
+        try:
+            return job(connection)
+        except BaseException:
+            if connection.in_transaction:
+                connection.rollback()
+            raise
+
+    return run
+
+
+def _statement(sql: str, parameters: Any, many: bool) -> Job:
+    def run(connection: sqlite3.Connection) -> _Outcome:
         if many:
             cursor = connection.executemany(sql, parameters)
         else:
@@ -206,6 +248,7 @@ class ThreadedConnection:
     def __init__(self, thread: WriterThread) -> None:
         self._thread = thread
         self._pending_begin: str | None = None
+        self._deferred: list[Step] = []
         self._in_transaction = False
 
     @property
@@ -214,27 +257,41 @@ class ThreadedConnection:
 
     def run(self, job: Job) -> Any:
         """Any other call on the real connection (pragmas, functions, tests)."""
+        if self._deferred:
+            return self._call(job)
         return self._thread.call(job)
 
     def begin(self, statement: str) -> None:
         """Starts a transaction with the next statement, in the same hop."""
         self._pending_begin = statement
 
+    def defer(self, steps: Sequence[Step]) -> None:
+        """Writes that ride along with the transaction's next statement or its COMMIT, in
+        the same hop and in the order issued (a rollback drops them): a batch's INSERT, its
+        rollup upserts and its profile upserts then cost no hop of their own. A failing one
+        raises from that later call, which fails the transaction as it would have."""
+        self._deferred.extend(steps)
+
     def cursor(self) -> ThreadedCursor:
         return ThreadedCursor(self)
 
     def execute_on_thread(self, sql: str, parameters: Any, *, many: bool) -> _Outcome:
+        outcome: _Outcome = self._call(_statement(sql, parameters, many))
+        self._in_transaction = outcome.in_transaction
+        return outcome
+
+    def _call(self, job: Job, *, all_or_nothing: bool = False) -> Any:
         begin, self._pending_begin = self._pending_begin, None
+        deferred, self._deferred = self._deferred, []
+        opened = _opening(begin, deferred, job)
         try:
-            outcome: _Outcome = self._thread.call(_statement(begin, sql, parameters, many))
+            return self._thread.call(_all_or_nothing(opened) if all_or_nothing else opened)
         except BaseException:
             # A failed statement leaves the transaction open (SQLite undoes the statement
             # only); a failed BEGIN never opened one.
             with contextlib.suppress(Exception):
-                self._in_transaction = self.run(_in_transaction)
+                self._in_transaction = self._thread.call(_in_transaction)
             raise
-        self._in_transaction = outcome.in_transaction
-        return outcome
 
     def commit(self) -> None:
         checkpointer = self._thread.checkpointer
@@ -249,18 +306,24 @@ class ThreadedConnection:
         self._finish(commit_then_tell)
 
     def rollback(self) -> None:
+        self._deferred = []
         self._finish(sqlite3.Connection.rollback)
 
     def _finish(self, end: Callable[[sqlite3.Connection], None]) -> None:
         # A transaction that never ran a statement never reached SQLite; the pool's
         # reset-on-return after a commit has nothing to undo.
-        self._pending_begin = None
-        if self._in_transaction:
+        if self._deferred:
+            self._call(end, all_or_nothing=True)
+        else:
+            self._pending_begin = None
+            if not self._in_transaction:
+                return
             self._thread.call(end)
-            self._in_transaction = False
+        self._in_transaction = False
 
     def close(self) -> None:
         self._pending_begin = None
+        self._deferred = []
         self._in_transaction = False
         self._thread.stop()
 
