@@ -21,6 +21,7 @@ import hashlib
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
+from functools import lru_cache
 from ipaddress import IPv6Address, IPv6Network, ip_address
 
 from globeguard.adapters.kv.port import Counters
@@ -55,6 +56,8 @@ def _known_key(account: str) -> str:
     return f"signin:known:{_digest(account)}"
 
 
+# Parsing an address costs ~10 us; a sign-in needs its network twice, and busy addresses recur.
+@lru_cache(maxsize=4096)
 def network_of(ip: str | None) -> str | None:
     """The network a known address stands for: an IPv4 address itself, an IPv6 address's /64
     (one home or phone line; its privacy addresses change daily inside it). None without an
@@ -70,6 +73,7 @@ def network_of(ip: str | None) -> str | None:
     return str(address)
 
 
+@lru_cache(maxsize=4096)
 def _known_member(ip: str | None) -> str | None:
     # 64 bits of digest: an account keeps at most 100 members, so a collision is a 2^-57 event.
     network = network_of(ip)
@@ -84,6 +88,11 @@ class Attempt:
     ip: str | None
     account: str | None = None
     held: list[str] = field(default_factory=list)
+    # Worked out once: admitting the attempt and settling it need the same keys.
+    pair: str = field(init=False, default="")
+
+    def __post_init__(self) -> None:
+        self.pair = _pair_key(self.identifier, self.ip)
 
 
 class SigninThrottle:
@@ -95,7 +104,7 @@ class SigninThrottle:
         """Take a slot for the pair and one for the address, or refuse with 429 (Retry-After)."""
         attempt = Attempt(identifier, ip)
         s = self.settings
-        await self._take(attempt, _pair_key(identifier, ip), s.lockout_threshold, s.lockout_window)
+        await self._take(attempt, attempt.pair, s.lockout_threshold, s.lockout_window)
         await self._take(attempt, _ip_key(ip), s.ip_failure_limit, s.ip_failure_window)
         return attempt
 
@@ -113,7 +122,7 @@ class SigninThrottle:
 
     async def succeeded(self, attempt: Attempt) -> None:
         """The right password: its pair starts afresh and its other slots are given back."""
-        pair = _pair_key(attempt.identifier, attempt.ip)
+        pair = attempt.pair
         await self.counters.reset(pair)
         for key in attempt.held:
             if key != pair:
