@@ -140,6 +140,33 @@ async def test_a_large_stream_across_batches(setup):
     assert report["accepted"] == 2500 and report["errors"] == []
 
 
+async def test_errors_are_listed_in_line_order_while_batches_are_stored_as_the_next_is_read(
+    setup, monkeypatch
+):
+    """Batch n is stored while batch n+1 is parsed; the report still lists batch n's storage
+    errors before the refusals of the lines after it."""
+    from globeguard.travel import ingest_routes
+
+    monkeypatch.setattr(ingest_routes, "BATCH_SIZE", 2)
+    client, headers, _ = setup
+    body = ndjson(
+        event("gus", NY, T0, event_uuid="g1"),
+        event("gus", LONDON, T0 + 60, event_uuid="g1"),  # batch 1: the uuid of line 1
+        b"{not json",
+        event("gus", NY, T0 + 120, event_uuid="g2"),
+        event("gus", SYDNEY, T0 + 180, event_uuid="g1"),  # batch 2: the uuid stored by 1
+        b"[1]",
+        event("gus", NY, T0 + 240, event_uuid="g3"),
+        event("gus", NY, T0 + 300, event_uuid="g4"),
+        event("gus", NY, T0 + 360),
+    )
+    report = await post_stream(client, headers, body)
+    assert [e["line"] for e in report["errors"]] == [2, 3, 5, 6]
+    assert "used for another event" in report["errors"][0]["reason"]
+    assert "not JSON" in report["errors"][1]["reason"]
+    assert report["accepted"] == 5 and report["error_count"] == 4
+
+
 async def test_needs_the_scope(setup):
     client, _, admin = setup
     plain = await client.post("/api/v1/api-keys", headers=bearer(admin), json={"name": "no scope"})

@@ -101,21 +101,42 @@ def with_verdict(facts: Facts, verdict: str | None) -> Facts:
     return replace(facts, verdict=verdict or NO_VERDICT)
 
 
-def dimension_keys(facts: Facts) -> list[tuple[int, int]]:
+def dimension_keys(facts: Facts) -> tuple[tuple[int, int], ...]:
     """(dimension, key) of every rollup row the event counts in."""
+    return _place_keys((facts.cell, facts.country_id, facts.region_id, facts.city_id))
+
+
+def _place_keys(place: tuple[int, int, int, int]) -> tuple[tuple[int, int], ...]:
+    keys = _KEYS.get(place)
+    if keys is None:
+        if len(_KEYS) >= _MAX_PLACES:
+            _KEYS.clear()
+        keys = _KEYS[place] = _keys_of(*place)
+    return keys
+
+
+# The keys of each place met lately: a batch meets the same few hundred places again and again
+# (~1 µs each to work out, a tenth of that to find).
+_KEYS: dict[tuple[int, int, int, int], tuple[tuple[int, int], ...]] = {}
+_MAX_PLACES = 50_000
+
+
+def _keys_of(
+    cell: int, country_id: int, region_id: int, city_id: int
+) -> tuple[tuple[int, int], ...]:
     keys = []
-    if facts.cell != NO_CELL:
+    if cell != NO_CELL:
         # Cells nest (see grid): each stored level's cell is the finest one divided down.
-        row, column = divmod(facts.cell, ROW_STRIDE)
+        row, column = divmod(cell, ROW_STRIDE)
         for level, exponent in enumerate(STORED_EXPONENTS):
             shift = exponent - FINEST_EXPONENT
             keys.append((level, (row >> shift) * ROW_STRIDE + (column >> shift)))
-    for dim, place in ((COUNTRY_DIM, facts.country_id), (REGION_DIM, facts.region_id)):
+    for dim, place in ((COUNTRY_DIM, country_id), (REGION_DIM, region_id)):
         if place:
             keys.append((dim, place))
-    if facts.city_id:
-        keys.append((CITY_DIM, facts.city_id))
-    return keys
+    if city_id:
+        keys.append((CITY_DIM, city_id))
+    return tuple(keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,12 +163,21 @@ def tallies(items: Iterable[tuple[Facts, int]]) -> Tallies:
 
 def day_counts(items: Iterable[tuple[Facts, int]]) -> dict[DayKey, Counts]:
     """Counts per day-rollup row of `(facts, +1 | -1)` items; a row whose every count sums
-    to 0 is kept out (an event and its retraction in one batch change nothing)."""
+    to 0 is kept out (an event and its retraction in one batch change nothing). Events of
+    the same day, place and count column are summed first, then spread over the place's
+    rows: a batch holds far fewer of those than events."""
+    grouped: dict[tuple[date, tuple[int, int, int, int], int], int] = {}
+    for facts, sign in items:
+        group = (
+            facts.day,
+            (facts.cell, facts.country_id, facts.region_id, facts.city_id),
+            facts.position,
+        )
+        grouped[group] = grouped.get(group, 0) + sign
     return _tally(
-        ((facts.day, dim, key), position, sign)
-        for facts, sign in items
-        for position in (facts.position,)
-        for dim, key in dimension_keys(facts)
+        ((day, dim, key), position, amount)
+        for (day, place, position), amount in grouped.items()
+        for dim, key in _place_keys(place)
     )
 
 

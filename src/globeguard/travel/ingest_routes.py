@@ -4,6 +4,7 @@ a long stream keeps every good line even if a later part fails."""
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,9 +25,9 @@ from globeguard.travel.ingest import (
     IncomingEvent,
     IngestReport,
     Login,
-    event_batches,
     parse_line,
 )
+from globeguard.travel.ingest.reading import event_segments
 from globeguard.wiring import Container
 
 router = APIRouter(prefix="/api/v1", tags=["login intelligence"])
@@ -71,17 +72,41 @@ async def post_login_events(request: Request, _: Writer) -> Response:
 
 
 async def _ingest_stream(app: Container, request: Request) -> IngestReport:
-    """A stream is a bulk job for the cycle collector (as in kit.collector): each batch holds
+    """Each batch is stored while the lines of the next are read and parsed: the loop would
+    otherwise sit idle while the database (SQLite's writer thread, or PostgreSQL) writes a
+    batch. The report still lists errors as lines come: a batch's refused lines, then its
+    storage errors, then the next batch's.
+
+    A stream is a bulk job for the cycle collector (as in kit.collector): each batch holds
     thousands of rows, events and verdicts until it is stored, which the automatic collector
     kept promoting and walking (measured: 30-50 µs of collector time per event, as much as
     storing it). They are freed by reference counting; between batches, a collection of
     the youngest generation frees what cycles a batch made, walking only what is young and
     alive (a full collection walks the whole process, 6-25 ms)."""
     report = IngestReport()
+    storing: asyncio.Task[None] | None = None
     with _collector_paused():
-        async for batch in event_batches(request.stream(), report, BATCH_SIZE):
-            await _store(app, batch, report)
-            gc.collect(0)
+        try:
+            async for batch, refused in event_segments(request.stream(), BATCH_SIZE):
+                if storing is not None:
+                    await storing
+                    storing = None
+                    gc.collect(0)
+                report.absorb(refused)
+                if batch:
+                    storing = asyncio.create_task(_store(app, batch, report))
+            if storing is not None:
+                await storing
+        except asyncio.CancelledError:
+            if storing is not None:
+                storing.cancel()
+            raise
+        except BaseException:
+            # The stream broke off: the batch being stored is kept, as it would have been
+            # had it been stored before the stream was read on.
+            if storing is not None:
+                await asyncio.gather(storing, return_exceptions=True)
+            raise
     return report
 
 

@@ -90,15 +90,29 @@ async def event_batches(
     """The stream's events in batches of `size` (the last one may be smaller). A batch is
     handed over as soon as it is full, before the lines after it are read: the report lists
     each batch's storage errors before the later lines' errors, as lines come."""
+    async for batch, refused in event_segments(chunks, size):
+        report.absorb(refused)
+        if batch:
+            yield batch
+
+
+async def event_segments(
+    chunks: AsyncIterator[bytes], size: int
+) -> AsyncIterator[tuple[list[tuple[int, Login]], IngestReport]]:
+    """`event_batches`, each batch with a report of the lines refused since the previous
+    one (the last one may have no events, only refusals): a caller storing a batch while
+    the next is read keeps the report in line order by adding each batch's refusals, then
+    its storage errors."""
     splitter = LineSplitter()
     batch: list[tuple[int, Login]] = []
+    refused = IngestReport()
     async for chunk in chunks:
         for number, raw in splitter.feed(chunk):
-            parse_line_into(batch, number, raw, report)
+            parse_line_into(batch, number, raw, refused)
             if len(batch) >= size:
-                yield batch
-                batch = []
+                yield batch, refused
+                batch, refused = [], IngestReport()
     for number, raw in splitter.end():
-        parse_line_into(batch, number, raw, report)
-    if batch:
-        yield batch
+        parse_line_into(batch, number, raw, refused)
+    if batch or refused.error_count:
+        yield batch, refused

@@ -27,3 +27,11 @@ class IngestReport:
         self.error_count += 1
         if len(self.errors) < MAX_ERRORS_LISTED:
             self.errors.append(LineError(line, reason))
+
+    def absorb(self, other: IngestReport) -> None:
+        """Add what `other` counted, its errors listed after these."""
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.suspicious += other.suspicious
+        self.error_count += other.error_count
+        self.errors.extend(other.errors[: max(0, MAX_ERRORS_LISTED - len(self.errors))])
