@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from unittest.mock import patch
 
 import httpx
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from globeguard.events import envelope
 from globeguard.events.catalog import EventType
+from globeguard.events.delivery import ledger
 from globeguard.events.models import Delivery, DeliveryAttempt, OutboxEvent, Subscription
 from tests.events.support import FakeClock, Receiver, dispatcher, emit, subscribe
 
@@ -156,3 +159,30 @@ async def test_a_settle_batch_stores_every_field_as_it_came(app, container):
 
 def _by_status(delivery: Delivery) -> str:
     return delivery.status
+
+
+async def test_a_settle_that_fails_takes_its_cycles_claim_with_it(app, container, backend):
+    """On SQLite the settle rides along with the cycle's claim (one hop to the writer): when
+    it fails the cycle fails whole, and what the claim would have leased stays pending."""
+    if backend != "sqlite":
+        pytest.skip("the deferred settle is the SQLite path's")
+    clock = FakeClock()
+    await subscribe(container, "hook")
+    for _ in range(2):
+        await emit(container, uuid.uuid4())
+    pump = dispatcher(container, Receiver(), clock)
+    (first,) = (await pump.claim_round(capacity=1)).jobs
+    settled = await pump.send(first)
+    with (
+        patch.object(ledger, "_SETTLE_SQL", "INSERT INTO no_such_table VALUES (1)"),
+        pytest.raises(OperationalError, match="no_such_table"),
+    ):
+        await pump.cycle([settled], capacity=1)
+    statuses = [d.status for d in await _rows(container, Delivery, Delivery.id)]
+    assert statuses == ["inflight", "pending"]
+    done = await pump.cycle([settled], capacity=1)
+    assert [d.status for d in await _rows(container, Delivery, Delivery.id)] == [
+        "succeeded",
+        "inflight",
+    ]
+    assert len(done.jobs) == 1

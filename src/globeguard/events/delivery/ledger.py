@@ -11,9 +11,10 @@ from typing import Any
 
 import orjson
 from sqlalchemy import func, select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from globeguard.db.bulk import run_steps
+from globeguard.db.sqlite_writer import Step
 from globeguard.events.delivery import statements
 from globeguard.events.delivery.records import (
     Claimed,
@@ -23,6 +24,11 @@ from globeguard.events.delivery.records import (
     ordering_key,
 )
 from globeguard.events.delivery.statements import sqlite_text, sqlite_uuid
+
+# The SQLite settle as raw SQL for the writer (named parameters, as sqlite3 takes them),
+# after what makes the TEMP objects it writes through (_settle_sqlite says why).
+_SETTLE_SETUP: list[Step] = [(str(s), (), False) for s in statements.SQLite.SETTLE_SETUP]
+_SETTLE_SQL = str(statements.SQLite.SETTLE)
 
 # A fan-out row: (event seq, subscription id, ordering key).
 FanoutRow = tuple[int, uuid.UUID, str]
@@ -188,17 +194,12 @@ class LedgerRepository:
             for s in settlements
         ]
         params = {"b_rows": _json(rows), "b_owner": settlements[0].owner, "b_worker": worker}
-        try:
-            await self.session.execute(statements.SQLite.SETTLE, params)
-        except OperationalError as exc:
-            # The writer connection is new, or the transaction that made the TEMP objects
-            # rolled back: make them (a statement that fails to compile leaves the
-            # transaction as it was) and settle.
-            if "settle_attempt" not in str(exc.orig):
-                raise
-            for statement in statements.SQLite.SETTLE_SETUP:
-                await self.session.execute(statement)
-            await self.session.execute(statements.SQLite.SETTLE, params)
+        # Deferred: the settle rides along with the transaction's next statement (the claim)
+        # or its COMMIT, one hop to the writer thread fewer a cycle. It makes the TEMP view
+        # and trigger it writes through first (IF NOT EXISTS: a new writer connection, or
+        # one whose transaction that made them rolled back, lacks them), as a later failure
+        # could no longer be retried in the transaction.
+        await run_steps(self.session, [*_SETTLE_SETUP, (_SETTLE_SQL, params, False)])
 
     async def _settle_postgres(
         self, settlements: Sequence[Settlement], owner: str, worker: str
