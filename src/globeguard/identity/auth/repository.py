@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
 from globeguard.identity.models import AuthSession, RefreshToken, Role, User, UserRole
+from globeguard.kit.clock import utcnow
 
 _USER = cast(Table, User.__table__)
 _ROLE = cast(Table, Role.__table__)
@@ -99,6 +100,51 @@ def _session_with_refresh() -> Any:
 _INSERT_SESSION_WITH_REFRESH = _session_with_refresh()
 
 
+def _signin_opening(counting: Any) -> Any:
+    """PostgreSQL: a sign-in's counting UPDATE and, if the account's token version is still
+    the one the sign-in's grants were read under, its session and first refresh token, in one
+    statement (one round trip instead of two). Returns the user's row and `opened`."""
+    # updated_at set as a parameter: SQLAlchemy fills a column's onupdate default for a
+    # statement's own UPDATE, not for one inside a CTE.
+    signed = counting.values(updated_at=bindparam("now")).cte("signed")
+    new_session = (
+        insert(_SESSION)
+        .from_select(
+            list(SESSION_COLUMNS),
+            select(
+                *(
+                    signed.c.id
+                    if name == "user_id"
+                    else bindparam(f"s_{name}", type_=_SESSION.c[name].type)
+                    for name in SESSION_COLUMNS
+                )
+            ).where(signed.c.token_version == bindparam("expected_version")),
+        )
+        .returning(_SESSION.c.id)
+        .cte("new_session")
+    )
+    new_refresh = (
+        insert(_REFRESH)
+        .from_select(
+            list(REFRESH_COLUMNS),
+            select(
+                *(
+                    new_session.c.id
+                    if name == "session_id"
+                    else bindparam(f"r_{name}", type_=_REFRESH.c[name].type)
+                    for name in REFRESH_COLUMNS
+                )
+            ),
+        )
+        .cte("new_refresh")
+    )
+    opened = exists(select(new_session.c.id)).label("opened")
+    return select(*signed.c, opened).add_cte(new_refresh)
+
+
+_OPENING = {False: _signin_opening(_RECORD_SIGNIN), True: _signin_opening(_RECORD_SIGNIN_REHASHED)}
+
+
 @dataclass(frozen=True, slots=True)
 class Credentials:
     user_id: uuid.UUID
@@ -161,6 +207,44 @@ class SigninRepository:
         row = result.first()
         return None if row is None else User(**row._mapping)
 
+    async def record_signin_opening(
+        self,
+        user_id: uuid.UUID,
+        verified_hash: str | None,
+        at: datetime,
+        ip: str | None,
+        new_hash: str | None,
+        *,
+        token_version: int | None,
+        session: dict[str, Any],
+        refresh: dict[str, Any],
+    ) -> tuple[User | None, bool]:
+        """`record_signin`, and the session (SESSION_COLUMNS) with its first refresh token
+        (REFRESH_COLUMNS) stored when the user's token version is still `token_version`.
+        Returns the user and whether the session was stored."""
+        if self.connection.dialect.name != "postgresql":
+            user = await self.record_signin(user_id, verified_hash, at, ip, new_hash)
+            if user is None or user.token_version != token_version:
+                return user, False
+            await SessionRepository.open_on(self.connection, session, refresh)
+            return user, True
+        params = {
+            "user_id": user_id,
+            "verified_hash": verified_hash,
+            "at": at,
+            "ip": ip,
+            "new_hash": new_hash,
+            "expected_version": token_version,
+            "now": utcnow(),
+        }
+        params.update((f"s_{k}", v) for k, v in session.items() if k != "user_id")
+        params.update((f"r_{k}", v) for k, v in refresh.items() if k != "session_id")
+        row = (await self.connection.execute(_OPENING[new_hash is not None], params)).first()
+        if row is None:
+            return None, False
+        *columns, opened = row
+        return User(**dict(zip(row._fields[:-1], columns, strict=True))), bool(opened)
+
 
 class SessionRepository:
     def __init__(self, session: AsyncSession) -> None:
@@ -168,7 +252,12 @@ class SessionRepository:
 
     async def open(self, session: dict[str, Any], refresh: dict[str, Any]) -> None:
         """Insert a session (SESSION_COLUMNS) and its first refresh token (REFRESH_COLUMNS)."""
-        connection = await self.session.connection()
+        await self.open_on(await self.session.connection(), session, refresh)
+
+    @staticmethod
+    async def open_on(
+        connection: AsyncConnection, session: dict[str, Any], refresh: dict[str, Any]
+    ) -> None:
         if connection.dialect.name != "postgresql":
             await connection.execute(_INSERT_SESSION, session)
             await connection.execute(_INSERT_REFRESH, refresh)

@@ -113,10 +113,11 @@ class AuthService(StepUpSignins):
         scope: str | None,
         ctx: ClientContext,
     ) -> SignedIn:
-        user, grants = await self.verify_password(
-            session, identifier, password, ctx, scope=scope, kind=Kind.SIGNIN
+        user, grants, tokens = await self._verify(
+            session, identifier, password, ctx, scope, Kind.SIGNIN, open_session=True
         )
-        return await self._session_for(session, user, scope, ctx, grants)
+        assert tokens is not None
+        return SignedIn(user, grants.roles, tokens)
 
     @asynccontextmanager
     async def current_password_check(self, user: User, ip: str | None) -> AsyncIterator[None]:
@@ -150,6 +151,24 @@ class AuthService(StepUpSignins):
         """Check the password and record the sign-in; returns the user and their grants. A
         sign-in the risk policy sends to a second factor raises MfaRequired (`scope` and
         `kind` are what its step-up completes)."""
+        user, grants, _ = await self._verify(
+            session, identifier, password, ctx, scope, kind, open_session=False
+        )
+        return user, grants
+
+    async def _verify(
+        self,
+        session: AsyncSession,
+        identifier: str,
+        password: str,
+        ctx: ClientContext,
+        scope: str | None,
+        kind: Kind,
+        *,
+        open_session: bool,
+    ) -> tuple[User, Grants, IssuedTokens | None]:
+        """`verify_password`, and with `open_session` the session's tokens too (see
+        `_count_signin`)."""
         # Slots are taken before the hash and kept by a failure (see throttle.py).
         attempt = await self.throttle.admit(identifier, ctx.ip)
         candidate = await self._candidate(identifier)
@@ -198,8 +217,8 @@ class AuthService(StepUpSignins):
         if login.refused:
             await self._audit_failure(session, candidate.user_id, identifier, ctx, login.refused)
             raise Forbidden(DENIED[login.refused], code=login.refused, keep_changes=True)
-        user = await SigninRepository(await session.connection()).record_signin(
-            candidate.user_id, candidate.password_hash, utcnow(), ctx.ip, verdict.upgraded_hash
+        user, tokens = await self._count_signin(
+            session, candidate, verdict.upgraded_hash, scope, ctx, open_session
         )
         if user is None:  # blocked, deleted or re-keyed while we were hashing
             await self.logins.mark_failed(session, login, "invalid_credentials")
@@ -224,8 +243,45 @@ class AuthService(StepUpSignins):
             # What the user may do changed while we were hashing (a role change bumps the
             # version): the token about to carry the new version must carry the new roles.
             grants = await grants_of(session, user.id)
+            if open_session:  # the session was not stored with the count: its scope may differ
+                tokens = (await self._session_for(session, user, scope, ctx, grants)).tokens
         assert grants is not None
-        return user, grants
+        return user, grants, tokens
+
+    async def _count_signin(
+        self,
+        session: AsyncSession,
+        candidate: _Candidate,
+        new_hash: str | None,
+        scope: str | None,
+        ctx: ClientContext,
+        open_session: bool,
+    ) -> tuple[User | None, IssuedTokens | None]:
+        """Count the sign-in (None: the account changed while its password was hashed). With
+        `open_session`, its session is stored in the same step (one statement on PostgreSQL),
+        if the grants read before the hash still hold (the token version is unchanged)."""
+        assert candidate.user_id is not None and candidate.grants is not None
+        repo = SigninRepository(await session.connection())
+        if not open_session:
+            user = await repo.record_signin(
+                candidate.user_id, candidate.password_hash, utcnow(), ctx.ip, new_hash
+            )
+            return user, None
+        roles, scopes = candidate.grants.roles, candidate.grants.session_scopes(scope)
+        opening = self.issuer.new_session(candidate.user_id, scopes, ctx)
+        user, opened = await repo.record_signin_opening(
+            candidate.user_id,
+            candidate.password_hash,
+            utcnow(),
+            ctx.ip,
+            new_hash,
+            token_version=candidate.token_version,
+            session=opening.session_row,
+            refresh=opening.refresh_row,
+        )
+        if user is None or not opened:
+            return user, None
+        return user, self.issuer.session_tokens(user, roles, scopes, opening)
 
     async def _login_event(
         self,
@@ -347,14 +403,15 @@ class AuthService(StepUpSignins):
         ctx: ClientContext,
     ) -> IssuedTokens:
         try:
-            user, grants = await self.verify_password(
-                session, username, password, ctx, scope=scope, kind=Kind.PASSWORD_GRANT
+            _, _, tokens = await self._verify(
+                session, username, password, ctx, scope, Kind.PASSWORD_GRANT, open_session=True
             )
         except MfaRequired as exc:
             raise mfa_required_grant(exc) from exc
         except (InvalidCredentials, Forbidden) as exc:
             raise OAuthError("invalid_grant", exc.detail, keep_changes=True) from exc
-        return (await self._session_for(session, user, scope, ctx, grants)).tokens
+        assert tokens is not None
+        return tokens
 
     async def authenticate_client(self, client_id: str, secret: str) -> MachineClient:
         async with self.db.read() as session:

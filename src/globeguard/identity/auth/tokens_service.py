@@ -74,6 +74,16 @@ class IssuedTokens:
     token_type: str = "Bearer"  # noqa: S105 - the OAuth2 token type
 
 
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    """A session about to be stored: its row (SESSION_COLUMNS), its first refresh token's
+    row (REFRESH_COLUMNS) and that token's secret."""
+
+    session_row: dict[str, Any]
+    refresh_row: dict[str, Any]
+    refresh: str
+
+
 class TokenIssuer:
     def __init__(self, ring: KeyRing, settings: AuthSettings) -> None:
         self.ring = ring
@@ -115,12 +125,18 @@ class TokenIssuer:
         scopes: list[str],
         ctx: ClientContext,
     ) -> IssuedTokens:
+        opening = self.new_session(user.id, scopes, ctx)
+        await SessionRepository(session).open(opening.session_row, opening.refresh_row)
+        return self.session_tokens(user, roles, scopes, opening)
+
+    def new_session(self, user_id: uuid.UUID, scopes: list[str], ctx: ClientContext) -> NewSession:
+        """The rows of a session and its first refresh token, not stored yet."""
         now = utcnow()
         session_id = uuid.uuid4()
         refresh, refresh_row = self._refresh_row(session_id, parent_id=None, now=now)
         session_row = {
             "id": session_id,
-            "user_id": user.id,
+            "user_id": user_id,
             "created_at": now,
             "last_seen_at": now,
             "expires_at": now + self.settings.refresh_token_ttl,
@@ -128,9 +144,15 @@ class TokenIssuer:
             "user_agent": (ctx.user_agent or "")[:512] or None,
             "scope": " ".join(scopes),
         }
-        await SessionRepository(session).open(session_row, refresh_row)
+        return NewSession(session_row, refresh_row, refresh)
+
+    def session_tokens(
+        self, user: User, roles: list[str], scopes: list[str], opening: NewSession
+    ) -> IssuedTokens:
+        """The tokens of a session once `opening` is stored."""
+        session_id = opening.session_row["id"]
         access, expires_in = self.access_token_for_user(user, roles, scopes, session_id)
-        return IssuedTokens(access, expires_in, " ".join(scopes), refresh, session_id)
+        return IssuedTokens(access, expires_in, " ".join(scopes), opening.refresh, session_id)
 
     def _refresh_row(
         self, session_id: uuid.UUID, parent_id: uuid.UUID | None, now: datetime
