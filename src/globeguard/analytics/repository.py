@@ -90,6 +90,14 @@ _LAST_LOGINS = DriverRows(LAST, _last_logins_upsert)
 _FLAGGED = DriverRows(FLAGGED, _flagged_upsert)
 
 
+def _place_key(place: Mapping[str, Any]) -> tuple[int, int]:
+    return place["dim"], place["geoname_id"]
+
+
+def _subject_of(row: Mapping[str, Any]) -> str:
+    return str(row["subject"])
+
+
 class AnalyticsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -119,6 +127,10 @@ class AnalyticsRepository:
         array per column, in one execution."""
         if not values:
             return []
+        # In key order (the keys lead each tuple and are unique): the upserts then walk the
+        # clustered B-tree (SQLite's WITHOUT ROWID, PostgreSQL's primary key index) from one
+        # page to the next instead of jumping about it.
+        values = sorted(values)
         dialect = self._bind_dialect
         sql = _upsert_sql(table, (*keys, *carried, *COUNTS), keys, dialect.name)
         if dialect.name == "postgresql":
@@ -167,9 +179,10 @@ class AnalyticsRepository:
         `note_flagged`), sent together: one hop to the SQLite writer, not seven."""
         dialect = self._bind_dialect
         steps = self._count_steps(counts, users)
-        for statement, rows in ((_PLACES, places), (_LAST_LOGINS, last_logins)):
-            if rows:
-                steps.append(statement.step(dialect, rows))
+        if places:
+            steps.append(_PLACES.step(dialect, sorted(places, key=_place_key)))
+        if last_logins:
+            steps.append(_LAST_LOGINS.step(dialect, sorted(last_logins, key=_subject_of)))
         if flagged:
             steps.append(_FLAGGED.step(dialect, flagged))
         await run_steps(self.session, steps)

@@ -13,7 +13,7 @@ values in its own types:
   took ~3 µs a value, the most of any column). PostgreSQL gets one array per column and one
   execution. The values sent are those SQLAlchemy's conversions give, or store as those do (a
   test holds the two together).
-- `BulkInsert`: a plain INSERT of some columns with SQLAlchemy's own converters, row by row.
+- `BulkInsert`: a `DriverRows` for a plain INSERT of some columns.
 - `run_steps`: writes whose results nobody reads (a batch's INSERT, its rollup upserts), in
   order, in the session's transaction. On the SQLite writer they ride along with the next
   statement's hop to its thread (each hop is a thread switch and a turn of the event loop,
@@ -39,58 +39,6 @@ Converter = Callable[[Any], Any]
 
 
 @dataclass(frozen=True, slots=True)
-class _Compiled:
-    sql: str
-    columns: tuple[str, ...]
-    converters: tuple[Converter | None, ...]
-
-
-class BulkInsert:
-    """INSERT INTO `table` (`columns`) for rows given as mappings holding every column."""
-
-    def __init__(self, table: Table, columns: Sequence[str]) -> None:
-        self.table = table
-        self.columns = tuple(columns)
-        self._statement = insert(table).values(
-            {name: bindparam(name, type_=table.c[name].type) for name in self.columns}
-        )
-        self._compiled: dict[str, _Compiled] = {}
-
-    def _for(self, dialect: Dialect) -> _Compiled:
-        found = self._compiled.get(dialect.name)
-        if found is None:
-            found = self._compiled[dialect.name] = self._compile(dialect)
-        return found
-
-    def _compile(self, dialect: Dialect) -> _Compiled:
-        compiled = self._statement.compile(dialect=dialect)
-        order = tuple(compiled.positiontup or ())
-        if sorted(order) != sorted(self.columns):
-            # A column default computed in Python would add a parameter rows do not carry.
-            raise ValueError(f"{self.table.name}: parameters {order} are not {self.columns}")
-        converters = tuple(
-            self.table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in order
-        )
-        return _Compiled(str(compiled), order, converters)
-
-    def tuples(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
-        compiled = self._for(dialect)
-        pairs = tuple(zip(compiled.columns, compiled.converters, strict=True))
-        # Converters see None too, as in SQLAlchemy: JSON stores it as JSON null.
-        return [
-            tuple(row[name] if convert is None else convert(row[name]) for name, convert in pairs)
-            for row in rows
-        ]
-
-    async def run(self, session: AsyncSession, rows: Sequence[Mapping[str, Any]]) -> None:
-        if not rows:
-            return
-        connection = await session.connection()
-        dialect = connection.dialect
-        await run_steps(session, [(self._for(dialect).sql, self.tuples(dialect, rows), True)])
-
-
-@dataclass(frozen=True, slots=True)
 class _Driven:
     sql: str
     # The parameters in the order the driver takes them.
@@ -108,11 +56,18 @@ class DriverRows:
     they are (a JSON column given its text)."""
 
     def __init__(
-        self, table: Table, build: Callable[[Dialect], Any], raw: Collection[str] = ()
+        self,
+        table: Table,
+        build: Callable[[Dialect], Any],
+        raw: Collection[str] = (),
+        *,
+        arrays: bool = True,
     ) -> None:
         self.table = table
         self.build = build
         self.raw = frozenset(raw)
+        # False: one execution per row on PostgreSQL too.
+        self.arrays = arrays
         self._compiled: dict[str, _Driven] = {}
 
     def values(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
@@ -162,7 +117,7 @@ class DriverRows:
         if len(names) == 1:
             single = take
             take = lambda row: (single(row),)  # type: ignore[assignment]  # noqa: E731 - one name: no tuple
-        sql, by_column = str(compiled), dialect.name == "postgresql"
+        sql, by_column = str(compiled), self.arrays and dialect.name == "postgresql"
         if by_column:
             sql = _unnest(sql, self.table, names, dialect)
         return _Driven(sql, names, take, tuple(converters), by_column)
@@ -249,3 +204,22 @@ async def run_steps(session: AsyncSession, steps: Sequence[Step]) -> None:
         return
     for sql, parameters, _many in steps:
         await connection.exec_driver_sql(sql, parameters)
+
+
+class BulkInsert(DriverRows):
+    """INSERT INTO `table` (`columns`) for rows given as mappings holding every column, one
+    execution per row on PostgreSQL too (its callers' tables, users' among them, hold enum
+    and JSON columns that were never tried as arrays)."""
+
+    def __init__(self, table: Table, columns: Sequence[str]) -> None:
+        named = tuple(columns)
+        super().__init__(table, lambda _dialect: _insert_of(table, named), arrays=False)
+
+    def tuples(self, dialect: Dialect, rows: Sequence[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+        return self.values(dialect, rows)
+
+
+def _insert_of(table: Table, columns: Sequence[str]) -> Any:
+    return insert(table).values(
+        {name: bindparam(name, type_=table.c[name].type) for name in columns}
+    )

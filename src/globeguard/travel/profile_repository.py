@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from globeguard.travel.driver_rows import DriverRows
+from globeguard.db.bulk import DriverRows
 from globeguard.travel.models import LoginProfile
 
 PROFILES: Table = LoginProfile.__table__  # type: ignore[assignment]
