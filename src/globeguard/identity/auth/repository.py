@@ -18,6 +18,7 @@ from sqlalchemy import Table, bindparam, exists, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from sqlalchemy.orm import aliased
 
+from globeguard.db.bulk import BulkInsert, run_steps
 from globeguard.identity.models import AuthSession, RefreshToken, Role, User, UserRole
 from globeguard.kit.clock import utcnow
 
@@ -26,7 +27,6 @@ _ROLE = cast(Table, Role.__table__)
 _USER_ROLE = cast(Table, UserRole.__table__)
 _SESSION = cast(Table, AuthSession.__table__)
 _REFRESH = cast(Table, RefreshToken.__table__)
-_INSERT_SESSION = insert(_SESSION)
 _INSERT_REFRESH = insert(_REFRESH)
 
 
@@ -98,6 +98,8 @@ def _session_with_refresh() -> Any:
 
 
 _INSERT_SESSION_WITH_REFRESH = _session_with_refresh()
+_SESSION_ROWS = BulkInsert(_SESSION, SESSION_COLUMNS)
+_REFRESH_ROWS = BulkInsert(_REFRESH, REFRESH_COLUMNS)
 
 
 def _signin_opening(counting: Any) -> Any:
@@ -218,6 +220,7 @@ class SigninRepository:
         token_version: int | None,
         session: dict[str, Any],
         refresh: dict[str, Any],
+        sessions: SessionRepository,
     ) -> tuple[User | None, bool]:
         """`record_signin`, and the session (SESSION_COLUMNS) with its first refresh token
         (REFRESH_COLUMNS) stored when the user's token version is still `token_version`.
@@ -226,7 +229,7 @@ class SigninRepository:
             user = await self.record_signin(user_id, verified_hash, at, ip, new_hash)
             if user is None or user.token_version != token_version:
                 return user, False
-            await SessionRepository.open_on(self.connection, session, refresh)
+            await sessions.open(session, refresh)
             return user, True
         params = {
             "user_id": user_id,
@@ -251,16 +254,14 @@ class SessionRepository:
         self.session = session
 
     async def open(self, session: dict[str, Any], refresh: dict[str, Any]) -> None:
-        """Insert a session (SESSION_COLUMNS) and its first refresh token (REFRESH_COLUMNS)."""
-        await self.open_on(await self.session.connection(), session, refresh)
-
-    @staticmethod
-    async def open_on(
-        connection: AsyncConnection, session: dict[str, Any], refresh: dict[str, Any]
-    ) -> None:
-        if connection.dialect.name != "postgresql":
-            await connection.execute(_INSERT_SESSION, session)
-            await connection.execute(_INSERT_REFRESH, refresh)
+        """Insert a session (SESSION_COLUMNS) and its first refresh token (REFRESH_COLUMNS).
+        Nothing reads them back in the transaction: on the SQLite writer they ride along with
+        its next statement or COMMIT (db.bulk.run_steps), two hops to its thread fewer."""
+        connection = await self.session.connection()
+        dialect = connection.dialect
+        if dialect.name != "postgresql":
+            steps = [_SESSION_ROWS.step(dialect, [session]), _REFRESH_ROWS.step(dialect, [refresh])]
+            await run_steps(self.session, steps)
             return
         params = {f"s_{k}": v for k, v in session.items()}
         params.update((f"r_{k}", v) for k, v in refresh.items())

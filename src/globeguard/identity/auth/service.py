@@ -28,7 +28,7 @@ from globeguard.account.stepup.signins import (
 from globeguard.db.session import Database
 from globeguard.events.catalog import EventType
 from globeguard.events.outbox import record
-from globeguard.identity.auth.repository import SigninRepository
+from globeguard.identity.auth.repository import SessionRepository, SigninRepository
 from globeguard.identity.auth.signin_events import record_signin_succeeded
 from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import (
@@ -278,6 +278,7 @@ class AuthService(StepUpSignins):
             token_version=candidate.token_version,
             session=opening.session_row,
             refresh=opening.refresh_row,
+            sessions=SessionRepository(session),
         )
         if user is None or not opened:
             return user, None
