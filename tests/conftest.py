@@ -12,6 +12,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import delete, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
@@ -23,6 +25,14 @@ from globeguard.wiring import Container, build
 from tests.support.smtp import smtp_server, smtp_server_starttls, smtps_server  # noqa: F401
 
 PG_ENV = "GLOBEGUARD_TEST_POSTGRES_URL"
+
+# Property tests judge behaviour, never speed: hypothesis's per-example deadline and its
+# "too slow" health check are wall-clock thresholds, and they failed on a loaded 2-core
+# machine running one test process per core.
+hypothesis_settings.register_profile(
+    "globeguard", deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+hypothesis_settings.load_profile("globeguard")
 
 
 def _backends() -> list[str]:
@@ -78,16 +88,26 @@ def backend(database_url: str) -> str:
     return "postgresql" if database_url.startswith("postgresql") else "sqlite"
 
 
+# Every test process (one per core) shares one PostgreSQL server and its 100 connections. At
+# the default 10 + 20 per app, two concurrent bursts of 60 requests, with the apps other tests
+# left open, went past it: "too many clients" is a 503. Ten per app queue a burst instead.
+_TEST_POOL = {"pool_size": 4, "max_overflow": 6}
+
+
 def make_settings(database_url: str, data_dir: Path, **overrides) -> Settings:
     # A test's sign-ins are a settled user's unless it says otherwise: the default week of
     # learning (TravelSettings.learning_period) grades every journey of a new user's first
     # days one step lower, and most scenarios here last minutes.
     travel = {"learning_period": timedelta(0), **overrides.pop("travel", {})}
     values = {
-        "db": {"url": database_url},
+        "db": {"url": database_url, **_TEST_POOL, **overrides.pop("db", {})},
         "data_dir": data_dir,
         "secret_key": "test-secret-key-not-for-production",
         "travel": travel,
+        # Redis's 5 s command timeout is a wall-clock threshold: a test process starved of CPU
+        # (60 requests at once beside another worker) waited longer for replies that were
+        # already there, and the requests got 503.
+        "kv": {"timeout": timedelta(seconds=120), **overrides.pop("kv", {})},
         **overrides,
     }
     return Settings(_env_file=None, **values)

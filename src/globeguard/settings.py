@@ -121,6 +121,9 @@ class KvSettings(BaseModel):
     # redis://host:6379/0 to share rate limits and lockouts between processes; unset keeps
     # them in process memory (right for a single process).
     url: str | None = None
+    # How long connecting to Redis, or one command, may take before the request that needs it
+    # is refused with 503 (a hung Redis must not hang sign-ins).
+    timeout: timedelta = Field(default=timedelta(seconds=5), gt=timedelta(0))
 
 
 class BootstrapSettings(BaseModel):

@@ -155,7 +155,11 @@ def build(settings: Settings) -> Container:
         PostgresRevocationListener(settings.db.url, caches) if db.dialect == "postgresql" else None
     )
     locator = remote_locator(settings, local_locator(settings.geoip))
-    counters: Counters = RedisCounters(settings.kv.url) if settings.kv.url else MemoryCounters()
+    counters: Counters = (
+        RedisCounters(settings.kv.url, timeout_s=settings.kv.timeout.total_seconds())
+        if settings.kv.url
+        else MemoryCounters()
+    )
     # Analytics rollups and verdict announcements are written in the same transaction as
     # the login events they derive from.
     counter = VerdictCounter(metrics, db.sessionmaker.kw["sync_session_class"])

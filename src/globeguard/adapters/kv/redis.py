@@ -4,6 +4,7 @@ process's attempt."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,6 +15,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from globeguard.adapters.kv.port import Reservation
 from globeguard.kit.errors import AppError
+
+log = logging.getLogger(__name__)
 
 # Each command takes well under a millisecond, so a burst of sign-ins waits its turn for one
 # of 64 connections instead of failing (the default pool refuses the 101st at once).
@@ -33,6 +36,8 @@ def _reachable() -> Iterator[None]:
     try:
         yield
     except (RedisConnectionError, RedisTimeoutError) as exc:
+        # The client only learns "503"; whoever runs the service needs the cause.
+        log.warning("rate-limit store unreachable: %s: %s", type(exc).__name__, exc)
         raise CountersUnavailable() from exc
 
 
@@ -64,9 +69,13 @@ return 0
 
 
 class RedisCounters:
-    def __init__(self, url: str, prefix: str = "globeguard:") -> None:
+    def __init__(self, url: str, prefix: str = "globeguard:", *, timeout_s: float = 5.0) -> None:
         pool = BlockingConnectionPool.from_url(
-            url, max_connections=MAX_CONNECTIONS, timeout=CONNECTION_WAIT_S
+            url,
+            max_connections=MAX_CONNECTIONS,
+            timeout=CONNECTION_WAIT_S,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
         )
         self._redis = Redis.from_pool(pool)
         self.prefix = prefix
