@@ -102,6 +102,21 @@ _SESSION_ROWS = BulkInsert(_SESSION, SESSION_COLUMNS)
 _REFRESH_ROWS = BulkInsert(_REFRESH, REFRESH_COLUMNS)
 
 
+def _insert_linked(
+    table: Table, columns: Sequence[str], link: str, linked: Any, prefix: str, *when: Any
+) -> Any:
+    """INSERT INTO `table` one row whose `link` column comes from `linked` (a column of an
+    earlier CTE) and every other column from the parameter `prefix` + its name; no row
+    unless every `when` holds."""
+    values = select(
+        *(
+            linked if name == link else bindparam(f"{prefix}{name}", type_=table.c[name].type)
+            for name in columns
+        )
+    ).where(*when)
+    return insert(table).from_select(list(columns), values)
+
+
 def _signin_opening(counting: Any) -> Any:
     """PostgreSQL: a sign-in's counting UPDATE and, if the account's token version is still
     the one the sign-in's grants were read under, its session and first refresh token, in one
@@ -110,36 +125,20 @@ def _signin_opening(counting: Any) -> Any:
     # statement's own UPDATE, not for one inside a CTE.
     signed = counting.values(updated_at=bindparam("now")).cte("signed")
     new_session = (
-        insert(_SESSION)
-        .from_select(
-            list(SESSION_COLUMNS),
-            select(
-                *(
-                    signed.c.id
-                    if name == "user_id"
-                    else bindparam(f"s_{name}", type_=_SESSION.c[name].type)
-                    for name in SESSION_COLUMNS
-                )
-            ).where(signed.c.token_version == bindparam("expected_version")),
+        _insert_linked(
+            _SESSION,
+            SESSION_COLUMNS,
+            "user_id",
+            signed.c.id,
+            "s_",
+            signed.c.token_version == bindparam("expected_version"),
         )
         .returning(_SESSION.c.id)
         .cte("new_session")
     )
-    new_refresh = (
-        insert(_REFRESH)
-        .from_select(
-            list(REFRESH_COLUMNS),
-            select(
-                *(
-                    new_session.c.id
-                    if name == "session_id"
-                    else bindparam(f"r_{name}", type_=_REFRESH.c[name].type)
-                    for name in REFRESH_COLUMNS
-                )
-            ),
-        )
-        .cte("new_refresh")
-    )
+    new_refresh = _insert_linked(
+        _REFRESH, REFRESH_COLUMNS, "session_id", new_session.c.id, "r_"
+    ).cte("new_refresh")
     opened = exists(select(new_session.c.id)).label("opened")
     return select(*signed.c, opened).add_cte(new_refresh)
 
