@@ -224,6 +224,25 @@ class AnalyticsRepository:
                 update(LAST).where(LAST.c.event_uuid == event_uuid).values(verdict=verdict)
             )
 
+    async def forget_last_logins(self, event_uuids: Sequence[str]) -> None:
+        """Drop the last-login rows that are these events (no longer successes)."""
+        await self.session.execute(delete(LAST).where(LAST.c.event_uuid.in_(list(event_uuids))))
+
+    async def latest_successes(self, subjects: Iterable[str]) -> list[Any]:
+        """Each subject's latest successful located event, as a row of columns (none for a
+        subject without one)."""
+        table = cast(Table, LoginEvent.__table__)
+        found: list[Any] = []
+        for subject in sorted(subjects):  # a handful at most: one indexed lookup each
+            query = (
+                select(table)
+                .where(table.c.subject == subject, table.c.success, table.c.located)
+                .order_by(table.c.occurred_at.desc(), table.c.id.desc())
+                .limit(1)
+            )
+            found += (await self.session.execute(query)).all()
+        return found
+
     async def note_flagged(self, rows: list[dict[str, Any]]) -> None:
         """Flagged journeys (every column), one row per event."""
         await _FLAGGED.run(self.session, rows)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
@@ -89,7 +89,8 @@ class RollupObserver:
         )
 
     async def regraded(self, session: AsyncSession, changes: Sequence[VerdictChange]) -> None:
-        """Move each re-graded event's counts from its old verdict to its new one."""
+        """Move each changed event's counts from its old verdict and outcome to its new
+        ones."""
         if not changes:
             return
         repo = AnalyticsRepository(session)
@@ -100,16 +101,47 @@ class RollupObserver:
         moves: list[tuple[Facts, int]] = []
         for facts, row in pairs:
             change = by_id[row["id"]]
-            moves += [(with_verdict(facts, change.old), -1), (with_verdict(facts, change.new), 1)]
+            moves += [(_as_counted(facts, change), -1), (with_verdict(facts, change.new), 1)]
         await repo.add_counts(tallies(moves), users)
         await repo.set_last_login_verdicts(
             {row["event_uuid"]: by_id[row["id"]].new for row in rows}
         )
+        await _last_logins_after_outcomes(repo, pairs, by_id, users)
         flagged = [(f, row) for f, row in pairs if by_id[row["id"]].new in FLAGGED]
         await repo.note_flagged([j for f, row in flagged if (j := _journey(f, row, users))])
         await repo.unflag(
             [row["event_uuid"] for row in rows if by_id[row["id"]].new not in FLAGGED]
         )
+
+
+def _as_counted(facts: Facts, change: VerdictChange) -> Facts:
+    """The event as the rollups counted it before `change`."""
+    before = with_verdict(facts, change.old)
+    if change.old_success is None:
+        return before
+    return replace(before, success=change.old_success)
+
+
+async def _last_logins_after_outcomes(
+    repo: AnalyticsRepository,
+    pairs: Sequence[tuple[Facts, Mapping[str, Any]]],
+    by_id: Mapping[int, VerdictChange],
+    users: Mapping[str, uuid.UUID],
+) -> None:
+    """An event that became a success may be its subject's last login now; one that stopped
+    being a success hands that place back to the subject's latest success before it."""
+    changed = [
+        (f, row) for f, row in pairs if by_id[row["id"]].old_success not in (None, f.success)
+    ]
+    lost = [f.event_uuid for f, _ in changed if not f.success]
+    if lost:
+        await repo.forget_last_logins(lost)
+        subjects = {f.subject for f, _ in changed if not f.success}
+        stored = [dict(r._mapping) for r in await repo.latest_successes(subjects)]
+        changed += [(facts_of(row), row) for row in stored]
+    latest = [_last_login(f, row, users) for f, row in _latest(changed).values()]
+    if latest:
+        await repo.note_last_logins(latest)
 
 
 async def _owners(

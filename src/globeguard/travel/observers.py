@@ -17,11 +17,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 @dataclass(frozen=True, slots=True)
 class VerdictChange:
-    """A stored event whose verdict a late-arriving event changed."""
+    """A stored event whose verdict changed (a late-arriving event re-graded it), or whose
+    outcome did: a sign-in held back for a second factor that then passed it, one refused
+    after its hash. `old == new` when only the outcome changed."""
 
     row_id: int
     old: str | None
     new: str
+    # The outcome the event was counted with, when that changed too (None: it did not).
+    old_success: bool | None = None
 
 
 class LoginEventObserver(Protocol):
@@ -38,7 +42,7 @@ class LoginEventObserver(Protocol):
         """Write a `summarise` result, once its rows are inserted."""
 
     async def regraded(self, session: AsyncSession, changes: Sequence[VerdictChange]) -> None:
-        """Verdicts changed on stored events (ids known)."""
+        """Verdicts or outcomes changed on stored events (ids known)."""
 
 
 async def notify_inserted(

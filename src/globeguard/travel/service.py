@@ -269,9 +269,12 @@ class LoginEventService:
             return None
         await repo.lock_subject(event.subject)
         await session.refresh(event)
+        was_success = event.success
         event.success, event.failure_reason = True, None
         event.review, event.reviewed_at = "safe", at
         await session.flush()
+        if not was_success:
+            await self._outcome_changed(session, event.id, event.verdict, was_success)
         await self.reviewed(session, event)
         return event
 
@@ -296,10 +299,24 @@ class LoginEventService:
     async def mark_failed(self, session: AsyncSession, recorded: Recorded, reason: str) -> None:
         """A success just recorded turned out to be a failure for `reason` after all (the
         account changed while its password was hashed)."""
+        was_success = bool(recorded.columns["success"])
         recorded.columns.update(success=False, failure_reason=reason)
         if recorded._event is not None:
             recorded._event.success, recorded._event.failure_reason = False, reason
         await LoginEventRepository(session).set_outcome(recorded.columns["id"], False, reason)
+        if was_success:
+            await self._outcome_changed(
+                session, recorded.columns["id"], recorded.columns.get("verdict"), was_success
+            )
+
+    async def _outcome_changed(
+        self, session: AsyncSession, row_id: int, verdict: str | None, was_success: bool
+    ) -> None:
+        """Observers counted the event with its first outcome (the rollups: as a failure,
+        or as a success): they move it, its verdict unchanged."""
+        kept = verdict or Grade.NONE.value
+        change = VerdictChange(row_id, kept, kept, old_success=was_success)
+        await notify_regraded(self.observers, session, [change])
 
     async def _replay(
         self, repo: LoginEventRepository, existing: LoginEvent, report: LoginReport
