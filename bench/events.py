@@ -17,8 +17,8 @@ PostgreSQL (`globeguard serve` with delivery off, plus two `globeguard worker` p
   send-only side is the dispatcher's own HTTP stack (WebhookSink: the SSRF guard, HttpClient
   with as many connections, as many long-lived senders as the dispatcher's `concurrency`)
   sending the same number of webhooks, signed beforehand, to the same receiver, with no
-  database: from one process on uvloop (as `serve` runs) for SQLite, from one process per
-  worker on asyncio's own loop (as `globeguard worker` runs) for PostgreSQL. Its rate is
+  database, on uvloop as `serve` and `globeguard worker` run: from one process for SQLite,
+  from one process per worker for PostgreSQL. Its rate is
   the ceiling of any Python dispatcher on this stack; deliveries ÷ send-only is how much of
   it the pipeline (claim, body, sign, settle) keeps.
 * **CPU per delivery**, read from /proc (each thread's schedstat) from the redrive's answer
@@ -380,9 +380,9 @@ def run_backend(
         script = signed_request_script(workdir, subscription["signing_secret"])
 
         secret = subscription["signing_secret"]
-        # Send-only is the same HTTP stack on the event loop the delivering processes run:
-        # uvicorn's (uvloop) under `serve`, asyncio's own under `worker`.
-        senders = (len(delivering), "asyncio") if postgres else (1, "uvloop")
+        # Send-only is the same HTTP stack on the event loop the delivering processes run
+        # (uvloop, under `serve` and `worker` alike), as many processes as deliver.
+        senders = (len(delivering), "uvloop") if postgres else (1, "uvloop")
         backends = (lambda: postgres_backends(url)) if postgres else list
 
         def baseline(seconds: int) -> float:

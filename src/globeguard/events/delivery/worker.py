@@ -45,7 +45,11 @@ async def run_until_stopped(app: Container) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     tasks = start(app)
-    log.info("delivery worker %s started", app.dispatcher.worker_id)
+    log.info(
+        "delivery worker %s started on %s's event loop",
+        app.dispatcher.worker_id,
+        type(loop).__module__.split(".")[0],
+    )
     try:
         await stop.wait()
     finally:
