@@ -175,6 +175,16 @@ async def test_malformed_json_is_400(seed_client, body):
     assert response.status_code == 400
 
 
+async def test_the_app_wide_input_guard_still_runs(seed_client):
+    """The route skips FastAPI's dependency solving (kit.lean_route): the guard every other
+    route gets as an app-wide dependency runs there instead, before anything is stored."""
+    response = await seed_client.post("/v1/", params={"note": "a\x00b"}, json=README_STEPS[0][0])
+    assert response.status_code == 422, response.text
+    assert response.json()["errors"][0]["loc"] == ["query", "note"]
+    ok = await seed_client.post("/v1/", json=README_STEPS[0][0])
+    assert "precedingIpAccess" not in ok.json()  # the refused one left no trace
+
+
 @pytest.mark.parametrize("ip", ["10.0.0.1", "127.0.0.1", "192.0.2.1", "8.8.4.4"])
 async def test_unlocatable_addresses_are_422(seed_client, ip):
     request = {**README_STEPS[0][0], "ip_address": ip}

@@ -44,5 +44,7 @@ def client_ip(
 
 def trusted_peer(peer: str, trusted: Sequence[Network]) -> bool:
     """The directly connected peer is one of our proxies."""
+    if not trusted:  # the default: nothing to parse the address for
+        return False
     address = _parse(peer)
     return address is not None and _trusted(address, trusted)

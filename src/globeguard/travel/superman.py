@@ -18,6 +18,7 @@ from globeguard.identity.dependencies import api_key_scheme, oauth2_scheme, opti
 from globeguard.identity.permissions import Permission
 from globeguard.identity.principal import Principal
 from globeguard.kit.errors import BadRequest, Conflict, Unauthorized, Unprocessable
+from globeguard.kit.lean_route import RequestRoute
 from globeguard.kit.limits import LATEST_UNIX, StorableText
 from globeguard.travel.batcher import Replayed
 from globeguard.travel.ingest import Login, Stored, digest
@@ -26,7 +27,7 @@ from globeguard.travel.service import LoginReport
 from globeguard.travel.superman_view import SupermanAccess, SupermanView, superman_view
 from globeguard.wiring import Container
 
-router = APIRouter(tags=["superman"])
+router = APIRouter(tags=["superman"], route_class=RequestRoute)
 
 
 class SupermanEvent(BaseModel):
