@@ -70,8 +70,21 @@ def page_policy(extra_images: str | None = None) -> str:
     return PAGE_POLICY.format(images=f" {extra_images}" if extra_images else "")
 
 
-def _starts(path: str, prefixes: Sequence[str]) -> bool:
-    return any(path == p.rstrip("/") or path.startswith(p.rstrip("/") + "/") for p in prefixes)
+class _Under:
+    """Whether a path is one of `prefixes` (with or without its trailing slash) or below
+    one: worked out for every response, so the prefixes are prepared once."""
+
+    def __init__(self, prefixes: Sequence[str]) -> None:
+        roots = tuple(p.rstrip("/") for p in prefixes)
+        self._exact = frozenset(roots)
+        self._below = tuple(f"{root}/" for root in roots)
+
+    def __call__(self, path: str) -> bool:
+        return path in self._exact or path.startswith(self._below)
+
+
+_is_page = _Under(PAGE_PREFIXES)
+_is_static = _Under(STATIC_PREFIXES)
 
 
 class SecurityHeaders:
@@ -106,8 +119,8 @@ class SecurityHeaders:
 
     def headers_for(self, scope: Scope) -> Headers:
         path: str = scope["path"]
-        headers = self.page if _starts(path, PAGE_PREFIXES) else self.api
-        if not _starts(path, STATIC_PREFIXES):
+        headers = self.page if _is_page(path) else self.api
+        if not _is_static(path):
             headers += NO_STORE
         if self._https(scope):
             headers += (HSTS,)

@@ -13,6 +13,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
+from globeguard import security_headers
 from globeguard.app import create_app, install_error_handlers
 from globeguard.security_headers import SecurityHeaders, image_source
 from globeguard.web.docs import DOCS_ASSETS, install_docs
@@ -357,3 +358,24 @@ async def test_hsts_only_over_https(url, peer, proto, hsts):
     assert ("strict-transport-security" in response.headers) is hsts
     if hsts:
         assert response.headers["strict-transport-security"] == "max-age=31536000"
+
+
+@pytest.mark.parametrize(
+    ("path", "page", "static"),
+    [
+        ("/dashboard", True, False),
+        ("/dashboard/", True, False),
+        ("/dashboard/users", True, False),
+        ("/dashboardx", False, False),
+        ("/docs", True, False),
+        ("/docs.json", False, False),
+        ("/docs/assets/swagger.js", True, True),
+        ("/dashboard/assets", True, True),
+        ("/dashboard/assetsx", True, False),
+        ("/api/v1/docs", False, False),
+        ("/", False, False),
+    ],
+)
+def test_pages_and_static_files_are_told_by_whole_path_segments(path, page, static):
+    assert security_headers._is_page(path) is page
+    assert security_headers._is_static(path) is static
