@@ -776,7 +776,7 @@ def parse_args(argv: list[str] | None) -> Options:
     parser.add_argument(
         "--profile",
         type=Path,
-        help="a directory: py-spy (pip install py-spy) samples the delivering processes there",
+        help="a directory: py-spy (make install brings it) samples the delivering processes",
     )
     parser.add_argument("--log-level", default="warning")
     parser.add_argument("--json", action="store_true")
