@@ -26,9 +26,8 @@ from globeguard.account.stepup.signins import (
     mfa_required_grant,
 )
 from globeguard.db.session import Database
-from globeguard.events.catalog import EventType
-from globeguard.events.outbox import record
 from globeguard.identity.auth.repository import SessionRepository, SigninRepository
+from globeguard.identity.auth.signin_audit import record_signin_failed, record_signin_suspicious
 from globeguard.identity.auth.signin_events import record_signin_succeeded
 from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import (
@@ -47,7 +46,6 @@ from globeguard.kit.clock import utcnow
 from globeguard.kit.crypto import same_digest, sha256_hex
 from globeguard.kit.errors import Forbidden, Unauthorized
 from globeguard.settings import RiskSettings
-from globeguard.travel.detect import Grade
 from globeguard.travel.service import LoginEventService, LoginReport, Recorded, Refusal
 
 
@@ -201,7 +199,7 @@ class AuthService(StepUpSignins):
             None,
             self._risk_judge(session, candidate.user_id, candidate.email_verified, plans),
         )
-        await self._announce_travel(session, candidate.user_id, login)
+        await record_signin_suspicious(session, candidate.user_id, login)
         if login.refused == MFA_REQUIRED:
             held = HeldSignin(
                 candidate.user_id,
@@ -215,14 +213,14 @@ class AuthService(StepUpSignins):
             assert self.stepup is not None and plans[0].method is not None
             raise await self.stepup.challenge(session, held, plans[0].method)
         if login.refused:
-            await self._audit_failure(session, candidate.user_id, identifier, ctx, login.refused)
+            await record_signin_failed(session, candidate.user_id, identifier, ctx, login.refused)
             raise Forbidden(DENIED[login.refused], code=login.refused, keep_changes=True)
         user, tokens = await self._count_signin(
             session, candidate, verdict.upgraded_hash, scope, ctx, open_session
         )
         if user is None:  # blocked, deleted or re-keyed while we were hashing
             await self.logins.mark_failed(session, login, "invalid_credentials")
-            await self._audit_failure(
+            await record_signin_failed(
                 session, candidate.user_id, identifier, ctx, "invalid_credentials"
             )
             raise InvalidCredentials()
@@ -305,28 +303,6 @@ class AuthService(StepUpSignins):
         )
         return await self.logins.record(session, report, refuse=refuse)
 
-    async def _announce_travel(
-        self, session: AsyncSession, user_id: uuid.UUID, login: Recorded
-    ) -> None:
-        """A suspicious or impossible journey is announced with its reasons."""
-        if login.grade not in (Grade.SUSPICIOUS, Grade.IMPOSSIBLE):
-            return
-        await record(
-            session,
-            EventType.SIGNIN_SUSPICIOUS,
-            actor=f"user:{user_id}",
-            aggregate_type="user",
-            aggregate_id=str(user_id),
-            user_id=user_id,
-            payload={
-                "user_id": str(user_id),
-                "grade": login.grade.value,
-                "journey": login.journey,
-                "login_event": login.event_uuid,
-                "refused": login.refused is not None,
-            },
-        )
-
     async def _candidate(self, identifier: str) -> _Candidate:
         # A short read that releases its connection before the ~17 ms hash. Roles read here
         # may be stale by the time the token is minted: verify_password compares the token
@@ -357,30 +333,7 @@ class AuthService(StepUpSignins):
         """A failed attempt: its login event and its audit row."""
         subject = str(user_id) if user_id else identifier.strip().lower()[:320]
         await self._login_event(session, subject, user_id, ctx, reason)
-        await self._audit_failure(session, user_id, identifier, ctx, reason)
-
-    @staticmethod
-    async def _audit_failure(
-        session: AsyncSession,
-        user_id: uuid.UUID | None,
-        identifier: str,
-        ctx: ClientContext,
-        reason: str,
-    ) -> None:
-        await record(
-            session,
-            EventType.SIGNIN_FAILED,
-            actor=f"user:{user_id}" if user_id else "anonymous",
-            aggregate_type="user",
-            aggregate_id=str(user_id) if user_id else None,
-            user_id=user_id,
-            payload={
-                "identifier": identifier[:320],
-                "reason": reason,
-                "ip": ctx.ip,
-                "user_agent": ctx.user_agent,
-            },
-        )
+        await record_signin_failed(session, user_id, identifier, ctx, reason)
 
     async def _session_for(
         self,
