@@ -1,4 +1,5 @@
-"""Every SQL statement about login events."""
+"""Every SQL statement about login events. The reads that rebuild a subject's profile for
+grading are built in grading_reads and run from here."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
-    case,
     delete,
     func,
     insert,
@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from globeguard.db.bulk import BulkInsert
 from globeguard.travel.driver_rows import DriverRows
+from globeguard.travel.grading_reads import FACTS, SUCCESSES_SINCE, TAIL_FACTS, TALLIES, TRUSTED
 from globeguard.travel.models import LoginEvent, LoginProfile
 
 
@@ -39,25 +40,6 @@ def _after(event: LoginEvent) -> Any:
         LoginEvent.occurred_at > event.occurred_at,
         and_(LoginEvent.occurred_at == event.occurred_at, LoginEvent.id > event.id),
     )
-
-
-# The columns grading reads: hot paths select these rather than whole rows, skipping the JSON
-# decoding of verdict_reasons and the ORM bookkeeping of twenty objects per sign-in.
-FACTS = (
-    LoginEvent.id,
-    LoginEvent.event_uuid,
-    LoginEvent.occurred_at,
-    LoginEvent.success,
-    LoginEvent.located,
-    LoginEvent.latitude,
-    LoginEvent.longitude,
-    LoginEvent.accuracy_radius_km,
-    LoginEvent.country_iso,
-    LoginEvent.city_name,
-    LoginEvent.ip,
-    LoginEvent.asn,
-    LoginEvent.review,
-)
 
 
 TABLE: Table = LoginEvent.__table__  # type: ignore[assignment]
@@ -89,70 +71,6 @@ _SET_VERDICT = (
 )
 
 
-def _up_to(inclusive: bool) -> Any:
-    """Events at or before (`inclusive`), or strictly before, the bound `before`."""
-    bound: Any = bindparam("before")
-    return LoginEvent.occurred_at <= bound if inclusive else LoginEvent.occurred_at < bound
-
-
-def _tallies(inclusive: bool) -> Any:
-    """Per subject, its latest event up to `before`, with the number of its successes up to
-    then and the time of the first one."""
-    subject = LoginEvent.subject
-    success_time = case((LoginEvent.success.is_(True), LoginEvent.occurred_at))
-    ranked = (
-        select(
-            *FACTS,
-            subject,
-            func.row_number()
-            .over(
-                partition_by=subject,
-                order_by=(LoginEvent.occurred_at.desc(), LoginEvent.id.desc()),
-            )
-            .label("rank"),
-            func.count(success_time).over(partition_by=subject).label("successes"),
-            func.min(success_time).over(partition_by=subject).label("first_success"),
-        )
-        .where(subject.in_(bindparam("subjects", expanding=True)), _up_to(inclusive))
-        .subquery()
-    )
-    return select(ranked).where(ranked.c.rank == 1)
-
-
-def _successes_since(inclusive: bool) -> Any:
-    """The successes of the subjects from `since` up to `before`, in event order, with the
-    verdict and review that say whether each proved its place."""
-    return (
-        select(*FACTS, LoginEvent.subject, LoginEvent.verdict)
-        .where(
-            LoginEvent.subject.in_(bindparam("subjects", expanding=True)),
-            LoginEvent.success.is_(True),
-            LoginEvent.occurred_at >= bindparam("since"),
-            _up_to(inclusive),
-        )
-        .order_by(LoginEvent.subject, LoginEvent.occurred_at, LoginEvent.id)
-    )
-
-
-# A success that proved its place (profile.is_trusted): not flagged, or reviewed "safe";
-# never reviewed "compromised".
-_TRUSTED = and_(
-    LoginEvent.success.is_(True),
-    or_(LoginEvent.review.is_(None), LoginEvent.review != "compromised"),
-    or_(
-        LoginEvent.review == "safe",
-        LoginEvent.verdict.is_(None),
-        LoginEvent.verdict.not_in(("suspicious", "impossible")),
-    ),
-)
-_TALLIES = {inclusive: _tallies(inclusive) for inclusive in (False, True)}
-_SUCCESSES_SINCE = {inclusive: _successes_since(inclusive) for inclusive in (False, True)}
-_TAIL_FACTS = select(
-    *FACTS, LoginEvent.subject, LoginEvent.verdict, LoginEvent.verdict_reasons
-).where(
-    LoginEvent.subject.in_(bindparam("subjects", expanding=True)),
-    LoginEvent.occurred_at >= bindparam("since"),
-)
 PROFILES: Table = LoginProfile.__table__  # type: ignore[assignment]
 _PROFILES_OF = select(PROFILES.c.subject, PROFILES.c.last_at, PROFILES.c.state).where(
     PROFILES.c.subject.in_(bindparam("subjects", expanding=True))
@@ -341,7 +259,7 @@ class LoginEventRepository:
         """Per subject with events up to `before`: its latest event (the FACTS columns), the
         number of its successes (`successes`) and the time of the first (`first_success`)."""
         params = {"subjects": list(subjects), "before": before}
-        return list((await self._core(_TALLIES[inclusive], params)).all())
+        return list((await self._core(TALLIES[inclusive], params)).all())
 
     async def successes_since(
         self, subjects: Collection[str], since: datetime, before: datetime, *, inclusive: bool
@@ -349,13 +267,13 @@ class LoginEventRepository:
         """The subjects' successes from `since` up to `before`, in event order per subject,
         with `subject` and `verdict`."""
         params = {"subjects": list(subjects), "since": since, "before": before}
-        return list((await self._core(_SUCCESSES_SINCE[inclusive], params)).all())
+        return list((await self._core(SUCCESSES_SINCE[inclusive], params)).all())
 
     async def last_trusted_before(self, subject: str, before: datetime) -> Any:
         """The subject's latest success that proved its place, strictly before `before`."""
         query = (
             select(*FACTS)
-            .where(LoginEvent.subject == subject, _TRUSTED, LoginEvent.occurred_at < before)
+            .where(LoginEvent.subject == subject, TRUSTED, LoginEvent.occurred_at < before)
             .order_by(LoginEvent.occurred_at.desc(), LoginEvent.id.desc())
             .limit(1)
         )
@@ -375,7 +293,7 @@ class LoginEventRepository:
         """The grading facts, subject and verdict of every event of these subjects at or after
         `since`: plain rows, not ORM objects (a bulk batch reads thousands)."""
         params = {"subjects": list(subjects), "since": since}
-        return list((await self._core(_TAIL_FACTS, params)).all())
+        return list((await self._core(TAIL_FACTS, params)).all())
 
     async def set_verdict(
         self, event_id: int, verdict: str, reasons: dict[str, Any] | None
