@@ -3,6 +3,7 @@
 SQLite (JSON1) and PostgreSQL (JSONB) must return the same rows for the same query, so each
 JSON test checks the value's JSON type explicitly: SQLite's json_extract turns `true` into 1 and
 compares text and numbers by storage class, which would otherwise blur "42", 42 and true.
+Those per-dialect JSON tests are in metadata_json; this module decides which to make.
 
 Everything the user typed reaches the database as a bound parameter, metadata key paths
 included; key names are also restricted to a safe alphabet before they are used at all.
@@ -18,12 +19,12 @@ from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Numeric, String, and_, case, cast, exists, false, func, literal, or_, true
+from sqlalchemy import Numeric, String, and_, exists, false, func, literal, or_, true
 from sqlalchemy import select as sql_select
-from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.sql.elements import ColumnElement
 
 from globeguard.identity.models import Role, User, UserRole
+from globeguard.identity.search.metadata_json import PostgresJson, SqliteJson
 from globeguard.identity.search.nodes import (
     And,
     Exists,
@@ -196,7 +197,7 @@ class _Compiler:
     # --- metadata --------------------------------------------------------------------------
 
     def _metadata(self, term: Term, column: Any, keys: list[str]) -> ColumnElement[bool]:
-        doc = _SqliteJson(column, keys) if self.dialect == "sqlite" else _PostgresJson(column, keys)
+        doc = SqliteJson(column, keys) if self.dialect == "sqlite" else PostgresJson(column, keys)
         if isinstance(term, Exists):
             return doc.present()
         if isinstance(term, Match):
@@ -232,67 +233,6 @@ class _Compiler:
             else:
                 clauses.append(expr >= value if inclusive else expr > value)
         return and_(*clauses)
-
-
-class _SqliteJson:
-    """A value inside a JSON column via JSON1; the `$."a"."b"` path is a bound parameter."""
-
-    def __init__(self, column: Any, keys: list[str]) -> None:
-        # Keys passed _KEY_RE, so they hold no quote or dot that could break out of the path.
-        path = literal("$" + "".join(f'."{key}"' for key in keys), String)
-        self.type = func.json_type(column, path)
-        self.value = func.json_extract(column, path)
-
-    def present(self) -> ColumnElement[bool]:
-        return func.coalesce(self.type, "null") != "null"
-
-    def is_string(self) -> ColumnElement[bool]:
-        return self.type == "text"
-
-    def text(self) -> Any:
-        return case((self.is_string(), self.value))
-
-    def number(self) -> Any:
-        return case((self.type.in_(["integer", "real"]), self.value))
-
-    def equals(self, value: str | float | bool) -> ColumnElement[bool]:
-        if isinstance(value, bool):
-            return self.type == ("true" if value else "false")
-        if isinstance(value, str):
-            return and_(self.is_string(), self.value == literal(value, String))
-        return and_(self.type.in_(["integer", "real"]), self.value == literal(value))
-
-
-class _PostgresJson:
-    """A value inside a JSONB column; keys are bound parameters of jsonb_extract_path."""
-
-    def __init__(self, column: Any, keys: list[str]) -> None:
-        self.column = column
-        self.keys = keys
-        bound_keys = [literal(key, String) for key in keys]
-        self.type = func.jsonb_typeof(func.jsonb_extract_path(column, *bound_keys, type_=JSONB))
-        self.value_text = func.jsonb_extract_path_text(column, *bound_keys, type_=String)
-
-    def present(self) -> ColumnElement[bool]:
-        return func.coalesce(self.type, "null") != "null"
-
-    def is_string(self) -> ColumnElement[bool]:
-        return self.type == "string"
-
-    def text(self) -> Any:
-        # The "C" collation compares bytes, as SQLite does; a locale collation may not.
-        return case((self.is_string(), self.value_text.collate("C")))
-
-    def number(self) -> Any:
-        # CASE guards the cast: casting a non-numeric string would abort the whole query.
-        return case((self.type == "number", cast(self.value_text, Numeric())))
-
-    def equals(self, value: str | float | bool) -> ColumnElement[bool]:
-        # Containment (`@>`) is what the jsonb_path_ops GIN index on the column can serve.
-        document: Any = value
-        for key in reversed(self.keys):
-            document = {key: document}
-        return self.column.op("@>", is_comparison=True)(literal(document, JSONB))
 
 
 def _metadata_keys(term: Term) -> list[str]:
