@@ -27,8 +27,11 @@ from globeguard.account.stepup.signins import (
 )
 from globeguard.db.session import Database
 from globeguard.identity.auth.repository import SessionRepository, SigninRepository
-from globeguard.identity.auth.signin_audit import record_signin_failed, record_signin_suspicious
-from globeguard.identity.auth.signin_events import record_signin_succeeded
+from globeguard.identity.auth.signin_events import (
+    record_signin_failed,
+    record_signin_succeeded,
+    record_signin_suspicious,
+)
 from globeguard.identity.auth.throttle import SigninThrottle
 from globeguard.identity.auth.tokens_service import (
     ClientContext,
