@@ -81,6 +81,10 @@ async def running(app: Container) -> AsyncIterator[None]:
         yield
     finally:
         await stop_all(tasks)
+        # Background refreshes of the credential caches still reading: stopped before the
+        # database goes.
+        for cache in (app.authenticator.cache, app.authenticator.api_keys, app.user_views):
+            await cache.close()
         await app.counters.close()
         await delivery.close_sinks(app)
         await app.mail_sender.close()

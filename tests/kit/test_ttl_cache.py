@@ -1,5 +1,6 @@
 """The TTL cache behind access-token state, API keys and /users/me: one load per key at a time,
-the previous value for everyone else while it runs, and evictions that always win."""
+refreshed in the background past half its TTL, never answered past it, and evictions that
+always win."""
 
 from __future__ import annotations
 
@@ -63,20 +64,62 @@ async def test_concurrent_misses_of_an_absent_key_share_one_load():
     assert source.loads == 1
 
 
-async def test_an_expired_entry_is_refreshed_once_while_the_others_get_the_previous_value():
+async def test_past_half_its_ttl_an_entry_is_refreshed_once_and_nobody_waits_for_it():
     clock, source = Clock(), Source()
     c = cache(clock)
     c.put("k", "v0")
-    clock.now += TTL + 0.1
-    refresher = asyncio.create_task(c.get_or_load("k", source.loader()))
+    clock.now += TTL * 0.75
+    # The first caller past half the TTL starts the refresh and gets the value at once.
+    assert await c.get_or_load("k", source.loader()) == "v0"
     await settle()
+    assert source.loads == 1
     # The refresh is running: 50 more callers neither wait nor load.
     others = [await c.get_or_load("k", source.loader()) for _ in range(50)]
     assert others == ["v0"] * 50 and source.loads == 1
     source.gate.set()
-    assert await refresher == "v1"
+    await settle()
     assert await c.get_or_load("k", source.loader()) == "v1"
     assert source.loads == 1
+
+
+async def test_a_fresh_entry_is_not_refreshed():
+    clock, source = Clock(), Source()
+    c = cache(clock)
+    c.put("k", "v0")
+    clock.now += TTL * 0.5
+    assert await c.get_or_load("k", source.loader()) == "v0"
+    await settle()
+    assert source.loads == 0
+
+
+async def test_past_its_ttl_an_entry_is_not_answered_callers_share_one_load():
+    clock, source = Clock(), Source()
+    c = cache(clock)
+    c.put("k", "v0")
+    clock.now += TTL + 0.1
+    callers = [asyncio.create_task(c.get_or_load("k", source.loader())) for _ in range(20)]
+    await settle()
+    assert not any(caller.done() for caller in callers)  # no "v0": it is too old
+    source.gate.set()
+    assert await asyncio.gather(*callers) == ["v1"] * 20
+    assert source.loads == 1
+
+
+async def test_a_failed_background_refresh_fails_nobody_and_the_next_caller_tries_again():
+    clock, source = Clock(), Source()
+    c = cache(clock)
+    c.put("k", "v0")
+    clock.now += TTL * 0.75
+    source.fail = ConnectionError("database down")
+    source.gate.set()
+    assert await c.get_or_load("k", source.loader()) == "v0"
+    await settle()
+    assert source.loads == 1
+    source.fail = None
+    assert await c.get_or_load("k", source.loader()) == "v0"  # and a new refresh starts
+    await settle()
+    assert source.loads == 2
+    assert await c.get_or_load("k", source.loader()) == "v1"
 
 
 async def test_a_failed_refresh_fails_its_caller_only_and_the_next_caller_tries_again():

@@ -76,6 +76,9 @@ class RevocationCache:
     def clear(self) -> None:
         self._cache.clear()
 
+    async def close(self) -> None:
+        await self._cache.close()
+
     def __len__(self) -> int:
         return len(self._cache)
 

@@ -185,6 +185,9 @@ class ApiKeyAuthenticator:
     def clear(self) -> None:
         self._resolved.clear()
 
+    async def close(self) -> None:
+        await self._resolved.close()
+
     async def authenticate(self, db: Database, presented: str) -> AuthenticatedKey:
         match = KEY_PATTERN.match(presented.strip())
         if match is None:
