@@ -41,7 +41,7 @@ class Evictable(Protocol):
 
 
 class RevocationCache:
-    """(subject, session id) → its state, for `ttl_s`, refreshed by one request at a time
+    """(subject, session id) → its state, for `ttl_s`, refreshed ahead by one background load
     (see kit.ttl_cache). An announced subject drops all its sessions; `session:<sid>` one."""
 
     def __init__(

@@ -154,7 +154,7 @@ def _problem(key: ApiKey, owner_status: str) -> str | None:
 
 class ApiKeyAuthenticator:
     """Resolves presented keys. A resolution (key, owner status, grants) is remembered per
-    process for `ttl_s`, like access-token state, and refreshed by one request at a time
+    process for `ttl_s`, like access-token state, and refreshed ahead by one background load
     (kit.ttl_cache): revoking the key, or blocking, deleting or changing the roles of its
     owner, evicts it on commit (and on PostgreSQL in every process through NOTIFY); `ttl_s`
     bounds staleness if a notification is lost. The secret is compared with the stored hash
