@@ -36,4 +36,6 @@ def serve(
         log_config=log_config(settings.log_level),
         proxy_headers=False,
         server_header=False,
+        # uvloop, accepting each burst of new connections at once (kit.event_loop).
+        loop="globeguard.kit.event_loop:new_event_loop",
     )

@@ -1,0 +1,238 @@
+"""kit.event_loop: uvloop whose TCP servers accept every waiting connection in one turn."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from globeguard.kit import event_loop
+from globeguard.kit.event_loop import BurstAcceptLoop, BurstServer, new_event_loop
+
+T = TypeVar("T")
+
+
+def run(main: Callable[[], Awaitable[T]]) -> T:
+    with asyncio.Runner(loop_factory=new_event_loop) as runner:
+        return runner.run(main())
+
+
+class Echo(asyncio.Protocol):
+    made: list[Echo] = []
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        Echo.made.append(self)
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data.upper())  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_echo() -> None:
+    Echo.made = []
+
+
+def port_of(server: asyncio.AbstractServer) -> int:
+    return int(server.sockets[0].getsockname()[1])
+
+
+async def turns_until(done: Callable[[], bool]) -> int:
+    """Turns of the loop until done() holds (a callback re-armed once per turn counts them)."""
+    loop = asyncio.get_running_loop()
+    turns = 0
+    finished = loop.create_future()
+
+    def tick() -> None:
+        nonlocal turns
+        turns += 1
+        if done():
+            finished.set_result(None)
+        elif turns < 10_000:
+            loop.call_soon(tick)
+        else:
+            finished.set_exception(AssertionError("never done"))
+
+    loop.call_soon(tick)
+    await finished
+    return turns
+
+
+def test_the_factory_makes_the_burst_accept_loop() -> None:
+    loop = new_event_loop()
+    try:
+        assert isinstance(loop, BurstAcceptLoop)
+    finally:
+        loop.close()
+
+
+def test_connections_waiting_together_are_accepted_in_one_turn() -> None:
+    """uvloop alone takes one connection per turn: 20 waiting clients cost 20 turns, and on a
+    busy server each turn is every ready request."""
+
+    async def main() -> int:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        assert isinstance(server, BurstServer)
+        clients = [socket.create_connection(("127.0.0.1", port_of(server))) for _ in range(20)]
+        try:
+            return await turns_until(lambda: len(Echo.made) == 20)
+        finally:
+            for client in clients:
+                client.close()
+            server.close()
+            await server.wait_closed()
+
+    assert run(main) <= 4
+
+
+def test_a_connection_is_served_and_close_stops_accepting() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        port = port_of(server)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"ping")
+        assert await reader.readexactly(4) == b"PING"
+        assert server.is_serving()
+        server.close()
+        await server.wait_closed()
+        assert not server.is_serving()
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.open_connection("127.0.0.1", port)
+        # The open connection outlives the listener, as with asyncio's servers.
+        writer.write(b"pong")
+        assert await reader.readexactly(4) == b"PONG"
+        writer.close()
+
+    run(main)
+
+
+def test_a_socket_bound_elsewhere_is_served_as_given() -> None:
+    """uvicorn's worker processes hand the loop a socket their parent bound."""
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        listener = socket.create_server(("127.0.0.1", 0))
+        server = await loop.create_server(Echo, sock=listener)
+        assert isinstance(server, BurstServer)
+        assert server.sockets == (listener,)
+        reader, writer = await asyncio.open_connection(*listener.getsockname())
+        writer.write(b"abc")
+        assert await reader.readexactly(3) == b"ABC"
+        writer.close()
+        server.close()
+
+    run(main)
+
+
+def test_what_it_does_not_handle_goes_to_uvloop_unchanged(tmp_path: Any) -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        unix = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        unix.bind(str(tmp_path / "s"))
+        for server in (
+            await loop.create_server(Echo, sock=unix),
+            await loop.create_server(Echo, "127.0.0.1", 0, start_serving=False),
+        ):
+            assert not isinstance(server, BurstServer)
+            server.close()
+
+    run(main)
+
+
+def test_out_of_descriptors_pauses_accepting_then_resumes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(event_loop, "ACCEPT_PAUSE_S", 0.01)
+    failures = [OSError(errno.EMFILE, "Too many open files")]
+    real_accept = socket.socket.accept
+
+    def accept(self: socket.socket) -> tuple[socket.socket, Any]:
+        if failures:
+            raise failures.pop()
+        return real_accept(self)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        monkeypatch.setattr(socket.socket, "accept", accept)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        writer.write(b"late")
+        assert await reader.readexactly(4) == b"LATE"
+        writer.close()
+        server.close()
+
+    run(main)
+    assert not failures
+    assert "accepting paused" in caplog.text
+
+
+def test_a_client_that_gives_up_in_the_queue_does_not_stop_the_next(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    failures = [ConnectionAbortedError(errno.ECONNABORTED, "aborted")]
+    real_accept = socket.socket.accept
+
+    def accept(self: socket.socket) -> tuple[socket.socket, Any]:
+        if failures:
+            raise failures.pop()
+        return real_accept(self)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        monkeypatch.setattr(socket.socket, "accept", accept)
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        writer.write(b"next")
+        assert await reader.readexactly(4) == b"NEXT"
+        writer.close()
+        server.close()
+
+    run(main)
+    assert not failures
+
+
+def test_a_protocol_that_cannot_be_made_closes_only_its_connection(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    made = 0
+
+    def factory() -> asyncio.Protocol:
+        nonlocal made
+        made += 1
+        if made == 1:
+            raise RuntimeError("boom")
+        return Echo()
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(factory, "127.0.0.1", 0)
+        first_reader, _ = await asyncio.open_connection("127.0.0.1", port_of(server))
+        assert await first_reader.read() == b""  # closed by the server
+        reader, writer = await asyncio.open_connection("127.0.0.1", port_of(server))
+        writer.write(b"ok")
+        assert await reader.readexactly(2) == b"OK"
+        writer.close()
+        server.close()
+
+    run(main)
+    assert "could not be set up" in caplog.text
+
+
+def test_serve_forever_returns_when_the_server_closes() -> None:
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(Echo, "127.0.0.1", 0)
+        serving = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0)
+        server.close()
+        await serving
+        with pytest.raises(RuntimeError):
+            await server.serve_forever()
+
+    run(main)
