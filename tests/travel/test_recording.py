@@ -186,3 +186,54 @@ async def test_prepared_events_are_refused_for_a_subject_with_history(container)
     async with container.db.read() as session:
         stored = (await session.scalars(select(LoginEvent.event_uuid))).all()
     assert stored == [items[0].event_uuid]  # the refused batch left nothing behind
+
+
+async def stored_times(container) -> list[datetime]:
+    """The subject's stored login times, in the order they were stored."""
+    from globeguard.kit.clock import as_utc
+
+    async with container.db.read() as session:
+        rows = await session.scalars(select(LoginEvent.occurred_at).order_by(LoginEvent.id))
+        return [as_utc(at) for at in rows.all()]
+
+
+def replay_spy(monkeypatch) -> list[str]:
+    from globeguard.travel import service as travel_service
+
+    calls: list[str] = []
+    real = travel_service.replayed_profiles
+
+    async def spy(repo, subjects, *args, **kwargs):
+        calls.extend(subjects)
+        return await real(repo, subjects, *args, **kwargs)
+
+    monkeypatch.setattr(travel_service, "replayed_profiles", spy)
+    return calls
+
+
+@pytest.mark.parametrize("happening_now", [True, False])
+async def test_a_login_happening_now_is_timed_once_its_subject_is_serialised(
+    container, monkeypatch, happening_now
+):
+    """A sign-in whose time was read before a concurrent sign-in of the same account was
+    stored: happening now, it is timed after that one and graded from the profile; a login
+    another system reported keeps the time it was given, and is graded from the stored
+    events around it."""
+    from dataclasses import replace
+
+    now = datetime.now(UTC)
+    first = LoginReport(subject="zoe", occurred_at=now, success=True, source="t", ip="203.0.10.1")
+    clock = (lambda: datetime.now(UTC)) if happening_now else None
+    async with container.db.transaction() as session:
+        await container.logins.record(session, first, now=clock)
+    replays = replay_spy(monkeypatch)
+    late = replace(first, occurred_at=now - timedelta(seconds=1))
+    async with container.db.transaction() as session:
+        await container.logins.record(session, late, now=clock)
+    times = await stored_times(container)
+    if happening_now:
+        assert now <= times[0] <= times[1]
+        assert replays == []
+    else:
+        assert times == [now, now - timedelta(seconds=1)]
+        assert replays == ["zoe"]

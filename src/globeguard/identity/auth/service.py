@@ -304,7 +304,7 @@ class AuthService(StepUpSignins):
             user_agent=ctx.user_agent,
             failure_reason=failure,
         )
-        return await self.logins.record(session, report, refuse=refuse)
+        return await self.logins.record(session, report, refuse=refuse, now=utcnow)
 
     async def _candidate(self, identifier: str) -> _Candidate:
         # A short read that releases its connection before the ~17 ms hash. Roles read here
