@@ -21,6 +21,12 @@ does, so that the throttle's 10 attempts in flight per account and address never
   ("coordinated omission"); on a schedule, every request that falls due during the stall
   waits for it, and the percentiles show it as users would see it.
   Goal for both loads: p99 / p50 <= 3 — a tail within a few times the typical request.
+* **Stall-free reference** (no goal) — each fixed-rate schedule again, against a server with
+  no application (this script as a child, `latency.py _reference`) that spends the
+  endpoint's closed-loop time per request (1 / its req/s) on every request, one at a time,
+  and never stalls. Its p99/p50 is what this machine, its scheduler and the generator give
+  by themselves; `server/ref` is the server's fixed-rate ratio over it. At sub-millisecond
+  medians that floor alone is far above 3.
 
 * **Lock test** (SQLite only) — this script's process (not the server's) opens the server's
   database file and holds its write lock (`BEGIN IMMEDIATE`, sleep 1.5 s, `ROLLBACK`) 3 times,
@@ -67,13 +73,14 @@ import json
 import os
 import random
 import secrets
+import socket
 import sqlite3
 import subprocess
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -89,6 +96,7 @@ from _common import (
     check_wrk,
     database,
     ensure_wrk,
+    free_port,
     percentile,
     run_guarded,
     run_wrk,
@@ -136,6 +144,7 @@ GENERATOR_LAG_LIMIT_S = 0.005
 IP_POOL = 1_000
 
 GENERATE = "_generate"
+REFERENCE = "_reference"
 HEALTHZ = "GET /healthz"
 ME = "GET /api/v1/users/me"
 SUPERMAN = "POST /v1/ (Superman)"
@@ -404,6 +413,89 @@ def generator_main() -> int:
         result = runner.run(_generate(spec))
     Path(spec["out"]).write_text(json.dumps(result | {"loop": loop_name}))
     return 0
+
+
+# --------------------------------------------------------------------------------------------
+# The stall-free reference: a server with no application (`latency.py _reference PORT SECONDS`)
+# that spends the same CPU on every request and answers it. The same schedule against it shows
+# how much of a fixed-rate p99/p50 this machine, its scheduler and the generator give by
+# themselves: at sub-millisecond medians that share is most of it.
+
+REFERENCE_ANSWER = b"HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 2\r\n\r\nok"
+
+
+def _take_request(buffer: bytearray) -> bool:
+    """Removes one whole request (head and Content-Length body) from `buffer`, if there."""
+    end = buffer.find(b"\r\n\r\n")
+    if end < 0:
+        return False
+    length = 0
+    for line in bytes(buffer[:end]).split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    total = end + 4 + length
+    if len(buffer) < total:
+        return False
+    del buffer[:total]
+    return True
+
+
+class _Reference(asyncio.Protocol):
+    def __init__(self, service_s: float) -> None:
+        self.service_s = service_s
+        self.buffer = bytearray()
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while _take_request(self.buffer):
+            busy_until = time.perf_counter() + self.service_s
+            while time.perf_counter() < busy_until:
+                pass
+            assert self.transport is not None
+            self.transport.write(REFERENCE_ANSWER)
+
+
+def reference_main(port: int, service_s: float) -> int:
+    async def serve() -> None:
+        loop = asyncio.get_running_loop()
+        server = await loop.create_server(
+            lambda: _Reference(service_s), "127.0.0.1", port, backlog=1024
+        )
+        async with server:
+            await server.serve_forever()
+
+    factory, _ = _loop_factory()
+    with asyncio.Runner(loop_factory=factory) as runner:
+        runner.run(serve())
+    return 0
+
+
+@contextlib.contextmanager
+def reference_server(service_s: float) -> Iterator[str]:
+    """The reference server in a child process: its base URL; stopped on the way out."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), REFERENCE, str(port), repr(service_s)]
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise InvalidMeasurementError("the reference server did not start") from None
+                time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        process.kill()
+        process.wait()
 
 
 # --------------------------------------------------------------------------------------------
@@ -698,6 +790,8 @@ class Endpoint:
 @dataclass(slots=True)
 class Results:
     rows: list[Row] = field(default_factory=list)
+    # The fixed-rate runs again, against the stall-free reference server (no goal).
+    references: list[Row] = field(default_factory=list)
     lock: list[LockRow] | None = None
     lock_intervals: list[tuple[float, float]] = field(default_factory=list)
     runs: list[GeneratorRun] = field(default_factory=list)
@@ -816,6 +910,7 @@ def measure_endpoint(
     fixed = row_of_stream(ep.name, f"fixed {opts.rate_fraction:.0%}", run.streams[ep.name])
     results.rows += [closed, fixed]
     results.runs.append(run)
+    results.references.append(reference_row(opts, ep, rate, 1 / closed.rate))
     for row in (closed, fixed):
         say(
             f"  {row.load:<10} {row.rate:9.1f} req/s  p50 {row.p50 * 1e3:8.2f} ms  "
@@ -823,6 +918,17 @@ def measure_endpoint(
         )
     if not run.kept_up:
         say(f"  the generator fell behind: its lateness p99 {run.lateness['p99'] * 1e3:.1f} ms")
+
+
+def reference_row(opts: Settings, ep: Endpoint, rate: float, service_s: float) -> Row:
+    """The fixed-rate run's schedule against the reference server, which spends the
+    endpoint's closed-loop time per request (1 / its req/s) on each."""
+    say(f"{ep.name}: the same schedule against a stall-free reference ({service_s * 1e3:.2f} ms)")
+    with reference_server(service_s) as base:
+        run, _ = run_generator(
+            f"{ep.name}, reference", base, [ep.stream(rate, ep.connections)], opts.duration
+        )
+    return row_of_stream(ep.name, "reference", run.streams[ep.name])
 
 
 def lock_test(
@@ -993,6 +1099,23 @@ def report_text(results: Results, config: dict[str, Any]) -> str:
     lines += [
         f"goal: p99/p50 <= {P99_P50_GOAL:g}",
         "",
+        "the same fixed-rate schedules against a stall-free reference server (no application;",
+        "each request spends the endpoint's closed-loop time per request, one at a time): what",
+        "the machine, its scheduler and the load generator give by themselves (no goal)",
+        f"{'endpoint':<26}{'service ms':>11}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
+        f"{'p99/p50':>9}{'server/ref':>11}",
+    ]
+    fixed_rows = [r for r in results.rows if r.load != "closed"]
+    for ref, fixed in zip(results.references, fixed_rows, strict=False):
+        closed = next(r for r in results.rows if r.endpoint == ref.endpoint)
+        lines.append(
+            f"{ref.endpoint:<26}{_ms(1 / closed.rate):>11}{ref.rate:>9.1f}{_ms(ref.p50):>9}"
+            f"{_ms(ref.p99):>9}{_ms(ref.max):>9}{ref.ratio:>9.2f}"
+            f"{fixed.ratio / ref.ratio if ref.ratio else 0.0:>11.2f}"
+        )
+    lines += [
+        "server/ref: the server's fixed-rate p99/p50 over the reference's",
+        "",
         f"load generator ({config['generator_loop']}): its own lateness per run (a p99 above "
         f"{_ms(GENERATOR_LAG_LIMIT_S)} ms",
         "is a visible share of the latencies it reports: BEHIND), and its share of one core",
@@ -1040,6 +1163,7 @@ def report_json(results: Results, config: dict[str, Any]) -> str:
                 {**asdict(r), "p99_over_p50": r.ratio, "goal": P99_P50_GOAL, "passed": r.passed}
                 for r in results.rows
             ],
+            "reference": [{**asdict(r), "p99_over_p50": r.ratio} for r in results.references],
             "generator": [
                 {
                     "run": run.label,
@@ -1157,4 +1281,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == [REFERENCE]:
+        sys.exit(reference_main(int(sys.argv[2]), float(sys.argv[3])))
     sys.exit(generator_main() if sys.argv[1:2] == [GENERATE] else main())
