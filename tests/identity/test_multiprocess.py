@@ -44,11 +44,13 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def spawn(port: int, env: dict[str, str], cwd: Path, log: Path) -> subprocess.Popen[bytes]:
+def spawn(
+    port: int, env: dict[str, str], cwd: Path, log: Path, *options: str
+) -> subprocess.Popen[bytes]:
     """Start `globeguard serve`; returns at once (the process starts in the background)."""
     with log.open("wb") as sink:
         return subprocess.Popen(
-            [sys.executable, "-m", "globeguard", "serve", "--port", str(port)],
+            [sys.executable, "-m", "globeguard", "serve", "--port", str(port), *options],
             env=env,
             cwd=cwd,
             stdout=sink,
@@ -119,12 +121,8 @@ async def stop(server: Server) -> None:
             await asyncio.to_thread(server.process.wait, 15)
 
 
-@pytest.fixture
-async def servers(backend: str, database_url: str, tmp_path: Path) -> AsyncIterator[list[Server]]:
-    if backend != "postgresql":
-        pytest.skip("several processes need PostgreSQL (SQLite is single-process)")
-    await wipe_database(database_url)
-    env = {
+def server_env(database_url: str, tmp_path: Path) -> dict[str, str]:
+    return {
         **os.environ,
         "GLOBEGUARD_DB__URL": database_url,
         "GLOBEGUARD_SECRET_KEY": "same-secret-for-both-processes-of-this-test",
@@ -132,6 +130,14 @@ async def servers(backend: str, database_url: str, tmp_path: Path) -> AsyncItera
         "GLOBEGUARD_AUTH__REVOCATION_CACHE_TTL": REVOCATION_CACHE_TTL,
         "GLOBEGUARD_LOG_LEVEL": "warning",
     }
+
+
+@pytest.fixture
+async def servers(backend: str, database_url: str, tmp_path: Path) -> AsyncIterator[list[Server]]:
+    if backend != "postgresql":
+        pytest.skip("several processes need PostgreSQL (SQLite is single-process)")
+    await wipe_database(database_url)
+    env = server_env(database_url, tmp_path)
     started: list[Server] = []
     try:
         for name in ("a", "b"):
@@ -247,3 +253,27 @@ async def test_profile_changes_on_one_process_show_on_the_other(servers):
                 break
             await asyncio.sleep(0.02)
         assert seen == "Stilgar"  # B's cached view (TTL 60 s here) was evicted by NOTIFY
+
+
+async def test_worker_processes_sharing_one_socket_answer(backend, database_url, tmp_path):
+    """`serve --workers 2`: uvicorn's parent binds the socket and each worker's event loop
+    listens and accepts on it (kit.event_loop); they answered nothing when the loop did not
+    make the socket listen."""
+    if backend != "postgresql":
+        pytest.skip("several processes need PostgreSQL (SQLite is single-process)")
+    await wipe_database(database_url)
+    port = free_port()
+    log = tmp_path / "workers.log"
+    env = server_env(database_url, tmp_path)
+    server = Server(
+        f"http://127.0.0.1:{port}", spawn(port, env, tmp_path, log, "--workers", "2"), log
+    )
+    try:
+        await wait_ready(server)
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=10) as http:
+            answers = await asyncio.gather(*(http.get("/healthz") for _ in range(40)))
+        assert [a.status_code for a in answers] == [200] * 40
+        assert "accepting paused" not in log.read_text()
+    finally:
+        await stop(server)
+        await wipe_database(database_url)

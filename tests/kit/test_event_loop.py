@@ -112,12 +112,17 @@ def test_a_connection_is_served_and_close_stops_accepting() -> None:
     run(main)
 
 
-def test_a_socket_bound_elsewhere_is_served_as_given() -> None:
-    """uvicorn's worker processes hand the loop a socket their parent bound."""
+@pytest.mark.parametrize("listening", [False, True])
+def test_a_socket_bound_elsewhere_is_served_as_given(listening: bool) -> None:
+    """uvicorn's worker processes hand the loop a socket their parent bound but did not
+    make listen (`globeguard serve --workers 2` answered nothing before)."""
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
-        listener = socket.create_server(("127.0.0.1", 0))
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        if listening:
+            listener.listen()
         server = await loop.create_server(Echo, sock=listener)
         assert isinstance(server, BurstServer)
         assert server.sockets == (listener,)
@@ -145,14 +150,19 @@ def test_what_it_does_not_handle_goes_to_uvloop_unchanged(tmp_path: Any) -> None
     run(main)
 
 
-def test_out_of_descriptors_pauses_accepting_then_resumes(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("code", [errno.EMFILE, errno.ENOMEM, errno.EINVAL])
+def test_a_failing_accept_pauses_accepting_then_resumes(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, code: int
 ) -> None:
+    """Out of descriptors, or any error accept() keeps giving: a pause, not a busy loop."""
     monkeypatch.setattr(event_loop, "ACCEPT_PAUSE_S", 0.01)
-    failures = [OSError(errno.EMFILE, "Too many open files")]
+    failures = [OSError(code, "refused")]
+    calls = 0
     real_accept = socket.socket.accept
 
     def accept(self: socket.socket) -> tuple[socket.socket, Any]:
+        nonlocal calls
+        calls += 1
         if failures:
             raise failures.pop()
         return real_accept(self)
@@ -170,6 +180,7 @@ def test_out_of_descriptors_pauses_accepting_then_resumes(
     run(main)
     assert not failures
     assert "accepting paused" in caplog.text
+    assert calls <= 3  # the failure, the connection, the empty queue: no retry in between
 
 
 def test_a_client_that_gives_up_in_the_queue_does_not_stop_the_next(

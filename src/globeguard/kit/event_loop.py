@@ -16,7 +16,6 @@ TLS, Unix sockets and any option we do not handle go to uvloop's own server unch
 from __future__ import annotations
 
 import asyncio
-import errno
 import logging
 import socket
 from collections.abc import Callable, Iterable
@@ -29,10 +28,9 @@ log = logging.getLogger(__name__)
 # Connections taken per readiness report: a burst of clients is accepted in one turn, and a
 # listening socket shared by several worker processes is still left to the others now and then.
 ACCEPT_BURST = 128
-# Out of file descriptors or memory: stop accepting for a while instead of spinning on an
-# error every turn (the kernel keeps the connections queued meanwhile).
+# accept() failed (out of file descriptors or memory, most likely): stop accepting for a while
+# instead of failing again every turn (the kernel keeps the connections queued meanwhile).
 ACCEPT_PAUSE_S = 1.0
-_RESOURCE_ERRORS = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _TCP = (socket.AF_INET, socket.AF_INET6)
 
 ProtocolFactory = Callable[[], asyncio.BaseProtocol]
@@ -77,7 +75,6 @@ class BurstAcceptLoop(uvloop.Loop):
                 if family == socket.AF_INET6:
                     listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
                 listener.bind(address)
-                listener.listen(backlog)
         except OSError:
             for listener in bound:
                 listener.close()
@@ -127,6 +124,9 @@ class BurstServer(asyncio.AbstractServer):
     def start(self, backlog: int) -> None:
         burst = max(1, min(backlog, ACCEPT_BURST))
         for listener in self._listeners:
+            # A socket handed over may be bound only (uvicorn's worker processes get theirs
+            # so): listening starts here, as asyncio's create_server does it.
+            listener.listen(backlog)
             listener.setblocking(False)
             self._watch(listener, burst)
         self._serving = True
@@ -148,9 +148,8 @@ class BurstServer(asyncio.AbstractServer):
             self._hand_over(connection)
 
     def _pause_after(self, exc: OSError, listener: socket.socket, burst: int) -> None:
-        if exc.errno not in _RESOURCE_ERRORS:
-            log.error("accepting a connection failed: %s", exc)
-            return
+        """Out of descriptors or memory, or anything else accept() refuses: the listening
+        socket stays readable, so accepting again at once would fail again, every turn."""
         log.error("accepting paused for %.1f s: %s", ACCEPT_PAUSE_S, exc)
         self._loop.remove_reader(listener.fileno())
         self._loop.call_later(ACCEPT_PAUSE_S, self._resume, listener, burst)
