@@ -247,3 +247,19 @@ def test_serve_forever_returns_when_the_server_closes() -> None:
             await server.serve_forever()
 
     run(main)
+
+
+def test_a_port_in_use_is_refused_naming_the_address() -> None:
+    taken = socket.create_server(("127.0.0.1", 0))
+    port = taken.getsockname()[1]
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        with pytest.raises(OSError, match=f"cannot listen on \\('127.0.0.1', {port}\\)") as err:
+            await loop.create_server(Echo, "127.0.0.1", port)
+        assert err.value.errno == errno.EADDRINUSE
+
+    try:
+        run(main)
+    finally:
+        taken.close()

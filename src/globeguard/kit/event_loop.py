@@ -74,7 +74,12 @@ class BurstAcceptLoop(uvloop.Loop):
                 listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
                 if family == socket.AF_INET6:
                     listener.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-                listener.bind(address)
+                try:
+                    listener.bind(address)
+                except OSError as exc:  # uvicorn logs this one line, then exits
+                    raise OSError(
+                        exc.errno, f"cannot listen on {address!r}: {exc.strerror}"
+                    ) from exc
         except OSError:
             for listener in bound:
                 listener.close()
