@@ -1106,7 +1106,7 @@ def report_text(results: Results, config: dict[str, Any]) -> str:
         f"{'p99/p50':>9}{'server/ref':>11}",
     ]
     fixed_rows = [r for r in results.rows if r.load != "closed"]
-    for ref, fixed in zip(results.references, fixed_rows, strict=False):
+    for ref, fixed in zip(results.references, fixed_rows, strict=True):
         closed = next(r for r in results.rows if r.endpoint == ref.endpoint)
         lines.append(
             f"{ref.endpoint:<26}{_ms(1 / closed.rate):>11}{ref.rate:>9.1f}{_ms(ref.p50):>9}"

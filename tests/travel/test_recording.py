@@ -5,11 +5,14 @@ with every false-positive control on)."""
 from __future__ import annotations
 
 import random
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
 
+from globeguard.kit.clock import as_utc
+from globeguard.travel import service as travel_service
 from globeguard.travel.models import LoginEvent
 from globeguard.travel.service import LoginReport
 from globeguard.wiring import build
@@ -190,16 +193,12 @@ async def test_prepared_events_are_refused_for_a_subject_with_history(container)
 
 async def stored_times(container) -> list[datetime]:
     """The subject's stored login times, in the order they were stored."""
-    from globeguard.kit.clock import as_utc
-
     async with container.db.read() as session:
         rows = await session.scalars(select(LoginEvent.occurred_at).order_by(LoginEvent.id))
         return [as_utc(at) for at in rows.all()]
 
 
 def replay_spy(monkeypatch) -> list[str]:
-    from globeguard.travel import service as travel_service
-
     calls: list[str] = []
     real = travel_service.replayed_profiles
 
@@ -219,8 +218,6 @@ async def test_a_login_happening_now_is_timed_once_its_subject_is_serialised(
     stored: happening now, it is timed after that one and graded from the profile; a login
     another system reported keeps the time it was given, and is graded from the stored
     events around it."""
-    from dataclasses import replace
-
     now = datetime.now(UTC)
     first = LoginReport(subject="zoe", occurred_at=now, success=True, source="t", ip="203.0.10.1")
     clock = (lambda: datetime.now(UTC)) if happening_now else None
