@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import httpx
 import pytest
@@ -13,6 +13,7 @@ from globeguard.adapters.geoip import MaxMindLocator
 from globeguard.adapters.geoip.port import GeoReason, GeoResult
 from globeguard.adapters.geoip.remote import Prefetching, RemoteBatchLocator, batches, parse_result
 from globeguard.settings import GeoIpSettings
+from tests.support.loopback_http import LoopbackHTTPServer
 
 
 class FakeBatchApi:
@@ -51,7 +52,7 @@ class FakeBatchApi:
                 self.end_headers()
                 self.wfile.write(raw)
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
 

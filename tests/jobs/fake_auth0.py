@@ -8,8 +8,10 @@ import gzip
 import json
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.support.loopback_http import LoopbackHTTPServer
 
 CLIENT_ID = "fake-client"
 CLIENT_SECRET = "fake-secret-value-1234"
@@ -45,7 +47,7 @@ class FakeAuth0:
         self.seen = Seen()
         self._issued = 0
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property

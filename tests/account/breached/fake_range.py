@@ -10,7 +10,9 @@ import secrets
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.support.loopback_http import LoopbackHTTPServer
 
 
 def sha1_hex(password: str) -> str:
@@ -44,8 +46,7 @@ class FakeRange:
         self.on_request: Callable[[], None] | None = None
         self._lock = threading.Lock()
         self._closing = threading.Event()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self.server.daemon_threads = True
+        self.server = LoopbackHTTPServer(("127.0.0.1", 0), self._handler_class())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     @property
