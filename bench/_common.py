@@ -527,6 +527,62 @@ def http_runner(wrk: str, url: str, connections: int, **kw: Any) -> Runner:
 
 
 # --------------------------------------------------------------------------------------------
+# CPU time, read from /proc: thread by thread, in ns (schedstat), for any process on the host
+
+
+def cpu_ns(pids: list[int]) -> dict[str, int]:
+    """CPU time the threads of `pids` have run so far, in ns: "loop" (each process's main
+    thread, which runs its event loop) and "threads" (all the others: the SQLite writer,
+    executors)."""
+    used: dict[str, int] = {}
+    for pid in pids:
+        try:
+            tasks = list(Path(f"/proc/{pid}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                ns = int((task / "schedstat").read_text().split()[0])
+                name = "loop" if task.name == str(pid) else "threads"
+            except (OSError, ValueError, IndexError):
+                continue  # a thread that just ended
+            used[name] = used.get(name, 0) + ns
+    return used
+
+
+def cpu_per_item(before: dict[str, int], after: dict[str, int], items: int) -> dict[str, float]:
+    """us of CPU per item, by role, and "total"."""
+    per = {
+        name: (after[name] - before.get(name, 0)) / 1000 / items
+        for name in after
+        if after[name] - before.get(name, 0) > 0
+    }
+    per["total"] = sum(per.values())
+    return per
+
+
+def postgres_backends(db_url: str) -> list[int]:
+    """The server processes of the bench database's connections (the pools of the server or
+    of its workers)."""
+    import asyncpg
+
+    dsn = db_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+    async def pids() -> list[int]:
+        connection = await asyncpg.connect(dsn)
+        try:
+            rows = await connection.fetch(
+                "SELECT pid FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            return [int(row["pid"]) for row in rows]
+        finally:
+            await connection.close()
+
+    return asyncio.run(pids())
+
+
+# --------------------------------------------------------------------------------------------
 # Reporting
 
 

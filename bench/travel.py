@@ -27,6 +27,13 @@ events come from a wrk Lua script that builds every body itself: 200 users round
 logging in every 10 minutes, the same home/away address pattern. Every measured run uses
 fresh subjects and event UUIDs, so nothing is a replay and no run reads another's history.
 
+Where the time goes: each side's CPU per item (request or event), read from /proc for the
+measured runs: the server's event loop thread, its other threads (the SQLite writer,
+executors) and, on PostgreSQL, the bench database's server processes; and the rate one core
+of the server's CPU allows (1 / (loop + other threads)). The server's Python threads share
+one interpreter lock, so when that rate matches the measured one the server is bound by its
+own CPU per item, and the ratio above is the ratio of CPU per item.
+
 Why ratios: see bench/auth.py. A ratio against a baseline taken moments apart on the same
 machine cancels most of the CPU, clock and load differences between machines.
 
@@ -54,7 +61,8 @@ import random
 import secrets
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -70,10 +78,11 @@ from _common import (
     admin_api_key,
     backend_of,
     check_wrk,
+    cpu_ns,
     database,
     ensure_wrk,
-    http_runner,
     measure_pair,
+    postgres_backends,
     report_json,
     run_guarded,
     run_wrk,
@@ -306,6 +315,68 @@ def api_key_for(base: str, env: dict[str, str], workdir: Path) -> str:
 
 
 # --------------------------------------------------------------------------------------------
+# CPU per item: where each side's time goes
+
+
+HEALTHZ, SUPERMAN, INGEST = "GET /healthz (request)", "POST /v1/ (request)", "ingest (event)"
+ROLES = ("loop", "threads", "postgres")
+
+
+class CpuTallies:
+    """The server's CPU (its event loop's thread, its other threads) and, on PostgreSQL, the
+    bench database's server processes, per item (request or event), summed over each
+    side's measured runs (read from /proc, see _common.cpu_ns)."""
+
+    def __init__(self, server_pid: int, db_url: str) -> None:
+        self.server_pid = server_pid
+        self.db_url = db_url if backend_of(db_url) == "postgresql" else None
+        self.used: dict[str, dict[str, int]] = {}
+        self.items: dict[str, int] = {}
+
+    def _now(self, database_pids: list[int]) -> dict[str, int]:
+        used = cpu_ns([self.server_pid])
+        if database_pids:
+            used["postgres"] = sum(cpu_ns(database_pids).values())
+        return used
+
+    @contextmanager
+    def counting(self, side: str) -> Iterator[Callable[[int], None]]:
+        """Counts the CPU used inside the block for the items the block reports."""
+        database_pids = postgres_backends(self.db_url) if self.db_url else []
+        before = self._now(database_pids)
+        done: list[int] = []
+        yield done.append
+        after = self._now(database_pids)
+        used = self.used.setdefault(side, {})
+        for role, ns in after.items():
+            used[role] = used.get(role, 0) + ns - before.get(role, 0)
+        self.items[side] = self.items.get(side, 0) + sum(done)
+
+    def per_item(self) -> dict[str, dict[str, float]]:
+        return {
+            side: {role: ns / 1000 / self.items[side] for role, ns in used.items()}
+            for side, used in self.used.items()
+            if self.items.get(side)
+        }
+
+
+def cpu_lines(cpu_us: dict[str, dict[str, float]]) -> list[str]:
+    """The CPU table, and the rate one core's worth of the server's CPU allows: its Python
+    threads share one interpreter lock, so a server saturated on this work serves at most
+    about that many per second, however many cores it has."""
+    lines = [
+        "CPU us per item, mean of runs: server event loop | server's other threads "
+        "(SQLite writer, executors) | PostgreSQL"
+    ]
+    for side, used in cpu_us.items():
+        cells = " | ".join(f"{used[r]:8.1f}" if r in used else f"{'-':>8}" for r in ROLES)
+        server = used.get("loop", 0.0) + used.get("threads", 0.0)
+        one_core = f"{1e6 / server:8.0f}/s" if server else "-"
+        lines.append(f"  {side:<24} {cells}   one core of server CPU: {one_core}")
+    return lines
+
+
+# --------------------------------------------------------------------------------------------
 # Measurement plan
 
 
@@ -359,16 +430,29 @@ def run_benchmark(opts: Settings, wrk: str, workdir: Path) -> tuple[list[Ratio],
                 f"server ready at {base} ({backend_of(db_url)}); admin {BENCH_ADMIN} has an API key"
             )
 
-            healthz = http_runner(wrk, f"{base}/healthz", CONNECTIONS)
+            cpu = CpuTallies(process.pid, db_url)
+
+            def healthz(seconds: int) -> float:
+                url = f"{base}/healthz"
+                with cpu.counting(HEALTHZ) as count:
+                    result = run_wrk(wrk, url, seconds=seconds, connections=CONNECTIONS)
+                    count(result.requests)
+                return check_wrk(url, result)
 
             def superman(seconds: int) -> float:
                 script = superman_script(workdir, api_key, pool, counter.prefix("v"))
                 url = f"{base}/v1/"
-                result = run_wrk(wrk, url, seconds=seconds, connections=CONNECTIONS, script=script)
+                with cpu.counting(SUPERMAN) as count:
+                    result = run_wrk(
+                        wrk, url, seconds=seconds, connections=CONNECTIONS, script=script
+                    )
+                    count(result.requests)
                 return check_wrk(url, result)
 
             def bulk(_seconds: int) -> float:
-                run = ingest(base, api_key, stream, counter.prefix("n"))
+                with cpu.counting(INGEST) as count:
+                    run = ingest(base, api_key, stream, counter.prefix("n"))
+                    count(run.accepted)
                 counter.ingests.append(run)
                 say(
                     f"  ingest: {run.accepted} events in {run.seconds:.2f} s, "
@@ -444,6 +528,7 @@ def run_benchmark(opts: Settings, wrk: str, workdir: Path) -> tuple[list[Ratio],
             ],
         },
         "superman_users": SUPERMAN_USERS,
+        "cpu_us": cpu.per_item(),
     }
     ratios = [
         Ratio("ingest / maxminddb lookup", ingest_s, lookup_s, INGEST_GOAL),
@@ -471,6 +556,8 @@ def report_text(ratios: list[Ratio], config: dict[str, Any]) -> str:
             f"maxminddb {config['maxminddb']}, {config['geoip_db']}",
             "",
             *table_lines(ratios),
+            "",
+            *cpu_lines(config["cpu_us"]),
             "",
             "Note: the lookup baseline has the cores to itself; wrk (1 thread) shares them with",
             "the server during the HTTP runs, which weighs a bit more on /healthz.",
