@@ -5,13 +5,15 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
 import travel
 from travel import HEALTHZ, INGEST, CpuTallies, cpu_lines
 
 
-def test_cpu_is_counted_per_item_over_the_runs_of_a_side(monkeypatch) -> None:
+def test_cpu_is_counted_per_item_over_the_runs_of_a_side(monkeypatch: pytest.MonkeyPatch) -> None:
     readings = iter(
         [
             {"loop": 1_000_000, "threads": 0},
@@ -28,7 +30,19 @@ def test_cpu_is_counted_per_item_over_the_runs_of_a_side(monkeypatch) -> None:
     assert tallies.per_item() == {INGEST: {"loop": 150.0, "threads": 50.0}}
 
 
-def test_a_side_that_counted_nothing_is_left_out(monkeypatch) -> None:
+def test_clearing_forgets_the_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    readings = iter([{"loop": 0}, {"loop": 9_000_000}, {"loop": 9_000_000}, {"loop": 10_000_000}])
+    monkeypatch.setattr(travel, "cpu_ns", lambda pids: next(readings))
+    tallies = CpuTallies(server_pid=1, db_url="sqlite+aiosqlite:///x.db")
+    with tallies.counting(HEALTHZ) as count:  # the warm-up: slow first requests
+        count(10)
+    tallies.clear()
+    with tallies.counting(HEALTHZ) as count:
+        count(10)
+    assert tallies.per_item() == {HEALTHZ: {"loop": 100.0}}
+
+
+def test_a_side_that_counted_nothing_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(travel, "cpu_ns", lambda pids: {"loop": 0})
     tallies = CpuTallies(server_pid=1, db_url="sqlite+aiosqlite:///x.db")
     with tallies.counting(HEALTHZ) as count:
