@@ -326,6 +326,20 @@ def wait_ready(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
     raise SetupError(f"server not ready after {READY_TIMEOUT_S:.0f} s:\n{_log_tail(log)}")
 
 
+def wait_accepting(process: subprocess.Popen[bytes], port: int, what: str) -> None:
+    """Until a child process accepts connections on `port` of 127.0.0.1; SetupError if it
+    exits or does not within READY_TIMEOUT_S."""
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise SetupError(f"{what} did not start") from None
+            time.sleep(0.05)
+
+
 def stop(process: subprocess.Popen[bytes]) -> None:
     if process.poll() is not None:
         return
@@ -580,6 +594,53 @@ def postgres_backends(db_url: str) -> list[int]:
             await connection.close()
 
     return asyncio.run(pids())
+
+
+class CpuTallies:
+    """A process's CPU (its main thread, which runs its event loop, and its other threads)
+    and, given a PostgreSQL URL, the bench database's server processes, per item (request,
+    event, verify), summed over each side's measured runs (read from /proc: cpu_ns)."""
+
+    def __init__(self, pid: int, db_url: str | None = None) -> None:
+        self.pid = pid
+        self.db_url = db_url if db_url and backend_of(db_url) == "postgresql" else None
+        self.used: dict[str, dict[str, int]] = {}
+        self.items: dict[str, int] = {}
+
+    def clear(self) -> None:
+        self.used.clear()
+        self.items.clear()
+
+    def _now(self, database_pids: list[int]) -> dict[str, int]:
+        used = cpu_ns([self.pid])
+        if database_pids:
+            used["postgres"] = sum(cpu_ns(database_pids).values())
+        return used
+
+    @contextmanager
+    def counting(self, side: str) -> Iterator[Callable[[int], None]]:
+        """Counts the CPU used inside the block for the items the block reports."""
+        database_pids = postgres_backends(self.db_url) if self.db_url else []
+        before = self._now(database_pids)
+        done: list[int] = []
+        yield done.append
+        after = self._now(database_pids)
+        self.add(side, {role: ns - before.get(role, 0) for role, ns in after.items()}, sum(done))
+
+    def add(self, side: str, spent_ns: dict[str, int], items: int) -> None:
+        """CPU measured otherwise (by role, in ns) for `items` more items of `side`."""
+        used = self.used.setdefault(side, {})
+        for role, ns in spent_ns.items():
+            used[role] = used.get(role, 0) + ns
+        self.items[side] = self.items.get(side, 0) + items
+
+    def per_item(self) -> dict[str, dict[str, float]]:
+        """us per item, by side and role ("loop", "threads", "postgres")."""
+        return {
+            side: {role: ns / 1000 / self.items[side] for role, ns in used.items()}
+            for side, used in self.used.items()
+            if self.items.get(side)
+        }
 
 
 # --------------------------------------------------------------------------------------------

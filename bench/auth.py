@@ -59,6 +59,7 @@ from typing import Any
 from _common import (
     EXIT_BELOW_GOAL,
     EXIT_INTERRUPTED,
+    CpuTallies,
     Ratio,
     Runner,
     Series,
@@ -137,57 +138,21 @@ def post_json_script(directory: Path, bodies: list[dict[str, str]]) -> Path:
 # the CPU one sign-in costs much less, so these figures show where a sign-in's time goes: the
 # event loop's share is what the hash threads lose when every core is busy.
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+SIGNIN, VERIFY = "sign-in", "argon2id verify"
 
 
-def thread_cpu_s(pid: int) -> dict[int, float]:
-    """CPU seconds used so far by each thread of process `pid` (empty without /proc)."""
-    used = {}
-    tasks = Path(f"/proc/{pid}/task")
-    for task in tasks.iterdir() if tasks.is_dir() else []:
-        try:
-            stat = (task / "stat").read_text()
-        except OSError:  # the thread ended meanwhile
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        used[int(task.name)] = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-    return used
-
-
-@dataclass(slots=True)
-class CpuTally:
-    """CPU seconds summed over measured runs, and the operations they did."""
-
-    loop_s: float = 0.0
-    other_s: float = 0.0
-    operations: int = 0
-
-    def clear(self) -> None:
-        self.loop_s = self.other_s = 0.0
-        self.operations = 0
-
-    def per_op_ms(self, seconds: float) -> float:
-        return 1000 * seconds / self.operations if self.operations else 0.0
-
-
-def counted_signin_runner(wrk: str, url: str, script: Path, pid: int, tally: CpuTally) -> Runner:
-    """Like http_runner, also adding the server's CPU (its main thread, the event loop, and
-    the others: hashing and, on SQLite, its writer) and the requests served to `tally`. A
+def counted_signin_runner(wrk: str, url: str, script: Path, tally: CpuTallies) -> Runner:
+    """Like http_runner, also adding the server's CPU (its event loop's thread and the
+    others: hashing and, on SQLite, its writer) and the requests served to `tally`. A
     PostgreSQL server's own CPU is not counted."""
 
     def run(seconds: int) -> float:
-        before = thread_cpu_s(pid)
-        result = run_wrk(wrk, url, seconds=seconds, connections=SIGNIN_CONNECTIONS, script=script)
-        after = thread_cpu_s(pid)
-        rate = check_wrk(url, result)
-        for tid, used in after.items():
-            spent = used - before.get(tid, 0.0)
-            if tid == pid:
-                tally.loop_s += spent
-            else:
-                tally.other_s += spent
-        tally.operations += result.requests
-        return rate
+        with tally.counting(SIGNIN) as count:
+            result = run_wrk(
+                wrk, url, seconds=seconds, connections=SIGNIN_CONNECTIONS, script=script
+            )
+            count(result.requests)
+        return check_wrk(url, result)
 
     return run
 
@@ -196,7 +161,7 @@ def counted_signin_runner(wrk: str, url: str, script: Path, pid: int, tally: Cpu
 # Baseline: raw argon2id verification on every core
 
 
-def argon2_verify_rate(seconds: float, threads: int, tally: CpuTally | None = None) -> float:
+def argon2_verify_rate(seconds: float, threads: int, tally: CpuTallies) -> float:
     """Verifies/s of `threads` threads hashing flat out; argon2-cffi releases the GIL."""
     from argon2 import PasswordHasher, Type
 
@@ -220,15 +185,15 @@ def argon2_verify_rate(seconds: float, threads: int, tally: CpuTally | None = No
     workers = [threading.Thread(target=work, args=(i,)) for i in range(threads)]
     for worker in workers:
         worker.start()
-    cpu_before = time.process_time()
+    # This process's CPU, the hashing threads' included once they have ended (/proc lists
+    # only live threads, so not cpu_ns).
+    cpu_before = time.process_time_ns()
     began = time.perf_counter()
     deadline = began + seconds
     start.wait()
     for worker in workers:
         worker.join()
-    if tally is not None:
-        tally.other_s += time.process_time() - cpu_before
-        tally.operations += sum(counts)
+    tally.add(VERIFY, {"threads": time.process_time_ns() - cpu_before}, sum(counts))
     # The last verify of each thread may end past the deadline: divide by the real span.
     return sum(counts) / (time.perf_counter() - began)
 
@@ -289,10 +254,8 @@ def run_benchmark(opts: Settings, wrk: str, workdir: Path) -> tuple[list[Ratio],
             GET_CONNECTIONS,
             headers={"Authorization": f"Bearer {token}"},
         )
-        signin_cpu, argon_cpu = CpuTally(), CpuTally()
-        signin = counted_signin_runner(
-            wrk, f"{base}/api/v1/auth/signin", signin_script, process.pid, signin_cpu
-        )
+        signin_cpu, argon_cpu = CpuTallies(process.pid), CpuTallies(os.getpid())
+        signin = counted_signin_runner(wrk, f"{base}/api/v1/auth/signin", signin_script, signin_cpu)
 
         # Warm-up runs the lazy first-use paths (imports, prepared statements, pools) outside
         # the measured runs, and fails fast on a broken endpoint before the long runs.
@@ -358,10 +321,12 @@ def run_benchmark(opts: Settings, wrk: str, workdir: Path) -> tuple[list[Ratio],
         "python": sys.version.split()[0],
     }
     if opts.only != "me":
+        signin_us = signin_cpu.per_item().get(SIGNIN, {})
+        verify_us = argon_cpu.per_item().get(VERIFY, {})
         config["cpu_ms"] = {
-            "signin_event_loop": signin_cpu.per_op_ms(signin_cpu.loop_s),
-            "signin_other_threads": signin_cpu.per_op_ms(signin_cpu.other_s),
-            "argon2_verify": argon_cpu.per_op_ms(argon_cpu.other_s),
+            "signin_event_loop": signin_us.get("loop", 0.0) / 1000,
+            "signin_other_threads": signin_us.get("threads", 0.0) / 1000,
+            "argon2_verify": sum(verify_us.values()) / 1000,
         }
     ratios = []
     if opts.only != "me":

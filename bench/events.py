@@ -109,6 +109,7 @@ from _common import (
     server_env,
     server_python,
     stop,
+    wait_accepting,
     wrk_version,
 )
 
@@ -160,14 +161,7 @@ def receiver(workdir: Path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(100):
-            try:
-                http("GET", f"{base}/stats")
-                break
-            except OSError:
-                time.sleep(0.1)
-        else:
-            raise SetupError("the receiver did not start")
+        wait_accepting(process, port, "the receiver")
         yield Receiver(base, process.pid)
     finally:
         stop(process)

@@ -73,7 +73,6 @@ import json
 import os
 import random
 import secrets
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -103,6 +102,7 @@ from _common import (
     say,
     server,
     server_env,
+    wait_accepting,
     wrk_version,
 )
 from auth import SIGNIN_CONNECTIONS, post_json_script, signin_bodies, signup
@@ -483,15 +483,7 @@ def reference_server(service_s: float) -> Iterator[str]:
         [sys.executable, str(Path(__file__).resolve()), REFERENCE, str(port), repr(service_s)]
     )
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise InvalidMeasurementError("the reference server did not start") from None
-                time.sleep(0.05)
+        wait_accepting(process, port, "the reference server")
         yield f"http://127.0.0.1:{port}"
     finally:
         process.kill()
@@ -1105,9 +1097,9 @@ def report_text(results: Results, config: dict[str, Any]) -> str:
         f"{'endpoint':<26}{'service ms':>11}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}"
         f"{'p99/p50':>9}{'server/ref':>11}",
     ]
+    closed_rows = [r for r in results.rows if r.load == "closed"]
     fixed_rows = [r for r in results.rows if r.load != "closed"]
-    for ref, fixed in zip(results.references, fixed_rows, strict=True):
-        closed = next(r for r in results.rows if r.endpoint == ref.endpoint)
+    for ref, closed, fixed in zip(results.references, closed_rows, fixed_rows, strict=True):
         lines.append(
             f"{ref.endpoint:<26}{_ms(1 / closed.rate):>11}{ref.rate:>9.1f}{_ms(ref.p50):>9}"
             f"{_ms(ref.p99):>9}{_ms(ref.max):>9}{ref.ratio:>9.2f}"

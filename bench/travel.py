@@ -61,8 +61,7 @@ import random
 import secrets
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -71,6 +70,7 @@ from _common import (
     BENCH_ADMIN,
     EXIT_BELOW_GOAL,
     EXIT_INTERRUPTED,
+    CpuTallies,
     InvalidMeasurementError,
     Ratio,
     Series,
@@ -78,11 +78,9 @@ from _common import (
     admin_api_key,
     backend_of,
     check_wrk,
-    cpu_ns,
     database,
     ensure_wrk,
     measure_pair,
-    postgres_backends,
     report_json,
     run_guarded,
     run_wrk,
@@ -320,48 +318,6 @@ def api_key_for(base: str, env: dict[str, str], workdir: Path) -> str:
 
 HEALTHZ, SUPERMAN, INGEST = "GET /healthz (request)", "POST /v1/ (request)", "ingest (event)"
 ROLES = ("loop", "threads", "postgres")
-
-
-class CpuTallies:
-    """The server's CPU (its event loop's thread, its other threads) and, on PostgreSQL, the
-    bench database's server processes, per item (request or event), summed over each
-    side's measured runs (read from /proc, see _common.cpu_ns)."""
-
-    def __init__(self, server_pid: int, db_url: str) -> None:
-        self.server_pid = server_pid
-        self.db_url = db_url if backend_of(db_url) == "postgresql" else None
-        self.used: dict[str, dict[str, int]] = {}
-        self.items: dict[str, int] = {}
-
-    def clear(self) -> None:
-        self.used.clear()
-        self.items.clear()
-
-    def _now(self, database_pids: list[int]) -> dict[str, int]:
-        used = cpu_ns([self.server_pid])
-        if database_pids:
-            used["postgres"] = sum(cpu_ns(database_pids).values())
-        return used
-
-    @contextmanager
-    def counting(self, side: str) -> Iterator[Callable[[int], None]]:
-        """Counts the CPU used inside the block for the items the block reports."""
-        database_pids = postgres_backends(self.db_url) if self.db_url else []
-        before = self._now(database_pids)
-        done: list[int] = []
-        yield done.append
-        after = self._now(database_pids)
-        used = self.used.setdefault(side, {})
-        for role, ns in after.items():
-            used[role] = used.get(role, 0) + ns - before.get(role, 0)
-        self.items[side] = self.items.get(side, 0) + sum(done)
-
-    def per_item(self) -> dict[str, dict[str, float]]:
-        return {
-            side: {role: ns / 1000 / self.items[side] for role, ns in used.items()}
-            for side, used in self.used.items()
-            if self.items.get(side)
-        }
 
 
 def cpu_lines(cpu_us: dict[str, dict[str, float]]) -> list[str]:

@@ -1,4 +1,5 @@
-"""bench/travel.py's CPU table: per-item CPU by role, and the rate one core of it allows."""
+"""The benches' CPU tallies (per-item CPU by role) and bench/travel.py's table of them with
+the rate one core of it allows."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-import travel
-from travel import HEALTHZ, INGEST, CpuTallies, cpu_lines
+import _common
+from _common import CpuTallies
+
+from travel import HEALTHZ, INGEST, cpu_lines
 
 
 def test_cpu_is_counted_per_item_over_the_runs_of_a_side(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -22,8 +25,8 @@ def test_cpu_is_counted_per_item_over_the_runs_of_a_side(monkeypatch: pytest.Mon
             {"loop": 4_000_000, "threads": 1_000_000},  # second run: 1 ms for 10
         ]
     )
-    monkeypatch.setattr(travel, "cpu_ns", lambda pids: next(readings))
-    tallies = CpuTallies(server_pid=1, db_url="sqlite+aiosqlite:///x.db")
+    monkeypatch.setattr(_common, "cpu_ns", lambda pids: next(readings))
+    tallies = CpuTallies(pid=1, db_url="sqlite+aiosqlite:///x.db")
     for _ in range(2):
         with tallies.counting(INGEST) as count:
             count(10)
@@ -32,8 +35,8 @@ def test_cpu_is_counted_per_item_over_the_runs_of_a_side(monkeypatch: pytest.Mon
 
 def test_clearing_forgets_the_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
     readings = iter([{"loop": 0}, {"loop": 9_000_000}, {"loop": 9_000_000}, {"loop": 10_000_000}])
-    monkeypatch.setattr(travel, "cpu_ns", lambda pids: next(readings))
-    tallies = CpuTallies(server_pid=1, db_url="sqlite+aiosqlite:///x.db")
+    monkeypatch.setattr(_common, "cpu_ns", lambda pids: next(readings))
+    tallies = CpuTallies(pid=1, db_url="sqlite+aiosqlite:///x.db")
     with tallies.counting(HEALTHZ) as count:  # the warm-up: slow first requests
         count(10)
     tallies.clear()
@@ -43,8 +46,8 @@ def test_clearing_forgets_the_warm_up(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_a_side_that_counted_nothing_is_left_out(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(travel, "cpu_ns", lambda pids: {"loop": 0})
-    tallies = CpuTallies(server_pid=1, db_url="sqlite+aiosqlite:///x.db")
+    monkeypatch.setattr(_common, "cpu_ns", lambda pids: {"loop": 0})
+    tallies = CpuTallies(pid=1, db_url="sqlite+aiosqlite:///x.db")
     with tallies.counting(HEALTHZ) as count:
         count(0)
     assert tallies.per_item() == {}
