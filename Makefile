@@ -62,6 +62,7 @@ bench: $(STAMP) ## Benchmarks: throughput and tail latency as ratios measured on
 	$(BIN)/python bench/analytics.py
 	$(BIN)/python bench/jobs.py
 	$(BIN)/python bench/latency.py
+	$(BIN)/python bench/statements.py
 
 clean: ## Remove the virtualenv and local data
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .mypy_cache
