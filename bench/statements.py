@@ -37,6 +37,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -133,7 +134,7 @@ def threaded_run(path: Path, transactions: int, statements: int) -> dict[str, fl
         db = Database(DatabaseSettings(url=f"sqlite:///{path}"))
         try:
             await one_pass(db, 10)  # the writer thread starts and the statement is compiled
-            if not any(t.name == "sqlite-writer" for t in _threads()):
+            if not any(t.name == "sqlite-writer" for t in threading.enumerate()):
                 raise InvalidMeasurementError("no sqlite-writer thread: not the threaded writer")
             with tally.counting("run") as count:
                 await one_pass(db, transactions)
@@ -151,17 +152,11 @@ def threaded_run(path: Path, transactions: int, statements: int) -> dict[str, fl
     return tally.per_item()["run"]
 
 
-def _threads() -> list[Any]:
-    import threading
-
-    return threading.enumerate()
-
-
 @contextmanager
 def one_core() -> Iterator[None]:
-    """This thread, and the threads it starts (the writer), on the CPU it is running on."""
+    """This thread, and the threads it starts (the writer), on one of the CPUs it may use."""
     allowed = os.sched_getaffinity(0)
-    os.sched_setaffinity(0, {os.sched_getcpu() if hasattr(os, "sched_getcpu") else min(allowed)})
+    os.sched_setaffinity(0, {min(allowed)})
     try:
         yield
     finally:
