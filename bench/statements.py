@@ -16,7 +16,7 @@ of them (default 5), then COMMIT:
 * **inline** — SQLAlchemy's synchronous Session on pysqlite, on this thread: the statement's
   cost with no hop (what the loop paid before the writer thread, freezes included).
 * **threaded** — Globeguard's `Database` (the threaded writer) on uvloop, as `serve` runs it:
-  the event loop thread's CPU, and the writer thread's.
+  the event loop thread's CPU, and its other threads' (the writer and its checkpointer).
 * **threaded, one core** — the same with the loop and its writer thread kept on one CPU
   (sched_setaffinity): the part of a hop that is two cores waking each other up.
 
@@ -24,7 +24,9 @@ From each side's two kinds of transaction: the CPU of a further statement (the d
 divided by `--statements - 1`) and of a transaction's own work (BEGIN, COMMIT, the session:
 the one-statement transaction less one statement). CPU is thread time, so it is steadier than
 elapsed time on a shared machine; the threaded sides' loop and writer are read from /proc.
-Inline and threaded alternate (inline, threaded, threaded, inline per round).
+The sides take turns, in one order and then the reverse (inline, threaded, one core, one
+core, threaded, inline for two rounds), so that a drift of the machine's speed weighs on each
+alike; each side's figures are the means of its runs.
 
 Run:  .venv/bin/python bench/statements.py [--transactions 2000] [--statements 5]
           [--rounds 2] [--json]
@@ -39,8 +41,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,6 @@ from _common import (
     EXIT_INTERRUPTED,
     CpuTallies,
     InvalidMeasurementError,
-    abba,
     run_guarded,
     say,
 )
@@ -152,13 +152,13 @@ def threaded_run(path: Path, transactions: int, statements: int) -> dict[str, fl
     return tally.per_item()["run"]
 
 
-@contextmanager
-def one_core() -> Iterator[None]:
-    """This thread, and the threads it starts (the writer), on one of the CPUs it may use."""
+def on_one_core(run: Callable[..., dict[str, float]], *args: Any) -> dict[str, float]:
+    """`run(*args)` with this thread, and the threads it starts (the writer), on one of the
+    CPUs it may use."""
     allowed = os.sched_getaffinity(0)
     os.sched_setaffinity(0, {min(allowed)})
     try:
-        yield
+        return run(*args)
     finally:
         os.sched_setaffinity(0, allowed)
 
@@ -170,32 +170,27 @@ def one_core() -> Iterator[None]:
 def measure(opts: argparse.Namespace, workdir: Path) -> dict[str, Side]:
     path = workdir / "statements.db"
     create_table(path)
-    sides = {INLINE: Side(), THREADED: Side(), ONE_CORE: Side()}
-    lengths = (1, opts.statements)
-
-    def inline() -> None:
-        for length in lengths:
-            sides[INLINE].add(length, inline_run(path, opts.transactions, length))
-
-    def threaded() -> None:
-        for length in lengths:
-            sides[THREADED].add(length, threaded_run(path, opts.transactions, length))
-
-    for baseline in abba(opts.rounds):
-        say(f"run: {INLINE if baseline else THREADED}")
-        (inline if baseline else threaded)()
-    if len(os.sched_getaffinity(0)) > 1:
-        say(f"runs: {ONE_CORE}")
-        with one_core():
-            for _ in range(opts.rounds):
-                for length in lengths:
-                    sides[ONE_CORE].add(length, threaded_run(path, opts.transactions, length))
+    runners: dict[str, Callable[[int], dict[str, float]]] = {
+        INLINE: lambda length: inline_run(path, opts.transactions, length),
+        THREADED: lambda length: threaded_run(path, opts.transactions, length),
+    }
+    if len(os.sched_getaffinity(0)) > 1:  # one core of one is no variant
+        runners[ONE_CORE] = lambda length: on_one_core(
+            threaded_run, path, opts.transactions, length
+        )
+    sides = {name: Side() for name in runners}
+    order = list(runners)
+    for round_ in range(opts.rounds):
+        for name in order if round_ % 2 == 0 else reversed(order):
+            say(f"run: {name}")
+            for length in (1, opts.statements):
+                sides[name].add(length, runners[name](length))
     return sides
 
 
 def summary(sides: dict[str, Side], statements: int) -> dict[str, dict[str, float]]:
-    """Per side: the loop's (calling thread's) transaction and statement costs, and the
-    writer thread's CPU per one-statement transaction."""
+    """Per side: the loop's (calling thread's) transaction and statement costs, and its
+    other threads' CPU per one-statement transaction."""
     out = {}
     for name, side in sides.items():
         if not side.runs:
@@ -216,18 +211,17 @@ def report_text(found: dict[str, dict[str, float]], opts: argparse.Namespace) ->
         f"{sys.version.split()[0]}, {opts.transactions} transactions per run, "
         f"{opts.rounds} rounds",
         "CPU us on the event loop (inline: the calling thread), per transaction's own work "
-        "and per statement; the writer thread's CPU per one-statement transaction",
+        "and per statement; the other threads' (writer, checkpointer) per one-statement "
+        "transaction",
         f"{'side':<22} {'transaction':>12} {'statement':>10} {'writer':>8}   vs inline",
     ]
     for name, costs in found.items():
-        ratio = (
-            ""
-            if name == INLINE
-            else (
+        ratio = ""
+        if name != INLINE:
+            ratio = (
                 f"x{costs['loop_transaction_us'] / inline['loop_transaction_us']:.1f} / "
                 f"x{costs['loop_statement_us'] / inline['loop_statement_us']:.1f}"
             )
-        )
         lines.append(
             f"{name:<22} {costs['loop_transaction_us']:12.1f} {costs['loop_statement_us']:10.1f} "
             f"{costs['writer_per_transaction_us']:8.1f}   {ratio}"
@@ -252,8 +246,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     opts = parse_args(argv)
-    measured: Callable[[Path], dict[str, Side]] = lambda workdir: measure(opts, workdir)  # noqa: E731
-    sides = run_guarded(measured)
+    sides = run_guarded(lambda workdir: measure(opts, workdir))
     if sides is None:
         return EXIT_INTERRUPTED
     found = summary(sides, opts.statements)
