@@ -4,15 +4,19 @@ before settling and still claims nothing for one its settling just disabled."""
 
 from __future__ import annotations
 
+import sqlite3
+import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
 import httpx
 import pytest
+from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
+from globeguard.db import sqlite_writer
 from globeguard.events import envelope
 from globeguard.events.catalog import EventType
 from globeguard.events.delivery import ledger
@@ -186,3 +190,63 @@ async def test_a_settle_that_fails_takes_its_cycles_claim_with_it(app, container
         "inflight",
     ]
     assert len(done.jobs) == 1
+
+
+def _trips(db) -> list[list[str]]:
+    """The statements each trip to the SQLite writer thread ran, on connections opened from
+    now on (each a list of the first words of its statements)."""
+    trips: list[list[str]] = []
+
+    @sqlalchemy_event.listens_for(db.engine.sync_engine, "connect")
+    def _trace(dbapi_connection, _record):
+        def install(connection: sqlite3.Connection) -> None:
+            def seen(sql: str) -> None:
+                if trips:
+                    trips[-1].append(" ".join(sql.split()[:3]))
+
+            connection.set_trace_callback(seen)
+
+        dbapi_connection.run(install)
+
+    return trips
+
+
+async def test_fan_out_writes_ride_along_with_the_cycles_next_statement(app, container, backend):
+    """On SQLite the fan-out's INSERT of deliveries and UPDATE of the outbox are writes whose
+    results nobody reads: they go to the writer thread with the statement after them (the
+    claim), not on trips of their own, and the claim sees the deliveries they made."""
+    if backend != "sqlite":
+        pytest.skip("the writer thread is SQLite's")
+    await subscribe(container, "hook")
+    await emit(container, uuid.uuid4())
+    await emit(container, uuid.uuid4())
+    db = container.db
+    await db.engine.dispose()
+    trips = _trips(db)
+    call = sqlite_writer.WriterThread.call
+
+    def counting(self, job):
+        if threading.current_thread() is threading.main_thread():
+            trips.append([])
+        return call(self, job)
+
+    with patch.object(sqlite_writer.WriterThread, "call", counting):
+        done = await dispatcher(container, Receiver(), FakeClock()).claim_round()
+    assert len(done.jobs) == 2  # the claim found what the deferred fan-out inserted
+    fan_out = [
+        trip
+        for trip in trips
+        if any(s.startswith(("INSERT INTO delivery", "UPDATE event_outbox")) for s in trip)
+    ]
+    assert len(fan_out) == 1
+    (trip,) = fan_out
+    last = max(
+        i
+        for i, s in enumerate(trip)
+        if s.startswith(("INSERT INTO delivery", "UPDATE event_outbox"))
+    )
+    assert last < len(trip) - 1  # something rode after them: they did not travel alone
+    statuses = [d.status for d in await _rows(container, Delivery, Delivery.id)]
+    assert statuses == ["inflight", "inflight"]
+    dispatched = [e.dispatched_at for e in await _rows(container, OutboxEvent, OutboxEvent.seq)]
+    assert all(at is not None for at in dispatched)

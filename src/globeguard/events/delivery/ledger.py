@@ -29,6 +29,11 @@ from globeguard.events.delivery.statements import sqlite_text, sqlite_uuid
 # after what makes the TEMP objects it writes through (_settle_sqlite says why).
 _SETTLE_SETUP: list[Step] = [(str(s), (), False) for s in statements.SQLite.SETTLE_SETUP]
 _SETTLE_SQL = str(statements.SQLite.SETTLE)
+# Fan-out's writes, likewise deferred on SQLite: nothing reads what they return, so they ride
+# along with the cycle's next statement (the claim, which then sees the new deliveries) or
+# its COMMIT, two hops to the writer thread fewer a fan-out.
+_INSERT_DELIVERIES_SQL = str(statements.SQLite.INSERT_DELIVERIES)
+_MARK_DISPATCHED_SQL = str(statements.SQLite.MARK_DISPATCHED)
 
 # A fan-out row: (event seq, subscription id, ordering key).
 FanoutRow = tuple[int, uuid.UUID, str]
@@ -74,16 +79,18 @@ class LedgerRepository:
             await self.session.execute(statements.Postgres.INSERT_DELIVERIES, params)
             return
         encoded = _json([(seq, sqlite_uuid(sub), key) for seq, sub, key in rows])
-        await self.session.execute(
-            statements.SQLite.INSERT_DELIVERIES, {"b_rows": encoded, "b_now": now}
-        )
+        params = {"b_rows": encoded, "b_now": sqlite_text(now)}
+        await run_steps(self.session, [(_INSERT_DELIVERIES_SQL, params, False)])
 
     async def mark_dispatched(self, seqs: Sequence[int], now: datetime) -> None:
-        if seqs:
-            statement = (
-                statements.Postgres if self._postgres else statements.SQLite
-            ).MARK_DISPATCHED
-            await self.session.execute(statement, {"b_seqs": self._seqs(seqs), "b_now": now})
+        if not seqs:
+            return
+        if self._postgres:
+            params = {"b_seqs": self._seqs(seqs), "b_now": now}
+            await self.session.execute(statements.Postgres.MARK_DISPATCHED, params)
+            return
+        params = {"b_seqs": self._seqs(seqs), "b_now": sqlite_text(now)}
+        await run_steps(self.session, [(_MARK_DISPATCHED_SQL, params, False)])
 
     # -- leases and claims -------------------------------------------------------------------
 
