@@ -4,24 +4,22 @@ before settling and still claims nothing for one its settling just disabled."""
 
 from __future__ import annotations
 
-import sqlite3
-import threading
 import uuid
 from datetime import UTC, datetime, timedelta
 from unittest.mock import patch
 
 import httpx
 import pytest
-from sqlalchemy import event as sqlalchemy_event
-from sqlalchemy import select, text
-from sqlalchemy.exc import OperationalError
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from globeguard.db import sqlite_writer
 from globeguard.events import envelope
 from globeguard.events.catalog import EventType
 from globeguard.events.delivery import ledger
 from globeguard.events.models import Delivery, DeliveryAttempt, OutboxEvent, Subscription
+from globeguard.events.outbox import event_row, record_many
 from tests.events.support import FakeClock, Receiver, dispatcher, emit, subscribe
+from tests.writer_trips import writer_trips
 
 
 async def _rows(container, model, *order):
@@ -192,25 +190,6 @@ async def test_a_settle_that_fails_takes_its_cycles_claim_with_it(app, container
     assert len(done.jobs) == 1
 
 
-def _trips(db) -> list[list[str]]:
-    """The statements each trip to the SQLite writer thread ran, on connections opened from
-    now on (each a list of the first words of its statements)."""
-    trips: list[list[str]] = []
-
-    @sqlalchemy_event.listens_for(db.engine.sync_engine, "connect")
-    def _trace(dbapi_connection, _record):
-        def install(connection: sqlite3.Connection) -> None:
-            def seen(sql: str) -> None:
-                if trips:
-                    trips[-1].append(" ".join(sql.split()[:3]))
-
-            connection.set_trace_callback(seen)
-
-        dbapi_connection.run(install)
-
-    return trips
-
-
 async def test_fan_out_writes_ride_along_with_the_cycles_next_statement(app, container, backend):
     """On SQLite the fan-out's INSERT of deliveries and UPDATE of the outbox are writes whose
     results nobody reads: they go to the writer thread with the statement after them (the
@@ -222,15 +201,7 @@ async def test_fan_out_writes_ride_along_with_the_cycles_next_statement(app, con
     await emit(container, uuid.uuid4())
     db = container.db
     await db.engine.dispose()
-    trips = _trips(db)
-    call = sqlite_writer.WriterThread.call
-
-    def counting(self, job):
-        if threading.current_thread() is threading.main_thread():
-            trips.append([])
-        return call(self, job)
-
-    with patch.object(sqlite_writer.WriterThread, "call", counting):
+    with writer_trips(db) as trips:
         done = await dispatcher(container, Receiver(), FakeClock()).claim_round()
     assert len(done.jobs) == 2  # the claim found what the deferred fan-out inserted
     fan_out = [
@@ -250,3 +221,35 @@ async def test_fan_out_writes_ride_along_with_the_cycles_next_statement(app, con
     assert statuses == ["inflight", "inflight"]
     dispatched = [e.dispatched_at for e in await _rows(container, OutboxEvent, OutboxEvent.seq)]
     assert all(at is not None for at in dispatched)
+
+
+async def test_an_outbox_event_is_seen_by_its_transaction_and_fails_it_when_refused(app, container):
+    """The outbox INSERT rides along with the next statement on SQLite: a read later in the
+    transaction sees the event, and a row the database refuses (here a repeated event id)
+    fails the transaction, which keeps nothing it wrote."""
+    user = uuid.uuid4()
+    first = await emit(container, user)
+    async with container.db.transaction() as session:
+        await record_many(session, [_user_event(user)])
+        seen = await session.scalar(select(func.count()).select_from(OutboxEvent))
+    assert seen == 2
+
+    async def repeat() -> None:
+        async with container.db.transaction() as session:
+            await record_many(session, [_user_event(user), _user_event(user, event_id=first)])
+
+    with pytest.raises(IntegrityError):
+        await repeat()
+    assert len(await _rows(container, OutboxEvent, OutboxEvent.seq)) == 2
+
+
+def _user_event(user: uuid.UUID, **columns):
+    row = event_row(
+        EventType.USER_UPDATED,
+        actor="system",
+        aggregate_type="user",
+        aggregate_id=str(user),
+        user_id=user,
+        payload={"user_id": str(user)},
+    )
+    return {**row, **columns}

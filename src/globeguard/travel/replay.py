@@ -127,16 +127,15 @@ def profile_rows(
     profiles: dict[str, Profile], existing: Collection[str], user_ids: dict[str, uuid.UUID]
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The rows `LoginEventRepository.save_profiles` inserts and updates."""
-    inserts, updates = [], []
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
     for subject, profile in profiles.items():
         assert profile.latest is not None
-        values = {
+        row = {
+            "subject": subject,
             "user_id": user_ids.get(subject),
             "last_at": profile.latest.occurred_at,
             "state": profile.to_doc(),
         }
-        if subject in existing:
-            updates.append({"key": subject, **values})
-        else:
-            inserts.append({"subject": subject, **values})
+        (updates if subject in existing else inserts).append(row)
     return inserts, updates

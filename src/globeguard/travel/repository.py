@@ -76,17 +76,23 @@ _PROFILES_OF = select(PROFILES.c.subject, PROFILES.c.last_at, PROFILES.c.state).
     PROFILES.c.subject.in_(bindparam("subjects", expanding=True))
 )
 _INSERT_PROFILE = BulkInsert(PROFILES, [c.name for c in PROFILES.columns])
-_UPDATE_PROFILE = (
-    update(PROFILES)
-    .where(PROFILES.c.subject == bindparam("key"))
-    .values(
-        last_at=bindparam("last_at"),
-        state=bindparam("state"),
-        user_id=func.coalesce(
-            bindparam("user_id", type_=PROFILES.c.user_id.type), PROFILES.c.user_id
-        ),
+
+
+def _update_profile(_dialect: Any) -> Any:
+    typed = {c.name: bindparam(c.name, type_=c.type) for c in PROFILES.columns}
+    return (
+        update(PROFILES)
+        .where(PROFILES.c.subject == typed["subject"])
+        .values(
+            last_at=typed["last_at"],
+            state=typed["state"],
+            user_id=func.coalesce(typed["user_id"], PROFILES.c.user_id),
+        )
     )
-)
+
+
+# One execution per row on PostgreSQL too: arrays are for INSERTs.
+_UPDATE_PROFILE = DriverRows(PROFILES, _update_profile, arrays=False)
 
 
 def _profile_saved(existing: bool) -> Any:
@@ -94,7 +100,7 @@ def _profile_saved(existing: bool) -> Any:
     both); its parameters are named `p_<column>` (the event's own take the column names)."""
     typed = {c.name: bindparam(f"p_{c.name}", type_=c.type) for c in PROFILES.columns}
     if existing:
-        key = bindparam("p_key", type_=PROFILES.c.subject.type)
+        key = typed["subject"]
         return (
             update(PROFILES)
             .where(PROFILES.c.subject == key)
@@ -182,11 +188,11 @@ class LoginEventRepository:
     async def save_profiles(
         self, inserts: Sequence[dict[str, Any]], updates: Sequence[dict[str, Any]]
     ) -> None:
-        """`inserts`: {subject, user_id, last_at, state}; `updates` the same with the subject
-        under `key` (a bound name may not repeat a column's)."""
+        """`inserts` and `updates`: {subject, user_id, last_at, state} each. Nothing in the
+        transaction reads what they return: on the SQLite writer both ride along with its
+        next statement or COMMIT (db.bulk.run_steps)."""
         await _INSERT_PROFILE.run(self.session, inserts)
-        if updates:
-            await self._core(_UPDATE_PROFILE, updates)
+        await _UPDATE_PROFILE.run(self.session, updates)
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """One executemany; every row carries every column but `id`."""
