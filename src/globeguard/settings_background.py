@@ -45,8 +45,9 @@ class DeliverySettings(BaseModel):
     default_max_in_flight: int = Field(default=16, ge=1)
     # Deliveries claimed per subscription per round trip.
     claim_batch: int = Field(default=64, ge=1)
-    # How often an idle dispatcher looks for work. In-process commits wake it at once; other
-    # processes' commits (API nodes on PostgreSQL) are seen within this.
+    # How often an idle dispatcher looks for work. In-process commits of events a subscription
+    # takes wake it at once; other processes' commits (API nodes on PostgreSQL), events no
+    # subscription takes and other processes' changes of subscriptions are seen within this.
     poll_interval: timedelta = Field(default=timedelta(milliseconds=500), gt=timedelta(0))
     fanout_batch: int = Field(default=500, ge=1)
     # Webhook URLs on private, loopback and link-local addresses are refused (SSRF) unless

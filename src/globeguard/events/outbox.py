@@ -10,7 +10,7 @@ or an API key's creation pays no hop to the writer thread for its audit event.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any, cast
 
@@ -38,8 +38,11 @@ _COLUMNS = (
     "occurred_at",
 )
 _INSERT = BulkInsert(cast(Table, OutboxEvent.__table__), _COLUMNS)
-# Set on a session that wrote an outbox row, so its commit can wake the dispatcher.
+# On a session that wrote outbox rows, the set of their types, so its commit can wake the
+# dispatcher for them.
 WROTE_OUTBOX = "globeguard.wrote_outbox"
+# On a session that changed which events subscriptions listen to.
+CHANGED_SUBSCRIPTIONS = "globeguard.changed_subscriptions"
 # PostgreSQL channel telling dispatchers in other processes that events were committed.
 CHANNEL = "globeguard_outbox"
 _NOTIFY = text(f"NOTIFY {CHANNEL}")
@@ -100,17 +103,27 @@ async def record_many(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
     refuses fails the transaction's next statement or its COMMIT."""
     if rows:
         await _INSERT.run(session, rows)
-        session.info[WROTE_OUTBOX] = True
+        session.info.setdefault(WROTE_OUTBOX, set()).update(row["type"] for row in rows)
+
+
+def note_subscriptions_changed(session: AsyncSession) -> None:
+    """Tell the dispatcher, once this transaction commits, that what subscriptions listen to
+    may have changed: its next wake looks whatever was written."""
+    session.info[CHANGED_SUBSCRIPTIONS] = True
 
 
 def install_commit_wakeup(
-    session_class: type[Session], wake: Callable[[], None], *, notify: bool = False
+    session_class: type[Session],
+    wake: Callable[[Collection[str] | None], None],
+    *,
+    notify: bool = False,
 ) -> None:
-    """Call `wake` after each commit that wrote outbox rows: an in-process dispatcher then
-    delivers at once instead of at its next poll. A rollback forgets the flag. With `notify`
-    (PostgreSQL) the transaction also NOTIFYs, which PostgreSQL delivers only if it commits,
-    so `globeguard worker` processes hear of it too: one statement per writing transaction,
-    however many events it wrote."""
+    """Call `wake` after each commit that wrote outbox rows, with their types (None when the
+    transaction changed subscriptions): an in-process dispatcher then delivers at once
+    instead of at its next poll. A rollback forgets it all. With `notify` (PostgreSQL) the
+    transaction also NOTIFYs, which PostgreSQL delivers only if it commits, so `globeguard
+    worker` processes hear of it too: one statement per writing transaction, however many
+    events it wrote."""
 
     if notify:
 
@@ -121,12 +134,16 @@ def install_commit_wakeup(
 
     @event.listens_for(session_class, "after_commit")
     def _committed(session: Session) -> None:
-        if session.info.pop(WROTE_OUTBOX, False):
-            wake()
+        types = session.info.pop(WROTE_OUTBOX, None)
+        if session.info.pop(CHANGED_SUBSCRIPTIONS, False):
+            wake(None)
+        elif types:
+            wake(types)
 
     @event.listens_for(session_class, "after_rollback")
     def _rolled_back(session: Session) -> None:
         session.info.pop(WROTE_OUTBOX, None)
+        session.info.pop(CHANGED_SUBSCRIPTIONS, None)
 
 
 class OutboxListener(PostgresListener):

@@ -22,7 +22,7 @@ import asyncio
 import logging
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -94,11 +94,27 @@ class Dispatcher:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._buckets: dict[uuid.UUID, TokenBucket] = {}
         self._reclaimed_at: datetime | None = None
+        # The event types each enabled subscription listens to, as the latest cycle read
+        # them (None: not known). A change of subscriptions bumps the generation, so that a
+        # cycle that read them before the change does not keep its older view.
+        self._listening: list[tuple[str, ...]] | None = None
+        self._generation = 0
         self.driver = Driver(self)
 
-    def wake(self) -> None:
-        """An outbox row was committed (in this process, or NOTIFYed on PostgreSQL): look
-        now, not at the next poll."""
+    def wake(self, types: Collection[str] | None = None) -> None:
+        """Outbox rows were committed (in this process, or NOTIFYed on PostgreSQL): look now,
+        not at the next poll. Given the committed events' `types`, only when an enabled
+        subscription listens to one of them: events nobody listens to are fanned out (to
+        nobody, marked dispatched) by the cycle the poll interval brings. A sign-in then costs
+        no cycle of its own where nothing listens to sign-ins. None (a NOTIFY, a change of
+        subscriptions): look, and read again who listens."""
+        if types is None:
+            self._generation += 1
+            self._listening = None
+        elif self._listening is not None and not any(
+            matches_any(patterns, type_) for patterns in self._listening for type_ in types
+        ):
+            return
         self.driver.wake()
 
     # -- the claim transaction ---------------------------------------------------------------
@@ -121,12 +137,14 @@ class Dispatcher:
         done = Round()
         claimed: list[tuple[Claimed, Target]] = []
         events: dict[int, EventRow] = {}
+        generation = self._generation
         async with self.db.transaction() as session:
             repo = LedgerRepository(session)
             targets = await self._targets(session, now)
             if settlements:
                 disabled = await self._settle(session, repo, settlements, now, targets)
                 targets = [t for t in targets if t.id not in disabled]
+            listening = [t.event_types for t in targets]
             if fan_out:
                 done.fanned_out = await self._fan_out(repo, targets, now)
             if self._reclaim_due(now):
@@ -135,6 +153,8 @@ class Dispatcher:
             if capacity > 0:
                 claimed, events = await self._claim(repo, targets, capacity, now)
                 done.contended = repo.contended
+        if generation == self._generation:
+            self._listening = listening
         # Bodies are made after the commit: the (SQLite: only) writer connection is free.
         done.jobs = make_jobs(claimed, events)
         self._count(settlements)

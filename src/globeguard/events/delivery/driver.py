@@ -50,6 +50,11 @@ class Driver:
         self.fanned_out_at = float("-inf")
 
     @property
+    def woken(self) -> asyncio.Event:
+        """Set when there is news to look at; cleared as each cycle starts."""
+        return self._woken
+
+    @property
     def settings(self) -> DeliverySettings:
         return self.dispatcher.settings
 

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.events import signing
 from globeguard.events.models import Subscription, SubscriptionSecret
+from globeguard.events.outbox import note_subscriptions_changed
 from globeguard.events.sinks.guard import TargetGuard, UnsafeTarget
 from globeguard.events.sinks.nats_streams import StreamUnavailable, ensure_stream
 from globeguard.events.subscriptions.repository import SubscriptionRepository
@@ -156,6 +157,7 @@ class SubscriptionService:
             repo.add(ed_row)
             public = signing.public_key(private)
         await repo.flush()
+        note_subscriptions_changed(session)
         return await self.view(session, subscription.id), secret, public
 
     async def _get(self, session: AsyncSession, subscription_id: uuid.UUID) -> Subscription:
@@ -204,11 +206,13 @@ class SubscriptionService:
             subscription.disabled_reason = "paused"
         subscription.updated_at = now
         await session.flush()
+        note_subscriptions_changed(session)
         return await self.view(session, subscription_id)
 
     async def delete(self, session: AsyncSession, subscription_id: uuid.UUID) -> None:
         """Its deliveries and their attempts go with it (nothing more will be sent)."""
         await SubscriptionRepository(session).delete(await self._get(session, subscription_id))
+        note_subscriptions_changed(session)
 
     async def rotate(
         self, session: AsyncSession, subscription_id: uuid.UUID, data: SecretRotate

@@ -1,0 +1,117 @@
+"""A commit wakes the in-process dispatcher only for events some enabled subscription listens
+to: a sign-in where nothing listens to sign-ins costs no delivery cycle of its own. The events
+nobody listens to are still fanned out (to nobody) and marked dispatched, by the cycle the
+poll interval brings."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+from sqlalchemy import select
+
+from globeguard.events.catalog import EventType
+from globeguard.events.models import OutboxEvent
+from tests.events.support import FakeClock, Receiver, dispatcher, emit, subscribe
+from tests.helpers import make_admin, signin, signup
+
+DELETED_ONLY = {"event_types": [str(EventType.USER_DELETED)]}
+
+
+async def test_a_wake_for_events_nobody_listens_to_is_not_taken(app, container):
+    await subscribe(container, "deletions", **DELETED_ONLY)
+    pump = dispatcher(container, Receiver(), FakeClock())
+    woken = pump.driver.woken
+
+    pump.wake({"user.updated"})
+    assert woken.is_set()  # who listens is not known before a cycle has read it
+    await pump.claim_round()
+
+    woken.clear()
+    pump.wake({"user.updated", "user.signin.succeeded"})
+    assert not woken.is_set()
+    pump.wake({"user.updated", "user.deleted"})
+    assert woken.is_set()
+
+    woken.clear()
+    pump.wake(None)  # a NOTIFY, or subscriptions changed: look, and read them again
+    assert woken.is_set()
+    woken.clear()
+    pump.wake({"user.updated"})
+    assert woken.is_set()
+
+
+async def test_a_cycle_that_read_subscriptions_before_they_changed_keeps_no_view(
+    app, container, monkeypatch
+):
+    """A change committed while a cycle runs must not be hidden by that cycle's older read."""
+    await subscribe(container, "deletions", **DELETED_ONLY)
+    pump = dispatcher(container, Receiver(), FakeClock())
+    read = pump._targets
+
+    async def changed_meanwhile(*args: Any) -> Any:
+        targets = await read(*args)
+        pump.wake(None)
+        return targets
+
+    monkeypatch.setattr(pump, "_targets", changed_meanwhile)
+    await pump.claim_round()
+    pump.driver.woken.clear()
+    pump.wake({"user.updated"})
+    assert pump.driver.woken.is_set()
+
+
+async def test_commits_wake_the_running_dispatcher_for_what_its_subscriptions_take(
+    app, client, container, monkeypatch
+):
+    admin = await make_admin(client, container)
+    running = container.dispatcher
+    driving = asyncio.create_task(running.run())  # as `serve` runs it
+    try:
+        created = await client.post(
+            "/api/v1/subscriptions",
+            json={"name": "deletions", "target": "http://deletions.test/hook", **DELETED_ONLY},
+            headers={"Authorization": f"Bearer {admin['access_token']}"},
+        )
+        assert created.status_code == 201, created.text
+        # The creation's commit had it read its subscriptions again.
+        await _until(lambda: running._listening == [(str(EventType.USER_DELETED),)])
+        wakes: list[None] = []
+        wake = running.driver.wake
+        monkeypatch.setattr(running.driver, "wake", lambda: (wakes.append(None), wake()))
+        await signup(client, "quiet")
+        await signin(client, "quiet")
+        assert wakes == []
+        await emit(container, uuid.uuid4(), EventType.USER_DELETED)
+        assert wakes == [None]
+        # The sign-in's event goes to nobody, and is marked dispatched all the same.
+        await _until_async(lambda: _dispatched(container, EventType.SIGNIN_SUCCEEDED))
+    finally:
+        driving.cancel()
+        await asyncio.gather(driving, return_exceptions=True)
+
+
+async def _dispatched(container: Any, type_: EventType) -> bool:
+    async with container.db.read() as session:
+        rows = await session.execute(
+            select(OutboxEvent.dispatched_at).where(OutboxEvent.type == str(type_))
+        )
+        times = [at for (at,) in rows.all()]
+    return bool(times) and all(at is not None for at in times)
+
+
+async def _until(condition: Any, turns: int = 2000) -> None:
+    for _ in range(turns):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("never came true")
+
+
+async def _until_async(condition: Any, turns: int = 600) -> None:
+    for _ in range(turns):
+        if await condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("never came true")
