@@ -14,7 +14,7 @@ import httpx
 
 from globeguard.events.catalog import EventType
 from globeguard.events.delivery.dispatcher import Dispatcher
-from globeguard.events.outbox import record
+from globeguard.events.outbox import event_row, record_many
 from globeguard.events.sinks.guard import TargetGuard
 from globeguard.events.sinks.http import Answer as HttpAnswer
 from globeguard.events.sinks.port import Sink
@@ -138,14 +138,25 @@ async def emit(
     **payload: Any,
 ) -> str:
     """One event about `user`, committed on its own as a user change is."""
+    row = user_event(user, type_, version, **payload)
     async with container.db.transaction() as session:
-        return await record(
-            session,
-            type_,
-            actor="system",
-            aggregate_type="user",
-            aggregate_id=str(user),
-            user_id=user,
-            aggregate_version=version,
-            payload={"user_id": str(user), **payload},
-        )
+        await record_many(session, [row])
+    return str(row["event_id"])
+
+
+def user_event(
+    user: uuid.UUID,
+    type_: EventType = EventType.USER_UPDATED,
+    version: int | None = None,
+    **payload: Any,
+) -> dict[str, Any]:
+    """The outbox row of one event about `user`, as `emit` commits it."""
+    return event_row(
+        type_,
+        actor="system",
+        aggregate_type="user",
+        aggregate_id=str(user),
+        user_id=user,
+        aggregate_version=version,
+        payload={"user_id": str(user), **payload},
+    )

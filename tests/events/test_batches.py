@@ -17,8 +17,8 @@ from globeguard.events import envelope
 from globeguard.events.catalog import EventType
 from globeguard.events.delivery import ledger
 from globeguard.events.models import Delivery, DeliveryAttempt, OutboxEvent, Subscription
-from globeguard.events.outbox import event_row, record_many
-from tests.events.support import FakeClock, Receiver, dispatcher, emit, subscribe
+from globeguard.events.outbox import record_many
+from tests.events.support import FakeClock, Receiver, dispatcher, emit, subscribe, user_event
 from tests.writer_trips import writer_trips
 
 
@@ -230,26 +230,14 @@ async def test_an_outbox_event_is_seen_by_its_transaction_and_fails_it_when_refu
     user = uuid.uuid4()
     first = await emit(container, user)
     async with container.db.transaction() as session:
-        await record_many(session, [_user_event(user)])
+        await record_many(session, [user_event(user)])
         seen = await session.scalar(select(func.count()).select_from(OutboxEvent))
     assert seen == 2
 
     async def repeat() -> None:
         async with container.db.transaction() as session:
-            await record_many(session, [_user_event(user), _user_event(user, event_id=first)])
+            await record_many(session, [user_event(user), {**user_event(user), "event_id": first}])
 
     with pytest.raises(IntegrityError):
         await repeat()
     assert len(await _rows(container, OutboxEvent, OutboxEvent.seq)) == 2
-
-
-def _user_event(user: uuid.UUID, **columns):
-    row = event_row(
-        EventType.USER_UPDATED,
-        actor="system",
-        aggregate_type="user",
-        aggregate_id=str(user),
-        user_id=user,
-        payload={"user_id": str(user)},
-    )
-    return {**row, **columns}

@@ -6,7 +6,9 @@ poll interval brings."""
 from __future__ import annotations
 
 import asyncio
+import inspect
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import select
@@ -86,7 +88,7 @@ async def test_commits_wake_the_running_dispatcher_for_what_its_subscriptions_ta
         await emit(container, uuid.uuid4(), EventType.USER_DELETED)
         assert wakes == [None]
         # The sign-in's event goes to nobody, and is marked dispatched all the same.
-        await _until_async(lambda: _dispatched(container, EventType.SIGNIN_SUCCEEDED))
+        await _until(lambda: _dispatched(container, EventType.SIGNIN_SUCCEEDED))
     finally:
         driving.cancel()
         await asyncio.gather(driving, return_exceptions=True)
@@ -101,17 +103,11 @@ async def _dispatched(container: Any, type_: EventType) -> bool:
     return bool(times) and all(at is not None for at in times)
 
 
-async def _until(condition: Any, turns: int = 2000) -> None:
+async def _until(condition: Callable[[], Any], turns: int = 1000) -> None:
+    """Until `condition()` (or what it returns, awaited) is true, looking every 10 ms."""
     for _ in range(turns):
-        if condition():
-            return
-        await asyncio.sleep(0.005)
-    raise AssertionError("never came true")
-
-
-async def _until_async(condition: Any, turns: int = 600) -> None:
-    for _ in range(turns):
-        if await condition():
+        outcome = condition()
+        if await outcome if inspect.isawaitable(outcome) else outcome:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("never came true")
