@@ -6,13 +6,14 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import event, text
 
-from globeguard.db import sqlite_writer
+from globeguard.db import sqlite_threads, sqlite_writer
 from globeguard.db.session import Database
 from globeguard.settings import DatabaseSettings
 
@@ -140,3 +141,51 @@ async def test_commits_never_checkpoint_the_wal_a_thread_of_its_own_does(db: Dat
             break
         await asyncio.sleep(0.01)
     assert checkpointer.runs >= 1
+
+
+def test_a_long_wal_starts_over_though_a_reader_holds_an_older_snapshot(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Under sustained load some read is always running, so the WAL never started over on its
+    own and grew for as long as the load lasted. The checkpointer restarts it once it holds
+    RESTART_AFTER_FRAMES, waiting for the reader that was there first."""
+    monkeypatch.setattr(sqlite_threads, "RESTART_AFTER_FRAMES", 20)
+    monkeypatch.setattr(sqlite_threads, "RESTART_WAIT_MS", 10_000)
+    monkeypatch.setattr(sqlite_threads, "CHECKPOINT_DELAY_S", 0)
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(tmp_path / "wal.db", isolation_level=None, check_same_thread=False)
+
+    def frames_in_log() -> int:
+        probe = connect()
+        try:
+            return int(probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+        finally:
+            probe.close()
+
+    writer = connect()
+    writer.execute("PRAGMA journal_mode=WAL")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    writer.execute("CREATE TABLE t (v BLOB)")
+    for _ in range(30):
+        writer.execute("INSERT INTO t VALUES (randomblob(5000))")
+    reader = connect()
+    reader.execute("BEGIN")
+    assert reader.execute("SELECT count(*) FROM t").fetchone() == (30,)  # holds its snapshot
+
+    checkpointer = sqlite_threads.Checkpointer(connect)
+    try:
+        # The reader finishes while the checkpoint is under way, as reads under load do.
+        threading.Timer(0.3, reader.execute, ["COMMIT"]).start()
+        checkpointer.committed()
+        for _ in range(1000):
+            if checkpointer.runs:
+                break
+            time.sleep(0.01)
+        writer.execute("INSERT INTO t VALUES (1)")  # a write after a restart begins the log anew
+        assert frames_in_log() < 20
+        assert checkpointer.restarts == 1
+    finally:
+        checkpointer.stop()
+        reader.close()
+        writer.close()

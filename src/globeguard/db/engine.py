@@ -20,6 +20,9 @@ sqlite_writer.register()
 
 # WAL lets readers run beside the writer; a few connections cover a 2-core process.
 SQLITE_READERS = 4
+# The WAL file's size once its log starts over (sqlite_threads.Checkpointer): four times the
+# log the checkpointer lets build up before it restarts it.
+WAL_SIZE_LIMIT_BYTES = 64 * 1024 * 1024
 
 
 def _json_dumps(value: Any) -> str:
@@ -108,6 +111,9 @@ def _sqlite_engine(
         if not read_only:
             # Checkpoints run on a thread of their own (see sqlite_writer), not in COMMIT.
             cursor.execute("PRAGMA wal_autocheckpoint=0")
+            # A WAL that grew during a burst is cut back to this when the log starts over;
+            # otherwise the file keeps its largest size for good.
+            cursor.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT_BYTES}")
         cursor.close()
 
     @event.listens_for(engine.sync_engine, "begin")

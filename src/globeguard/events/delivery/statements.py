@@ -156,7 +156,10 @@ def _typed(statement: TextClause, **types: Any) -> TextClause:
 
 
 def _sqlite_claim(ordered: bool) -> TextClause:
-    # max(0, …): SQLite takes a negative LIMIT as no limit at all. The claimed event's columns
+    # max(0, …): SQLite takes a negative LIMIT as no limit at all. The `+` keeps the outer
+    # UPDATE off the (status, lease_until) index: by it SQLite walked every pending delivery
+    # and tested each against the n ids (4.1 ms a claim with 40,000 due, 0.7 ms with 4,000)
+    # instead of looking the n ids up by primary key. The claimed event's columns
     # come back as one JSON array per row (SQLite's RETURNING cannot join): no second
     # statement, no second hop to the writer thread.
     return _typed(
@@ -171,7 +174,7 @@ def _sqlite_claim(ordered: bool) -> TextClause:
             + " ORDER BY d.next_attempt_at, d.id"
             " LIMIT max(0, min(:b_limit, :b_max - ("
             + _IN_FLIGHT_SQL
-            + ")))) AND delivery.status = 'pending'"
+            + ")))) AND +delivery.status = 'pending'"
             " RETURNING delivery.id, delivery.event_seq, delivery.attempts,"
             " (SELECT json_array(o.event_id, o.type, o.aggregate_type, o.aggregate_id,"
             " o.aggregate_version, o.occurred_at, json(o.payload))"
