@@ -7,7 +7,7 @@ import asyncio
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -143,25 +143,17 @@ async def test_commits_never_checkpoint_the_wal_a_thread_of_its_own_does(db: Dat
     assert checkpointer.runs >= 1
 
 
-def test_a_long_wal_starts_over_though_a_reader_holds_an_older_snapshot(
+@pytest.fixture
+def long_wal(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Under sustained load some read is always running, so the WAL never started over on its
-    own and grew for as long as the load lasted. The checkpointer restarts it once it holds
-    RESTART_AFTER_FRAMES, waiting for the reader that was there first."""
+) -> Iterator[tuple[Callable[[], sqlite3.Connection], sqlite3.Connection, sqlite3.Connection]]:
+    """(connect, writer, reader): a WAL past the restart mark (20 frames here) and a reader
+    in a transaction on its snapshot, the older snapshot a restart has to wait for."""
     monkeypatch.setattr(sqlite_threads, "RESTART_AFTER_FRAMES", 20)
-    monkeypatch.setattr(sqlite_threads, "RESTART_WAIT_MS", 10_000)
     monkeypatch.setattr(sqlite_threads, "CHECKPOINT_DELAY_S", 0)
 
     def connect() -> sqlite3.Connection:
         return sqlite3.connect(tmp_path / "wal.db", isolation_level=None, check_same_thread=False)
-
-    def frames_in_log() -> int:
-        probe = connect()
-        try:
-            return int(probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
-        finally:
-            probe.close()
 
     writer = connect()
     writer.execute("PRAGMA journal_mode=WAL")
@@ -172,20 +164,68 @@ def test_a_long_wal_starts_over_though_a_reader_holds_an_older_snapshot(
     reader = connect()
     reader.execute("BEGIN")
     assert reader.execute("SELECT count(*) FROM t").fetchone() == (30,)  # holds its snapshot
+    yield connect, writer, reader
+    reader.close()
+    writer.close()
 
+
+def _frames_in_log(connect: Callable[[], sqlite3.Connection]) -> int:
+    probe = connect()
+    try:
+        return int(probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()[1])
+    finally:
+        probe.close()
+
+
+def _checkpoint_now(checkpointer: sqlite_threads.Checkpointer) -> None:
+    done = checkpointer.runs
+    checkpointer.committed()
+    for _ in range(1000):
+        if checkpointer.runs > done:
+            return
+        time.sleep(0.01)
+    raise AssertionError("the checkpoint never ran")
+
+
+def test_a_long_wal_starts_over_though_a_reader_holds_an_older_snapshot(
+    long_wal: tuple[Callable[[], sqlite3.Connection], sqlite3.Connection, sqlite3.Connection],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Under sustained load some read is always running, so the WAL never started over on its
+    own and grew for as long as the load lasted. The checkpointer restarts it once it holds
+    RESTART_AFTER_FRAMES, waiting for the reader that was there first."""
+    connect, writer, reader = long_wal
+    monkeypatch.setattr(sqlite_threads, "RESTART_WAIT_MS", 10_000)
     checkpointer = sqlite_threads.Checkpointer(connect)
     try:
         # The reader finishes while the checkpoint is under way, as reads under load do.
         threading.Timer(0.3, reader.execute, ["COMMIT"]).start()
-        checkpointer.committed()
-        for _ in range(1000):
-            if checkpointer.runs:
-                break
-            time.sleep(0.01)
+        _checkpoint_now(checkpointer)
         writer.execute("INSERT INTO t VALUES (1)")  # a write after a restart begins the log anew
-        assert frames_in_log() < 20
+        assert _frames_in_log(connect) < 20
         assert checkpointer.restarts == 1
     finally:
         checkpointer.stop()
-        reader.close()
-        writer.close()
+
+
+def test_a_restart_that_a_long_read_outlasts_gives_up_and_the_next_checkpoint_restarts(
+    long_wal: tuple[Callable[[], sqlite3.Connection], sqlite3.Connection, sqlite3.Connection],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A read longer than RESTART_WAIT_MS (an export) makes the restart give up rather than
+    hold writers off for it; the checkpointer goes on, and restarts once the read is over."""
+    connect, writer, reader = long_wal
+    monkeypatch.setattr(sqlite_threads, "RESTART_WAIT_MS", 1)
+    checkpointer = sqlite_threads.Checkpointer(connect)
+    try:
+        _checkpoint_now(checkpointer)
+        assert checkpointer.restarts == 0
+        writer.execute("INSERT INTO t VALUES (1)")
+        assert _frames_in_log(connect) > 30  # still the long log
+        reader.execute("COMMIT")
+        _checkpoint_now(checkpointer)
+        writer.execute("INSERT INTO t VALUES (2)")
+        assert checkpointer.restarts == 1
+        assert _frames_in_log(connect) < 20
+    finally:
+        checkpointer.stop()
