@@ -84,7 +84,8 @@ class Checkpointer:
             # busy=1 (no error) when the lock or a reader outlasted the wait: the log stays
             # as it is and the next checkpoint tries again.
             busy, _frames, _copied = connection.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-            self.restarts += 0 if busy else 1
+            if not busy:
+                self.restarts += 1
         self.runs += 1
 
     def _serve(self) -> None:
