@@ -112,6 +112,7 @@ class UserImporter:
     ) -> list[StoredUser]:
         candidates = self._parse(items, now, report, authority)
         repo = UserImportRepository(session)
+        await repo.plan_for_this_batch()
         existing = await repo.existing(
             [c.row["id"] for _, c in candidates],
             [c.row["username_key"] for _, c in candidates],

@@ -1,0 +1,96 @@
+"""PostgreSQL: an import's batches look users up through their indexes however small the
+table was when the import began. A batch's statements are prepared once per connection, and
+after five runs PostgreSQL may keep one generic plan for them; made while the table was small
+it is a sequential scan testing every row against every listed value, and an import of
+100,000 users slowed from ~3,500 users/s to ~100 as the table grew under it."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import insert, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
+
+from globeguard.identity.models import User
+from globeguard.identity.permissions import ALL_PERMISSIONS
+from globeguard.jobs.imports import ImportAuthority, ImportReport, UserImporter
+from globeguard.jobs.reader import Item
+
+BATCH = 5
+GROWN_TO = 20_000
+
+
+def new_users(count: int) -> list[Item]:
+    return [
+        Item(position, {"username": f"imp_{uuid.uuid4().hex[:12]}", "email_verified": False})
+        for position in range(count)
+    ]
+
+
+async def import_batch(engine, importer: UserImporter) -> ImportReport:
+    report = ImportReport()
+    async with AsyncSession(engine) as session, session.begin():
+        await importer.store_batch(
+            session,
+            new_users(BATCH),
+            upsert=True,
+            actor="test",
+            now=datetime.now(UTC),
+            report=report,
+            authority=ImportAuthority.of(ALL_PERMISSIONS),
+        )
+    return report
+
+
+async def user_table_scans(connection: AsyncConnection) -> int:
+    # A backend's counters reach the shared statistics when it next goes idle; forcing that
+    # flush, then reading in a fresh transaction, sees this connection's own scans.
+    await connection.execute(text("SELECT pg_stat_force_next_flush()"))
+    await connection.commit()
+    scans = await connection.scalar(
+        text("SELECT seq_scan FROM pg_stat_user_tables WHERE relname = 'user'")
+    )
+    await connection.commit()
+    return int(scans or 0)
+
+
+async def grow_users(connection: AsyncConnection, count: int) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "username": f"grown_{n}",
+            "username_key": f"grown_{n}",
+            "email_verified": False,
+            "status": "active",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for n in range(count)
+    ]
+    await connection.execute(insert(User.__table__), rows)
+    await connection.commit()
+
+
+async def test_a_batch_finds_existing_users_by_index_after_the_table_grew_under_the_import(
+    app, container, database_url, backend
+):
+    if backend != "postgresql":
+        pytest.skip("plan caching is PostgreSQL's")
+    # One connection: every batch runs its statements on the same prepared statements.
+    engine = create_async_engine(database_url, pool_size=1, max_overflow=0)
+    importer = UserImporter(16384)
+    try:
+        for _ in range(6):  # past the five runs after which a generic plan may be kept
+            assert (await import_batch(engine, importer)).inserted == BATCH
+        async with engine.connect() as connection:
+            await grow_users(connection, GROWN_TO)
+            before = await user_table_scans(connection)
+        assert (await import_batch(engine, importer)).inserted == BATCH
+        async with engine.connect() as connection:
+            after = await user_table_scans(connection)
+    finally:
+        await engine.dispose()
+    assert after == before, f"{after - before} sequential scans of {GROWN_TO:,} users"
