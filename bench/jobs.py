@@ -8,7 +8,7 @@ API only (an admin's API key with `jobs:manage` and what the jobs read and write
   users (default 200,000; AuthGlobeTrek-shaped metadata, Auth0-style ids, a bcrypt hash on
   one user in ten). Users/s = users inserted / (the job's `finished_at` - `started_at`), as
   the server records them: parsing, validation, batched INSERTs, role rows and one outbox
-  event per user, 1000 per transaction. Printed as an absolute figure: there is no baseline
+  event per user, 250 per transaction. Printed as an absolute figure: there is no baseline
   that does the same work.
 * **Export** — `POST /api/v1/jobs/users-exports` (NDJSON, every default field, gzip), users/s
   from the job's timestamps, divided by **raw SELECT + orjson**: this process reading the same
