@@ -12,6 +12,7 @@ from datetime import timedelta
 from globeguard.account.retention import retention_loop as account_retention_loop
 from globeguard.analytics.rollups import retention_loop as rollup_retention_loop
 from globeguard.db.migrate import startup_lock, upgrade
+from globeguard.db.statistics import statistics_loop
 from globeguard.events.delivery import worker as delivery
 from globeguard.identity.bootstrap import ensure_bootstrap_admin
 from globeguard.jobs import worker as jobs_worker
@@ -68,6 +69,8 @@ async def running(app: Container) -> AsyncIterator[None]:
         ),
         asyncio.create_task(account_retention_loop(app.db), name="account-retention"),
     ]
+    if app.db.dialect == "postgresql":
+        tasks.append(asyncio.create_task(statistics_loop(app.db), name="statistics"))
     if app.settings.mail.embedded:
         # Any process's sender sends any process's mail (claims keep them apart).
         tasks.append(asyncio.create_task(app.mail_sender.run(), name="mail-sender"))

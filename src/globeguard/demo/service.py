@@ -37,6 +37,7 @@ from typing import Any
 
 from globeguard.adapters.geoip.port import GeoLocator
 from globeguard.db.session import Database
+from globeguard.db.statistics import analyse_after_bulk_load, refresh_statistics
 from globeguard.demo.generate import City, DemoUser, users
 from globeguard.demo.repository import DemoRepository
 from globeguard.kit.collector import collecting_between_batches
@@ -112,9 +113,13 @@ class DemoSeeder:
                         if report.users == 0:  # the seed's first chunk
                             await self._refuse_reseed(chunk.users[0]["username"])
                         await self._store(chunk, report, progress)
+                        # The seed grows every table it writes many times over: analysed
+                        # as it goes, its look-ups keep using their indexes (db.statistics).
+                        await refresh_statistics(self.db)
                         batch_done()
             finally:
                 producer.close()
+        await analyse_after_bulk_load(self.db)
         return report
 
     async def _refuse_reseed(self, username: str) -> None:
