@@ -10,8 +10,8 @@ users, each batch's look-up of its events taking 1-3 s on 130,000 rows.
 
 So the processes that grow tables analyse them when PostgreSQL's own autovacuum rule says a
 table is due (more rows changed since its last ANALYZE than 50 + 10 % of its rows): `serve`
-and `worker` every STATISTICS_INTERVAL, bulk commands between their batches and once more,
-for every table, when they end. With autovacuum
+every STATISTICS_INTERVAL, `demo seed` between its batches and once more, for every table,
+when it ends. With autovacuum
 on, its ANALYZE resets the count and this finds nothing to do. One process at a time (an
 advisory lock); a table the role does not own is skipped by PostgreSQL with a warning.
 """
