@@ -69,19 +69,27 @@ class StatisticsRepository:
 
 
 async def refresh_statistics(db: Database) -> list[str]:
-    """Analyse the tables that are due (PostgreSQL; SQLite: nothing); returns their names."""
+    """Analyse the tables that are due (PostgreSQL; SQLite: nothing); returns their names.
+    Each table in a transaction of its own, so no more than one table's lock is ever held
+    (a migration taking several never waits on this for long, nor deadlocks with it), and
+    only while this process holds the keeper's lock: it stops when another process has it."""
     if db.dialect != "postgresql":
         return []
     async with db.transaction() as session:
-        repo = StatisticsRepository(session)
-        if not await repo.take_keeper_lock():
-            return []
-        stale = await repo.stale_tables()
-        for table in stale:
+        due = await StatisticsRepository(session).stale_tables()
+    analysed = []
+    for table in due:
+        async with db.transaction() as session:
+            repo = StatisticsRepository(session)
+            if not await repo.take_keeper_lock():
+                break  # another process is at it, and reads the same counts
+            if table not in await repo.stale_tables():
+                continue  # analysed by another process since this one looked
             await repo.analyse(table)
-    if stale:
-        log.info("analysed %s: their planner statistics were out of date", ", ".join(stale))
-    return stale
+        analysed.append(table)
+    if analysed:
+        log.info("analysed %s: their planner statistics were out of date", ", ".join(analysed))
+    return analysed
 
 
 async def analyse_after_bulk_load(db: Database) -> None:
