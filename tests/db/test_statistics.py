@@ -157,11 +157,40 @@ async def test_one_process_analyses_at_a_time(app, container, database_url, back
         await grow_events(engine, 1_000)
         async with engine.begin() as holder:  # another process's keeper, mid-run
             await holder.execute(
-                text("SELECT pg_advisory_xact_lock(:k)"), {"k": statistics._KEEPER_LOCK}
+                text("SELECT pg_advisory_xact_lock(:k)"), {"k": statistics.KEEPER_LOCK}
             )
             assert await refresh_statistics(container.db) == []
         assert "login_event" in await refresh_statistics(container.db)
     finally:
+        await engine.dispose()
+
+
+async def test_a_table_that_cannot_be_analysed_holds_up_nothing_else(
+    app, container, database_url, backend, monkeypatch
+):
+    postgres_only(backend)
+    engine = create_async_engine(database_url)
+    real = statistics.StatisticsRepository.analyse
+
+    async def failing_on_login_event(self, table: str) -> None:
+        await real(self, "no_such_table" if table == "login_event" else table)
+
+    try:
+        await grow_events(engine, 1_000)
+        async with engine.connect() as connection:  # a second table due
+            await connection.execute(text("CREATE TABLE stats_probe (n integer)"))
+            await connection.execute(text("INSERT INTO stats_probe SELECT generate_series(1, 200)"))
+            await connection.commit()
+            await connection.execute(text("SELECT pg_stat_force_next_flush()"))
+            await connection.commit()
+        monkeypatch.setattr(statistics.StatisticsRepository, "analyse", failing_on_login_event)
+        analysed = await refresh_statistics(container.db)
+        assert "stats_probe" in analysed and "login_event" not in analysed
+        monkeypatch.setattr(statistics.StatisticsRepository, "analyse", real)
+        assert "login_event" in await refresh_statistics(container.db)  # the next run's
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(text("DROP TABLE IF EXISTS stats_probe"))
         await engine.dispose()
 
 

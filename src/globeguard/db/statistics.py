@@ -11,9 +11,10 @@ users, each batch's look-up of its events taking 1-3 s on 130,000 rows.
 So the processes that grow tables analyse them when PostgreSQL's own autovacuum rule says a
 table is due (more rows changed since its last ANALYZE than 50 + 10 % of its rows): `serve`
 every STATISTICS_INTERVAL, `demo seed` between its batches and once more, for every table,
-when it ends. With autovacuum
-on, its ANALYZE resets the count and this finds nothing to do. One process at a time (an
-advisory lock); a table the role does not own is skipped by PostgreSQL with a warning.
+when it ends. With autovacuum on, its ANALYZE resets the count and this finds nothing to do.
+One process at a time (an advisory lock); a table the role does not own is skipped by
+PostgreSQL with a warning. Keeping statistics is upkeep, never the work itself: an ANALYZE
+that fails is logged and the seed, or the next table, carries on.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import logging
 from datetime import timedelta
 
 from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globeguard.db.session import Database
@@ -33,7 +35,7 @@ STATISTICS_INTERVAL = timedelta(seconds=10)
 # PostgreSQL's defaults for autovacuum_analyze_threshold and autovacuum_analyze_scale_factor.
 ANALYZE_BASE_ROWS = 50
 ANALYZE_SCALE = 0.1
-_KEEPER_LOCK = 0x67675354
+KEEPER_LOCK = 0x67675354
 
 _TAKE_LOCK = text("SELECT pg_try_advisory_xact_lock(:key)")
 # reltuples is -1 for a table never analysed (PostgreSQL 14+): its threshold is the base.
@@ -51,7 +53,7 @@ class StatisticsRepository:
 
     async def take_keeper_lock(self) -> bool:
         """Until the transaction ends; False while another process holds it."""
-        return bool(await self.session.scalar(_TAKE_LOCK, {"key": _KEEPER_LOCK}))
+        return bool(await self.session.scalar(_TAKE_LOCK, {"key": KEEPER_LOCK}))
 
     async def stale_tables(self) -> list[str]:
         rows = await self.session.execute(
@@ -79,13 +81,17 @@ async def refresh_statistics(db: Database) -> list[str]:
         due = await StatisticsRepository(session).stale_tables()
     analysed = []
     for table in due:
-        async with db.transaction() as session:
-            repo = StatisticsRepository(session)
-            if not await repo.take_keeper_lock():
-                break  # another process is at it, and reads the same counts
-            if table not in await repo.stale_tables():
-                continue  # analysed by another process since this one looked
-            await repo.analyse(table)
+        try:
+            async with db.transaction() as session:
+                repo = StatisticsRepository(session)
+                if not await repo.take_keeper_lock():
+                    break  # another process is at it, and reads the same counts
+                if table not in await repo.stale_tables():
+                    continue  # analysed by another process since this one looked
+                await repo.analyse(table)
+        except SQLAlchemyError:
+            log.warning("could not analyse %s; trying again later", table, exc_info=True)
+            continue
         analysed.append(table)
     if analysed:
         log.info("analysed %s: their planner statistics were out of date", ", ".join(analysed))
@@ -98,8 +104,11 @@ async def analyse_after_bulk_load(db: Database) -> None:
     (each backend reports them at most once a second)."""
     if db.dialect != "postgresql":
         return
-    async with db.transaction() as session:
-        await StatisticsRepository(session).analyse_all()
+    try:
+        async with db.transaction() as session:
+            await StatisticsRepository(session).analyse_all()
+    except SQLAlchemyError:
+        log.warning("could not analyse the database after a bulk load", exc_info=True)
 
 
 async def _refresh(db: Database) -> None:
