@@ -8,17 +8,22 @@ from __future__ import annotations
 import asyncio
 import inspect
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any
 
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from globeguard.events.catalog import EventType
 from globeguard.events.models import OutboxEvent
+from globeguard.events.outbox import ANY_TYPE, OutboxListener, heard_types, notify_payload
 from tests.events.support import FakeClock, Receiver, dispatcher, emit, subscribe
 from tests.helpers import make_admin, signin, signup
 
 DELETED_ONLY = {"event_types": [str(EventType.USER_DELETED)]}
+SIGNED_IN = str(EventType.SIGNIN_SUCCEEDED)
 
 
 async def test_a_wake_for_events_nobody_listens_to_is_not_taken(app, container):
@@ -111,3 +116,69 @@ async def _until(condition: Callable[[], Any], turns: int = 1000) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("never came true")
+
+
+# -- other processes: the NOTIFY names the committed events' types ----------------------------
+
+
+@pytest.mark.parametrize(
+    ("types", "changed", "payload"),
+    [
+        ({"user.updated"}, False, "user.updated"),
+        ({"user.updated", "user.deleted"}, False, "user.deleted,user.updated"),
+        ({"user.updated"}, True, ANY_TYPE),  # subscriptions changed: read them again
+        (set(), True, ANY_TYPE),
+        ({f"user.type{n:04}" for n in range(400)}, False, ANY_TYPE),  # too long for a NOTIFY
+    ],
+)
+def test_a_notify_names_the_types_it_commits(types, changed, payload):
+    assert notify_payload(types, subscriptions_changed=changed) == payload
+
+
+@given(st.sets(st.sampled_from([str(t) for t in EventType]), min_size=1))
+def test_the_types_a_notify_names_are_those_heard(types):
+    assert heard_types(notify_payload(types, subscriptions_changed=False)) == types
+
+
+def test_a_notify_naming_nothing_is_a_look_at_everything():
+    assert heard_types(ANY_TYPE) is None
+    assert heard_types("") is None  # a process of an earlier version NOTIFYs no payload
+
+
+async def test_a_notify_names_the_types_committed_so_a_sign_in_wakes_nobody_for_nothing(
+    app, client, container, backend
+):
+    """On PostgreSQL every writing commit NOTIFYs every process (this one too). A NOTIFY that
+    named nothing made each dispatcher run a whole cycle (five statements) per sign-in where
+    nothing listens to sign-ins; naming the types lets each filter them as it does a commit
+    of its own (test_a_wake_for_events_nobody_listens_to_is_not_taken)."""
+    if backend != "postgresql":
+        pytest.skip("LISTEN/NOTIFY is PostgreSQL's")
+    from sqlalchemy.engine import make_url
+
+    heard: list[Collection[str] | None] = []
+    news = asyncio.Event()
+
+    def hear(types: Collection[str] | None) -> None:
+        heard.append(types)
+        news.set()
+
+    async def until(done: Callable[[], bool]) -> None:
+        while not done():
+            news.clear()
+            await news.wait()
+
+    dsn = make_url(container.settings.db.url).set(drivername="postgresql")
+    listener = asyncio.create_task(OutboxListener(dsn.render_as_string(False), hear).run())
+    try:
+        async with asyncio.timeout(60):
+            await until(lambda: bool(heard))  # connected: a wake-up for anything meanwhile
+            assert heard == [None]
+            heard.clear()
+            await signup(client, "notified")
+            await signin(client, "notified")
+            await until(lambda: any(types and SIGNED_IN in types for types in heard))
+    finally:
+        listener.cancel()
+        await asyncio.gather(listener, return_exceptions=True)
+    assert None not in heard, heard  # nothing woke a dispatcher for everything

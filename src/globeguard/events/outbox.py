@@ -43,9 +43,17 @@ _INSERT = BulkInsert(cast(Table, OutboxEvent.__table__), _COLUMNS)
 WROTE_OUTBOX = "globeguard.wrote_outbox"
 # On a session that changed which events subscriptions listen to.
 CHANGED_SUBSCRIPTIONS = "globeguard.changed_subscriptions"
-# PostgreSQL channel telling dispatchers in other processes that events were committed.
+# PostgreSQL channel telling dispatchers (in every process, this one too) that events were
+# committed. The payload is their types, comma-separated, so that each dispatcher's wake filter
+# applies to them as to a commit of its own: with one NOTIFY carrying nothing, every sign-in
+# woke every dispatcher for a whole delivery cycle (five statements) where no subscription
+# listens to sign-ins. ANY_TYPE: subscriptions changed (read them again), or the types are too
+# many for a payload.
 CHANNEL = "globeguard_outbox"
-_NOTIFY = text(f"NOTIFY {CHANNEL}")
+ANY_TYPE = "*"
+_NOTIFY = text("SELECT pg_notify(:channel, :payload)")
+# PostgreSQL's payload limit is 8,000 bytes.
+_MAX_PAYLOAD = 4000
 
 
 def event_row(
@@ -121,16 +129,19 @@ def install_commit_wakeup(
     """Call `wake` after each commit that wrote outbox rows, with their types (None when the
     transaction changed subscriptions): an in-process dispatcher then delivers at once
     instead of at its next poll. A rollback forgets it all. With `notify` (PostgreSQL) the
-    transaction also NOTIFYs, which PostgreSQL delivers only if it commits, so `globeguard
-    worker` processes hear of it too: one statement per writing transaction, however many
-    events it wrote."""
+    transaction also NOTIFYs the same (CHANNEL), which PostgreSQL delivers only if it
+    commits, so `globeguard worker` processes hear of it too: one statement per writing
+    transaction, however many events it wrote."""
 
     if notify:
 
         @event.listens_for(session_class, "before_commit")
         def _notify(session: Session) -> None:
-            if session.info.get(WROTE_OUTBOX):
-                session.execute(_NOTIFY)
+            types = session.info.get(WROTE_OUTBOX)
+            changed = session.info.get(CHANGED_SUBSCRIPTIONS, False)
+            if types or changed:
+                payload = notify_payload(types or (), subscriptions_changed=changed)
+                session.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
 
     @event.listens_for(session_class, "after_commit")
     def _committed(session: Session) -> None:
@@ -146,9 +157,31 @@ def install_commit_wakeup(
         session.info.pop(CHANGED_SUBSCRIPTIONS, None)
 
 
-class OutboxListener(PostgresListener):
-    """LISTENs for committed events and wakes the dispatcher; after a reconnection it wakes
-    it too (anything committed meanwhile), and the dispatcher's polling covers the gap."""
+def notify_payload(types: Collection[str], *, subscriptions_changed: bool) -> str:
+    """What a committing transaction NOTIFYs: the types of the events it wrote."""
+    payload = ",".join(sorted(types))
+    if subscriptions_changed or not payload or len(payload.encode()) > _MAX_PAYLOAD:
+        return ANY_TYPE
+    return payload
 
-    def __init__(self, dsn: str, wake: Callable[[], None]) -> None:
-        super().__init__(dsn, CHANNEL, lambda _payload: wake(), wake, "outbox listener")
+
+def heard_types(payload: str) -> frozenset[str] | None:
+    """The event types a NOTIFY names; None: look at everything (and at subscriptions)."""
+    if not payload or payload == ANY_TYPE:
+        return None
+    return frozenset(payload.split(","))
+
+
+class OutboxListener(PostgresListener):
+    """LISTENs for committed events and wakes the dispatcher with their types; after a
+    reconnection it wakes it for anything (what was committed meanwhile), and the
+    dispatcher's polling covers the gap."""
+
+    def __init__(self, dsn: str, wake: Callable[[Collection[str] | None], None]) -> None:
+        super().__init__(
+            dsn,
+            CHANNEL,
+            lambda payload: wake(heard_types(payload)),
+            lambda: wake(None),
+            "outbox listener",
+        )
