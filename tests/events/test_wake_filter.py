@@ -145,7 +145,7 @@ def test_a_notify_naming_nothing_is_a_look_at_everything():
     assert heard_types("") is None  # a process of an earlier version NOTIFYs no payload
 
 
-async def test_a_notify_names_the_types_committed_so_a_sign_in_wakes_nobody_for_nothing(
+async def test_a_notify_names_the_types_committed_and_says_when_subscriptions_changed(
     app, client, container, backend
 ):
     """On PostgreSQL every writing commit NOTIFYs every process (this one too). A NOTIFY that
@@ -178,7 +178,17 @@ async def test_a_notify_names_the_types_committed_so_a_sign_in_wakes_nobody_for_
             await signup(client, "notified")
             await signin(client, "notified")
             await until(lambda: any(types and SIGNED_IN in types for types in heard))
+            assert None not in heard, heard  # nothing woke a dispatcher for everything
+            heard.clear()
+            admin = await make_admin(client, container)
+            created = await client.post(
+                "/api/v1/subscriptions",
+                json={"name": "d", "target": "http://d.test/hook", **DELETED_ONLY},
+                headers={"Authorization": f"Bearer {admin['access_token']}"},
+            )
+            assert created.status_code == 201, created.text
+            # A new subscription: every process reads subscriptions again, at once.
+            await until(lambda: None in heard)
     finally:
         listener.cancel()
         await asyncio.gather(listener, return_exceptions=True)
-    assert None not in heard, heard  # nothing woke a dispatcher for everything
