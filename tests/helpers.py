@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 STRONG = "correct-horse-battery-staple-7"
 
@@ -42,3 +44,13 @@ async def make_admin(
     async with container.db.transaction() as session:
         await create_admin(container.users, session, username, STRONG, None)
     return await signin(client, username)
+
+
+async def sequential_scans(session: AsyncSession, table: str) -> int:
+    """PostgreSQL: the sequential scans of `table` this session's backend has made in its
+    transaction so far (pg_stat_xact_user_tables: its own count, which the app's background
+    work cannot move). Read before and after what is measured."""
+    scans = await session.scalar(
+        text("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = :t"), {"t": table}
+    )
+    return int(scans or 0)

@@ -10,13 +10,14 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import insert, text
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, create_async_engine
 
 from globeguard.identity.models import User
 from globeguard.identity.permissions import ALL_PERMISSIONS
 from globeguard.jobs.imports import ImportAuthority, ImportReport, UserImporter
 from globeguard.jobs.reader import Item
+from tests.helpers import sequential_scans
 
 BATCH = 5
 GROWN_TO = 20_000
@@ -35,7 +36,7 @@ async def import_batch(engine, importer: UserImporter) -> tuple[ImportReport, in
     after, as it may still hold earlier transactions' counts not yet flushed."""
     report = ImportReport()
     async with AsyncSession(engine) as session, session.begin():
-        before = await user_scans(session)
+        before = await sequential_scans(session, "user")
         await importer.store_batch(
             session,
             new_users(BATCH),
@@ -45,14 +46,7 @@ async def import_batch(engine, importer: UserImporter) -> tuple[ImportReport, in
             report=report,
             authority=ImportAuthority.of(ALL_PERMISSIONS),
         )
-        return report, await user_scans(session) - before
-
-
-async def user_scans(session: AsyncSession) -> int:
-    scans = await session.scalar(
-        text("SELECT seq_scan FROM pg_stat_xact_user_tables WHERE relname = 'user'")
-    )
-    return int(scans or 0)
+        return report, await sequential_scans(session, "user") - before
 
 
 async def grow_users(connection: AsyncConnection, count: int) -> None:
