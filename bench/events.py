@@ -43,6 +43,10 @@ The comparison is kept like for like:
 * Work per request: the receiver does the same for every request whether its webhook-id is
   new or not (bench/_receiver.py). It used to read the event's time only for a new id, and
   wrk repeats one id, so each baseline request was ~1 us (~3 %) cheaper than each delivery.
+* Slots: the subscription's `max_in_flight` is the delivering processes' senders in all
+  (64 on SQLite, 2 x 64 with two PostgreSQL workers), as the send-only side runs as many. At
+  64 with two workers, one worker held every slot and the other claimed nothing (its claims
+  found the subscription full), so the pipeline ran at half the senders it was compared with.
 * Polling: the receiver's counts are polled every 50 ms without the latency list (4,200
   floats, encoded and decoded on every poll, on the cores the measured run needs); the list
   is read once, after the latency phase.
@@ -353,7 +357,8 @@ def run_backend(
                 "name": "bench",
                 "target": f"{receiver_base}/hook",
                 "event_types": ["user.updated"],
-                "max_in_flight": 64,
+                # As many as the delivering processes' senders, like the send-only side.
+                "max_in_flight": CONCURRENCY * len(delivering),
             },
         )
         configure(receiver_base, subscription["signing_secret"])
