@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from globeguard.analytics.facts import Tallies
 from globeguard.analytics.models import COUNTS, DIMENSIONS
 from globeguard.analytics.tables import DAY, FLAGGED, LAST, PLACE, SUBJECT, SUBJECT_TOTAL, TOTAL
-from globeguard.db.bulk import DriverRows, Step, run_steps
+from globeguard.db.bulk import DriverRows, Step, json_rows, json_rows_source, run_steps
 from globeguard.identity.models import User
 from globeguard.travel.models import LoginEvent
 
@@ -123,8 +123,8 @@ class AnalyticsRepository:
 
         Rollups take about a dozen upserts per event, so these go to the driver as tuples
         already in its types (`_day`, `_uuid`): SQLAlchemy's per-row parameter processing, or
-        even a per-value conversion, cost more than SQLite's own work. PostgreSQL takes one
-        array per column, in one execution."""
+        even a per-value conversion, cost more than SQLite's own work. PostgreSQL takes the
+        rows as one JSON text, in one execution (`json_rows_source`)."""
         if not values:
             return []
         # In key order (the keys lead each tuple and are unique): the upserts then walk the
@@ -134,7 +134,7 @@ class AnalyticsRepository:
         dialect = self._bind_dialect
         sql = _upsert_sql(table, (*keys, *carried, *COUNTS), keys, dialect.name)
         if dialect.name == "postgresql":
-            return [(sql, tuple(map(list, zip(*values, strict=True))), False)]
+            return [(sql, (json_rows(values),), False)]
         return [(sql, values, True)]
 
     async def _add(
@@ -310,15 +310,12 @@ class AnalyticsRepository:
 
 @lru_cache(maxsize=32)
 def _upsert_sql(table: Table, columns: Sequence[str], keys: Sequence[str], dialect: str) -> str:
-    """Column and table names are ours, never input. PostgreSQL reads one array per column
-    (unnest): one execution for the lot, where an executemany runs row after row."""
+    """Column and table names are ours, never input. PostgreSQL reads the rows as one JSON
+    text (`json_rows_source`): one execution for the lot, where an executemany runs row
+    after row."""
     name = table.name
     if dialect == "postgresql":
-        arrays = ", ".join(
-            f"${i}::{table.c[c].type.compile(dialect=_POSTGRESQL)}[]"
-            for i, c in enumerate(columns, start=1)
-        )
-        source = f"SELECT * FROM unnest({arrays})"  # noqa: S608 - our names and types
+        source = json_rows_source([table.c[c].type.compile(dialect=_POSTGRESQL) for c in columns])
     else:
         source = f"VALUES ({', '.join('?' for _ in columns)})"
     added = ", ".join(f"{c} = {name}.{c} + excluded.{c}" for c in COUNTS)
