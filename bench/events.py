@@ -25,7 +25,10 @@ PostgreSQL (`globeguard serve` with delivery off, plus two `globeguard worker` p
   to the last arrival: the delivering processes' event-loop thread and other threads (the
   SQLite writer), the receiver, and on PostgreSQL the database's server processes for the
   bench database; per request for the send-only processes and the receiver. On a shared
-  machine these are steadier than rates.
+  machine these are steadier than rates. From them, **the ratio's ceiling**: the
+  deliveries/s the cores would allow if every one were busy at that CPU per delivery (the
+  delivering processes, the receiver and PostgreSQL share them), over the receiver's max.
+  Where the ratio is near its ceiling, only less CPU per delivery raises it.
 * **Median commit → delivery latency**: `--latency-events` profile changes (`PATCH
   /users/me`, each a user.updated event committed with it) made one by one at 20/s; the
   receiver takes its arrival time minus the event's `time` (stamped in the committing
@@ -647,11 +650,25 @@ def mean_cpu(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: sum(run.get(k, 0.0) for run in runs) / len(runs) for k in keys}
 
 
+def cpu_ceiling(backend: Backend, deliveries_cpu: dict[str, float], cores: int) -> float | None:
+    """The deliveries/s the machine's cores allow at the CPU each delivery cost everything
+    that shares them (the delivering processes, the receiver, PostgreSQL), as a ratio to the
+    receiver's max: the ratio cannot pass it however well the pipeline overlaps its waits."""
+    spent = sum(deliveries_cpu.get(k, 0.0) for k in ("dispatcher total", "receiver", "postgres"))
+    if not spent or not backend.receiver_max.mean:
+        return None
+    return cores * 1e6 / spent / backend.receiver_max.mean
+
+
 def report(backends: list[Backend], config: dict[str, Any], as_json: bool) -> str:
     latency = {b.name: median(b.latencies_ms) for b in backends if b.latencies_ms}
     goals = [ratios_of(b)[0] for b in backends]
     shares = [r for b in backends for r in ratios_of(b)[1]]
     cpu = {b.name: {side: mean_cpu(runs) for side, runs in b.cpu.items()} for b in backends}
+    ceilings = {
+        b.name: cpu_ceiling(b, cpu[b.name].get("deliveries", {}), config["cpus"] or 1)
+        for b in backends
+    }
     if as_json:
         return json.dumps(
             {
@@ -667,6 +684,7 @@ def report(backends: list[Backend], config: dict[str, Any], as_json: bool) -> st
                     for s in (b.receiver_max, b.send_only, b.deliveries)
                 },
                 "cpu_us_per_request": cpu,
+                "cpu_ceiling_of_the_ratio": ceilings,
                 "median_commit_to_delivery_ms": latency,
             },
             indent=2,
@@ -690,6 +708,10 @@ def report(backends: list[Backend], config: dict[str, Any], as_json: bool) -> st
         for side, figures in sides.items():
             shown = ", ".join(f"{k} {v:.1f}" for k, v in figures.items())
             lines.append(f"  {name}, {side}: {shown}")
+    lines += ["", "the ratio's ceiling: the cores all busy at that CPU per delivery"]
+    for name, ceiling in ceilings.items():
+        if ceiling is not None:
+            lines.append(f"{name + ': deliveries / receiver max':<{width}}{ceiling:>11.3f}")
     lines.append("")
     for name, value in latency.items():
         lines.append(f"median commit -> delivery latency, {name:<24}{value:>9.1f} ms")
