@@ -153,9 +153,10 @@ def json_rows_source(types: Sequence[str]) -> str:
 
 
 def json_rows(rows: Sequence[Sequence[Any]]) -> str:
-    """The parameter of a `json_rows_source` statement: times, days and uuids as their
-    ISO and hex-with-dashes texts, which their types' casts read back exactly."""
-    return orjson.dumps(rows, default=_uuid_text).decode()
+    """The parameter of a `json_rows_source` statement: times (a naive one as UTC), days
+    and uuids as their ISO and hex-with-dashes texts, which their types' casts read back
+    exactly."""
+    return orjson.dumps(rows, default=_uuid_text, option=orjson.OPT_NAIVE_UTC).decode()
 
 
 def _uuid_text(value: Any) -> str:

@@ -13,7 +13,7 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from globeguard.db.bulk import run_steps
+from globeguard.db.bulk import json_rows, run_steps
 from globeguard.db.sqlite_writer import Step
 from globeguard.events.delivery import statements
 from globeguard.events.delivery.records import (
@@ -234,7 +234,7 @@ class LedgerRepository:
         ]
         await self.session.execute(
             statements.Postgres.SETTLE,
-            {"b_rows": _json_utc(rows), "b_worker": worker, "b_owner": owner},
+            {"b_rows": json_rows(rows), "b_worker": worker, "b_owner": owner},
         )
 
 
@@ -246,11 +246,6 @@ def _firsts(settlements: Sequence[Settlement]) -> list[bool]:
         firsts.append(s.delivery_id not in seen)
         seen.add(s.delivery_id)
     return firsts
-
-
-def _json_utc(rows: Sequence[Any]) -> str:
-    """Times as RFC 3339 with their offset; a naive one (none is made here) as UTC."""
-    return orjson.dumps(rows, option=orjson.OPT_NAIVE_UTC).decode()
 
 
 def _sqlite_event(seq: int, columns: str) -> EventRow:
