@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import func, select
 
 from globeguard.events.delivery.dispatcher import Dispatcher
-from globeguard.events.models import Delivery
+from globeguard.events.models import Delivery, DeliveryAttempt
 from globeguard.events.sinks.port import Message, SendResult
 from tests.events.support import FakeClock, Receiver, dispatcher, emit, subscribe
 
@@ -143,3 +143,28 @@ async def test_the_run_loop_survives_a_base_exception_and_keeps_delivering(app, 
     await _run_until(pump, fine_delivered)
     attempts = [d.attempts for d in await _deliveries(container, boom)]
     assert attempts.count(1) >= 3 and max(attempts) == 1  # each failed once, rescheduled
+
+
+async def test_an_answer_holding_a_nul_byte_is_recorded_and_settles(app, container):
+    """A receiver's answer is stored as an excerpt; a NUL in it (which PostgreSQL's text and
+    jsonb refuse) must not fail the settle, or every cycle would retry it and the delivery
+    would be sent again and again."""
+    clock = FakeClock()
+    subscription_id, _ = await subscribe(container, "nul")
+    receiver = Receiver(lambda _request: httpx.Response(200, content=b"ok\x00\x00then"))
+    pump = dispatcher(container, receiver, clock)
+    await emit(container, uuid.uuid4())
+
+    async def delivered() -> bool:
+        return any(d.status == "succeeded" for d in await _deliveries(container, subscription_id))
+
+    await _run_until(pump, delivered)
+    assert len(receiver.requests) == 1
+    async with container.db.read() as session:
+        (response,) = await session.scalars(
+            select(DeliveryAttempt.response)
+            .join(Delivery)
+            .where(Delivery.subscription_id == subscription_id)
+        )
+    assert response is not None and "\x00" not in response
+    assert response.startswith("ok") and response.endswith("then")

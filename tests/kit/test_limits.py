@@ -23,6 +23,7 @@ from globeguard.kit.limits import (
     check_time,
     parse_time,
     printable,
+    storable,
     time_from_unix,
 )
 
@@ -157,3 +158,25 @@ def test_what_check_json_accepts_orjson_writes(value):
     # The reason names the path, and can be echoed in a response whatever the key held.
     str(fault).encode("utf-8")
     assert all(isinstance(printable(part), str) for part in fault.path)
+
+
+@pytest.mark.parametrize(
+    ("text", "stored"),
+    [
+        (None, None),
+        ("plain answer", "plain answer"),
+        ("ok\x00\x00then", "ok\ufffd\ufffdthen"),
+        ("a\ud800b", "a?b"),
+        ("ünï 🌍", "ünï 🌍"),
+    ],
+)
+def test_recorded_text_is_made_storable_and_left_alone_when_it_is(
+    text: str | None, stored: str | None
+) -> None:
+    assert storable(text) == stored
+
+
+@given(st.text())
+def test_storable_text_passes_check_text(text: str) -> None:
+    result = storable(text)
+    assert result is not None and check_text(result) == result

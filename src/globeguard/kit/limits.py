@@ -5,6 +5,7 @@ point refuses the same things with the same reasons.
     check_json(value)        JSON nested at most MAX_JSON_DEPTH, integers signed 64-bit,
                              numbers finite, text storable (keys included)
     check_text(text)         text PostgreSQL can store: no NUL, no lone surrogate
+    storable(text)           text made storable (NUL → U+FFFD), for what is only recorded
     check_time(dt)           an aware UTC datetime between EARLIEST_TIME and LATEST_TIME
     parse_time(text)         ISO 8601 text → check_time (no offset means UTC)
     time_from_unix(seconds)  unix seconds → check_time
@@ -101,6 +102,15 @@ def check_text(text: str) -> str:
     if (fault := text_fault(text)) is not None:
         raise LimitError(fault, code="invalid_text")
     return text
+
+
+def storable(text: str | None) -> str | None:
+    """`text` PostgreSQL can store, for what others wrote and we only record (a receiver's
+    answer, an error it caused): a NUL becomes U+FFFD, as undecodable bytes already do, and
+    a lone surrogate "?"."""
+    if text is None or text_fault(text) is None:
+        return text
+    return text.replace("\x00", "\ufffd").encode("utf-8", "replace").decode()
 
 
 # --- numbers -------------------------------------------------------------------------------

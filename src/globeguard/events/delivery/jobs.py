@@ -22,6 +22,7 @@ from globeguard.events.delivery.records import (
 from globeguard.events.delivery.schedule import Decision, Response, Verdict, decide
 from globeguard.events.signing import SigningKey, webhook_headers
 from globeguard.events.sinks.port import Message, SendResult
+from globeguard.kit.limits import storable
 from globeguard.settings import DeliverySettings
 
 _STATUS = {Verdict.SUCCEEDED: SUCCEEDED, Verdict.DEAD: DEAD}
@@ -134,13 +135,15 @@ def settlement(
         status=status,
         next_attempt_at=next_attempt(decision, settled_at),
         last_status=result.status,
-        last_error=result.error,
+        # A receiver's answer (and an error it provoked) is recorded, never refused: a NUL in
+        # it would fail the whole settle on PostgreSQL, cycle after cycle.
+        last_error=storable(result.error),
         dead_reason=decision.dead_reason,
         finished_at=settled_at if status != PENDING else None,
         attempted_at=attempted_at,
         duration_ms=result.duration_ms,
         outcome=decision.outcome.value,
-        response=result.response,
+        response=storable(result.response),
         disable_subscription=decision.disable_subscription,
     )
 
