@@ -315,7 +315,7 @@ def _upsert_sql(table: Table, columns: Sequence[str], keys: Sequence[str], diale
     after row."""
     name = table.name
     if dialect == "postgresql":
-        source = json_rows_source([table.c[c].type.compile(dialect=_POSTGRESQL) for c in columns])
+        source = json_rows_source(table, columns, _POSTGRESQL)
     else:
         source = f"VALUES ({', '.join('?' for _ in columns)})"
     added = ", ".join(f"{c} = {name}.{c} + excluded.{c}" for c in COUNTS)

@@ -123,8 +123,7 @@ class DriverRows:
         sql, as_json = str(compiled), self.arrays and dialect.name == "postgresql"
         if as_json:
             head, _, tail = _split_values(sql)
-            types = [_pg_type(self.table, name, dialect) for name in names]
-            sql = f"{head}{json_rows_source(types)}{tail}"
+            sql = f"{head}{json_rows_source(self.table, names, dialect)}{tail}"
         return _Driven(sql, names, take, tuple(converters), as_json)
 
 
@@ -135,9 +134,10 @@ def _converted(convert: Converter, column: Sequence[Any]) -> Sequence[Any]:
     return list(map(convert, column))
 
 
-def json_rows_source(types: Sequence[str]) -> str:
+def json_rows_source(table: Table, names: Sequence[str], dialect: Dialect) -> str:
     """PostgreSQL: the rows of one JSON parameter ($1, an array of arrays), each value cast
-    to its column's type (`types`, in the rows' order), in the array's order: the source of
+    to its column's type (`table`'s columns `names`, in the rows' order), in the array's
+    order: the source of
     an `INSERT ... SELECT` that takes a whole batch in one execution and one round trip,
     where executemany binds, executes and encodes row after row.
 
@@ -145,7 +145,9 @@ def json_rows_source(types: Sequence[str]) -> str:
     base classes, ~1 µs a value on the event loop, ~240 values a `POST /v1/` event with its
     rollups; orjson writes the rows in C and PostgreSQL reads them in C."""
     # Built from our column type names: nothing from a caller.
-    values = ", ".join(f"CAST(e.v->>{at} AS {type_})" for at, type_ in enumerate(types))
+    values = ", ".join(
+        f"CAST(e.v->>{at} AS {_pg_type(table, name, dialect)})" for at, name in enumerate(names)
+    )
     return (
         f"SELECT {values} FROM jsonb_array_elements(CAST($1 AS JSONB))"  # noqa: S608
         " WITH ORDINALITY AS e(v, n) ORDER BY e.n"
@@ -155,7 +157,8 @@ def json_rows_source(types: Sequence[str]) -> str:
 def json_rows(rows: Sequence[Sequence[Any]]) -> str:
     """The parameter of a `json_rows_source` statement: times (a naive one as UTC), days
     and uuids as their ISO and hex-with-dashes texts, which their types' casts read back
-    exactly."""
+    exactly. A non-finite float would be written as null (orjson's JSON has none): the
+    batches hold coordinates, distances and speeds over at least a second, all finite."""
     return orjson.dumps(rows, default=_uuid_text, option=orjson.OPT_NAIVE_UTC).decode()
 
 
