@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -81,6 +82,31 @@ def test_storage_round_trip_keeps_every_fact(events: list[TravelEvent]) -> None:
     assert same_event(again.latest, profile.latest)
     for stored in (again.anchor, again.latest):
         assert stored is None or stored.arrival_seq == PROFILE_ARRIVAL
+
+
+@given(histories(), st.integers(0, 999_999))
+def test_the_stored_text_writes_every_time_as_its_iso_text(
+    events: list[TravelEvent], microseconds: int
+) -> None:
+    """The text orjson writes from the times themselves is the text of their `isoformat()`
+    (the shape stored profiles have always had), with or without microseconds."""
+    shift = timedelta(microseconds=microseconds)
+    shifted = [replace(e, occurred_at=e.occurred_at + shift) for e in events]
+    profile = moved_forward(shifted, WITH_CONTROLS)
+    doc = orjson.loads(profile.to_text())
+
+    def iso(value: datetime | None) -> str | None:
+        return None if value is None else value.isoformat()
+
+    assert doc["first_success_at"] == iso(profile.first_success_at)
+    assert [m[1:3] for m in doc["places"]] == [
+        [m.first_seen.isoformat(), m.last_seen.isoformat()] for m in profile.places
+    ]
+    assert doc["networks"] == [[asn, seen.isoformat()] for asn, seen in profile.networks]
+    for stored, kept in ((doc["latest"], profile.latest), (doc["anchor"], profile.anchor)):
+        if stored not in (None, "latest"):
+            assert kept is not None and stored[1] == kept.occurred_at.isoformat()
+    assert profile.to_doc() == doc
 
 
 def test_a_document_of_another_shape_is_not_read() -> None:

@@ -27,11 +27,13 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
+import orjson
+
 from globeguard.settings import TravelSettings
 from globeguard.travel.detect import Grade
 from globeguard.travel.geo_math import haversine_km
 from globeguard.travel.grading import Verdict, judge_lazily
-from globeguard.travel.profile_doc import event_doc, event_of, iso, memory_doc, memory_of
+from globeguard.travel.profile_doc import event_doc, event_of, memory_doc, memory_of
 from globeguard.travel.profile_memory import (
     COMPROMISED,
     FLAGGED,
@@ -136,17 +138,26 @@ class Profile:
 
     # Storage: a compact JSON document, with exact ISO times (grading compares instants).
 
+    def to_text(self) -> str:
+        """The stored document's JSON text (times written by orjson: see profile_doc)."""
+        return orjson.dumps(self._document()).decode()
+
     def to_doc(self) -> dict[str, Any]:
+        """The stored document as JSON values (times as their ISO texts)."""
+        loaded: dict[str, Any] = orjson.loads(self.to_text())
+        return loaded
+
+    def _document(self) -> dict[str, Any]:
         latest = event_doc(self.latest)
         return {
             "v": DOC_VERSION,
             "successes": self.successes,
-            "first_success_at": iso(self.first_success_at),
+            "first_success_at": self.first_success_at,
             # Mostly one event (the last login succeeded and was trusted): written out once.
             "anchor": "latest" if self.anchor is self.latest else event_doc(self.anchor),
             "latest": latest,
             "places": [memory_doc(memory) for memory in self.places],
-            "networks": [[asn, seen.isoformat()] for asn, seen in self.networks],
+            "networks": self.networks,
         }
 
     @staticmethod

@@ -53,7 +53,7 @@ class ProfileStore:
         rows = []
         for subject, profile in profiles.items():
             assert profile.latest is not None
-            text = orjson.dumps(profile.to_doc()).decode()
+            text = profile.to_text()
             rows.append(
                 {
                     "subject": subject,
