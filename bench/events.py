@@ -27,8 +27,12 @@ PostgreSQL (`globeguard serve` with delivery off, plus two `globeguard worker` p
   bench database; per request for the send-only processes and the receiver. On a shared
   machine these are steadier than rates. From them, **the ratio's ceiling**: the
   deliveries/s the cores would allow if every one were busy at that CPU per delivery (the
-  delivering processes, the receiver and PostgreSQL share them), over the receiver's max.
-  Where the ratio is near its ceiling, only less CPU per delivery raises it.
+  delivering processes, the receiver and PostgreSQL share them), over the receiver's max;
+  and **each delivering process's**: the deliveries/s if each were busy on one core at the
+  CPU a delivery costs it, event loop and SQLite writer together (their threads share one
+  interpreter lock, and a cycle's claim, sends and settle follow one another). Where the
+  ratio is near the lower of the two, only less CPU per delivery raises it; on SQLite one
+  embedded dispatcher is the floor (its delivery rate has matched 1 / its CPU per delivery).
 * **Median commit → delivery latency**: `--latency-events` profile changes (`PATCH
   /users/me`, each a user.updated event committed with it) made one by one at 20/s; the
   receiver takes its arrival time minus the event's `time` (stamped in the committing
@@ -127,6 +131,8 @@ CONNECTIONS = 32
 # The dispatcher's senders per process (DeliverySettings.concurrency's default): send-only
 # runs as many.
 CONCURRENCY = 64
+# `globeguard worker` processes delivering on PostgreSQL.
+PG_WORKERS = 2
 LATENCY_RATE_PER_S = 20
 WAIT_S = 300.0
 HERE = Path(__file__).resolve().parent
@@ -309,6 +315,8 @@ class Backend:
     receiver_max: Series
     send_only: Series
     latencies_ms: list[float]
+    # The processes that deliver: the server on SQLite, the workers on PostgreSQL.
+    delivering: int
     # us of CPU per delivery (per request for send-only and the receiver), by process and
     # thread, each run's figures
     cpu: dict[str, list[dict[str, float]]] = field(default_factory=dict)
@@ -328,6 +336,7 @@ def run_backend(
         Series(f"{name}: receiver max", "req/s"),
         Series(f"{name}: send-only", "req/s"),
         [],
+        PG_WORKERS if postgres else 1,
     )
     with ExitStack() as stack:
         url = stack.enter_context(database(db_url, workdir))
@@ -348,7 +357,7 @@ def run_backend(
         base, process = stack.enter_context(server(url, workdir, opts.log_level, env))
         delivering = [process]
         if postgres:
-            delivering = stack.enter_context(workers(env, workdir, 2))
+            delivering = stack.enter_context(workers(env, workdir, PG_WORKERS))
         token = http(
             "POST", f"{base}/api/v1/auth/signin", {"username": ADMIN, "password": PASSWORD}
         )[1]["access_token"]
@@ -660,6 +669,18 @@ def cpu_ceiling(backend: Backend, deliveries_cpu: dict[str, float], cores: int) 
     return cores * 1e6 / spent / backend.receiver_max.mean
 
 
+def interpreter_ceiling(backend: Backend, deliveries_cpu: dict[str, float]) -> float | None:
+    """The deliveries/s the delivering processes allow if each were busy on one core at the
+    CPU its delivery costs it (event loop plus other threads), as a ratio to the receiver's
+    max. A process's threads share one interpreter lock, and a cycle's claim, sends and
+    settle follow one another, so one process's loop and SQLite writer do not overlap: where
+    the ratio meets this figure, one process's CPU per delivery is the floor."""
+    spent = deliveries_cpu.get("dispatcher total", 0.0)
+    if not spent or not backend.receiver_max.mean:
+        return None
+    return backend.delivering * 1e6 / spent / backend.receiver_max.mean
+
+
 def report(backends: list[Backend], config: dict[str, Any], as_json: bool) -> str:
     latency = {b.name: median(b.latencies_ms) for b in backends if b.latencies_ms}
     goals = [ratios_of(b)[0] for b in backends]
@@ -668,6 +689,9 @@ def report(backends: list[Backend], config: dict[str, Any], as_json: bool) -> st
     ceilings = {
         b.name: cpu_ceiling(b, cpu[b.name].get("deliveries", {}), config["cpus"] or 1)
         for b in backends
+    }
+    per_interpreter = {
+        b.name: interpreter_ceiling(b, cpu[b.name].get("deliveries", {})) for b in backends
     }
     if as_json:
         return json.dumps(
@@ -685,6 +709,7 @@ def report(backends: list[Backend], config: dict[str, Any], as_json: bool) -> st
                 },
                 "cpu_us_per_request": cpu,
                 "cpu_ceiling_of_the_ratio": ceilings,
+                "interpreter_ceiling_of_the_ratio": per_interpreter,
                 "median_commit_to_delivery_ms": latency,
             },
             indent=2,
@@ -710,6 +735,10 @@ def report(backends: list[Backend], config: dict[str, Any], as_json: bool) -> st
             lines.append(f"  {name}, {side}: {shown}")
     lines += ["", "the ratio's ceiling: the cores all busy at that CPU per delivery"]
     for name, ceiling in ceilings.items():
+        if ceiling is not None:
+            lines.append(f"{name + ': deliveries / receiver max':<{width}}{ceiling:>11.3f}")
+    lines += ["", "... and each delivering process busy on one core (one interpreter lock each)"]
+    for name, ceiling in per_interpreter.items():
         if ceiling is not None:
             lines.append(f"{name + ': deliveries / receiver max':<{width}}{ceiling:>11.3f}")
     lines.append("")
