@@ -664,9 +664,7 @@ def cpu_ceiling(backend: Backend, deliveries_cpu: dict[str, float], cores: int) 
     that shares them (the delivering processes, the receiver, PostgreSQL), as a ratio to the
     receiver's max: the ratio cannot pass it however well the pipeline overlaps its waits."""
     spent = sum(deliveries_cpu.get(k, 0.0) for k in ("dispatcher total", "receiver", "postgres"))
-    if not spent or not backend.receiver_max.mean:
-        return None
-    return cores * 1e6 / spent / backend.receiver_max.mean
+    return _over_receiver_max(backend, cores, spent)
 
 
 def interpreter_ceiling(backend: Backend, deliveries_cpu: dict[str, float]) -> float | None:
@@ -675,10 +673,14 @@ def interpreter_ceiling(backend: Backend, deliveries_cpu: dict[str, float]) -> f
     max. A process's threads share one interpreter lock, and a cycle's claim, sends and
     settle follow one another, so one process's loop and SQLite writer do not overlap: where
     the ratio meets this figure, one process's CPU per delivery is the floor."""
-    spent = deliveries_cpu.get("dispatcher total", 0.0)
-    if not spent or not backend.receiver_max.mean:
+    return _over_receiver_max(backend, backend.delivering, deliveries_cpu.get("dispatcher total"))
+
+
+def _over_receiver_max(backend: Backend, cores: int, us_per_delivery: float | None) -> float | None:
+    """Deliveries/s of `cores` each busy at `us_per_delivery`, over the receiver's max."""
+    if not us_per_delivery or not backend.receiver_max.mean:
         return None
-    return backend.delivering * 1e6 / spent / backend.receiver_max.mean
+    return cores * 1e6 / us_per_delivery / backend.receiver_max.mean
 
 
 def report(backends: list[Backend], config: dict[str, Any], as_json: bool) -> str:
